@@ -1,0 +1,20 @@
+# governor — build, test and generate.
+GO      ?= go
+BIN     ?= bin/governor
+VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
+LDFLAGS := -X main.version=$(VERSION)
+
+.PHONY: all build test test-root check generate lint
+
+all: build
+
+build:
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/governor
+
+# Unit tests (fixture trees, fakes); tests that need root skip without it.
+test:
+	$(GO) test ./...
+
+lint:
+	$(GO) vet ./...
+	@test -z "$$(gofmt -l $$(git ls-files '*.go' | grep -v '_bpfel\.go$$'))" || { gofmt -l .; exit 1; }
