@@ -1,0 +1,594 @@
+package governor
+
+import (
+	"context"
+	"fmt"
+	"time"
+)
+
+// controller is one compiled policy controller.
+type controller interface {
+	name() string
+	target() string
+	needs() needs
+	step(ctx context.Context, l *Loop, v *view)
+	forget(id CgroupID)
+}
+
+type needs struct {
+	controllers []string
+	reclaim     bool
+	freeze      bool
+}
+
+func buildControllers(p *Policy) []controller {
+	var out []controller
+	for i := range p.Protect {
+		out = append(out, &protectCtl{c: &p.Protect[i]})
+	}
+	for i := range p.Rules {
+		r := &p.Rules[i]
+		out = append(out, &knobCtl{
+			ctlName: r.Name, tgt: r.Target, trig: newTriggers(&r.Trigger),
+			knobs: []knobMove{{knob: r.Knob, down: r.Down, step: r.Step, lim: r.Limits}},
+			rate:  newRateLimit(r.Limits.MaxPerMinute),
+		})
+	}
+	for i := range p.Suppress {
+		s := &p.Suppress[i]
+		kc := &knobCtl{ctlName: s.Name, tgt: s.Target, trig: newTriggers(&s.Trigger)}
+		for _, k := range s.Knobs {
+			kc.knobs = append(kc.knobs, knobMove{knob: k.Knob, down: true, step: k.Step, lim: k.Limits})
+			if kc.rate == nil && k.Limits.MaxPerMinute > 0 {
+				kc.rate = newRateLimit(k.Limits.MaxPerMinute)
+			}
+		}
+		out = append(out, kc)
+	}
+	for i := range p.MemHigh {
+		m := &p.MemHigh[i]
+		out = append(out, &memHighCtl{c: m, trig: newTriggers(&m.Trigger), relax: make(map[CgroupID][]condState), rate: newRateLimit(m.Limits.MaxPerMinute)})
+	}
+	for i := range p.Reclaim {
+		out = append(out, &reclaimCtl{c: &p.Reclaim[i], last: make(map[CgroupID]time.Time)})
+	}
+	for i := range p.LastResort {
+		lr := &p.LastResort[i]
+		out = append(out, &lastResortCtl{c: lr, trig: newTriggers(&lr.Trigger)})
+	}
+	return out
+}
+
+// rateLimit caps actions per minute (sliding window).
+type rateLimit struct {
+	max   int
+	times []time.Time
+}
+
+func newRateLimit(perMinute int) *rateLimit {
+	if perMinute <= 0 {
+		return nil
+	}
+	return &rateLimit{max: perMinute}
+}
+
+// allow reports whether one more action fits and records it.
+func (r *rateLimit) allow(now time.Time) bool {
+	if r == nil {
+		return true
+	}
+	cut := 0
+	for cut < len(r.times) && now.Sub(r.times[cut]) >= time.Minute {
+		cut++
+	}
+	r.times = r.times[cut:]
+	if len(r.times) >= r.max {
+		return false
+	}
+	r.times = append(r.times, now)
+	return true
+}
+
+// hardFloor is the smallest value the kernel accepts for a knob.
+func hardFloor(k Knob) int64 {
+	switch k {
+	case CPUWeight, IOWeight:
+		return 1
+	case CPUMax:
+		return 10_000 // 1% of a CPU: 1 ms of quota per 100 ms period
+	}
+	return 0
+}
+
+// hardCeil is the largest finite value the kernel accepts for a knob.
+func hardCeil(k Knob) int64 {
+	switch k {
+	case CPUWeight, IOWeight:
+		return 10_000
+	case CPUIdle:
+		return 1
+	}
+	return Unlimited
+}
+
+// base is what a percent step of an unlimited knob is a percentage of.
+func (l *Loop) base(cg *cgState, k Knob) int64 {
+	switch k {
+	case CPUMax:
+		return int64(l.cfg.NumCPU) * 1_000_000
+	case MemoryHigh, MemoryMax, MemoryLow, MemoryMin:
+		if cg.sample != nil {
+			if v, ok := cg.sample.Get(MemoryCurrent); ok {
+				return int64(v)
+			}
+		}
+	}
+	return 0
+}
+
+// stepSize is the magnitude of one step from value from.
+func stepSize(st Step, from int64) int64 {
+	if st.Percent != 0 {
+		d := int64(float64(from) * st.Percent / 100)
+		if d < 1 {
+			d = 1
+		}
+		return d
+	}
+	return st.Amount
+}
+
+func clamp(v, lo, hi int64) int64 {
+	if v < lo {
+		return lo
+	}
+	if v > hi {
+		return hi
+	}
+	return v
+}
+
+// ---------------------------------------------------------------------------
+// knobCtl: generic rules and batch suppression. While the trigger is active
+// each knob moves one step per cooldown toward its bound; once recovered it
+// moves back one step per cooldown and is restored when it reaches its
+// original value.
+
+type knobMove struct {
+	knob Knob
+	down bool
+	step Step
+	lim  Limits
+}
+
+type knobCtl struct {
+	ctlName string
+	tgt     string
+	trig    *triggers
+	knobs   []knobMove
+	rate    *rateLimit
+}
+
+func (c *knobCtl) name() string   { return c.ctlName }
+func (c *knobCtl) target() string { return c.tgt }
+func (c *knobCtl) forget(id CgroupID) {
+	c.trig.forget(id)
+}
+func (c *knobCtl) needs() needs {
+	n := needs{}
+	seen := map[string]bool{}
+	for _, k := range c.knobs {
+		if ctl := k.knob.Controller(); !seen[ctl] {
+			seen[ctl] = true
+			n.controllers = append(n.controllers, ctl)
+		}
+	}
+	return n
+}
+
+func (c *knobCtl) step(ctx context.Context, l *Loop, v *view) {
+	if !c.trig.perCG {
+		if active, changed := c.trig.global.update(v, c.trig.t, nil); changed {
+			c.logTransition(l, active, c.trig.global, "")
+		}
+	}
+	for _, s := range v.members[c.tgt] {
+		cg := l.cgs[s.ID]
+		ts := c.trig.state(s.ID)
+		if c.trig.perCG {
+			if active, changed := ts.update(v, c.trig.t, s); changed {
+				c.logTransition(l, active, ts, cg.ref.String())
+			}
+		}
+		for i := range c.knobs {
+			c.move(ctx, l, v.now, cg, ts, &c.knobs[i])
+		}
+	}
+}
+
+func (c *knobCtl) logTransition(l *Loop, active bool, ts *triggerState, cgroup string) {
+	args := []interface{}{"controller", c.ctlName, "target", c.tgt}
+	if cgroup != "" {
+		args = append(args, "cgroup", cgroup)
+	}
+	if active {
+		l.log.Info("trigger active", append(args, "because", ts.describe(c.trig.t, false))...)
+	} else {
+		l.log.Info("trigger recovered; giving limits back step by step", append(args, "because", ts.describe(c.trig.t, true))...)
+	}
+}
+
+func (c *knobCtl) move(ctx context.Context, l *Loop, now time.Time, cg *cgState, ts *triggerState, km *knobMove) {
+	k := km.knob
+	m := l.managedBy(cg, k)
+	if m != nil && m.owner != c.ctlName {
+		return
+	}
+	if m != nil && km.lim.Cooldown > 0 && now.Sub(m.changed) < km.lim.Cooldown {
+		return
+	}
+	lo := max(km.lim.Min, hardFloor(k))
+	hi := km.lim.Max
+	if hi <= 0 {
+		hi = Unlimited
+	}
+	hi = min(hi, hardCeil(k))
+	if ts.active {
+		if !l.mayTouch(cg, k) {
+			return
+		}
+		cur, ok := l.current(ctx, cg, k)
+		if !ok {
+			return
+		}
+		from := cur
+		if cur == Unlimited {
+			from = l.base(cg, k)
+			if from == 0 {
+				return
+			}
+		}
+		var next int64
+		if km.down {
+			next = clamp(from-stepSize(km.step, from), lo, hi)
+			if next >= cur {
+				return // at the floor already
+			}
+		} else {
+			if from > Unlimited-stepSize(km.step, from) {
+				next = Unlimited
+			} else {
+				next = clamp(from+stepSize(km.step, from), lo, hi)
+			}
+			if next <= cur {
+				return
+			}
+		}
+		if !c.rate.allow(now) {
+			l.warnOnce("rate:"+c.ctlName, "rate cap reached; skipping actions this minute", "controller", c.ctlName, "max_per_minute", km.lim.MaxPerMinute)
+			return
+		}
+		l.set(cg, k, next, c.ctlName, ts.describe(c.trig.t, false))
+		return
+	}
+	if m == nil {
+		return
+	}
+	// Recovered: walk back toward the original, a step of the original's
+	// size at a time (linear, so a long squeeze is undone in a few steps).
+	orig := m.orig.Value
+	ref := orig
+	if orig == Unlimited {
+		ref = l.base(cg, k)
+	}
+	d := stepSize(km.step, ref)
+	var next int64
+	var done bool
+	if km.down {
+		next = m.written + d
+		done = next >= ref || m.written >= orig
+	} else {
+		next = m.written - d
+		done = next <= orig
+	}
+	why := "recovered: " + ts.describe(c.trig.t, true)
+	if done {
+		l.release(cg, k, c.ctlName, why)
+		return
+	}
+	l.set(cg, k, next, c.ctlName, why)
+}
+
+// ---------------------------------------------------------------------------
+// protectCtl sets memory.low / memory.min for a class.
+
+type protectCtl struct{ c *ProtectController }
+
+func (p *protectCtl) name() string       { return p.c.Name }
+func (p *protectCtl) target() string     { return p.c.Target }
+func (p *protectCtl) forget(id CgroupID) {}
+func (p *protectCtl) needs() needs       { return needs{controllers: []string{"memory"}} }
+
+func (p *protectCtl) step(ctx context.Context, l *Loop, v *view) {
+	for _, s := range v.members[p.c.Target] {
+		cg := l.cgs[s.ID]
+		for _, kv := range [...]struct {
+			k Knob
+			v int64
+		}{{MemoryLow, p.c.Low}, {MemoryMin, p.c.Min}} {
+			if kv.v == 0 || !l.mayTouch(cg, kv.k) {
+				continue
+			}
+			cur, ok := l.current(ctx, cg, kv.k)
+			if !ok || cur == kv.v {
+				continue
+			}
+			if m := l.managedBy(cg, kv.k); m == nil && cur > kv.v {
+				continue // already protected more than the policy asks
+			}
+			l.set(cg, kv.k, kv.v, p.c.Name, fmt.Sprintf("protect %s=%s", kv.k, kv.k.FormatValue(kv.v)))
+		}
+	}
+}
+
+// ---------------------------------------------------------------------------
+// reclaimCtl: proactive reclaim (senpai/TMO style).
+
+type reclaimCtl struct {
+	c    *ReclaimController
+	last map[CgroupID]time.Time
+}
+
+func (r *reclaimCtl) name() string       { return r.c.Name }
+func (r *reclaimCtl) target() string     { return r.c.Target }
+func (r *reclaimCtl) forget(id CgroupID) { delete(r.last, id) }
+func (r *reclaimCtl) needs() needs {
+	return needs{controllers: []string{"memory"}, reclaim: true}
+}
+
+func (r *reclaimCtl) step(ctx context.Context, l *Loop, v *view) {
+	interval := r.c.Interval
+	if interval <= 0 {
+		interval = 6 * time.Second
+	}
+	for _, s := range v.members[r.c.Target] {
+		cg := l.cgs[s.ID]
+		if !l.allowed(cg) {
+			continue
+		}
+		if t, ok := r.last[s.ID]; ok && v.now.Sub(t) < interval {
+			continue
+		}
+		pressure, ok1 := s.Get(r.c.Signal)
+		usage, ok2 := s.Get(MemoryCurrent)
+		if !ok1 || !ok2 {
+			continue
+		}
+		r.last[s.ID] = v.now
+		if pressure >= r.c.Goal {
+			l.log.Debug("reclaim backing off: pressure at or above goal", "controller", r.c.Name, "cgroup", cg.ref.String(),
+				r.c.Signal.Name(), formatSignal(r.c.Signal, pressure), "goal", formatSignal(r.c.Signal, r.c.Goal))
+			continue
+		}
+		amount := stepSize(r.c.Step, int64(usage))
+		if r.c.Goal > 0 {
+			amount = int64(float64(amount) * (1 - pressure/r.c.Goal))
+		}
+		if r.c.MaxStep > 0 {
+			amount = min(amount, r.c.MaxStep)
+		}
+		if room := int64(usage) - r.c.MinSize; amount > room {
+			amount = room
+		}
+		if amount < 4096 {
+			continue
+		}
+		wctx, cancel := context.WithTimeout(ctx, l.cfg.WriteTimeout)
+		err := l.act.Reclaim(wctx, cg.ref, amount)
+		cancel()
+		l.result.Actions++
+		if err != nil {
+			l.result.Errors++
+			l.readFailed(cg, MemoryHigh, err)
+			l.log.Error("reclaim failed", "controller", r.c.Name, "cgroup", cg.ref.String(), "bytes", amount, "error", err)
+			continue
+		}
+		l.log.Info("action", "controller", r.c.Name, "cgroup", cg.ref.String(), "knob", "memory.reclaim",
+			"bytes", FormatBytes(amount), "memory.current", FormatBytes(int64(usage)),
+			"why", fmt.Sprintf("%s=%s < goal %s", r.c.Signal.Name(), formatSignal(r.c.Signal, pressure), formatSignal(r.c.Signal, r.c.Goal)))
+	}
+}
+
+// ---------------------------------------------------------------------------
+// memHighCtl: adaptive memory.high.
+
+type memHighCtl struct {
+	c     *MemoryHighController
+	trig  *triggers
+	relax map[CgroupID][]condState
+	rate  *rateLimit
+}
+
+func (m *memHighCtl) name() string   { return m.c.Name }
+func (m *memHighCtl) target() string { return m.c.Target }
+func (m *memHighCtl) forget(id CgroupID) {
+	m.trig.forget(id)
+	delete(m.relax, id)
+}
+func (m *memHighCtl) needs() needs { return needs{controllers: []string{"memory"}} }
+
+func (m *memHighCtl) step(ctx context.Context, l *Loop, v *view) {
+	if !m.trig.perCG {
+		m.trig.global.update(v, m.trig.t, nil)
+	}
+	hi := m.c.Limits.Max
+	if hi <= 0 {
+		hi = Unlimited
+	}
+	for _, s := range v.members[m.c.Target] {
+		cg := l.cgs[s.ID]
+		ts := m.trig.state(s.ID)
+		if m.trig.perCG {
+			ts.update(v, m.trig.t, s)
+		}
+		rs := m.relax[s.ID]
+		if rs == nil {
+			rs = make([]condState, len(m.c.Relax))
+			m.relax[s.ID] = rs
+		}
+		relaxed := len(m.c.Relax) > 0
+		for i := range m.c.Relax {
+			if !rs[i].update(v, &m.c.Relax[i], s) {
+				relaxed = false
+			}
+		}
+		usage, ok := s.Get(MemoryCurrent)
+		if !ok || !l.mayTouch(cg, MemoryHigh) {
+			continue
+		}
+		mk := l.managedBy(cg, MemoryHigh)
+		if mk != nil && (mk.owner != m.c.Name || (m.c.Limits.Cooldown > 0 && v.now.Sub(mk.changed) < m.c.Limits.Cooldown)) {
+			continue
+		}
+		cur, ok := l.current(ctx, cg, MemoryHigh)
+		if !ok {
+			continue
+		}
+		switch {
+		case ts.active:
+			if cur == Unlimited {
+				continue
+			}
+			next := cur + stepSize(m.c.Step, cur)
+			if hi != Unlimited {
+				next = min(next, hi)
+			}
+			if next <= cur || !m.rate.allow(v.now) {
+				continue
+			}
+			why := "pressure high: " + ts.describe(m.trig.t, false)
+			if mk != nil && next >= mk.orig.Value {
+				l.release(cg, MemoryHigh, m.c.Name, why)
+				continue
+			}
+			l.set(cg, MemoryHigh, next, m.c.Name, why)
+		case relaxed:
+			u := int64(usage)
+			goal := u + stepSize(m.c.Headroom, u)
+			goal = max(goal, m.c.Limits.Min)
+			if hi != Unlimited {
+				goal = min(goal, hi)
+			}
+			if cur != Unlimited && cur <= goal {
+				continue
+			}
+			next := goal
+			if cur != Unlimited {
+				next = max(goal, cur-stepSize(m.c.Step, cur))
+			}
+			if m.c.MaxBelowCurrent > 0 {
+				next = max(next, u-m.c.MaxBelowCurrent)
+			} else {
+				next = max(next, u-u/20)
+			}
+			if next >= cur || !m.rate.allow(v.now) {
+				continue
+			}
+			l.set(cg, MemoryHigh, next, m.c.Name, fmt.Sprintf("pressure low, memory.current=%s: %s", FormatBytes(u), describeConds(m.c.Relax, rs)))
+		}
+	}
+}
+
+func describeConds(cs []Condition, st []condState) string {
+	ts := &triggerState{when: st}
+	return ts.describe(&Trigger{When: cs}, false)
+}
+
+// ---------------------------------------------------------------------------
+// lastResortCtl: freeze the worst cgroup of a class, kill it after a grace
+// period if the trigger still holds, thaw it if the trigger recovers.
+
+type lastResortCtl struct {
+	c      *LastResortController
+	trig   *triggers
+	victim *cgState
+	since  time.Time
+	quiet  time.Time // no new victim before this
+}
+
+func (r *lastResortCtl) name() string   { return r.c.Name }
+func (r *lastResortCtl) target() string { return r.c.Target }
+func (r *lastResortCtl) forget(id CgroupID) {
+	r.trig.forget(id)
+	if r.victim != nil && r.victim.ref.ID == id {
+		r.victim = nil
+	}
+}
+func (r *lastResortCtl) needs() needs { return needs{freeze: true} }
+
+func (r *lastResortCtl) step(ctx context.Context, l *Loop, v *view) {
+	var worst *cgState
+	var worstActive *triggerState
+	worstMem := -1.0
+	if !r.trig.perCG {
+		if active, changed := r.trig.global.update(v, r.trig.t, nil); changed && active {
+			l.log.Warn("last-resort trigger active", "controller", r.c.Name, "because", r.trig.global.describe(r.trig.t, false))
+		}
+	}
+	for _, s := range v.members[r.c.Target] {
+		ts := r.trig.state(s.ID)
+		if r.trig.perCG {
+			ts.update(v, r.trig.t, s)
+		}
+		cg := l.cgs[s.ID]
+		if !ts.active || !s.Populated || !l.allowed(cg) {
+			continue
+		}
+		mem, _ := s.Get(MemoryCurrent)
+		if mem > worstMem {
+			worst, worstActive, worstMem = cg, ts, mem
+		}
+	}
+
+	if r.victim != nil {
+		if l.cgs[r.victim.ref.ID] == nil {
+			r.victim = nil
+			return
+		}
+		ts := r.trig.state(r.victim.ref.ID)
+		f := l.frozen[r.victim.ref.ID]
+		switch {
+		case !ts.active:
+			if f != nil {
+				l.thaw(ctx, f, "recovered: "+ts.describe(r.trig.t, true))
+			}
+			r.victim = nil
+		case r.c.Kill && v.now.Sub(r.since) >= r.c.Grace:
+			l.result.Actions++
+			wctx, cancel := context.WithTimeout(ctx, l.cfg.WriteTimeout)
+			err := l.act.Kill(wctx, r.victim.ref)
+			cancel()
+			if err != nil {
+				l.result.Errors++
+				l.log.Error("kill failed", "controller", r.c.Name, "cgroup", r.victim.ref.String(), "error", err)
+				return
+			}
+			l.log.Warn("action: killed every process of the cgroup (last resort)", "controller", r.c.Name, "cgroup", r.victim.ref.String(),
+				"knob", "cgroup.kill", "frozen_for", v.now.Sub(r.since).String(), "why", ts.describe(r.trig.t, false))
+			if f != nil {
+				l.thaw(ctx, f, "killed; thawing the empty cgroup")
+			}
+			r.victim = nil
+			r.quiet = v.now.Add(r.c.Grace)
+		}
+		return
+	}
+	if worst == nil || v.now.Before(r.quiet) {
+		return
+	}
+	why := worstActive.describe(r.trig.t, false)
+	if l.freeze(ctx, worst, r.c.Name, fmt.Sprintf("last resort (memory.current=%s): %s", FormatBytes(int64(worstMem)), why)) {
+		r.victim, r.since = worst, v.now
+		l.log.Warn("froze cgroup as a last resort", "controller", r.c.Name, "cgroup", worst.ref.String(), "kill_after", r.c.Grace.String(), "kill", r.c.Kill)
+	}
+}

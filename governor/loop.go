@@ -1,0 +1,591 @@
+package governor
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"runtime"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+)
+
+// Config is everything a Loop needs. New does no I/O with it.
+type Config struct {
+	Policy *Policy
+	// Sources: the first is the primary (enumerates cgroups), the rest add
+	// signals by cgroup id.
+	Sources  []Source
+	Actuator Actuator
+	// Notifier, optional, wakes the loop between ticks.
+	Notifier Notifier
+	Clock    Clock
+	Logger   hclog.Logger
+	// DryRun logs every action and writes nothing (and keeps no state file).
+	DryRun bool
+	// StatePath is where originals are recorded for crash recovery; "" keeps
+	// them in memory only.
+	StatePath string
+	// Caps tells which controllers exist; nil Controllers means unknown
+	// (assume present, errors will tell).
+	Caps Capabilities
+	// SelfPath is the governor's own cgroup (relative to the root): it and
+	// its ancestors are never acted on.
+	SelfPath string
+	// NumCPU sizes percent steps on an unlimited cpu.max (default
+	// runtime.NumCPU()).
+	NumCPU int
+	// WriteTimeout bounds each actuator call (default 5 s).
+	WriteTimeout time.Duration
+	// AfterStep, optional, runs after every Step (watchdog pings, metrics).
+	AfterStep func(StepResult)
+}
+
+// StepResult summarises one Step.
+type StepResult struct {
+	Time     time.Time
+	Duration time.Duration
+	Cgroups  int
+	Actions  int
+	Errors   int
+}
+
+// Loop is the control loop. All its state is owned by the goroutine calling
+// Step/Run; SetPolicy is the only method safe to call from others.
+type Loop struct {
+	cfg   Config
+	log   hclog.Logger
+	act   Actuator
+	clock Clock
+
+	policy   *Policy
+	ctrls    []controller
+	disabled map[string]string // controller name -> why it cannot act here
+
+	snap    Snapshot
+	cgs     map[CgroupID]*cgState
+	members map[string][]*Sample
+	managed map[knobKey]*managedKnob
+	frozen  map[CgroupID]*frozenCG
+	adopt   []StateEntry // from the state file, resolved on the first Step
+	dirty   bool         // state file needs saving
+	plans   []plan
+	tick    uint64
+
+	lastReport time.Time
+	warned     map[string]bool
+	policyCh   chan *Policy
+	result     StepResult
+}
+
+type knobKey struct {
+	id   CgroupID
+	knob Knob
+}
+
+// managedKnob is a knob the governor has changed and will restore.
+type managedKnob struct {
+	ref      Ref
+	knob     Knob
+	orig     Setting
+	written  int64
+	previous int64
+	pending  bool // a write timed out: either written or previous may be in force
+	owner    string
+	changed  time.Time
+}
+
+type frozenCG struct {
+	ref   Ref
+	owner string
+	since time.Time
+}
+
+type cgState struct {
+	ref         Ref
+	sample      *Sample
+	class       int // index into policy.Classes, -1 none
+	seen        uint64
+	handedBack  [NumKnobs]bool
+	unsupported [NumKnobs]bool
+	refused     bool // logged that it is on the deny list
+	reads       [NumKnobs]cachedRead
+}
+
+type cachedRead struct {
+	tick uint64
+	s    Setting
+	err  error
+}
+
+// New builds a loop. It does no I/O.
+func New(cfg Config) (*Loop, error) {
+	if cfg.Policy == nil {
+		return nil, errors.New("governor: no policy")
+	}
+	if len(cfg.Sources) == 0 {
+		return nil, errors.New("governor: no source")
+	}
+	if cfg.Actuator == nil {
+		return nil, errors.New("governor: no actuator")
+	}
+	if cfg.Clock == nil {
+		cfg.Clock = SystemClock{}
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = hclog.NewNullLogger()
+	}
+	if cfg.NumCPU <= 0 {
+		cfg.NumCPU = runtime.NumCPU()
+	}
+	if cfg.WriteTimeout <= 0 {
+		cfg.WriteTimeout = 5 * time.Second
+	}
+	l := &Loop{
+		cfg:      cfg,
+		log:      cfg.Logger,
+		act:      cfg.Actuator,
+		clock:    cfg.Clock,
+		cgs:      make(map[CgroupID]*cgState),
+		members:  make(map[string][]*Sample),
+		managed:  make(map[knobKey]*managedKnob),
+		frozen:   make(map[CgroupID]*frozenCG),
+		warned:   make(map[string]bool),
+		policyCh: make(chan *Policy, 1),
+	}
+	if cfg.DryRun {
+		l.act = dryRun{Actuator: cfg.Actuator, log: cfg.Logger.Named("dry-run")}
+	}
+	l.setPolicy(cfg.Policy)
+	return l, nil
+}
+
+// Recover reads the state file left by an earlier run. Its entries are
+// resolved on the next Step: knobs still holding the value the governor
+// wrote are re-adopted (their originals remembered, restored on exit or when
+// no rule wants them any more); knobs someone changed since are left alone;
+// cgroups that were frozen are thawed.
+func (l *Loop) Recover() error {
+	if l.cfg.StatePath == "" || l.cfg.DryRun {
+		return nil
+	}
+	entries, err := LoadState(l.cfg.StatePath)
+	if err != nil {
+		return err
+	}
+	if len(entries) > 0 {
+		l.log.Info("found state of an earlier run; will re-adopt or restore its changes", "file", l.cfg.StatePath, "entries", len(entries))
+	}
+	l.adopt = entries
+	return nil
+}
+
+// SetPolicy replaces the policy; the loop picks it up before its next Step.
+// Knobs no controller of the new policy claims are restored.
+func (l *Loop) SetPolicy(p *Policy) {
+	for {
+		select {
+		case l.policyCh <- p:
+			return
+		default:
+			select {
+			case <-l.policyCh:
+			default:
+			}
+		}
+	}
+}
+
+func (l *Loop) setPolicy(p *Policy) {
+	if p.Tick <= 0 {
+		p.Tick = time.Second
+	}
+	if p.ReportEvery <= 0 {
+		p.ReportEvery = time.Minute
+	}
+	l.policy = p
+	l.ctrls = buildControllers(p)
+	l.disabled = make(map[string]string)
+	for _, c := range l.ctrls {
+		if why := l.cannot(c); why != "" {
+			l.disabled[c.name()] = why
+		}
+	}
+	for _, cg := range l.cgs {
+		cg.class = l.classify(cg.ref.Path)
+	}
+	l.lastReport = time.Time{}
+}
+
+// cannot tells why a controller cannot act on this host ("" if it can).
+func (l *Loop) cannot(c controller) string {
+	need := c.needs()
+	var missing []string
+	for _, ctl := range need.controllers {
+		if l.cfg.Caps.Controllers != nil && !l.cfg.Caps.Controllers[ctl] {
+			missing = append(missing, ctl)
+		}
+	}
+	if len(missing) > 0 {
+		return fmt.Sprintf("the %s controller%s not enabled in the cgroup2 hierarchy at %s", strings.Join(missing, " and "), plural(len(missing), " is", "s are"), l.cfg.Caps.Root)
+	}
+	if l.cfg.Caps.Controllers != nil {
+		if need.reclaim && !l.cfg.Caps.Reclaim {
+			return "the kernel has no memory.reclaim (needs Linux 5.19+ and the memory controller)"
+		}
+		if need.freeze && !l.cfg.Caps.Freeze {
+			return "the kernel has no cgroup.freeze (needs Linux 5.2+)"
+		}
+	}
+	return ""
+}
+
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return one
+	}
+	return many
+}
+
+// Policy returns the policy in force.
+func (l *Loop) Policy() *Policy { return l.policy }
+
+// Run calls Step every tick and on notifier wake-ups until ctx ends. It does
+// not restore anything: call Close for that.
+func (l *Loop) Run(ctx context.Context) error {
+	l.reportCapabilities()
+	var wake <-chan Ref
+	if l.cfg.Notifier != nil {
+		wake = l.cfg.Notifier.Wake()
+	}
+	t := time.NewTimer(0)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case p := <-l.policyCh:
+			l.setPolicy(p)
+			l.reportCapabilities()
+			l.log.Info("policy replaced", "classes", len(p.Classes), "controllers", len(l.ctrls))
+			continue
+		case ref := <-wake:
+			l.log.Debug("woken by pressure trigger", "cgroup", ref.String())
+		case <-t.C:
+		}
+		if err := l.Step(ctx); err != nil {
+			l.log.Error("step failed", "error", err)
+		}
+		if !t.Stop() {
+			select {
+			case <-t.C:
+			default:
+			}
+		}
+		t.Reset(l.policy.Tick)
+	}
+}
+
+// reportCapabilities logs once per policy which controllers cannot act.
+func (l *Loop) reportCapabilities() {
+	names := make([]string, 0, len(l.disabled))
+	for n := range l.disabled {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		l.log.Warn("policy action impossible on this host; observing only", "controller", n, "why", l.disabled[n])
+	}
+}
+
+// Step runs one whole tick: sample, reconcile cgroups, check managed knobs,
+// evaluate every controller, then record and apply the planned writes.
+func (l *Loop) Step(ctx context.Context) error {
+	select {
+	case p := <-l.policyCh:
+		l.setPolicy(p)
+	default:
+	}
+	start := l.clock.Now()
+	l.tick++
+	l.result = StepResult{Time: start}
+	defer func() {
+		l.result.Duration = l.clock.Now().Sub(start)
+		l.result.Cgroups = len(l.cgs)
+		if l.cfg.AfterStep != nil {
+			l.cfg.AfterStep(l.result)
+		}
+	}()
+
+	l.snap.Reset(start)
+	for i, src := range l.cfg.Sources {
+		if err := src.Sample(ctx, &l.snap); err != nil {
+			if i == 0 {
+				return fmt.Errorf("source %s: %w", src.Name(), err)
+			}
+			l.warnOnce("source:"+src.Name(), "source failed; continuing without its signals", "source", src.Name(), "error", err)
+		}
+	}
+	l.reconcile()
+	if l.adopt != nil {
+		l.adoptState(ctx)
+	}
+	l.checkManaged(ctx)
+
+	v := &view{now: start, snap: &l.snap, members: l.members}
+	for _, c := range l.ctrls {
+		if _, off := l.disabled[c.name()]; off {
+			continue
+		}
+		c.step(ctx, l, v)
+	}
+	l.apply(ctx)
+	l.releaseUnclaimed(ctx)
+	if l.dirty {
+		l.save()
+	}
+	if start.Sub(l.lastReport) >= l.policy.ReportEvery {
+		l.report()
+		l.lastReport = start
+	}
+	return nil
+}
+
+// reconcile updates the cgroup table from the snapshot: new cgroups are
+// classified, vanished ones are forgotten everywhere.
+func (l *Loop) reconcile() {
+	for k, s := range l.members {
+		l.members[k] = s[:0]
+	}
+	for _, s := range l.snap.Cgroups {
+		cg := l.cgs[s.ID]
+		if cg == nil {
+			cg = &cgState{ref: s.Ref, class: l.classify(s.Path)}
+			l.cgs[s.ID] = cg
+		} else if cg.ref.Path != s.Path {
+			cg.ref.Path = s.Path // renamed (rare): keep id, reclassify
+			cg.class = l.classify(s.Path)
+		}
+		cg.sample = s
+		cg.seen = l.tick
+		if cg.class >= 0 {
+			name := l.policy.Classes[cg.class].Name
+			l.members[name] = append(l.members[name], s)
+		}
+	}
+	for id, cg := range l.cgs {
+		if cg.seen != l.tick {
+			l.forget(id, "cgroup removed")
+		}
+	}
+}
+
+// forget drops everything known about a cgroup.
+func (l *Loop) forget(id CgroupID, why string) {
+	cg := l.cgs[id]
+	if cg == nil {
+		return
+	}
+	for k := Knob(0); k < NumKnobs; k++ {
+		if _, ok := l.managed[knobKey{id, k}]; ok {
+			delete(l.managed, knobKey{id, k})
+			l.dirty = true
+		}
+	}
+	if _, ok := l.frozen[id]; ok {
+		delete(l.frozen, id)
+		l.dirty = true
+	}
+	for _, c := range l.ctrls {
+		c.forget(id)
+	}
+	delete(l.cgs, id)
+	l.log.Debug("forgetting cgroup", "cgroup", cg.ref.String(), "why", why)
+}
+
+func (l *Loop) classify(p string) int {
+	for i := range l.policy.Classes {
+		c := &l.policy.Classes[i]
+		if matchAny(c.Match, p) && !matchAny(c.Exclude, p) {
+			return i
+		}
+	}
+	return -1
+}
+
+func matchAny(patterns []string, p string) bool {
+	for _, pat := range patterns {
+		if MatchPath(pat, p) {
+			return true
+		}
+	}
+	return false
+}
+
+func (l *Loop) warnOnce(key, msg string, args ...interface{}) {
+	if l.warned[key] {
+		return
+	}
+	l.warned[key] = true
+	l.log.Warn(msg, args...)
+}
+
+// denied says why the governor must never act on a cgroup ("" if it may).
+func (l *Loop) denied(cg *cgState) string {
+	p := cg.ref.Path
+	switch {
+	case p == "":
+		return "it is the root cgroup"
+	case p == "init.scope" || strings.HasSuffix(p, "/init.scope"):
+		return "it is init.scope"
+	case l.cfg.SelfPath != "" && (p == l.cfg.SelfPath || strings.HasPrefix(l.cfg.SelfPath, p+"/")):
+		return "it holds the governor itself"
+	case cg.class >= 0 && l.policy.Classes[cg.class].Protected:
+		return fmt.Sprintf("its class %q is protected", l.policy.Classes[cg.class].Name)
+	}
+	return ""
+}
+
+// allowed reports whether the governor may act on cg at all, logging a
+// refusal once per cgroup.
+func (l *Loop) allowed(cg *cgState) bool {
+	why := l.denied(cg)
+	if why == "" {
+		return true
+	}
+	if !cg.refused {
+		cg.refused = true
+		l.log.Warn("refusing to act on cgroup", "cgroup", cg.ref.String(), "why", why)
+	}
+	return false
+}
+
+// mayTouch reports whether a controller may change knob k of cg now.
+func (l *Loop) mayTouch(cg *cgState, k Knob) bool {
+	return l.allowed(cg) && !cg.handedBack[k] && !cg.unsupported[k]
+}
+
+// read returns a knob's current value, at most one read per cgroup, knob
+// and tick.
+func (l *Loop) read(ctx context.Context, cg *cgState, k Knob) (Setting, error) {
+	r := &cg.reads[k]
+	if r.tick == l.tick {
+		return r.s, r.err
+	}
+	cctx, cancel := context.WithTimeout(ctx, l.cfg.WriteTimeout)
+	s, err := l.act.Read(cctx, cg.ref, k)
+	cancel()
+	*r = cachedRead{tick: l.tick, s: s, err: err}
+	return s, err
+}
+
+// current returns the value in force: what the governor wrote for a knob it
+// manages (verified each tick by checkManaged), else a fresh read.
+func (l *Loop) current(ctx context.Context, cg *cgState, k Knob) (int64, bool) {
+	if m := l.managed[knobKey{cg.ref.ID, k}]; m != nil {
+		return m.written, true
+	}
+	s, err := l.read(ctx, cg, k)
+	if err != nil {
+		l.readFailed(cg, k, err)
+		return 0, false
+	}
+	return s.Value, true
+}
+
+func (l *Loop) readFailed(cg *cgState, k Knob, err error) {
+	switch {
+	case errors.Is(err, ErrGone):
+		// The next snapshot will not list it; nothing to do.
+	case errors.Is(err, ErrUnsupported):
+		if !cg.unsupported[k] {
+			cg.unsupported[k] = true
+			l.log.Warn("knob not available for cgroup; not acting on it", "cgroup", cg.ref.String(), "knob", k.String(), "error", err)
+		}
+	default:
+		l.warnOnce("read:"+cg.ref.Path+":"+k.String(), "cannot read knob", "cgroup", cg.ref.String(), "knob", k.String(), "error", err)
+	}
+}
+
+// checkManaged verifies, every tick, that each managed knob still holds the
+// value the governor wrote. If someone else changed it, the governor hands it
+// back: it forgets the knob (no restore) and leaves it alone for the life of
+// the cgroup.
+func (l *Loop) checkManaged(ctx context.Context) {
+	if l.cfg.DryRun {
+		return
+	}
+	for key, m := range l.managed {
+		cg := l.cgs[key.id]
+		if cg == nil {
+			continue
+		}
+		s, err := l.read(ctx, cg, key.knob)
+		if err != nil {
+			if errors.Is(err, ErrGone) {
+				continue
+			}
+			l.readFailed(cg, key.knob, err)
+			continue
+		}
+		if m.pending && (s.Value == m.written || s.Value == m.previous) {
+			m.written, m.pending = s.Value, false
+			l.dirty = true
+			continue
+		}
+		if s.Value != m.written {
+			l.log.Warn("knob changed by someone else; handing it back and leaving it alone",
+				"cgroup", m.ref.String(), "knob", key.knob.String(),
+				"ours", key.knob.FormatValue(m.written), "now", key.knob.FormatValue(s.Value),
+				"original", m.orig.Raw, "owner", m.owner)
+			delete(l.managed, key)
+			cg.handedBack[key.knob] = true
+			l.dirty = true
+		}
+	}
+}
+
+// adoptState resolves entries of the state file against the first snapshot.
+func (l *Loop) adoptState(ctx context.Context) {
+	entries := l.adopt
+	l.adopt = nil
+	for _, e := range entries {
+		cg := l.cgs[e.ID]
+		if cg == nil || cg.ref.Path != e.Path {
+			l.log.Info("cgroup of an earlier change is gone; nothing to restore", "cgroup", e.Path, "knob", e.Knob)
+			continue
+		}
+		if e.Knob == freezeKnob {
+			if err := l.freezeCall(ctx, cg.ref, false); err != nil {
+				l.log.Error("cannot thaw cgroup frozen by an earlier run", "cgroup", e.Path, "error", err)
+				l.frozen[e.ID] = &frozenCG{ref: cg.ref, owner: e.Owner, since: l.clock.Now()}
+				continue
+			}
+			l.log.Info("thawed cgroup frozen by an earlier run", "cgroup", e.Path)
+			continue
+		}
+		k, ok := KnobByName(e.Knob)
+		if !ok {
+			l.log.Warn("unknown knob in state file; ignoring", "knob", e.Knob, "cgroup", e.Path)
+			continue
+		}
+		s, err := l.read(ctx, cg, k)
+		if err != nil {
+			l.log.Error("cannot read knob recorded by an earlier run", "cgroup", e.Path, "knob", e.Knob, "error", err)
+			continue
+		}
+		if s.Value != e.Written && s.Value != e.Previous {
+			l.log.Warn("knob recorded by an earlier run was changed since; handing it back and leaving it alone", "cgroup", e.Path, "knob", e.Knob, "now", s.Raw, "original", e.Original)
+			cg.handedBack[k] = true
+			continue
+		}
+		l.managed[knobKey{e.ID, k}] = &managedKnob{
+			ref: cg.ref, knob: k, orig: Setting{Value: e.OrigVal, Raw: e.Original},
+			written: s.Value, previous: e.Previous, owner: e.Owner, changed: l.clock.Now(),
+		}
+		l.log.Info("re-adopted knob changed by an earlier run", "cgroup", e.Path, "knob", e.Knob, "value", s.Raw, "original", e.Original, "owner", e.Owner)
+	}
+	l.dirty = true
+}

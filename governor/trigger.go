@@ -1,0 +1,236 @@
+package governor
+
+import (
+	"fmt"
+	"strings"
+	"time"
+)
+
+// view is what conditions are evaluated against during one Step.
+type view struct {
+	now     time.Time
+	snap    *Snapshot
+	members map[string][]*Sample // class name -> samples of its cgroups
+}
+
+// evalCondition returns the condition's current value (the worst over a
+// class) and whether the threshold is crossed now. A missing signal never
+// crosses.
+func (v *view) evalCondition(c *Condition, self *Sample) (float64, bool) {
+	check := func(s *Sample) (float64, bool) {
+		if s == nil {
+			return 0, false
+		}
+		x, ok := s.Get(c.Signal)
+		if !ok {
+			return 0, false
+		}
+		if c.Op == Above {
+			return x, x > c.Value
+		}
+		return x, x < c.Value
+	}
+	switch c.Scope {
+	case ScopeSelf:
+		return check(self)
+	case ScopeHost:
+		return check(v.snap.Host)
+	case ScopeClass:
+		var worst float64
+		found := false
+		for _, s := range v.members[c.Class] {
+			x, ok := s.Get(c.Signal)
+			if !ok {
+				continue
+			}
+			if !found || (c.Op == Above && x > worst) || (c.Op == Below && x < worst) {
+				worst, found = x, true
+			}
+		}
+		if !found {
+			return 0, false
+		}
+		if c.Op == Above {
+			return worst, worst > c.Value
+		}
+		return worst, worst < c.Value
+	}
+	return 0, false
+}
+
+// condState tracks since when one condition has held.
+type condState struct {
+	since time.Time // zero: not holding
+	value float64
+}
+
+// update re-evaluates the condition and reports whether it has held for its
+// full duration.
+func (cs *condState) update(v *view, c *Condition, self *Sample) bool {
+	x, holds := v.evalCondition(c, self)
+	cs.value = x
+	if !holds {
+		cs.since = time.Time{}
+		return false
+	}
+	if cs.since.IsZero() {
+		cs.since = v.now
+	}
+	return v.now.Sub(cs.since) >= c.For
+}
+
+// triggerState is the hysteresis state of one Trigger for one subject (a
+// cgroup, or the whole class/host when no condition reads ScopeSelf).
+type triggerState struct {
+	active     bool
+	when       []condState
+	recover    []condState
+	clearSince time.Time // without Recover: since when no When condition holds
+	changedAt  time.Time
+}
+
+func newTriggerState(t *Trigger) *triggerState {
+	return &triggerState{
+		when:    make([]condState, len(t.When)),
+		recover: make([]condState, len(t.Recover)),
+	}
+}
+
+// update advances the state machine and reports whether the trigger is
+// active and whether it changed this step.
+func (ts *triggerState) update(v *view, t *Trigger, self *Sample) (active, changed bool) {
+	anySatisfied, anyHolds := false, false
+	var longest time.Duration
+	for i := range t.When {
+		if ts.when[i].update(v, &t.When[i], self) {
+			anySatisfied = true
+		}
+		if !ts.when[i].since.IsZero() {
+			anyHolds = true
+		}
+		if t.When[i].For > longest {
+			longest = t.When[i].For
+		}
+	}
+	allRecovered := len(t.Recover) > 0
+	for i := range t.Recover {
+		if !ts.recover[i].update(v, &t.Recover[i], self) {
+			allRecovered = false
+		}
+	}
+	if anyHolds {
+		ts.clearSince = time.Time{}
+	} else if ts.clearSince.IsZero() {
+		ts.clearSince = v.now
+	}
+	prev := ts.active
+	if !ts.active {
+		ts.active = anySatisfied
+	} else if len(t.Recover) > 0 {
+		ts.active = !allRecovered
+	} else {
+		ts.active = anyHolds || v.now.Sub(ts.clearSince) < longest
+	}
+	if ts.active != prev {
+		ts.changedAt = v.now
+	}
+	return ts.active, ts.active != prev
+}
+
+// describe renders the conditions and their current values for log lines,
+// e.g. `web:cpu.some.avg10=23.5 > 10`.
+func (ts *triggerState) describe(t *Trigger, recovering bool) string {
+	conds, states := t.When, ts.when
+	if recovering && len(t.Recover) > 0 {
+		conds, states = t.Recover, ts.recover
+	}
+	var b strings.Builder
+	for i := range conds {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		c := &conds[i]
+		switch c.Scope {
+		case ScopeClass:
+			b.WriteString(c.Class + ":")
+		case ScopeHost:
+			b.WriteString("host:")
+		}
+		fmt.Fprintf(&b, "%s=%s %s %s", c.Signal.Name(), formatSignal(c.Signal, states[i].value), c.Op, formatSignal(c.Signal, c.Value))
+		if c.For > 0 {
+			fmt.Fprintf(&b, " for %s", c.For)
+		}
+	}
+	return b.String()
+}
+
+// usesSelf reports whether any condition reads the acted-on cgroup, which
+// makes the trigger's state per cgroup instead of global.
+func (t *Trigger) usesSelf() bool {
+	for _, c := range t.When {
+		if c.Scope == ScopeSelf {
+			return true
+		}
+	}
+	for _, c := range t.Recover {
+		if c.Scope == ScopeSelf {
+			return true
+		}
+	}
+	return false
+}
+
+// formatSignal renders a value in its signal's unit.
+func formatSignal(s Signal, v float64) string {
+	switch s.Unit() {
+	case UnitPercent:
+		return fmt.Sprintf("%.2f%%", v)
+	case UnitBytes:
+		return FormatBytes(int64(v))
+	case UnitSeconds:
+		return time.Duration(v * float64(time.Second)).String()
+	case UnitPerSecond:
+		return fmt.Sprintf("%.3g/s", v)
+	case UnitCores:
+		return fmt.Sprintf("%.3gcpu", v)
+	}
+	return fmt.Sprintf("%g", v)
+}
+
+// triggers holds a Trigger's states: one global state, or one per cgroup.
+type triggers struct {
+	t      *Trigger
+	perCG  bool
+	global *triggerState
+	byCG   map[CgroupID]*triggerState
+}
+
+func newTriggers(t *Trigger) *triggers {
+	tr := &triggers{t: t, perCG: t.usesSelf()}
+	if tr.perCG {
+		tr.byCG = make(map[CgroupID]*triggerState)
+	} else {
+		tr.global = newTriggerState(t)
+	}
+	return tr
+}
+
+// state returns the state for a cgroup (or the global one).
+func (tr *triggers) state(id CgroupID) *triggerState {
+	if !tr.perCG {
+		return tr.global
+	}
+	ts := tr.byCG[id]
+	if ts == nil {
+		ts = newTriggerState(tr.t)
+		tr.byCG[id] = ts
+	}
+	return ts
+}
+
+// forget drops per-cgroup state of a vanished cgroup.
+func (tr *triggers) forget(id CgroupID) {
+	if tr.perCG {
+		delete(tr.byCG, id)
+	}
+}
