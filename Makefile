@@ -18,3 +18,13 @@ test:
 lint:
 	$(GO) vet ./...
 	@test -z "$$(gofmt -l $$(git ls-files '*.go' | grep -v '_bpfel\.go$$'))" || { gofmt -l .; exit 1; }
+
+# Real-kernel tests: a Debian guest under QEMU (TCG), see test/vm/README.md.
+# vm-image builds or reuses the cached guest image under build/vm/;
+# vm-test also runs the scenarios (SCENARIOS="bed reclaim" picks some).
+.PHONY: vm-image vm-test
+vm-image:
+	test/vm/build-image.sh
+
+vm-test:
+	test/vm/run.sh

@@ -1,0 +1,124 @@
+#!/bin/bash
+# Builds the cached VM image: the Debian kernel (vmlinuz + a pruned module
+# tree) and a debootstrap bookworm root with systemd, packed as an initramfs.
+# The image holds no governor code: run.sh appends a second cpio archive with
+# the binary and scenarios on every run, so this cache survives code changes.
+#
+# Output (VM_DIR, default <repo>/build/vm): image/vmlinuz, image/rootfs.cpio,
+# image/key. Rebuilt only when the key changes: this script, packages.txt and
+# the kernel package version. FORCE=1 rebuilds anyway.
+set -euo pipefail
+
+here=$(cd "$(dirname "$0")" && pwd)
+repo=$(cd "$here/../.." && pwd)
+vmdir=${VM_DIR:-$repo/build/vm}
+suite=${VM_SUITE:-bookworm}
+img=$vmdir/image
+
+log() { echo "vm-image: $*"; }
+die() { echo "vm-image: error: $*" >&2; exit 1; }
+
+[ "$(id -u)" = 0 ] || die "must run as root (debootstrap, device nodes)"
+"$here/host-deps.sh"
+export PATH=$PATH:/usr/sbin:/sbin
+
+# Kernel modules the guest needs: the virtio disks, ext4 for the scratch
+# file system, zram for swap scenarios. Dependencies are resolved from the
+# package's own module tree.
+modules=(virtio_pci virtio_blk ext4 crc32c_generic crc32c_intel zram)
+
+kernel_pkg() {
+	apt-cache depends linux-image-amd64 2>/dev/null |
+		awk '/Depends: linux-image-[0-9]/ { print $2; exit }'
+}
+kpkg=$(kernel_pkg)
+if [ -z "$kpkg" ]; then
+	log "refreshing package lists"
+	apt-get update -qq
+	kpkg=$(kernel_pkg)
+fi
+[ -n "$kpkg" ] || die "cannot resolve the kernel package behind linux-image-amd64"
+kpkgver=$(apt-cache policy "$kpkg" | awk '/Candidate:/ { print $2 }')
+kver=${kpkg#linux-image-}
+
+packages=$(grep -v '^[[:space:]]*\(#\|$\)' "$here/packages.txt" | awk '{ print $1 }' | sort -u | paste -sd, -)
+key=$({
+	cat "$here/build-image.sh" "$here/packages.txt"
+	echo "$suite $kpkg $kpkgver ${modules[*]}"
+} | sha256sum | cut -c1-16)
+
+if [ -z "${FORCE:-}" ] && [ -f "$img/key" ] && [ "$(cat "$img/key")" = "$key" ] &&
+	[ -s "$img/vmlinuz" ] && [ -s "$img/rootfs.cpio" ]; then
+	log "cached image $key ($kpkg $kpkgver) is up to date"
+	exit 0
+fi
+
+start=$(date +%s)
+log "building image $key: $suite + [$packages], kernel $kpkg $kpkgver"
+work=$vmdir/work
+rm -rf "$work" "$img.new"
+mkdir -p "$work" "$vmdir/debs" "$vmdir/dl" "$img.new"
+root=$work/root
+
+# Kernel package: linux-image-amd64 is a metapackage; the versioned one
+# holds vmlinuz and the modules.
+(
+	cd "$vmdir/dl"
+	rm -f ./*.deb
+	apt-get download -q "linux-image-amd64" "$kpkg=$kpkgver" 2>&1 | grep -v 'unsandboxed' || true
+)
+kdeb=$(ls "$vmdir/dl/${kpkg}_"*.deb 2>/dev/null | head -1)
+[ -n "$kdeb" ] || die "download of $kpkg failed"
+dpkg-deb -x "$kdeb" "$work/kernel"
+cp "$work/kernel/boot/vmlinuz-$kver" "$img.new/vmlinuz"
+depmod -b "$work/kernel" "$kver"
+
+# Guest root.
+log "debootstrap $suite (minbase)"
+debootstrap --variant=minbase --include="$packages" --cache-dir="$vmdir/debs" \
+	"$suite" "$root" >"$work/debootstrap.log" 2>&1 || {
+	tail -30 "$work/debootstrap.log" >&2
+	die "debootstrap failed (log: $work/debootstrap.log)"
+}
+
+# Modules: copy the closure of the wanted modules, then index them in place.
+kmods=$work/kernel/lib/modules/$kver
+dest=$root/lib/modules/$kver
+mkdir -p "$dest"
+for m in "${modules[@]}"; do
+	modprobe -d "$work/kernel" -S "$kver" --show-depends "$m" ||
+		die "module $m not found in $kpkg"
+done | awk '$1 == "insmod" { print $2 }' | sort -u | while read -r path; do
+	rel=${path#"$kmods"/}
+	mkdir -p "$dest/$(dirname "$rel")"
+	cp "$path" "$dest/$rel"
+done
+cp "$kmods"/modules.order "$kmods"/modules.builtin "$kmods"/modules.builtin.modinfo "$dest/"
+depmod -b "$root" "$kver"
+cp "$work/kernel/boot/config-$kver" "$root/boot/" 2>/dev/null || true
+
+# Base configuration: quiet, fast boot; everything test-specific comes with
+# the per-run overlay archive.
+echo vmtest >"$root/etc/hostname"
+: >"$root/etc/machine-id"
+: >"$root/etc/fstab"
+chroot "$root" passwd -d root >/dev/null
+for u in serial-getty@ttyS0.service getty@tty1.service getty.target \
+	apt-daily.timer apt-daily-upgrade.timer e2scrub_all.timer e2scrub_reap.service \
+	fstrim.timer dpkg-db-backup.timer systemd-timesyncd.service \
+	systemd-networkd.service systemd-resolved.service; do
+	ln -sf /dev/null "$root/etc/systemd/system/$u"
+done
+ln -sf /lib/systemd/system/multi-user.target "$root/etc/systemd/system/default.target"
+rm -rf "$root"/usr/share/{doc,man,info,locale}/* "$root"/var/cache/apt/*.bin \
+	"$root"/var/lib/apt/lists/* "$root"/var/cache/apt/archives/*.deb
+
+log "packing initramfs"
+(cd "$root" && find . -print0 | cpio --null -o -H newc --quiet) >"$img.new/rootfs.cpio"
+size=$(stat -c %s "$img.new/rootfs.cpio")
+[ "$size" -gt $((20 * 1024 * 1024)) ] || die "initramfs is only $size bytes: cpio failed?"
+echo "$kver" >"$img.new/kver"
+echo "$key" >"$img.new/key"
+rm -rf "$img" "$work"
+mv "$img.new" "$img"
+log "image $key ready: $((size / 1024 / 1024)) MiB root, kernel $kver, $(($(date +%s) - start)) s"

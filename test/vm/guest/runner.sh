@@ -1,0 +1,61 @@
+#!/bin/bash
+# Guest side of the VM test bed, run by vmtest.service: prepares disks, runs
+# each scenario listed in /opt/vmtest/scenarios.list with a timeout, packs
+# /results into a tar written raw to the results disk and powers off.
+#
+# Disks (see run.sh): vda = results (raw tar), vdb = scratch (ext4 made here).
+set -u
+export PATH=/opt/vmtest/bin:/usr/sbin:/usr/bin:/sbin:/bin
+export VMTEST=/opt/vmtest
+results=/results
+mkdir -p $results
+
+say() { echo "VMTEST: $*" >/dev/console; }
+finish() {
+	say "packing results"
+	tar -C $results -cf /dev/vda . && sync
+	say "DONE"
+	systemctl poweroff --no-block
+}
+trap finish EXIT
+
+modprobe -a virtio_pci virtio_blk ext4 zram 2>&1 || say "modprobe failed"
+for _ in $(seq 50); do [ -b /dev/vda ] && [ -b /dev/vdb ] && break; sleep 0.2; done
+[ -b /dev/vda ] || { say "FATAL: results disk /dev/vda missing"; exit 1; }
+if [ -b /dev/vdb ]; then
+	mkfs.ext4 -q -F -E lazy_itable_init=1,lazy_journal_init=1 /dev/vdb &&
+		mkdir -p /scratch && mount /dev/vdb /scratch || say "scratch disk setup failed"
+fi
+
+# Facts about the guest, for the record.
+{
+	echo "kernel=$(uname -r)"
+	echo "cpus=$(nproc)"
+	echo "memtotal_kb=$(awk '/MemTotal/ { print $2 }' /proc/meminfo)"
+	echo "controllers=$(cat /sys/fs/cgroup/cgroup.controllers)"
+	echo "governor=$([ -x $VMTEST/bin/governor ] && $VMTEST/bin/governor version 2>&1 | head -1 || echo absent)"
+} >$results/guest.txt
+say "guest: $(tr '\n' ' ' <$results/guest.txt)"
+
+timeout_s=$(cat $VMTEST/timeout 2>/dev/null || echo 600)
+while read -r name; do
+	[ -n "$name" ] || continue
+	script=$VMTEST/scenarios/$name.sh
+	out=$results/$name
+	mkdir -p "$out"
+	say "BEGIN $name"
+	start=$(date +%s)
+	(cd "$out" && RESULTS=$out timeout -k 10 "$timeout_s" bash "$script") >"$out/log.txt" 2>&1
+	rc=$?
+	dur=$(($(date +%s) - start))
+	case $rc in
+	0) status=PASS ;;
+	77) status=SKIP ;;
+	124 | 137) status=FAIL; echo "scenario timed out after ${timeout_s}s" >>"$out/log.txt" ;;
+	*) status=FAIL ;;
+	esac
+	echo "$status $rc $dur" >"$out/status"
+	say "END $name $status rc=$rc ${dur}s $(head -1 "$out/summary.txt" 2>/dev/null)"
+	# Leave no test cgroups or governor behind for the next scenario.
+	. $VMTEST/lib.sh && cg_cleanup_all
+done <$VMTEST/scenarios.list

@@ -1,0 +1,138 @@
+#!/bin/bash
+# Host side of the VM test bed: builds (or reuses) the cached image, builds
+# the governor and the vmload helper, appends them with the scenarios as a
+# second initramfs archive, boots the Debian kernel under QEMU (TCG), and
+# collects the results the guest leaves on a raw virtio disk.
+#
+# Environment:
+#   SCENARIOS    space-separated scenario names (default: all, in order)
+#   VM_MEM       guest memory (default 2G)     VM_SMP  guest CPUs (default 2)
+#   VM_TIMEOUT   hard limit on the QEMU process in seconds (default 1800)
+#   SCENARIO_TIMEOUT  per-scenario limit inside the guest (default 600)
+#   VM_DIR       work and cache directory (default <repo>/build/vm)
+set -euo pipefail
+
+here=$(cd "$(dirname "$0")" && pwd)
+repo=$(cd "$here/../.." && pwd)
+vmdir=${VM_DIR:-$repo/build/vm}
+mem=${VM_MEM:-2G}
+smp=${VM_SMP:-2}
+vm_timeout=${VM_TIMEOUT:-1800}
+scenario_timeout=${SCENARIO_TIMEOUT:-600}
+default_order="bed lifecycle reclaim runaway"
+
+log() { echo "vm-test: $*"; }
+die() { echo "vm-test: error: $*" >&2; exit 1; }
+
+t0=$(date +%s)
+VM_DIR=$vmdir "$here/build-image.sh"
+img=$vmdir/image
+t_image=$(($(date +%s) - t0))
+
+# Scenarios: the requested ones, or every script, known ones first.
+if [ -n "${SCENARIOS:-}" ]; then
+	list=$SCENARIOS
+else
+	list=$default_order
+	for f in "$here"/scenarios/*.sh; do
+		n=$(basename "$f" .sh)
+		case " $list " in *" $n "*) ;; *) list="$list $n" ;; esac
+	done
+fi
+for n in $list; do
+	[ -f "$here/scenarios/$n.sh" ] || die "no scenario $n (test/vm/scenarios/$n.sh)"
+done
+
+# Per-run overlay: binaries, scenarios, policies and the systemd unit.
+ov=$vmdir/overlay
+rm -rf "$ov"
+mkdir -p "$ov/opt/vmtest/bin" "$ov/etc/systemd/system/multi-user.target.wants"
+cd "$repo"
+export CGO_ENABLED=0
+go build -trimpath -o "$ov/opt/vmtest/bin/vmload" ./test/vm/vmload
+if [ -d cmd/governor ]; then
+	log "building bin/governor"
+	go build -trimpath -o bin/governor ./cmd/governor || die "governor does not build"
+	cp bin/governor "$ov/opt/vmtest/bin/governor"
+else
+	log "cmd/governor does not exist yet: scenarios that need the daemon will skip"
+fi
+cp "$here/guest/runner.sh" "$here/guest/lib.sh" "$ov/opt/vmtest/"
+cp -r "$here/scenarios" "$ov/opt/vmtest/scenarios"
+[ -d "$here/policies" ] && cp -r "$here/policies" "$ov/opt/vmtest/policies"
+cp "$here/guest/vmtest.service" "$ov/etc/systemd/system/"
+ln -s ../vmtest.service "$ov/etc/systemd/system/multi-user.target.wants/vmtest.service"
+printf '%s\n' $list >"$ov/opt/vmtest/scenarios.list"
+echo "$scenario_timeout" >"$ov/opt/vmtest/timeout"
+chmod -R go-w "$ov"
+(cd "$ov" && find . -print0 | cpio --null -o -H newc -R 0:0 --quiet) >"$vmdir/overlay.cpio"
+cat "$img/rootfs.cpio" "$vmdir/overlay.cpio" >"$vmdir/initrd.cpio"
+
+# Disks, in this order: vda carries the results back (a raw tar), vdb is
+# scratch (the guest makes an ext4 file system on it).
+rm -f "$vmdir/results.img" "$vmdir/scratch.img"
+truncate -s 256M "$vmdir/results.img"
+truncate -s 2G "$vmdir/scratch.img"
+
+console=$vmdir/console.log
+log "booting $(cat "$img/kver") with ${mem} RAM, $smp CPUs (TCG); scenarios: $list"
+log "console: $console"
+t1=$(date +%s)
+set +e
+timeout -k 10 "$vm_timeout" qemu-system-x86_64 \
+	-accel tcg,thread=multi -cpu max -smp "$smp" -m "$mem" \
+	-nographic -no-reboot -nic none \
+	-kernel "$img/vmlinuz" -initrd "$vmdir/initrd.cpio" \
+	-append "console=ttyS0 rdinit=/sbin/init panic=-1 loglevel=4 mitigations=off systemd.show_status=error" \
+	-drive "file=$vmdir/results.img,format=raw,if=virtio,cache=unsafe" \
+	-drive "file=$vmdir/scratch.img,format=raw,if=virtio,cache=unsafe" \
+	</dev/null 2>&1 | tr -d '\r' | tee "$console" |
+	grep --line-buffered -E 'VMTEST:|Kernel panic|end Kernel panic' | sed -u 's/^/  guest| /'
+qrc=${PIPESTATUS[0]}
+set -e
+t_boot=$(($(date +%s) - t1))
+
+if [ "$qrc" = 124 ] || [ "$qrc" = 137 ]; then
+	tail -40 "$console" >&2
+	die "QEMU killed after ${vm_timeout}s (VM_TIMEOUT); full console: $console"
+fi
+if grep -q 'Kernel panic' "$console"; then
+	grep -B 20 -A 5 'Kernel panic' "$console" | tail -40 >&2
+	die "guest kernel panicked; full console: $console"
+fi
+[ "$qrc" = 0 ] || { tail -40 "$console" >&2; die "QEMU exited with status $qrc"; }
+grep -q 'VMTEST: DONE' "$console" || {
+	tail -40 "$console" >&2
+	die "guest never finished its scenarios; full console: $console"
+}
+
+res=$vmdir/results
+rm -rf "$res"
+mkdir -p "$res"
+tar -xf "$vmdir/results.img" -C "$res" || die "no results on the results disk"
+
+failed=0
+for n in $list; do
+	st=$(cat "$res/$n/status" 2>/dev/null || echo "FAIL - -")
+	set -- $st
+	if [ "$1" = FAIL ]; then
+		failed=1
+		echo "===== scenario $n failed (exit $2); its log: ====="
+		cat "$res/$n/log.txt" 2>/dev/null || echo "(no log)"
+		if [ -f "$res/$n/governor.log" ]; then
+			echo "----- $n: last lines of governor.log -----"
+			tail -30 "$res/$n/governor.log"
+		fi
+	fi
+done
+
+echo
+echo "VM scenarios ($(cat "$img/kver"), results in $res):"
+printf '  %-12s %-5s %6s  %s\n' SCENARIO RESULT TIME FIGURES
+for n in $list; do
+	st=$(cat "$res/$n/status" 2>/dev/null || echo "FAIL - -")
+	set -- $st
+	printf '  %-12s %-5s %5ss  %s\n' "$n" "$1" "$3" "$(head -1 "$res/$n/summary.txt" 2>/dev/null)"
+done
+echo "  image ${t_image}s, boot+scenarios ${t_boot}s, total $(($(date +%s) - t0))s"
+exit $failed

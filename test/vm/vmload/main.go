@@ -1,0 +1,295 @@
+// Command vmload is the workload and measurement helper of the VM test bed:
+// it runs inside the guest (statically linked, injected per run) and stands in
+// for tools the minimal guest root does not carry.
+//
+//	vmload anon   -size 600M [-hot 10] [-hold 60s]   allocate, touch, hold
+//	vmload grow   -rate 64M -every 1s [-max 0]      allocate without end
+//	vmload sample -cgroup /sys/fs/cgroup/x -out f.csv [-every 1s]
+//	vmload psi    -file memory.pressure               print some avg10
+//
+// Sizes accept K, M, G suffixes (powers of 1024).
+package main
+
+import (
+	"bufio"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+func main() {
+	if len(os.Args) < 2 {
+		fmt.Fprintln(os.Stderr, "usage: vmload anon|grow|sample|psi [flags]")
+		os.Exit(2)
+	}
+	var err error
+	switch os.Args[1] {
+	case "anon":
+		err = anon(os.Args[2:])
+	case "grow":
+		err = grow(os.Args[2:])
+	case "sample":
+		err = sample(os.Args[2:])
+	case "psi":
+		err = psi(os.Args[2:])
+	default:
+		err = fmt.Errorf("unknown command %q", os.Args[1])
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "vmload:", err)
+		os.Exit(1)
+	}
+}
+
+type size int64
+
+func (s *size) String() string { return strconv.FormatInt(int64(*s), 10) }
+
+func (s *size) Set(v string) error {
+	n, err := parseSize(v)
+	*s = size(n)
+	return err
+}
+
+func parseSize(v string) (int64, error) {
+	mult := int64(1)
+	switch {
+	case strings.HasSuffix(v, "K"):
+		mult = 1 << 10
+	case strings.HasSuffix(v, "M"):
+		mult = 1 << 20
+	case strings.HasSuffix(v, "G"):
+		mult = 1 << 30
+	}
+	if mult != 1 {
+		v = v[:len(v)-1]
+	}
+	n, err := strconv.ParseInt(v, 10, 64)
+	if err != nil || n < 0 {
+		return 0, fmt.Errorf("bad size %q", v)
+	}
+	return n * mult, nil
+}
+
+const page = 4096
+
+// mapTouched maps n bytes of private anonymous memory and writes every page,
+// so the memory is really charged to the caller's cgroup.
+func mapTouched(n int64) ([]byte, error) {
+	b, err := syscall.Mmap(-1, 0, int(n), syscall.PROT_READ|syscall.PROT_WRITE,
+		syscall.MAP_PRIVATE|syscall.MAP_ANONYMOUS)
+	if err != nil {
+		return nil, fmt.Errorf("mmap %d bytes: %w", n, err)
+	}
+	for i := 0; i < len(b); i += page {
+		b[i] = byte(i>>12) | 1
+	}
+	return b, nil
+}
+
+func waitSignal(d time.Duration) {
+	ch := make(chan os.Signal, 1)
+	signal.Notify(ch, syscall.SIGTERM, syscall.SIGINT)
+	if d <= 0 {
+		<-ch
+		return
+	}
+	select {
+	case <-ch:
+	case <-time.After(d):
+	}
+}
+
+// anon allocates -size bytes, then keeps the first -hot percent of them in use
+// (touched every 200 ms) while the rest goes cold, until -hold passes or a
+// signal arrives.
+func anon(args []string) error {
+	fs := flag.NewFlagSet("anon", flag.ExitOnError)
+	var sz size
+	fs.Var(&sz, "size", "bytes to allocate")
+	hot := fs.Float64("hot", 0, "percent of the allocation kept hot")
+	hold := fs.Duration("hold", 0, "how long to hold (0: until signalled)")
+	_ = fs.Parse(args)
+	b, err := mapTouched(int64(sz))
+	if err != nil {
+		return err
+	}
+	fmt.Printf("anon: %d MiB allocated and touched\n", len(b)>>20)
+	hotEnd := int(float64(len(b)) * *hot / 100)
+	if hotEnd > 0 {
+		go func() {
+			for {
+				for i := 0; i < hotEnd; i += page {
+					b[i]++
+				}
+				time.Sleep(200 * time.Millisecond)
+			}
+		}()
+	}
+	waitSignal(*hold)
+	return nil
+}
+
+// grow allocates -rate bytes every -every until -max (0: forever), printing
+// its total after each step.
+func grow(args []string) error {
+	fs := flag.NewFlagSet("grow", flag.ExitOnError)
+	var rate, max size
+	fs.Var(&rate, "rate", "bytes per step")
+	fs.Var(&max, "max", "stop growing at this total (0: never)")
+	every := fs.Duration("every", time.Second, "step period")
+	_ = fs.Parse(args)
+	if rate <= 0 {
+		return fmt.Errorf("grow: -rate must be positive")
+	}
+	var held [][]byte
+	var total int64
+	for max == 0 || total < int64(max) {
+		b, err := mapTouched(int64(rate))
+		if err != nil {
+			return err
+		}
+		held = append(held, b)
+		total += int64(rate)
+		fmt.Printf("grow: %d MiB\n", total>>20)
+		time.Sleep(*every)
+	}
+	waitSignal(0)
+	return nil
+}
+
+// psiAvg10 returns "some avg10" and "some total" from a pressure file.
+func psiAvg10(path string) (avg10 float64, total int64, err error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return 0, 0, err
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		f := strings.Fields(line)
+		if len(f) == 0 || f[0] != "some" {
+			continue
+		}
+		for _, kv := range f[1:] {
+			k, v, _ := strings.Cut(kv, "=")
+			switch k {
+			case "avg10":
+				avg10, _ = strconv.ParseFloat(v, 64)
+			case "total":
+				total, _ = strconv.ParseInt(v, 10, 64)
+			}
+		}
+	}
+	return avg10, total, nil
+}
+
+func psi(args []string) error {
+	fs := flag.NewFlagSet("psi", flag.ExitOnError)
+	file := fs.String("file", "/proc/pressure/memory", "pressure file")
+	_ = fs.Parse(args)
+	a, _, err := psiAvg10(*file)
+	if err != nil {
+		return err
+	}
+	fmt.Println(a)
+	return nil
+}
+
+func readTrim(path string) string {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return ""
+	}
+	return strings.TrimSpace(string(b))
+}
+
+func keyed(path, key string) string {
+	f, err := os.Open(path)
+	if err != nil {
+		return ""
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		k, v, ok := strings.Cut(sc.Text(), " ")
+		if ok && k == key {
+			return v
+		}
+	}
+	return ""
+}
+
+// sample appends one CSV row per period with the cgroup's memory state and
+// memory pressure until signalled; a removed cgroup ends it.
+func sample(args []string) error {
+	fs := flag.NewFlagSet("sample", flag.ExitOnError)
+	cg := fs.String("cgroup", "", "cgroup directory")
+	out := fs.String("out", "", "CSV file")
+	every := fs.Duration("every", time.Second, "period")
+	_ = fs.Parse(args)
+	if *cg == "" || *out == "" {
+		return fmt.Errorf("sample: -cgroup and -out are required")
+	}
+	f, err := os.Create(*out)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	fmt.Fprintln(f, "t_s,memory_current,memory_high,memory_low,memory_max,"+
+		"mem_some_avg10,mem_some_total_us,mem_full_avg10,host_mem_some_avg10,"+
+		"frozen,populated,anon,file,swap_current")
+	ch := make(chan os.Signal, 1)
+	signal.Notify(ch, syscall.SIGTERM, syscall.SIGINT)
+	t := time.NewTicker(*every)
+	defer t.Stop()
+	start := time.Now()
+	for {
+		if _, err := os.Stat(*cg); err != nil {
+			return nil
+		}
+		p := filepath.Join(*cg, "memory.pressure")
+		some, total, _ := psiAvg10(p)
+		full := fullAvg10(p)
+		host, _, _ := psiAvg10("/proc/pressure/memory")
+		fmt.Fprintf(f, "%.1f,%s,%s,%s,%s,%.2f,%d,%.2f,%.2f,%s,%s,%s,%s,%s\n",
+			time.Since(start).Seconds(),
+			readTrim(filepath.Join(*cg, "memory.current")),
+			readTrim(filepath.Join(*cg, "memory.high")),
+			readTrim(filepath.Join(*cg, "memory.low")),
+			readTrim(filepath.Join(*cg, "memory.max")),
+			some, total, full, host,
+			keyed(filepath.Join(*cg, "cgroup.events"), "frozen"),
+			keyed(filepath.Join(*cg, "cgroup.events"), "populated"),
+			keyed(filepath.Join(*cg, "memory.stat"), "anon"),
+			keyed(filepath.Join(*cg, "memory.stat"), "file"),
+			readTrim(filepath.Join(*cg, "memory.swap.current")))
+		select {
+		case <-ch:
+			return nil
+		case <-t.C:
+		}
+	}
+}
+
+func fullAvg10(path string) float64 {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		f := strings.Fields(line)
+		if len(f) < 2 || f[0] != "full" {
+			continue
+		}
+		if v, ok := strings.CutPrefix(f[1], "avg10="); ok {
+			x, _ := strconv.ParseFloat(v, 64)
+			return x
+		}
+	}
+	return 0
+}
