@@ -1,0 +1,493 @@
+// SPDX-License-Identifier: (MIT OR GPL-2.0)
+//go:build ignore
+
+/*
+ * governor's in-kernel sensors:
+ *
+ *  - run-queue latency per cgroup: sched_wakeup / sched_wakeup_new stamp the
+ *    woken task, sched_switch turns now - stamp of `next` into a histogram
+ *    sample of next's own cgroup (CO-RE task->cgroups->dfl_cgrp->kn->id; never
+ *    the current task's cgroup, which at sched_switch is prev's and at wakeup
+ *    the waker's). A task switched out while still runnable is re-stamped.
+ *  - preemptions: a task switched out while runnable counts against its
+ *    cgroup, and the (victim cgroup, next task's cgroup) pair is counted so
+ *    user space can name the noisy neighbour. Offender 0 means the CPU went
+ *    idle: the task was throttled (own cpu.max) or migrated.
+ *  - reclaim stalls: time between vmscan direct/memcg reclaim begin and end,
+ *    charged to the cgroup of the task that stalled (current).
+ *  - OOM kills: one ring buffer record per oom:mark_victim.
+ *
+ * Everything is aggregated in maps keyed by cgroup id; user space reads
+ * deltas once per tick. Two program sets exist: tp_btf (typed arguments,
+ * task local storage for stamps) and raw_tp (fallback: CO-RE probe reads and a
+ * pid-keyed hash for stamps). The loader loads one of them.
+ */
+
+#include "vmlinux_min.h"
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_tracing.h>
+#include <bpf/bpf_core_read.h>
+
+#define TASK_RUNNING 0
+#define EEXIST 17
+
+/*
+ * Histogram: values in ns. With s = hist_subbits (0..2) each power of two is
+ * split into 2^s linear sub-buckets: v < 2^s is bucket v, otherwise with
+ * l = floor(log2 v): bucket ((l - s + 1) << s) + the s bits below the leading
+ * one. Values of 2^(MAX_LOG2+1) ns (~18 min) and more share the last bucket.
+ * bpf/hist.go mirrors this.
+ */
+#define MAX_LOG2 39
+#define MAX_SUBBITS 2
+#define NBUCKETS ((MAX_LOG2 - MAX_SUBBITS + 2) << MAX_SUBBITS) /* 156 */
+
+/* Settings, set by the loader before load (spec.Variables). */
+volatile const __u32 hist_subbits = 2;
+/* oom:mark_victim arguments: 0 = (struct task_struct *, uid_t) (6.8+),
+ * 1 = (int pid) (older kernels). Probed from kernel BTF by the loader. */
+volatile const __u32 oom_layout = 0;
+
+struct cg_stats {
+	__u64 wait_ns;          /* total run-queue wait */
+	__u64 preempted;        /* switched out while runnable */
+	__u64 preempted_others; /* ... in favour of another cgroup's task */
+	__u64 reclaim_ns;       /* direct + memcg reclaim */
+	__u64 reclaims;         /* reclaim episodes ended */
+	__u32 hist[NBUCKETS];   /* run-queue wait histogram */
+};
+
+struct pair_key {
+	__u64 victim;   /* cgroup of the task switched out while runnable */
+	__u64 offender; /* cgroup of the task switched in; 0: idle */
+};
+
+struct oom_event {
+	__u64 cgid;
+	__u32 pid;
+	__u32 layout;
+	char comm[16];
+};
+
+struct stamp {
+	__u64 ts;
+};
+
+enum drop_kind {
+	DROP_CGROUP_FULL = 0, /* cg_stats full: a sample was lost */
+	DROP_PAIR_FULL,       /* preempt_pairs full */
+	DROP_STAMP,           /* no stamp storage for a task */
+	DROP_RECLAIM_FULL,    /* reclaim_stamps full */
+	DROP_OOM_RINGBUF,     /* oom_events ring buffer full */
+	DROP_NR,
+};
+
+/* Force BTF for the types user space decodes (bpf2go -type). */
+const struct oom_event *unused_oom_event __attribute__((unused));
+
+/* Per-cgroup counters. max_entries is set by the loader (Options.MaxCgroups). */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 4096);
+	__type(key, __u64);
+	__type(value, struct cg_stats);
+} cgroup_stats SEC(".maps");
+
+/* Preemption counts per (victim, offender) cgroup pair. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 16384);
+	__type(key, struct pair_key);
+	__type(value, __u64);
+} preempt_pairs SEC(".maps");
+
+/* One zeroed cg_stats to insert from (too big for the 512-byte stack). */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct cg_stats);
+} zero_stats SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, DROP_NR);
+	__type(key, __u32);
+	__type(value, __u64);
+} drops SEC(".maps");
+
+/* tp_btf set: wakeup stamps in task local storage. */
+struct {
+	__uint(type, BPF_MAP_TYPE_TASK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
+	__type(value, struct stamp);
+} task_stamps SEC(".maps");
+
+/* raw_tp set: wakeup stamps keyed by pid (thread id). */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 32768);
+	__type(key, __u32);
+	__type(value, __u64);
+} pid_stamps SEC(".maps");
+
+/* Reclaim begin stamps keyed by thread id | kind << 32. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 4096);
+	__type(key, __u64);
+	__type(value, __u64);
+} reclaim_stamps SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 64 * 1024);
+} oom_events SEC(".maps");
+
+static __always_inline void drop(__u32 kind)
+{
+	__u64 *c = bpf_map_lookup_elem(&drops, &kind);
+	if (c)
+		__sync_fetch_and_add(c, 1);
+}
+
+static __always_inline __u32 log2_u64(__u64 v)
+{
+	__u32 r, shift;
+
+	r = (v > 0xFFFFFFFFULL) << 5;
+	v >>= r;
+	shift = (v > 0xFFFF) << 4;
+	v >>= shift;
+	r |= shift;
+	shift = (v > 0xFF) << 3;
+	v >>= shift;
+	r |= shift;
+	shift = (v > 0xF) << 2;
+	v >>= shift;
+	r |= shift;
+	shift = (v > 0x3) << 1;
+	v >>= shift;
+	r |= shift;
+	r |= (v >> 1);
+	return r;
+}
+
+static __always_inline __u32 bucket(__u64 v)
+{
+	__u32 s = hist_subbits, l, idx;
+
+	if (v < (1ULL << s))
+		return v;
+	l = log2_u64(v);
+	if (l > MAX_LOG2)
+		return ((MAX_LOG2 - s + 2) << s) - 1;
+	idx = ((l - s + 1) << s) + ((v >> (l - s)) & ((1U << s) - 1));
+	if (idx >= NBUCKETS)
+		idx = NBUCKETS - 1;
+	return idx;
+}
+
+static __always_inline struct cg_stats *cg_get(__u64 cgid)
+{
+	struct cg_stats *s, *z;
+	__u32 zero = 0;
+	long err;
+
+	s = bpf_map_lookup_elem(&cgroup_stats, &cgid);
+	if (s)
+		return s;
+	z = bpf_map_lookup_elem(&zero_stats, &zero);
+	if (!z)
+		return 0;
+	err = bpf_map_update_elem(&cgroup_stats, &cgid, z, BPF_NOEXIST);
+	if (err && err != -EEXIST) {
+		drop(DROP_CGROUP_FULL);
+		return 0;
+	}
+	return bpf_map_lookup_elem(&cgroup_stats, &cgid);
+}
+
+static __always_inline void runq_record(__u64 cgid, __u64 delta)
+{
+	struct cg_stats *s = cg_get(cgid);
+	__u32 idx;
+
+	if (!s)
+		return;
+	idx = bucket(delta);
+	__sync_fetch_and_add(&s->wait_ns, delta);
+	if (idx < NBUCKETS)
+		__sync_fetch_and_add(&s->hist[idx], 1);
+}
+
+static __always_inline void preempt_record(__u64 victim, __u64 offender)
+{
+	struct pair_key k = { .victim = victim, .offender = offender };
+	struct cg_stats *s = cg_get(victim);
+	__u64 *c, one = 1;
+	long err;
+
+	if (s) {
+		__sync_fetch_and_add(&s->preempted, 1);
+		if (offender && offender != victim)
+			__sync_fetch_and_add(&s->preempted_others, 1);
+	}
+	c = bpf_map_lookup_elem(&preempt_pairs, &k);
+	if (c) {
+		__sync_fetch_and_add(c, 1);
+		return;
+	}
+	err = bpf_map_update_elem(&preempt_pairs, &k, &one, BPF_NOEXIST);
+	if (err == -EEXIST) {
+		c = bpf_map_lookup_elem(&preempt_pairs, &k);
+		if (c)
+			__sync_fetch_and_add(c, 1);
+	} else if (err) {
+		drop(DROP_PAIR_FULL);
+	}
+}
+
+/* ---- tp_btf set: arguments are typed kernel pointers, direct loads. ---- */
+
+static __always_inline __u64 btf_task_cgid(struct task_struct *t)
+{
+	return t->cgroups->dfl_cgrp->kn->id;
+}
+
+static __always_inline long btf_task_state(struct task_struct *t)
+{
+	if (bpf_core_field_exists(t->__state))
+		return t->__state;
+	return ((struct task_struct___pre514 *)t)->state;
+}
+
+static __always_inline int btf_stamp(struct task_struct *p)
+{
+	struct stamp *st;
+
+	if (p->pid == 0)
+		return 0;
+	st = bpf_task_storage_get(&task_stamps, p, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
+	if (!st) {
+		drop(DROP_STAMP);
+		return 0;
+	}
+	st->ts = bpf_ktime_get_ns();
+	return 0;
+}
+
+SEC("tp_btf/sched_wakeup")
+int BPF_PROG(btf_sched_wakeup, struct task_struct *p)
+{
+	return btf_stamp(p);
+}
+
+SEC("tp_btf/sched_wakeup_new")
+int BPF_PROG(btf_sched_wakeup_new, struct task_struct *p)
+{
+	return btf_stamp(p);
+}
+
+SEC("tp_btf/sched_switch")
+int BPF_PROG(btf_sched_switch, bool preempt, struct task_struct *prev, struct task_struct *next)
+{
+	__u64 now = bpf_ktime_get_ns(), ts;
+	struct stamp *st;
+	int next_pid = next->pid;
+
+	if (prev->pid != 0 && btf_task_state(prev) == TASK_RUNNING) {
+		st = bpf_task_storage_get(&task_stamps, prev, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
+		if (st)
+			st->ts = now;
+		else
+			drop(DROP_STAMP);
+		preempt_record(btf_task_cgid(prev), next_pid ? btf_task_cgid(next) : 0);
+	}
+	if (next_pid == 0)
+		return 0;
+	st = bpf_task_storage_get(&task_stamps, next, 0, 0);
+	if (!st)
+		return 0;
+	ts = st->ts;
+	if (!ts || now < ts)
+		return 0;
+	st->ts = 0;
+	runq_record(btf_task_cgid(next), now - ts);
+	return 0;
+}
+
+/* ---- raw_tp set: untyped arguments, CO-RE probe reads. ---- */
+
+static __always_inline __u64 raw_task_cgid(struct task_struct *t)
+{
+	return BPF_CORE_READ(t, cgroups, dfl_cgrp, kn, id);
+}
+
+static __always_inline long raw_task_state(struct task_struct *t)
+{
+	if (bpf_core_field_exists(t->__state))
+		return BPF_CORE_READ(t, __state);
+	return BPF_CORE_READ((struct task_struct___pre514 *)t, state);
+}
+
+static __always_inline int raw_stamp(struct task_struct *p)
+{
+	__u32 pid = BPF_CORE_READ(p, pid);
+	__u64 ts;
+
+	if (pid == 0)
+		return 0;
+	ts = bpf_ktime_get_ns();
+	if (bpf_map_update_elem(&pid_stamps, &pid, &ts, BPF_ANY))
+		drop(DROP_STAMP);
+	return 0;
+}
+
+SEC("raw_tp/sched_wakeup")
+int raw_sched_wakeup(struct bpf_raw_tracepoint_args *ctx)
+{
+	return raw_stamp((struct task_struct *)ctx->args[0]);
+}
+
+SEC("raw_tp/sched_wakeup_new")
+int raw_sched_wakeup_new(struct bpf_raw_tracepoint_args *ctx)
+{
+	return raw_stamp((struct task_struct *)ctx->args[0]);
+}
+
+SEC("raw_tp/sched_switch")
+int raw_sched_switch(struct bpf_raw_tracepoint_args *ctx)
+{
+	struct task_struct *prev = (struct task_struct *)ctx->args[1];
+	struct task_struct *next = (struct task_struct *)ctx->args[2];
+	__u32 prev_pid = BPF_CORE_READ(prev, pid);
+	__u32 next_pid = BPF_CORE_READ(next, pid);
+	__u64 now = bpf_ktime_get_ns(), *tsp, ts;
+
+	if (prev_pid != 0 && raw_task_state(prev) == TASK_RUNNING) {
+		if (bpf_map_update_elem(&pid_stamps, &prev_pid, &now, BPF_ANY))
+			drop(DROP_STAMP);
+		preempt_record(raw_task_cgid(prev), next_pid ? raw_task_cgid(next) : 0);
+	}
+	if (next_pid == 0)
+		return 0;
+	tsp = bpf_map_lookup_elem(&pid_stamps, &next_pid);
+	if (!tsp)
+		return 0;
+	ts = *tsp;
+	bpf_map_delete_elem(&pid_stamps, &next_pid);
+	if (now < ts)
+		return 0;
+	runq_record(raw_task_cgid(next), now - ts);
+	return 0;
+}
+
+/* ---- reclaim: charged to current (the stalled task); shared by both sets. ---- */
+
+#define RECLAIM_DIRECT 0ULL
+#define RECLAIM_MEMCG 1ULL
+
+static __always_inline int reclaim_begin(__u64 kind)
+{
+	__u32 tid = (__u32)bpf_get_current_pid_tgid();
+	__u64 key = tid | kind << 32, now;
+
+	if (!tid)
+		return 0;
+	now = bpf_ktime_get_ns();
+	if (bpf_map_update_elem(&reclaim_stamps, &key, &now, BPF_ANY))
+		drop(DROP_RECLAIM_FULL);
+	return 0;
+}
+
+static __always_inline int reclaim_end(__u64 kind)
+{
+	__u32 tid = (__u32)bpf_get_current_pid_tgid();
+	__u64 key = tid | kind << 32, *tsp, ts, now;
+	struct cg_stats *s;
+
+	if (!tid)
+		return 0;
+	tsp = bpf_map_lookup_elem(&reclaim_stamps, &key);
+	if (!tsp)
+		return 0;
+	ts = *tsp;
+	bpf_map_delete_elem(&reclaim_stamps, &key);
+	now = bpf_ktime_get_ns();
+	if (now < ts)
+		return 0;
+	s = cg_get(bpf_get_current_cgroup_id());
+	if (!s)
+		return 0;
+	__sync_fetch_and_add(&s->reclaim_ns, now - ts);
+	__sync_fetch_and_add(&s->reclaims, 1);
+	return 0;
+}
+
+SEC("tp_btf/mm_vmscan_direct_reclaim_begin")
+int BPF_PROG(btf_direct_reclaim_begin) { return reclaim_begin(RECLAIM_DIRECT); }
+SEC("tp_btf/mm_vmscan_direct_reclaim_end")
+int BPF_PROG(btf_direct_reclaim_end) { return reclaim_end(RECLAIM_DIRECT); }
+SEC("tp_btf/mm_vmscan_memcg_reclaim_begin")
+int BPF_PROG(btf_memcg_reclaim_begin) { return reclaim_begin(RECLAIM_MEMCG); }
+SEC("tp_btf/mm_vmscan_memcg_reclaim_end")
+int BPF_PROG(btf_memcg_reclaim_end) { return reclaim_end(RECLAIM_MEMCG); }
+
+SEC("raw_tp/mm_vmscan_direct_reclaim_begin")
+int raw_direct_reclaim_begin(void *ctx) { return reclaim_begin(RECLAIM_DIRECT); }
+SEC("raw_tp/mm_vmscan_direct_reclaim_end")
+int raw_direct_reclaim_end(void *ctx) { return reclaim_end(RECLAIM_DIRECT); }
+SEC("raw_tp/mm_vmscan_memcg_reclaim_begin")
+int raw_memcg_reclaim_begin(void *ctx) { return reclaim_begin(RECLAIM_MEMCG); }
+SEC("raw_tp/mm_vmscan_memcg_reclaim_end")
+int raw_memcg_reclaim_end(void *ctx) { return reclaim_end(RECLAIM_MEMCG); }
+
+/* ---- OOM kills: probe reads in both sets (rare event, layout varies). ---- */
+
+static __always_inline int oom_victim(__u64 arg0)
+{
+	struct oom_event *e;
+	struct task_struct *t;
+
+	e = bpf_ringbuf_reserve(&oom_events, sizeof(*e), 0);
+	if (!e) {
+		drop(DROP_OOM_RINGBUF);
+		return 0;
+	}
+	e->layout = oom_layout;
+	e->cgid = 0;
+	e->comm[0] = 0;
+	if (oom_layout == 0) {
+		t = (struct task_struct *)arg0;
+		e->pid = BPF_CORE_READ(t, tgid);
+		e->cgid = raw_task_cgid(t);
+		bpf_probe_read_kernel_str(e->comm, sizeof(e->comm), &t->comm);
+	} else {
+		/* Only the victim's pid: if the victim is current (the common case
+		 * of a task OOMing itself) take its cgroup here, else user space
+		 * resolves the pid. */
+		e->pid = (__u32)arg0;
+		if ((__u32)(bpf_get_current_pid_tgid() >> 32) == e->pid) {
+			e->cgid = bpf_get_current_cgroup_id();
+			bpf_get_current_comm(e->comm, sizeof(e->comm));
+		}
+	}
+	bpf_ringbuf_submit(e, 0);
+	return 0;
+}
+
+SEC("tp_btf/mark_victim")
+int btf_mark_victim(__u64 *ctx)
+{
+	return oom_victim(ctx[0]);
+}
+
+SEC("raw_tp/mark_victim")
+int raw_mark_victim(struct bpf_raw_tracepoint_args *ctx)
+{
+	return oom_victim(ctx->args[0]);
+}
+
+char LICENSE[] SEC("license") = "Dual MIT/GPL";

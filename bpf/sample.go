@@ -1,0 +1,363 @@
+package bpf
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"sort"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+	"unsafe"
+
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/ringbuf"
+
+	"github.com/governor-dev/governor/governor"
+)
+
+var _ governor.Source = (*Sensor)(nil)
+
+// Name implements governor.Source.
+func (s *Sensor) Name() string { return "bpf" }
+
+// Offender is one cgroup whose tasks took the CPU from a cgroup's runnable
+// tasks during the last window.
+type Offender struct {
+	// Cgroup is the offender's id. It equals the victim's own id for
+	// preemption among its own tasks, and is 0 when the CPU went idle
+	// instead: the victim was throttled (its own cpu.max) or migrated.
+	Cgroup      governor.CgroupID
+	Preemptions uint64
+	PerSecond   float64
+}
+
+// maxOffenders is how many offenders TopOffenders keeps per cgroup.
+const maxOffenders = 8
+
+// TopOffenders returns the cgroups that preempted id's runnable tasks most
+// often in the window of the last Sample, most frequent first.
+func (s *Sensor) TopOffenders(id governor.CgroupID) []Offender {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]Offender(nil), s.offenders[id]...)
+}
+
+// Drops counts events the BPF programs could not record, since Load.
+type Drops struct {
+	CgroupMapFull  uint64 // cgroup_stats full (Options.MaxCgroups)
+	PairMapFull    uint64 // preempt_pairs full (Options.MaxPreemptPairs)
+	Stamps         uint64 // wakeup stamp not stored (task storage / pid_stamps full)
+	ReclaimMapFull uint64 // reclaim_stamps full
+	OOMRingFull    uint64 // OOM event lost: ring buffer full
+}
+
+// Drop kinds, as enum drop_kind in the C source.
+const (
+	dropCgroupFull = iota
+	dropPairFull
+	dropStamp
+	dropReclaimFull
+	dropOOMRingbuf
+	dropNR
+)
+
+// Drops returns the drop counters as of the last Sample.
+func (s *Sensor) Drops() Drops {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.dropTotal
+}
+
+// Sample implements governor.Source: it adds the BPF signals, computed over
+// the window since the previous Sample (or Load), to the snapshot's cgroups
+// and removes the map entries of cgroups that are not in the snapshot.
+// Values are per cgroup, not hierarchical: a parent's are its own tasks'.
+func (s *Sensor) Sample(ctx context.Context, snap *governor.Snapshot) error {
+	now := time.Now()
+	secs := now.Sub(s.last).Seconds()
+	s.last = now
+	if secs <= 0 {
+		secs = 1e-9
+	}
+	s.checkDrops(now)
+
+	// Every cgroup starts at zero: the sensor sees all tasks, so a cgroup
+	// without entries had no waits, preemptions, reclaim or OOM kills.
+	// Latency quantiles stay absent when there was no wait to measure.
+	for _, c := range snap.Cgroups {
+		c.Set(governor.RunqDelay, 0)
+		c.Set(governor.RunqPreemptedByOthers, 0)
+		c.Set(governor.ReclaimStall, 0)
+		if s.rb != nil {
+			c.Set(governor.OOMKills, 0)
+		}
+	}
+
+	if err := s.sampleStats(snap, secs); err != nil {
+		return err
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if err := s.samplePairs(snap, secs); err != nil {
+		return err
+	}
+
+	s.mu.Lock()
+	counts := s.oomCounts
+	s.oomCounts = make(map[uint64]uint64, len(counts))
+	s.mu.Unlock()
+	for id, n := range counts {
+		if c := snap.Lookup(governor.CgroupID(id)); c != nil {
+			c.Set(governor.OOMKills, float64(n)/secs)
+		}
+	}
+	return nil
+}
+
+func sub64(cur, prev uint64) uint64 {
+	if cur < prev { // entry re-created since the last read
+		return cur
+	}
+	return cur - prev
+}
+
+func (s *Sensor) sampleStats(snap *governor.Snapshot, secs float64) error {
+	var (
+		key   uint64
+		stale []uint64
+		cur   = &s.cur
+		nb    = s.hist.n()
+		seen  = make(map[uint64]struct{}, len(s.prev))
+	)
+	it := s.cgStats.Iterate()
+	for it.Next(&key, cur) {
+		c := snap.Lookup(governor.CgroupID(key))
+		if c == nil {
+			stale = append(stale, key)
+			continue
+		}
+		seen[key] = struct{}{}
+		p := s.prev[key]
+		if p == nil {
+			p = new(governorCgStats)
+			s.prev[key] = p
+		}
+		var waits uint64
+		for i := 0; i < nb; i++ {
+			d := uint64(cur.Hist[i] - p.Hist[i]) // uint32 wrap-safe
+			s.delta[i] = d
+			waits += d
+		}
+		waitNs := sub64(cur.WaitNs, p.WaitNs)
+		c.Set(governor.RunqDelay, float64(waitNs)/1e9/secs*100)
+		c.Set(governor.RunqPreemptedByOthers, float64(sub64(cur.PreemptedOthers, p.PreemptedOthers))/secs)
+		c.Set(governor.ReclaimStall, float64(sub64(cur.ReclaimNs, p.ReclaimNs))/1e9/secs*100)
+		if waits > 0 {
+			for _, q := range [...]struct {
+				sig governor.Signal
+				q   float64
+			}{{governor.RunqP50, 0.5}, {governor.RunqP90, 0.9}, {governor.RunqP99, 0.99}} {
+				if v, ok := s.hist.quantile(s.delta[:nb], q.q); ok {
+					c.Set(q.sig, v/1e9)
+				}
+			}
+		}
+		*p = *cur
+	}
+	if err := it.Err(); err != nil {
+		return fmt.Errorf("bpf: reading cgroup_stats: %w", err)
+	}
+	for _, k := range stale {
+		if err := s.cgStats.Delete(&k); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
+			return fmt.Errorf("bpf: deleting cgroup %d: %w", k, err)
+		}
+	}
+	for k := range s.prev {
+		if _, ok := seen[k]; !ok {
+			delete(s.prev, k)
+		}
+	}
+	return nil
+}
+
+func (s *Sensor) samplePairs(snap *governor.Snapshot, secs float64) error {
+	var (
+		key   governorPairKey
+		n     uint64
+		stale []governorPairKey
+		seen  = make(map[governorPairKey]struct{}, len(s.prevPairs))
+		top   = map[governor.CgroupID][]Offender{}
+	)
+	it := s.pairs.Iterate()
+	for it.Next(&key, &n) {
+		if snap.Lookup(governor.CgroupID(key.Victim)) == nil ||
+			(key.Offender != 0 && snap.Lookup(governor.CgroupID(key.Offender)) == nil) {
+			stale = append(stale, key)
+			continue
+		}
+		seen[key] = struct{}{}
+		d := sub64(n, s.prevPairs[key])
+		s.prevPairs[key] = n
+		if d == 0 {
+			continue
+		}
+		v := governor.CgroupID(key.Victim)
+		top[v] = append(top[v], Offender{Cgroup: governor.CgroupID(key.Offender), Preemptions: d, PerSecond: float64(d) / secs})
+	}
+	if err := it.Err(); err != nil {
+		return fmt.Errorf("bpf: reading preempt_pairs: %w", err)
+	}
+	for i := range stale {
+		if err := s.pairs.Delete(&stale[i]); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
+			return fmt.Errorf("bpf: deleting preemption pair: %w", err)
+		}
+	}
+	for k := range s.prevPairs {
+		if _, ok := seen[k]; !ok {
+			delete(s.prevPairs, k)
+		}
+	}
+	for v, list := range top {
+		sort.Slice(list, func(i, j int) bool {
+			if list[i].Preemptions != list[j].Preemptions {
+				return list[i].Preemptions > list[j].Preemptions
+			}
+			return list[i].Cgroup < list[j].Cgroup
+		})
+		if len(list) > maxOffenders {
+			list = list[:maxOffenders]
+		}
+		top[v] = list
+	}
+	s.mu.Lock()
+	s.offenders = top
+	s.mu.Unlock()
+	return nil
+}
+
+// checkDrops reads the in-kernel drop counters; any increase is logged (at
+// most once a minute) and counted.
+func (s *Sensor) checkDrops(now time.Time) {
+	var cur [dropNR]uint64
+	var grew bool
+	for i := uint32(0); i < dropNR; i++ {
+		if err := s.drops.Lookup(&i, &cur[i]); err != nil {
+			s.log.Debug("reading drop counter", "kind", i, "error", err)
+			return
+		}
+		if cur[i] > s.dropSeen[i] {
+			grew = true
+		}
+	}
+	s.mu.Lock()
+	s.dropTotal = Drops{
+		CgroupMapFull:  cur[dropCgroupFull],
+		PairMapFull:    cur[dropPairFull],
+		Stamps:         cur[dropStamp],
+		ReclaimMapFull: cur[dropReclaimFull],
+		OOMRingFull:    cur[dropOOMRingbuf],
+	}
+	d := s.dropTotal
+	s.mu.Unlock()
+	if grew && now.Sub(s.dropLog) >= time.Minute {
+		s.dropLog = now
+		s.log.Warn("BPF maps full, events dropped (totals since load; raise the map sizes)",
+			"cgroup_map_full", d.CgroupMapFull, "pair_map_full", d.PairMapFull,
+			"stamps", d.Stamps, "reclaim_map_full", d.ReclaimMapFull, "oom_ring_full", d.OOMRingFull)
+	}
+	s.dropSeen = cur
+}
+
+// OOMKill is one oom:mark_victim event.
+type OOMKill struct {
+	Cgroup governor.CgroupID // 0 if unknown
+	PID    uint32
+	Comm   string
+}
+
+func (s *Sensor) readOOM() {
+	defer close(s.rbDone)
+	var rec ringbuf.Record
+	for {
+		if err := s.rb.ReadInto(&rec); err != nil {
+			if errors.Is(err, os.ErrClosed) || errors.Is(err, ringbuf.ErrClosed) {
+				return
+			}
+			s.log.Warn("reading OOM events", "error", err)
+			continue
+		}
+		var ev governorOomEvent
+		if len(rec.RawSample) < int(unsafe.Sizeof(ev)) {
+			continue
+		}
+		ev = *(*governorOomEvent)(unsafe.Pointer(&rec.RawSample[0]))
+		k := OOMKill{Cgroup: governor.CgroupID(ev.Cgid), PID: ev.Pid}
+		comm := unsafe.Slice((*byte)(unsafe.Pointer(&ev.Comm[0])), len(ev.Comm))
+		k.Comm = string(bytes.TrimRight(comm, "\x00"))
+		if k.Cgroup == 0 && k.PID != 0 {
+			k.Cgroup, k.Comm = resolvePID(k.PID, k.Comm)
+		}
+		s.log.Warn("OOM kill", "cgroup_id", uint64(k.Cgroup), "pid", k.PID, "comm", k.Comm)
+		s.mu.Lock()
+		s.oomCounts[uint64(k.Cgroup)]++
+		s.mu.Unlock()
+	}
+}
+
+// resolvePID finds a process's cgroup v2 id through /proc (best effort, for
+// kernels whose oom:mark_victim gives only the pid).
+func resolvePID(pid uint32, comm string) (governor.CgroupID, string) {
+	if comm == "" {
+		if b, err := os.ReadFile(fmt.Sprintf("/proc/%d/comm", pid)); err == nil {
+			comm = strings.TrimSpace(string(b))
+		}
+	}
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/cgroup", pid))
+	if err != nil {
+		return 0, comm
+	}
+	var rel string
+	for _, line := range strings.Split(string(b), "\n") {
+		if p, ok := strings.CutPrefix(line, "0::"); ok {
+			rel = p
+		}
+	}
+	root := cgroup2Mount()
+	if rel == "" || root == "" {
+		return 0, comm
+	}
+	var st syscall.Stat_t
+	if err := syscall.Stat(root+rel, &st); err != nil {
+		return 0, comm
+	}
+	return governor.CgroupID(st.Ino), comm
+}
+
+func cgroup2Mount() string {
+	f, err := os.Open("/proc/self/mountinfo")
+	if err != nil {
+		return ""
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		// ... mountpoint ... - fstype source opts
+		fields := strings.Fields(sc.Text())
+		for i, fld := range fields {
+			if fld == "-" && i+1 < len(fields) && fields[i+1] == "cgroup2" && len(fields) > 4 {
+				mp, err := strconv.Unquote(`"` + fields[4] + `"`)
+				if err != nil {
+					mp = fields[4]
+				}
+				return mp
+			}
+		}
+	}
+	return ""
+}
