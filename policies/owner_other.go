@@ -1,0 +1,14 @@
+//go:build !unix
+
+package policies
+
+import (
+	"errors"
+	"io/fs"
+)
+
+// checkOwnership cannot verify ownership here; policies are refused unless
+// Options.AllowInsecure is set.
+func checkOwnership(fs.FileInfo) error {
+	return errors.New("cannot be checked for ownership on this system")
+}
