@@ -1,0 +1,251 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"sort"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/governor-dev/governor/bpf"
+	"github.com/governor-dev/governor/cgroup"
+	"github.com/governor-dev/governor/governor"
+	"github.com/governor-dev/governor/policies"
+)
+
+type stringList []string
+
+func (s *stringList) String() string     { return strings.Join(*s, ",") }
+func (s *stringList) Set(v string) error { *s = append(*s, v); return nil }
+
+type runFlags struct {
+	configs       stringList
+	dryRun        bool
+	logLevel      string
+	logJSON       bool
+	stateDir      string
+	cgroupRoot    string
+	noBPF         bool
+	allowInsecure bool
+}
+
+func runCmd(args []string, stderr io.Writer) int {
+	var f runFlags
+	fs := flag.NewFlagSet("run", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Var(&f.configs, "config", "policy file or directory of *.hcl files (repeatable); none: the built-in default policy")
+	fs.BoolVar(&f.dryRun, "dry-run", false, "log every action it would take; write nothing")
+	fs.StringVar(&f.logLevel, "log-level", "info", "trace, debug, info, warn or error")
+	fs.BoolVar(&f.logJSON, "log-json", false, "log JSON lines (for journald and log shippers)")
+	fs.StringVar(&f.stateDir, "state-dir", "/run/governor", "where originals of changed knobs are recorded for crash recovery")
+	fs.StringVar(&f.cgroupRoot, "cgroup-root", "", "cgroup2 mount point (default: found in /proc/self/mountinfo)")
+	fs.BoolVar(&f.noBPF, "no-bpf", false, "do not load the BPF sensors (PSI and cgroup statistics only)")
+	fs.BoolVar(&f.allowInsecure, "allow-insecure-config", false, "accept policy files not owned by root or writable by group/others (tests only)")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "governor run: unexpected argument %q\n", fs.Arg(0))
+		return 2
+	}
+	level := hclog.LevelFromString(f.logLevel)
+	if level == hclog.NoLevel {
+		fmt.Fprintf(stderr, "governor run: unknown log level %q\n", f.logLevel)
+		return 2
+	}
+	log := hclog.New(&hclog.LoggerOptions{
+		Name:       "governor",
+		Level:      level,
+		JSONFormat: f.logJSON,
+		Output:     stderr,
+		Color:      hclog.AutoColor,
+	})
+	if err := run(f, log, stderr); err != nil {
+		log.Error("governor stopped", "error", err)
+		return 1
+	}
+	return 0
+}
+
+// loadPolicy reads the configured policy files, or the built-in default.
+func loadPolicy(f runFlags, log hclog.Logger, diagOut io.Writer) (*governor.Policy, error) {
+	if len(f.configs) == 0 {
+		log.Info("no --config given: using the built-in default policy (see README, 'Default policy')")
+		return policies.Default(), nil
+	}
+	res := policies.Load(f.configs, policies.Options{AllowInsecure: f.allowInsecure})
+	if len(res.Diags) > 0 {
+		_ = res.WriteDiagnostics(diagOut, false)
+	}
+	if res.Diags.HasErrors() {
+		return nil, fmt.Errorf("policy %s has errors: %s", strings.Join(f.configs, ", "), res.Diags.Error())
+	}
+	return res.Policy, nil
+}
+
+func run(f runFlags, log hclog.Logger, diagOut io.Writer) error {
+	log.Info("starting", "version", version, "dry_run", f.dryRun)
+	pol, err := loadPolicy(f, log, diagOut)
+	if err != nil {
+		return err
+	}
+
+	root := f.cgroupRoot
+	if root == "" {
+		if root, err = cgroup.FindMount(); err != nil {
+			return fmt.Errorf("no cgroup v2 hierarchy: %w", err)
+		}
+	}
+	caps, err := cgroup.Probe(root)
+	if err != nil {
+		return fmt.Errorf("probe cgroup2 hierarchy %s: %w", root, err)
+	}
+	logCapabilities(log.Named("cgroup"), caps)
+	self := selfCgroup()
+
+	sources := []governor.Source{cgroup.NewSource(root, cgroup.SourceOptions{Logger: log.Named("source")})}
+	if !f.noBPF {
+		sensor, err := bpf.Load(bpf.Options{Logger: log.Named("bpf")})
+		if err != nil {
+			log.Warn("BPF sensing unavailable; continuing with PSI and cgroup statistics only (runq.* and reclaim.stall signals absent)", "error", err)
+		} else {
+			defer sensor.Close()
+			log.Info("BPF sensing loaded", "mode", sensor.Mode())
+			sources = append(sources, sensor)
+		}
+	}
+
+	trig, err := cgroup.NewTriggers(log.Named("psi"))
+	if err != nil {
+		log.Warn("PSI triggers unavailable; relying on the tick alone", "error", err)
+	} else {
+		defer trig.Close()
+		armHostTriggers(trig, log)
+	}
+
+	sd := newSystemd(log.Named("systemd"))
+	cfg := governor.Config{
+		Policy:    pol,
+		Sources:   sources,
+		Actuator:  cgroup.NewActuator(root, log.Named("actuator")),
+		Logger:    log.Named("loop"),
+		DryRun:    f.dryRun,
+		StatePath: filepath.Join(f.stateDir, "state.json"),
+		Caps:      caps,
+		SelfPath:  self,
+		AfterStep: sd.afterStep,
+	}
+	if trig != nil {
+		cfg.Notifier = trig
+	}
+	loop, err := governor.New(cfg)
+	if err != nil {
+		return err
+	}
+	if err := loop.Recover(); err != nil {
+		log.Error("cannot use the state file of an earlier run; starting without it", "error", err)
+	}
+
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	sigs := make(chan os.Signal, 4)
+	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
+	defer signal.Stop(sigs)
+	go func() {
+		for s := range sigs {
+			if s != syscall.SIGHUP {
+				log.Info("signal received; restoring every changed knob and stopping", "signal", s.String())
+				sd.stopping()
+				cancel()
+				return
+			}
+			sd.reloading()
+			p, err := loadPolicy(f, log, diagOut)
+			if err != nil {
+				log.Error("reload failed; keeping the running policy", "error", err)
+			} else {
+				loop.SetPolicy(p)
+				log.Info("policy reloaded", "config", f.configs.String())
+			}
+			sd.ready()
+		}
+	}()
+
+	log.Info("governing", "cgroup_root", root, "self", "/"+self, "tick", pol.Tick.String(), "classes", len(pol.Classes), "state", cfg.StatePath)
+	runErr := loop.Run(ctx)
+	closeCtx, closeCancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer closeCancel()
+	closeErr := loop.Close(closeCtx)
+	if runErr != nil {
+		return runErr
+	}
+	if closeErr != nil {
+		return fmt.Errorf("restoring on exit: %w", closeErr)
+	}
+	log.Info("stopped cleanly")
+	return nil
+}
+
+// logCapabilities tells the operator what the hierarchy allows.
+func logCapabilities(log hclog.Logger, c governor.Capabilities) {
+	var have []string
+	for k, ok := range c.Controllers {
+		if ok {
+			have = append(have, k)
+		}
+	}
+	sort.Strings(have)
+	log.Info("cgroup2 hierarchy", "root", c.Root, "controllers", strings.Join(have, " "),
+		"memory.reclaim", c.Reclaim, "cgroup.freeze", c.Freeze, "cgroup.kill", c.Kill)
+	var missing []string
+	for _, ctl := range []string{"memory", "cpu", "io"} {
+		if !c.Controllers[ctl] {
+			missing = append(missing, ctl)
+		}
+	}
+	if len(missing) > 0 {
+		log.Warn("controllers missing from the cgroup2 hierarchy: actions on their knobs are impossible here; pressure is still observed",
+			"missing", strings.Join(missing, " "), "root", c.Root)
+	}
+}
+
+// armHostTriggers wakes the loop as soon as the host's pressure rises, so a
+// reaction does not wait for the next tick: 10% stall over a 2 s window
+// (2 s multiples work without CAP_SYS_RESOURCE).
+func armHostTriggers(t *cgroup.Triggers, log hclog.Logger) {
+	for _, res := range []string{"cpu", "memory", "io"} {
+		path := "/proc/pressure/" + res
+		w, err := t.Add(governor.Ref{Path: ""}, path, false, 200*time.Millisecond, 2*time.Second)
+		if err != nil {
+			log.Warn("cannot arm PSI trigger", "file", path, "error", err)
+			continue
+		}
+		log.Debug("armed PSI trigger", "file", path, "window", w.String())
+	}
+}
+
+// selfCgroup returns the governor's own cgroup v2 path, relative to the
+// root ("" when unknown or the root).
+func selfCgroup() string {
+	fh, err := os.Open("/proc/self/cgroup")
+	if err != nil {
+		return ""
+	}
+	defer fh.Close()
+	sc := bufio.NewScanner(fh)
+	for sc.Scan() {
+		if rest, ok := strings.CutPrefix(sc.Text(), "0::"); ok {
+			return strings.Trim(rest, "/")
+		}
+	}
+	return ""
+}
