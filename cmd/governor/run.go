@@ -84,6 +84,7 @@ func loadPolicy(f runFlags, log hclog.Logger, diagOut io.Writer) (*governor.Poli
 	}
 	res := policies.Load(f.configs, policies.Options{AllowInsecure: f.allowInsecure})
 	if len(res.Diags) > 0 {
+		writeCompact(diagOut, res.Diags)
 		_ = res.WriteDiagnostics(diagOut, false)
 	}
 	if res.Diags.HasErrors() {

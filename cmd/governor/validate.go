@@ -5,8 +5,31 @@ import (
 	"fmt"
 	"io"
 
+	"github.com/hashicorp/hcl/v2"
+
 	"github.com/governor-dev/governor/policies"
 )
+
+// writeCompact prints one "file:line:col: severity: summary: detail" line
+// per diagnostic, the form editors and CI annotations understand.
+func writeCompact(w io.Writer, diags hcl.Diagnostics) {
+	for _, d := range diags {
+		sev := "error"
+		if d.Severity == hcl.DiagWarning {
+			sev = "warning"
+		}
+		pos := "governor"
+		if d.Subject != nil {
+			pos = fmt.Sprintf("%s:%d:%d", d.Subject.Filename, d.Subject.Start.Line, d.Subject.Start.Column)
+		}
+		msg := d.Summary
+		if d.Detail != "" {
+			msg += ": " + d.Detail
+		}
+		fmt.Fprintf(w, "%s: %s: %s\n", pos, sev, msg)
+	}
+	fmt.Fprintln(w)
+}
 
 // validateCmd checks policy files and prints hcl diagnostics with file,
 // line, column and the offending source. Exit 1 on any error.
@@ -27,6 +50,7 @@ func validateCmd(args []string, stdout, stderr io.Writer) int {
 	}
 	res := policies.Load(fs.Args(), policies.Options{AllowInsecure: !*strict})
 	if len(res.Diags) > 0 {
+		writeCompact(stderr, res.Diags)
 		if err := res.WriteDiagnostics(stderr, false); err != nil {
 			fmt.Fprintf(stderr, "governor: %v\n", err)
 		}
