@@ -11,9 +11,14 @@ all: build
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/governor
 
-# Unit tests (fixture trees, fakes); tests that need root skip without it.
+# Unit tests (fixture trees, fakes) plus, as root, the tests against this
+# host's cgroup2 hierarchy, PSI and BPF. Without root those skip.
 test:
-	$(GO) test ./...
+	$(GO) test -count=1 ./...
+
+# The whole suite, what CI runs (.ci/run): lint, unit and host tests, then
+# the scenarios on a real cgroup v2 kernel under QEMU.
+check: lint test vm-test
 
 lint:
 	$(GO) vet ./...
