@@ -1,0 +1,13 @@
+class "batch" { match = ["batch.slice/**"] }
+class "web" {
+  match     = ["system.slice/web.service"]
+  protected = true
+}
+last_resort "lr" {
+  target = "batch"
+  when {
+    signal = "memory.full.avg10"
+    above  = "40%"
+    below  = "50%" # want: exactly one of above and below
+  }
+}

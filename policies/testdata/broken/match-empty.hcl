@@ -1,0 +1,3 @@
+class "c" {
+  match = [] # want: match needs at least one pattern
+}

@@ -1,0 +1,3 @@
+class "c" { # want: class "c" needs match
+  protected = true
+}

@@ -1,0 +1,3 @@
+class "c" {
+  match = "batch.slice/**" # want: must be a list of quoted strings
+}

@@ -1,0 +1,3 @@
+class { # want: Missing name for class
+  match = ["a.slice"]
+}

@@ -1,0 +1,11 @@
+class "batch" { match = ["batch.slice/**"] }
+class "web" {
+  match     = ["system.slice/web.service"]
+  protected = true
+}
+last_resort "lr" {
+  target = "batch"
+  when { # want: needs signal
+    above = "10%"
+  }
+}

@@ -1,0 +1,3 @@
+class "abs" {
+  match = ["/batch.slice"] # want: must be relative to the cgroup root
+}

@@ -1,0 +1,4 @@
+class "glob" {
+  match   = ["batch.slice/**"]
+  exclude = ["batch.slice/[a-"] # want: bad element
+}

@@ -1,0 +1,3 @@
+class "escape" {
+  match = ["batch.slice/../system.slice"] # want: may not contain ".."
+}

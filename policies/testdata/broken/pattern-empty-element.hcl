@@ -1,0 +1,3 @@
+class "empty" {
+  match = ["batch.slice//x"] # want: empty path element
+}

@@ -1,0 +1,16 @@
+class "batch" { match = ["batch.slice/**"] }
+class "web" {
+  match     = ["system.slice/web.service"]
+  protected = true
+}
+suppress "s" {
+  target = "batch"
+  when {
+    class  = "web"
+    signal = "cpu.some.avg10"
+    above  = "10%"
+  }
+  knob "cpu.weight" {
+    step = "100%" # want: must be below 100%
+  }
+}

@@ -1,0 +1,3 @@
+class "c" {
+  match = ["a.slice"
+} # want: Missing item separator
