@@ -1,0 +1,442 @@
+package bpf
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/cilium/ebpf"
+	"github.com/hashicorp/go-hclog"
+	"golang.org/x/sys/unix"
+
+	"github.com/governor-dev/governor/governor"
+)
+
+// The privileged tests re-execute the test binary as workload processes:
+// GOVERNOR_BPF_CHILD selects the role, GOVERNOR_BPF_CGROUP the cgroup the
+// child moves itself into before it starts.
+const (
+	envChild  = "GOVERNOR_BPF_CHILD"
+	envCgroup = "GOVERNOR_BPF_CGROUP"
+	// unifiedRoot is the cgroup2 mount on the (hybrid) test machines.
+	unifiedRoot = "/sys/fs/cgroup/unified"
+)
+
+func TestMain(m *testing.M) {
+	if role := os.Getenv(envChild); role != "" {
+		os.Exit(child(role))
+	}
+	os.Exit(m.Run())
+}
+
+func child(role string) int {
+	if cg := os.Getenv(envCgroup); cg != "" {
+		if err := os.WriteFile(filepath.Join(cg, "cgroup.procs"), []byte(strconv.Itoa(os.Getpid())), 0); err != nil {
+			fmt.Fprintln(os.Stderr, "join cgroup:", err)
+			return 2
+		}
+	}
+	runtime.LockOSThread()
+	switch role {
+	case "spin":
+		for {
+		}
+	case "writer":
+		// One byte per millisecond into fd 3 until killed.
+		b := []byte{1}
+		for {
+			if _, err := unix.Write(3, b); err != nil {
+				return 0
+			}
+			ts := unix.Timespec{Nsec: 1_000_000}
+			_ = unix.Nanosleep(&ts, nil)
+		}
+	case "reader":
+		// Blocking reads from fd 3 until EOF; prints how many reads returned
+		// data (each one followed a sleep in read, i.e. a wakeup).
+		var buf [1]byte
+		n := 0
+		for {
+			k, err := unix.Read(3, buf[:])
+			if err == unix.EINTR {
+				continue
+			}
+			if k <= 0 || err != nil {
+				fmt.Println(n)
+				return 0
+			}
+			n++
+		}
+	}
+	fmt.Fprintln(os.Stderr, "unknown role", role)
+	return 2
+}
+
+// requireBPF skips without root and fails if the sensors do not load: the
+// CI kernel (6.18, BTF) must support them.
+func requireBPF(t *testing.T) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("needs root")
+	}
+	if err := Supported(); err != nil {
+		t.Fatalf("BPF should be supported on this kernel: %v", err)
+	}
+}
+
+type testCgroup struct {
+	governor.Ref
+	dir string
+}
+
+func mkCgroup(t *testing.T, parent, name string) testCgroup {
+	t.Helper()
+	dir := filepath.Join(parent, name)
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { rmCgroup(dir) })
+	var st syscall.Stat_t
+	if err := syscall.Stat(dir, &st); err != nil {
+		t.Fatal(err)
+	}
+	rel, _ := filepath.Rel(unifiedRoot, dir)
+	return testCgroup{Ref: governor.Ref{ID: governor.CgroupID(st.Ino), Path: rel}, dir: dir}
+}
+
+// rmCgroup removes a cgroup after moving any leftover process out of it.
+func rmCgroup(dir string) {
+	if b, err := os.ReadFile(filepath.Join(dir, "cgroup.procs")); err == nil {
+		for _, f := range strings.Fields(string(b)) {
+			if pid, err := strconv.Atoi(f); err == nil {
+				_ = syscall.Kill(pid, syscall.SIGKILL)
+			}
+		}
+	}
+	for i := 0; i < 50; i++ {
+		if err := os.Remove(dir); err == nil || errors.Is(err, os.ErrNotExist) {
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+type procs struct {
+	mu   sync.Mutex
+	cmds []*exec.Cmd
+}
+
+// start runs the test binary as role in cg, pinned to cpu.
+func (p *procs) start(t *testing.T, role string, cg testCgroup, cpu int, extra *os.File, stdout *bytes.Buffer) *exec.Cmd {
+	t.Helper()
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command("taskset", "-c", strconv.Itoa(cpu), self, "-test.run=^$")
+	cmd.Env = append(os.Environ(), envChild+"="+role, envCgroup+"="+cg.dir, "GOMAXPROCS=1")
+	if extra != nil {
+		cmd.ExtraFiles = []*os.File{extra}
+	}
+	if stdout != nil {
+		cmd.Stdout = stdout
+	}
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	p.mu.Lock()
+	p.cmds = append(p.cmds, cmd)
+	p.mu.Unlock()
+	return cmd
+}
+
+func (p *procs) stop() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, c := range p.cmds {
+		if c.ProcessState == nil {
+			_ = c.Process.Kill()
+			_ = c.Wait()
+		}
+	}
+	p.cmds = nil
+}
+
+func snapshotOf(cgs ...testCgroup) *governor.Snapshot {
+	snap := &governor.Snapshot{Time: time.Now()}
+	for _, c := range cgs {
+		snap.Cgroups = append(snap.Cgroups, &governor.Sample{Ref: c.Ref, Populated: true})
+	}
+	return snap
+}
+
+// histCount reads a cgroup's total number of run-queue samples straight from
+// the map (0 when it has no entry).
+func histCount(t *testing.T, s *Sensor, id governor.CgroupID) (uint64, bool) {
+	t.Helper()
+	var v governorCgStats
+	key := uint64(id)
+	if err := s.cgStats.Lookup(&key, &v); err != nil {
+		if errors.Is(err, ebpf.ErrKeyNotExist) {
+			return 0, false
+		}
+		t.Fatal(err)
+	}
+	var n uint64
+	for _, c := range v.Hist {
+		n += uint64(c)
+	}
+	return n, true
+}
+
+func pairsWith(t *testing.T, s *Sensor, id governor.CgroupID) int {
+	t.Helper()
+	var k governorPairKey
+	var n uint64
+	found := 0
+	it := s.pairs.Iterate()
+	for it.Next(&k, &n) {
+		if k.Victim == uint64(id) || k.Offender == uint64(id) {
+			found++
+		}
+	}
+	if err := it.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return found
+}
+
+func testLogger(t *testing.T, buf *bytes.Buffer) hclog.Logger {
+	return hclog.New(&hclog.LoggerOptions{Name: "bpf", Level: hclog.Debug, Output: buf})
+}
+
+// TestSensorAttribution is the end-to-end check on the real kernel:
+//   - cgroup A: two CPU-bound tasks and a pipe writer, all pinned to CPU 0;
+//   - cgroup C: one more CPU-bound task on CPU 0 (the noisy neighbour);
+//   - cgroup B: the pipe's reader alone on CPU 1, woken by A's writer;
+//   - cgroup D: empty.
+//
+// A must show the contention; the reader's wakeups must land in B (its
+// wakeups come from A, and when it is switched in the previous task is the
+// idle task, so attributing to the waker's or prev's cgroup would leave B
+// almost empty); D must get no entries; after C is removed and a snapshot
+// without it is sampled, C's entries must be gone.
+func TestSensorAttribution(t *testing.T) {
+	requireBPF(t)
+	if runtime.NumCPU() < 2 {
+		t.Skip("needs 2 CPUs")
+	}
+	for _, mode := range []Mode{ModeTPBTF, ModeRawTP} {
+		t.Run(string(mode), func(t *testing.T) { testAttribution(t, mode) })
+	}
+}
+
+func testAttribution(t *testing.T, mode Mode) {
+	var logs bytes.Buffer
+	s, err := Load(Options{Logger: testLogger(t, &logs), ForceRawTP: mode == ModeRawTP})
+	if err != nil {
+		t.Fatalf("Load: %v", err)
+	}
+	defer func() {
+		if err := s.Close(); err != nil {
+			t.Errorf("Close: %v", err)
+		}
+	}()
+	if s.Mode() != mode {
+		t.Fatalf("mode %s, want %s; log:\n%s", s.Mode(), mode, logs.String())
+	}
+
+	base := mkCgroup(t, unifiedRoot, fmt.Sprintf("governor-bpf-test-%d-%s", os.Getpid(), mode))
+	a := mkCgroup(t, base.dir, "a")
+	b := mkCgroup(t, base.dir, "b")
+	c := mkCgroup(t, base.dir, "c")
+	d := mkCgroup(t, base.dir, "d")
+	ctx := context.Background()
+	if err := s.Sample(ctx, snapshotOf(base, a, b, c, d)); err != nil {
+		t.Fatal(err)
+	}
+
+	var p procs
+	defer p.stop()
+	pr, pw, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var readerOut bytes.Buffer
+	reader := p.start(t, "reader", b, 1, pr, &readerOut)
+	writer := p.start(t, "writer", a, 0, pw, nil)
+	pr.Close()
+	pw.Close()
+	p.start(t, "spin", a, 0, nil, nil)
+	p.start(t, "spin", a, 0, nil, nil)
+	p.start(t, "spin", c, 0, nil, nil)
+
+	time.Sleep(2500 * time.Millisecond)
+
+	// Mid-run sample: A is contended right now.
+	snap := snapshotOf(base, a, b, c, d)
+	if err := s.Sample(ctx, snap); err != nil {
+		t.Fatal(err)
+	}
+	sa, sb, sd := snap.Cgroups[1], snap.Cgroups[2], snap.Cgroups[4]
+	p50a, ok := sa.Get(governor.RunqP50)
+	if !ok {
+		t.Fatalf("A has no runq.p50")
+	}
+	p90a, _ := sa.Get(governor.RunqP90)
+	p99a, _ := sa.Get(governor.RunqP99)
+	delayA, _ := sa.Get(governor.RunqDelay)
+	preA, _ := sa.Get(governor.RunqPreemptedByOthers)
+	t.Logf("A: p50 %.3gms p90 %.3gms p99 %.3gms delay %.0f%% preempted by others %.0f/s", p50a*1e3, p90a*1e3, p99a*1e3, delayA, preA)
+	// Three CPU hogs and a writer share CPU 0: the hogs wait for one
+	// another for whole slices (milliseconds). Most of A's samples are the
+	// writer's wakeups, which EEVDF serves quickly, so the tail shows it.
+	if p99a < 1e-3 {
+		t.Errorf("A's runq.p99 %.3gms, want >= 1ms under contention", p99a*1e3)
+	}
+	if delayA < 80 {
+		t.Errorf("A's runq.delay %.0f%%, want > 80%% (two or more tasks waiting on CPU 0)", delayA)
+	}
+	if preA <= 0 {
+		t.Errorf("A's runq.preempted %v, want > 0 (C's hog shares CPU 0)", preA)
+	}
+	t.Logf("ids: A %d, B %d, C %d", a.ID, b.ID, c.ID)
+	var sawC bool
+	for _, o := range s.TopOffenders(a.ID) {
+		t.Logf("A preempted by %d: %d (%.0f/s)", o.Cgroup, o.Preemptions, o.PerSecond)
+		if o.Cgroup == c.ID {
+			sawC = true
+		}
+	}
+	if !sawC {
+		t.Errorf("C is not among A's offenders")
+	}
+	p50b, okb := sb.Get(governor.RunqP50)
+	if !okb {
+		t.Errorf("B has no runq.p50")
+	} else if p50b >= p50a {
+		t.Errorf("B's runq.p50 %.3gms >= A's %.3gms: the reader on an idle CPU should wait less", p50b*1e3, p50a*1e3)
+	}
+	if _, ok := sd.Get(governor.RunqP50); ok {
+		t.Errorf("empty cgroup D has runq.p50")
+	}
+	if v, ok := sd.Get(governor.RunqDelay); !ok || v != 0 {
+		t.Errorf("empty cgroup D: runq.delay %v %v, want 0 present", v, ok)
+	}
+
+	// Stop the writer; the reader sees EOF and reports its reads.
+	_ = writer.Process.Kill()
+	_ = writer.Wait()
+	if err := reader.Wait(); err != nil {
+		t.Fatalf("reader: %v", err)
+	}
+	reads, err := strconv.Atoi(strings.TrimSpace(readerOut.String()))
+	if err != nil {
+		t.Fatalf("reader output %q: %v", readerOut.String(), err)
+	}
+	p.stop()
+	nb, _ := histCount(t, s, b.ID)
+	t.Logf("B: reader woke for %d reads; B has %d run-queue samples", reads, nb)
+	if reads < 100 {
+		t.Fatalf("reader did only %d reads", reads)
+	}
+	if nb < uint64(reads)/2 {
+		t.Errorf("B has %d samples for %d reads: the reader's wakeups are not attributed to B", nb, reads)
+	}
+	if _, ok := histCount(t, s, d.ID); ok {
+		t.Errorf("empty cgroup D has a cgroup_stats entry")
+	}
+	if pairsWith(t, s, d.ID) != 0 {
+		t.Errorf("empty cgroup D has preemption entries")
+	}
+
+	// Remove C; a snapshot without it must drop its entries.
+	if _, ok := histCount(t, s, c.ID); !ok {
+		t.Fatalf("C has no entry before removal")
+	}
+	if pairsWith(t, s, c.ID) == 0 {
+		t.Fatalf("C has no preemption entries before removal")
+	}
+	rmCgroup(c.dir)
+	if err := s.Sample(ctx, snapshotOf(base, a, b, d)); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := histCount(t, s, c.ID); ok {
+		t.Errorf("removed cgroup C still has a cgroup_stats entry")
+	}
+	if n := pairsWith(t, s, c.ID); n != 0 {
+		t.Errorf("removed cgroup C still has %d preemption entries", n)
+	}
+	if _, ok := s.prev[uint64(c.ID)]; ok {
+		t.Errorf("removed cgroup C still has user-space state")
+	}
+}
+
+// TestSensorMapFull checks that a full cgroup map is counted and logged.
+func TestSensorMapFull(t *testing.T) {
+	requireBPF(t)
+	var logs bytes.Buffer
+	s, err := Load(Options{Logger: testLogger(t, &logs), MaxCgroups: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	base := mkCgroup(t, unifiedRoot, fmt.Sprintf("governor-bpf-full-%d", os.Getpid()))
+	a := mkCgroup(t, base.dir, "a")
+	b := mkCgroup(t, base.dir, "b")
+	var p procs
+	defer p.stop()
+	p.start(t, "spin", a, 0, nil, nil)
+	p.start(t, "spin", b, 0, nil, nil)
+	time.Sleep(500 * time.Millisecond)
+	if err := s.Sample(context.Background(), snapshotOf(base, a, b)); err != nil {
+		t.Fatal(err)
+	}
+	if d := s.Drops(); d.CgroupMapFull == 0 {
+		t.Errorf("no drops counted with MaxCgroups=1: %+v", d)
+	}
+	if !strings.Contains(logs.String(), "BPF maps full") {
+		t.Errorf("no log line for the full map; log:\n%s", logs.String())
+	}
+}
+
+func TestProbeOOMLayout(t *testing.T) {
+	requireBPF(t)
+	s, err := Load(Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	var names []string
+	for _, p := range s.Stats() {
+		names = append(names, p.Tracepoint)
+	}
+	// 6.18 has every tracepoint the sensors use.
+	want := []string{"sched_wakeup", "sched_wakeup_new", "sched_switch",
+		"mm_vmscan_direct_reclaim_begin", "mm_vmscan_direct_reclaim_end",
+		"mm_vmscan_memcg_reclaim_begin", "mm_vmscan_memcg_reclaim_end", "mark_victim"}
+	if strings.Join(names, ",") != strings.Join(want, ",") {
+		t.Errorf("attached %v, want %v", names, want)
+	}
+	if s.rb == nil {
+		t.Errorf("no OOM ring buffer reader")
+	}
+}
+
+func TestLoadBadOptions(t *testing.T) {
+	if _, err := Load(Options{HistogramSubBuckets: 3}); err == nil {
+		t.Fatal("HistogramSubBuckets 3 accepted")
+	}
+}
