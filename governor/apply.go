@@ -118,6 +118,7 @@ func (l *Loop) apply(ctx context.Context) {
 			l.dirty = true
 			l.log.Info("action", "controller", p.owner, "cgroup", p.cg.ref.String(), "knob", p.knob.String(),
 				"old", p.knob.FormatValue(st.oldVal), "new", m.orig.Raw, "restored", true, "why", p.reason)
+			l.emit(Action{Controller: p.owner, Cgroup: p.cg.ref, Kind: "restore", Knob: p.knob.String(), Old: p.knob.FormatValue(st.oldVal), New: m.orig.Raw, Reason: p.reason})
 			continue
 		}
 		switch {
@@ -133,12 +134,14 @@ func (l *Loop) apply(ctx context.Context) {
 			}
 			l.log.Info("action", "controller", p.owner, "cgroup", p.cg.ref.String(), "knob", p.knob.String(),
 				"old", p.knob.FormatValue(st.oldVal), "new", p.knob.FormatValue(p.value), "why", p.reason)
+			l.emit(Action{Controller: p.owner, Cgroup: p.cg.ref, Kind: "write", Knob: p.knob.String(), Old: p.knob.FormatValue(st.oldVal), New: p.knob.FormatValue(p.value), Reason: p.reason})
 		case errors.Is(err, ErrTimeout):
 			l.result.Errors++
 			m.pending = true
 			l.log.Error("write timed out; will check what the kernel holds on the next tick", "cgroup", p.cg.ref.String(), "knob", p.knob.String(), "value", p.knob.FormatValue(p.value), "error", err)
 		default:
 			l.result.Errors++
+			l.emit(Action{Controller: p.owner, Cgroup: p.cg.ref, Kind: "write", Knob: p.knob.String(), Old: p.knob.FormatValue(st.oldVal), New: p.knob.FormatValue(p.value), Reason: p.reason, Err: err})
 			if errors.Is(err, ErrUnsupported) {
 				p.cg.unsupported[p.knob] = true
 			}
@@ -278,11 +281,13 @@ func (l *Loop) freeze(ctx context.Context, cg *cgState, owner, reason string) bo
 	l.result.Actions++
 	if err := l.freezeCall(ctx, cg.ref, true); err != nil {
 		l.result.Errors++
+		l.emit(Action{Controller: owner, Cgroup: cg.ref, Kind: "freeze", Knob: "cgroup.freeze", Old: "0", New: "1", Reason: reason, Err: err})
 		l.log.Error("freeze failed", "controller", owner, "cgroup", cg.ref.String(), "error", err)
 		// It may be partly frozen: keep the record so it gets thawed.
 		return false
 	}
 	l.log.Info("action", "controller", owner, "cgroup", cg.ref.String(), "knob", "cgroup.freeze", "old", "0", "new", "1", "why", reason)
+	l.emit(Action{Controller: owner, Cgroup: cg.ref, Kind: "freeze", Knob: "cgroup.freeze", Old: "0", New: "1", Reason: reason})
 	return true
 }
 
@@ -297,4 +302,5 @@ func (l *Loop) thaw(ctx context.Context, f *frozenCG, reason string) {
 	delete(l.frozen, f.ref.ID)
 	l.dirty = true
 	l.log.Info("action", "controller", f.owner, "cgroup", f.ref.String(), "knob", "cgroup.freeze", "old", "1", "new", "0", "why", reason)
+	l.emit(Action{Controller: f.owner, Cgroup: f.ref, Kind: "thaw", Knob: "cgroup.freeze", Old: "1", New: "0", Reason: reason})
 }

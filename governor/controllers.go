@@ -3,16 +3,33 @@ package governor
 import (
 	"context"
 	"fmt"
+	"strings"
 	"time"
 )
 
 // controller is one compiled policy controller.
 type controller interface {
 	name() string
+	kind() string // the policy block: "rule", "suppress", "protect", ...
 	target() string
 	needs() needs
 	step(ctx context.Context, l *Loop, v *view)
 	forget(id CgroupID)
+	trigger() *triggers      // nil for controllers without one
+	reads(class string) bool // whether its conditions read that class
+	next(l *Loop, cg *cgState) string
+}
+
+// condsRead reports whether any condition reads class.
+func condsRead(class string, lists ...[]Condition) bool {
+	for _, cs := range lists {
+		for _, c := range cs {
+			if c.Scope == ScopeClass && c.Class == class {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 type needs struct {
@@ -29,14 +46,14 @@ func buildControllers(p *Policy) []controller {
 	for i := range p.Rules {
 		r := &p.Rules[i]
 		out = append(out, &knobCtl{
-			ctlName: r.Name, tgt: r.Target, trig: newTriggers(&r.Trigger),
+			ctlName: r.Name, ctlKind: "rule", tgt: r.Target, trig: newTriggers(&r.Trigger),
 			knobs: []knobMove{{knob: r.Knob, down: r.Down, step: r.Step, lim: r.Limits}},
 			rate:  newRateLimit(r.Limits.MaxPerMinute),
 		})
 	}
 	for i := range p.Suppress {
 		s := &p.Suppress[i]
-		kc := &knobCtl{ctlName: s.Name, tgt: s.Target, trig: newTriggers(&s.Trigger)}
+		kc := &knobCtl{ctlName: s.Name, ctlKind: "suppress", tgt: s.Target, trig: newTriggers(&s.Trigger)}
 		for _, k := range s.Knobs {
 			kc.knobs = append(kc.knobs, knobMove{knob: k.Knob, down: true, step: k.Step, lim: k.Limits})
 			if kc.rate == nil && k.Limits.MaxPerMinute > 0 {
@@ -163,10 +180,37 @@ type knobMove struct {
 
 type knobCtl struct {
 	ctlName string
+	ctlKind string
 	tgt     string
 	trig    *triggers
 	knobs   []knobMove
 	rate    *rateLimit
+}
+
+func (c *knobCtl) kind() string       { return c.ctlKind }
+func (c *knobCtl) trigger() *triggers { return c.trig }
+func (c *knobCtl) reads(class string) bool {
+	return condsRead(class, c.trig.t.When, c.trig.t.Recover)
+}
+
+func (c *knobCtl) next(l *Loop, cg *cgState) string {
+	ts := c.trig.state(cg.ref.ID)
+	var out []string
+	for i := range c.knobs {
+		km := &c.knobs[i]
+		next, release, ok := c.proposal(context.Background(), l, cg, ts, km)
+		switch {
+		case !ok && ts.active:
+			out = append(out, km.knob.String()+": nothing (at its bound, or not available)")
+		case !ok:
+			out = append(out, km.knob.String()+": nothing while the trigger is inactive")
+		case release:
+			out = append(out, km.knob.String()+": restore the original value")
+		default:
+			out = append(out, fmt.Sprintf("%s: set to %s", km.knob, km.knob.FormatValue(next)))
+		}
+	}
+	return strings.Join(out, "; ")
 }
 
 func (c *knobCtl) name() string   { return c.ctlName }
@@ -220,12 +264,37 @@ func (c *knobCtl) logTransition(l *Loop, active bool, ts *triggerState, cgroup s
 
 func (c *knobCtl) move(ctx context.Context, l *Loop, now time.Time, cg *cgState, ts *triggerState, km *knobMove) {
 	k := km.knob
-	m := l.managedBy(cg, k)
-	if m != nil && m.owner != c.ctlName {
+	if m := l.managedBy(cg, k); m != nil && (m.owner != c.ctlName || (km.lim.Cooldown > 0 && now.Sub(m.changed) < km.lim.Cooldown)) {
 		return
 	}
-	if m != nil && km.lim.Cooldown > 0 && now.Sub(m.changed) < km.lim.Cooldown {
+	next, release, ok := c.proposal(ctx, l, cg, ts, km)
+	if !ok {
 		return
+	}
+	if release {
+		l.release(cg, k, c.ctlName, "recovered: "+ts.describe(c.trig.t, true))
+		return
+	}
+	if ts.active && !c.rate.allow(now) {
+		l.warnOnce("rate:"+c.ctlName, "rate cap reached; skipping actions this minute", "controller", c.ctlName, "max_per_minute", km.lim.MaxPerMinute)
+		return
+	}
+	why := ts.describe(c.trig.t, false)
+	if !ts.active {
+		why = "recovered: " + ts.describe(c.trig.t, true)
+	}
+	l.set(cg, k, next, c.ctlName, why)
+}
+
+// proposal computes the knob's next value: one step toward the bound while
+// the trigger is active; once recovered, one step back toward the original
+// (a step of the original's size, so a long squeeze is undone in a few
+// steps) and finally the original itself (release).
+func (c *knobCtl) proposal(ctx context.Context, l *Loop, cg *cgState, ts *triggerState, km *knobMove) (next int64, release, ok bool) {
+	k := km.knob
+	m := l.managedBy(cg, k)
+	if m != nil && m.owner != c.ctlName {
+		return 0, false, false
 	}
 	lo := max(km.lim.Min, hardFloor(k))
 	hi := km.lim.Max
@@ -235,68 +304,44 @@ func (c *knobCtl) move(ctx context.Context, l *Loop, now time.Time, cg *cgState,
 	hi = min(hi, hardCeil(k))
 	if ts.active {
 		if !l.mayTouch(cg, k) {
-			return
+			return 0, false, false
 		}
 		cur, ok := l.current(ctx, cg, k)
 		if !ok {
-			return
+			return 0, false, false
 		}
 		from := cur
 		if cur == Unlimited {
-			from = l.base(cg, k)
-			if from == 0 {
-				return
+			if from = l.base(cg, k); from == 0 {
+				return 0, false, false
 			}
 		}
-		var next int64
 		if km.down {
 			next = clamp(from-stepSize(km.step, from), lo, hi)
-			if next >= cur {
-				return // at the floor already
-			}
+			return next, false, next < cur
+		}
+		if from > Unlimited-stepSize(km.step, from) {
+			next = Unlimited
 		} else {
-			if from > Unlimited-stepSize(km.step, from) {
-				next = Unlimited
-			} else {
-				next = clamp(from+stepSize(km.step, from), lo, hi)
-			}
-			if next <= cur {
-				return
-			}
+			next = clamp(from+stepSize(km.step, from), lo, hi)
 		}
-		if !c.rate.allow(now) {
-			l.warnOnce("rate:"+c.ctlName, "rate cap reached; skipping actions this minute", "controller", c.ctlName, "max_per_minute", km.lim.MaxPerMinute)
-			return
-		}
-		l.set(cg, k, next, c.ctlName, ts.describe(c.trig.t, false))
-		return
+		return next, false, next > cur
 	}
 	if m == nil {
-		return
+		return 0, false, false
 	}
-	// Recovered: walk back toward the original, a step of the original's
-	// size at a time (linear, so a long squeeze is undone in a few steps).
 	orig := m.orig.Value
 	ref := orig
 	if orig == Unlimited {
 		ref = l.base(cg, k)
 	}
 	d := stepSize(km.step, ref)
-	var next int64
-	var done bool
 	if km.down {
 		next = m.written + d
-		done = next >= ref || m.written >= orig
-	} else {
-		next = m.written - d
-		done = next <= orig
+		return next, next >= ref || m.written >= orig, true
 	}
-	why := "recovered: " + ts.describe(c.trig.t, true)
-	if done {
-		l.release(cg, k, c.ctlName, why)
-		return
-	}
-	l.set(cg, k, next, c.ctlName, why)
+	next = m.written - d
+	return next, next <= orig, true
 }
 
 // ---------------------------------------------------------------------------
@@ -308,6 +353,19 @@ func (p *protectCtl) name() string       { return p.c.Name }
 func (p *protectCtl) target() string     { return p.c.Target }
 func (p *protectCtl) forget(id CgroupID) {}
 func (p *protectCtl) needs() needs       { return needs{controllers: []string{"memory"}} }
+func (p *protectCtl) kind() string       { return "protect" }
+func (p *protectCtl) trigger() *triggers { return nil }
+func (p *protectCtl) reads(string) bool  { return false }
+func (p *protectCtl) next(l *Loop, cg *cgState) string {
+	var out []string
+	if p.c.Low > 0 {
+		out = append(out, "keep memory.low at "+FormatBytes(p.c.Low))
+	}
+	if p.c.Min > 0 {
+		out = append(out, "keep memory.min at "+FormatBytes(p.c.Min))
+	}
+	return strings.Join(out, "; ")
+}
 
 func (p *protectCtl) step(ctx context.Context, l *Loop, v *view) {
 	for _, s := range v.members[p.c.Target] {
@@ -344,6 +402,19 @@ func (r *reclaimCtl) target() string     { return r.c.Target }
 func (r *reclaimCtl) forget(id CgroupID) { delete(r.last, id) }
 func (r *reclaimCtl) needs() needs {
 	return needs{controllers: []string{"memory"}, reclaim: true}
+}
+func (r *reclaimCtl) kind() string       { return "reclaim" }
+func (r *reclaimCtl) trigger() *triggers { return nil }
+func (r *reclaimCtl) reads(string) bool  { return false }
+func (r *reclaimCtl) next(l *Loop, cg *cgState) string {
+	p, ok := cg.sample.Get(r.c.Signal)
+	if !ok {
+		return "nothing: " + r.c.Signal.Name() + " is not available for this cgroup"
+	}
+	if p >= r.c.Goal {
+		return fmt.Sprintf("back off: %s=%s is at or above the goal %s", r.c.Signal.Name(), formatSignal(r.c.Signal, p), formatSignal(r.c.Signal, r.c.Goal))
+	}
+	return fmt.Sprintf("reclaim a step every %s: %s=%s is below the goal %s", r.c.Interval, r.c.Signal.Name(), formatSignal(r.c.Signal, p), formatSignal(r.c.Signal, r.c.Goal))
 }
 
 func (r *reclaimCtl) step(ctx context.Context, l *Loop, v *view) {
@@ -389,13 +460,14 @@ func (r *reclaimCtl) step(ctx context.Context, l *Loop, v *view) {
 		l.result.Actions++
 		if err != nil {
 			l.result.Errors++
-			l.readFailed(cg, MemoryHigh, err)
 			l.log.Error("reclaim failed", "controller", r.c.Name, "cgroup", cg.ref.String(), "bytes", amount, "error", err)
+			l.emit(Action{Controller: r.c.Name, Cgroup: cg.ref, Kind: "reclaim", Knob: "memory.reclaim", New: FormatBytes(amount), Err: err})
 			continue
 		}
+		why := fmt.Sprintf("%s=%s < goal %s", r.c.Signal.Name(), formatSignal(r.c.Signal, pressure), formatSignal(r.c.Signal, r.c.Goal))
 		l.log.Info("action", "controller", r.c.Name, "cgroup", cg.ref.String(), "knob", "memory.reclaim",
-			"bytes", FormatBytes(amount), "memory.current", FormatBytes(int64(usage)),
-			"why", fmt.Sprintf("%s=%s < goal %s", r.c.Signal.Name(), formatSignal(r.c.Signal, pressure), formatSignal(r.c.Signal, r.c.Goal)))
+			"bytes", FormatBytes(amount), "memory.current", FormatBytes(int64(usage)), "why", why)
+		l.emit(Action{Controller: r.c.Name, Cgroup: cg.ref, Kind: "reclaim", Knob: "memory.reclaim", Old: FormatBytes(int64(usage)), New: FormatBytes(amount), Reason: why})
 	}
 }
 
@@ -415,7 +487,18 @@ func (m *memHighCtl) forget(id CgroupID) {
 	m.trig.forget(id)
 	delete(m.relax, id)
 }
-func (m *memHighCtl) needs() needs { return needs{controllers: []string{"memory"}} }
+func (m *memHighCtl) needs() needs       { return needs{controllers: []string{"memory"}} }
+func (m *memHighCtl) kind() string       { return "memory_high" }
+func (m *memHighCtl) trigger() *triggers { return m.trig }
+func (m *memHighCtl) reads(class string) bool {
+	return condsRead(class, m.c.Trigger.When, m.c.Trigger.Recover, m.c.Relax)
+}
+func (m *memHighCtl) next(l *Loop, cg *cgState) string {
+	if m.trig.state(cg.ref.ID).active {
+		return fmt.Sprintf("raise memory.high by %s per %s", describeStep(m.c.Step), m.c.Limits.Cooldown)
+	}
+	return "lower memory.high toward usage plus headroom once relax holds: " + describeConds(m.c.Relax, m.relax[cg.ref.ID])
+}
 
 func (m *memHighCtl) step(ctx context.Context, l *Loop, v *view) {
 	if !m.trig.perCG {
@@ -499,7 +582,17 @@ func (m *memHighCtl) step(ctx context.Context, l *Loop, v *view) {
 	}
 }
 
+func describeStep(st Step) string {
+	if st.Percent != 0 {
+		return fmt.Sprintf("%g%%", st.Percent)
+	}
+	return fmt.Sprint(st.Amount)
+}
+
 func describeConds(cs []Condition, st []condState) string {
+	if len(st) < len(cs) {
+		st = make([]condState, len(cs))
+	}
 	ts := &triggerState{when: st}
 	return ts.describe(&Trigger{When: cs}, false)
 }
@@ -524,7 +617,21 @@ func (r *lastResortCtl) forget(id CgroupID) {
 		r.victim = nil
 	}
 }
-func (r *lastResortCtl) needs() needs { return needs{freeze: true} }
+func (r *lastResortCtl) needs() needs       { return needs{freeze: true} }
+func (r *lastResortCtl) kind() string       { return "last_resort" }
+func (r *lastResortCtl) trigger() *triggers { return r.trig }
+func (r *lastResortCtl) reads(class string) bool {
+	return condsRead(class, r.c.Trigger.When, r.c.Trigger.Recover)
+}
+func (r *lastResortCtl) next(l *Loop, cg *cgState) string {
+	if r.victim != nil && r.victim.ref.ID == cg.ref.ID {
+		if r.c.Kill {
+			return fmt.Sprintf("frozen; killed at %s unless the trigger recovers", r.since.Add(r.c.Grace).Format(time.RFC3339))
+		}
+		return "frozen until the trigger recovers"
+	}
+	return "freeze the largest cgroup of the class when the trigger is active"
+}
 
 func (r *lastResortCtl) step(ctx context.Context, l *Loop, v *view) {
 	var worst *cgState
@@ -571,10 +678,12 @@ func (r *lastResortCtl) step(ctx context.Context, l *Loop, v *view) {
 			if err != nil {
 				l.result.Errors++
 				l.log.Error("kill failed", "controller", r.c.Name, "cgroup", r.victim.ref.String(), "error", err)
+				l.emit(Action{Controller: r.c.Name, Cgroup: r.victim.ref, Kind: "kill", Knob: "cgroup.kill", New: "1", Err: err})
 				return
 			}
 			l.log.Warn("action: killed every process of the cgroup (last resort)", "controller", r.c.Name, "cgroup", r.victim.ref.String(),
 				"knob", "cgroup.kill", "frozen_for", v.now.Sub(r.since).String(), "why", ts.describe(r.trig.t, false))
+			l.emit(Action{Controller: r.c.Name, Cgroup: r.victim.ref, Kind: "kill", Knob: "cgroup.kill", New: "1", Reason: ts.describe(r.trig.t, false)})
 			if f != nil {
 				l.thaw(ctx, f, "killed; thawing the empty cgroup")
 			}

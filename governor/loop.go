@@ -41,6 +41,8 @@ type Config struct {
 	WriteTimeout time.Duration
 	// AfterStep, optional, runs after every Step (watchdog pings, metrics).
 	AfterStep func(StepResult)
+	// OnAction, optional, receives every action (metrics, audit trail).
+	OnAction func(Action)
 }
 
 // StepResult summarises one Step.
@@ -77,6 +79,7 @@ type Loop struct {
 	lastReport time.Time
 	warned     map[string]bool
 	policyCh   chan *Policy
+	doCh       chan func()
 	result     StepResult
 }
 
@@ -112,6 +115,7 @@ type cgState struct {
 	unsupported [NumKnobs]bool
 	refused     bool // logged that it is on the deny list
 	reads       [NumKnobs]cachedRead
+	last        *Action // the last action on this cgroup
 }
 
 type cachedRead struct {
@@ -154,6 +158,7 @@ func New(cfg Config) (*Loop, error) {
 		frozen:   make(map[CgroupID]*frozenCG),
 		warned:   make(map[string]bool),
 		policyCh: make(chan *Policy, 1),
+		doCh:     make(chan func()),
 	}
 	if cfg.DryRun {
 		l.act = dryRun{Actuator: cfg.Actuator, log: cfg.Logger.Named("dry-run")}
@@ -270,6 +275,9 @@ func (l *Loop) Run(ctx context.Context) error {
 			l.setPolicy(p)
 			l.reportCapabilities()
 			l.log.Info("policy replaced", "classes", len(p.Classes), "controllers", len(l.ctrls))
+			continue
+		case f := <-l.doCh:
+			f()
 			continue
 		case ref := <-wake:
 			l.log.Debug("woken by pressure trigger", "cgroup", ref.String())
@@ -543,6 +551,8 @@ func (l *Loop) checkManaged(ctx context.Context) {
 			delete(l.managed, key)
 			cg.handedBack[key.knob] = true
 			l.dirty = true
+			l.emit(Action{Controller: m.owner, Cgroup: m.ref, Kind: "hand-back", Knob: key.knob.String(),
+				Old: key.knob.FormatValue(m.written), New: key.knob.FormatValue(s.Value), Reason: "changed by someone else"})
 		}
 	}
 }

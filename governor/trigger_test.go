@@ -21,13 +21,13 @@ func TestTriggerHysteresis(t *testing.T) {
 		want   string    // one char per value: '.' inactive, 'A' active
 	}{
 		{"immediate", Trigger{When: []Condition{above(10, 0)}}, []float64{5, 11, 12, 9, 5}, ".AA.."},
-		{"must hold 3s", Trigger{When: []Condition{above(10, 3 * time.Second)}}, []float64{11, 11, 11, 11, 5}, "...AA"},
-		{"interrupted hold restarts", Trigger{When: []Condition{above(10, 2 * time.Second)}}, []float64{11, 11, 5, 11, 11, 11}, ".....A"},
+		{"must hold 3s", Trigger{When: []Condition{above(10, 3*time.Second)}}, []float64{11, 11, 11, 11, 5}, "...AA"},
+		{"interrupted hold restarts", Trigger{When: []Condition{above(10, 2*time.Second)}}, []float64{11, 11, 5, 11, 11, 11}, ".....A"},
 		{"equal is not above", Trigger{When: []Condition{above(10, 0)}}, []float64{10, 10.01}, ".A"},
 		{"missing signal never triggers", Trigger{When: []Condition{above(10, 0)}}, []float64{-1, -1, 50}, "..A"},
 		{"hysteresis band", Trigger{When: []Condition{above(10, 0)}, Recover: []Condition{below(2, 0)}}, []float64{20, 5, 5, 1, 5, 20}, "AAA..A"},
-		{"recover must hold", Trigger{When: []Condition{above(10, 0)}, Recover: []Condition{below(2, 2 * time.Second)}}, []float64{20, 1, 1, 1, 1}, "AAA.."},
-		{"no recover: clear for the longest for", Trigger{When: []Condition{above(10, 2 * time.Second)}}, []float64{20, 20, 20, 5, 5, 5, 5}, "..AAA.."},
+		{"recover must hold", Trigger{When: []Condition{above(10, 0)}, Recover: []Condition{below(2, 2*time.Second)}}, []float64{20, 1, 1, 1, 1}, "AAA.."},
+		{"no recover: clear for the longest for", Trigger{When: []Condition{above(10, 2*time.Second)}}, []float64{20, 20, 20, 5, 5, 5, 5}, "..AAA.."},
 		{"any of several", Trigger{When: []Condition{above(50, 0), {Scope: ScopeHost, Signal: MemorySomeAvg10, Op: Above, Value: 1}}}, []float64{20, 60}, ".A"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -1,0 +1,230 @@
+package governor
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"time"
+)
+
+// Action is one thing the governor did, or in dry-run would have done. The
+// loop hands every action to Config.OnAction (metrics, audit trail).
+type Action struct {
+	Time       time.Time
+	Controller string
+	Cgroup     Ref
+	Kind       string // "write", "restore", "reclaim", "freeze", "thaw", "kill", "hand-back"
+	Knob       string
+	Old, New   string
+	Reason     string
+	DryRun     bool
+	Err        error
+}
+
+// emit records an action for status and passes it to the hook.
+func (l *Loop) emit(a Action) {
+	a.Time = l.clock.Now()
+	a.DryRun = l.cfg.DryRun
+	if cg := l.cgs[a.Cgroup.ID]; cg != nil {
+		cp := a
+		cg.last = &cp
+	}
+	if l.cfg.OnAction != nil {
+		l.cfg.OnAction(a)
+	}
+}
+
+// Status is a point-in-time view of the loop for the control socket and
+// metrics.
+type Status struct {
+	Time        time.Time
+	DryRun      bool
+	LastStep    StepResult
+	Host        map[string]float64
+	Cgroups     []CgroupStatus
+	Controllers []ControllerStatus
+}
+
+// CgroupStatus describes one governed cgroup (one that belongs to a class).
+type CgroupStatus struct {
+	Ref
+	Class     string
+	Protected bool
+	Denied    string // why the governor never acts on it ("" if it may)
+	Signals   map[string]float64
+	Knobs     []KnobStatus
+	Last      *Action
+}
+
+// KnobStatus is a knob the governor manages or has handed back.
+type KnobStatus struct {
+	Knob       string
+	Value      string
+	Original   string
+	Owner      string
+	HandedBack bool
+	Since      time.Time
+}
+
+// ControllerStatus describes one controller of the policy.
+type ControllerStatus struct {
+	Name     string
+	Kind     string
+	Target   string
+	Disabled string // why it cannot act on this host
+	Active   bool   // trigger active (global triggers only)
+	Because  string // its conditions and their current values
+}
+
+// Do runs f on the loop's goroutine between two Steps, so f may read the
+// loop's state. It fails if the loop is not running (Run) when ctx ends.
+func (l *Loop) Do(ctx context.Context, f func()) error {
+	done := make(chan struct{})
+	select {
+	case l.doCh <- func() { f(); close(done) }:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Status returns the loop's current status (see Do).
+func (l *Loop) Status(ctx context.Context) (Status, error) {
+	var st Status
+	err := l.Do(ctx, func() { st = l.status() })
+	return st, err
+}
+
+// Explain describes, for one cgroup path, its class, the controllers that
+// target it, their conditions' current values and what each would do next.
+func (l *Loop) Explain(ctx context.Context, path string) ([]string, error) {
+	var out []string
+	var err error
+	if e := l.Do(ctx, func() { out, err = l.explain(path) }); e != nil {
+		return nil, e
+	}
+	return out, err
+}
+
+// ErrNoCgroup: Explain was asked about a cgroup the loop does not know.
+var ErrNoCgroup = errors.New("no such cgroup")
+
+func signalMap(s *Sample) map[string]float64 {
+	m := make(map[string]float64)
+	if s == nil {
+		return m
+	}
+	for sig := Signal(0); sig < NumSignals; sig++ {
+		if v, ok := s.Get(sig); ok {
+			m[sig.Name()] = v
+		}
+	}
+	return m
+}
+
+func (l *Loop) status() Status {
+	st := Status{Time: l.snap.Time, DryRun: l.cfg.DryRun, LastStep: l.result, Host: signalMap(l.snap.Host)}
+	for _, cg := range l.cgs {
+		if cg.class < 0 {
+			continue
+		}
+		cl := &l.policy.Classes[cg.class]
+		cs := CgroupStatus{Ref: cg.ref, Class: cl.Name, Protected: cl.Protected, Denied: l.denied(cg), Signals: signalMap(cg.sample), Last: cg.last}
+		cs.Knobs = l.knobStatus(cg)
+		st.Cgroups = append(st.Cgroups, cs)
+	}
+	sort.Slice(st.Cgroups, func(i, j int) bool { return st.Cgroups[i].Path < st.Cgroups[j].Path })
+	for _, c := range l.ctrls {
+		cs := ControllerStatus{Name: c.name(), Kind: c.kind(), Target: c.target(), Disabled: l.disabled[c.name()]}
+		if tr := c.trigger(); tr != nil && !tr.perCG {
+			cs.Active = tr.global.active
+			cs.Because = tr.global.describe(tr.t, false)
+		}
+		st.Controllers = append(st.Controllers, cs)
+	}
+	return st
+}
+
+func (l *Loop) knobStatus(cg *cgState) []KnobStatus {
+	var out []KnobStatus
+	for k := Knob(0); k < NumKnobs; k++ {
+		if m := l.managed[knobKey{cg.ref.ID, k}]; m != nil {
+			out = append(out, KnobStatus{Knob: k.String(), Value: k.FormatValue(m.written), Original: m.orig.Raw, Owner: m.owner, Since: m.changed})
+		} else if cg.handedBack[k] {
+			out = append(out, KnobStatus{Knob: k.String(), HandedBack: true})
+		}
+	}
+	if f := l.frozen[cg.ref.ID]; f != nil {
+		out = append(out, KnobStatus{Knob: freezeKnob, Value: "1", Original: "0", Owner: f.owner, Since: f.since})
+	}
+	return out
+}
+
+func (l *Loop) explain(path string) ([]string, error) {
+	var cg *cgState
+	for _, c := range l.cgs {
+		if c.ref.Path == path {
+			cg = c
+			break
+		}
+	}
+	if cg == nil {
+		return nil, fmt.Errorf("%w: %q is not in the cgroup2 hierarchy the governor watches", ErrNoCgroup, path)
+	}
+	out := []string{fmt.Sprintf("cgroup %s (id %d)", cg.ref.String(), cg.ref.ID)}
+	if cg.class < 0 {
+		return append(out, "no class matches it: the governor observes it and never acts on it"), nil
+	}
+	cl := &l.policy.Classes[cg.class]
+	out = append(out, fmt.Sprintf("class %q (%s)", cl.Name, cl.Origin))
+	if why := l.denied(cg); why != "" {
+		out = append(out, "never acted on: "+why)
+	}
+	for _, ks := range l.knobStatus(cg) {
+		if ks.HandedBack {
+			out = append(out, fmt.Sprintf("%s: handed back after someone else wrote it; left alone", ks.Knob))
+			continue
+		}
+		out = append(out, fmt.Sprintf("%s = %s (original %s, set by %s)", ks.Knob, ks.Value, ks.Original, ks.Owner))
+	}
+	n := 0
+	for _, c := range l.ctrls {
+		if c.target() != cl.Name && !c.reads(cl.Name) {
+			continue
+		}
+		n++
+		role := "targets it"
+		if c.target() != cl.Name {
+			role = "reads its signals"
+		}
+		line := fmt.Sprintf("%s %q %s", c.kind(), c.name(), role)
+		if why := l.disabled[c.name()]; why != "" {
+			line += "; impossible here: " + why
+		}
+		out = append(out, line)
+		if tr := c.trigger(); tr != nil {
+			ts := tr.state(cg.ref.ID)
+			state := "inactive"
+			if ts.active {
+				state = "active since " + ts.changedAt.Format(time.RFC3339)
+			}
+			out = append(out, "  trigger "+state+": when "+ts.describe(tr.t, false))
+			if len(tr.t.Recover) > 0 {
+				out = append(out, "  recover: "+ts.describe(tr.t, true))
+			}
+		}
+		if c.target() == cl.Name {
+			out = append(out, "  next: "+c.next(l, cg))
+		}
+	}
+	if n == 0 {
+		out = append(out, "no controller targets or reads this class")
+	}
+	return out, nil
+}
