@@ -19,6 +19,19 @@ type Policy struct {
 	Suppress   []SuppressController
 	Protect    []ProtectController
 	LastResort []LastResortController
+
+	// Admission, if set, is the node's verdict for batch schedulers.
+	Admission *Admission
+}
+
+// Admission decides whether the node accepts more batch work: it stops
+// accepting when Trigger becomes active (normally pressure of a protected
+// class or of the host) and accepts again once it recovers; the trigger's
+// hysteresis keeps the verdict from flapping. Headroom lists the signals
+// whose distance to their thresholds is published as headroom.
+type Admission struct {
+	Origin  string
+	Trigger Trigger
 }
 
 // Class is a named set of cgroups selected by path globs relative to the
