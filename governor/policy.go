@@ -27,8 +27,9 @@ type Policy struct {
 // Admission decides whether the node accepts more batch work: it stops
 // accepting when Trigger becomes active (normally pressure of a protected
 // class or of the host) and accepts again once it recovers; the trigger's
-// hysteresis keeps the verdict from flapping. Headroom lists the signals
-// whose distance to their thresholds is published as headroom.
+// hysteresis keeps the verdict from flapping. The headroom published with
+// the verdict is, per When condition, the distance between the signal's
+// current value and its threshold.
 type Admission struct {
 	Origin  string
 	Trigger Trigger

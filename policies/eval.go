@@ -144,7 +144,8 @@ func suggest(s string, candidates []string) string {
 			best, bestD = c, d
 		}
 	}
-	if best == "" || bestD > 3 && bestD > len(s)/3 {
+	// Suggest only near misses: a typo, not a different word.
+	if best == "" || bestD > 4 || 2*bestD >= len(s) {
 		return ""
 	}
 	return fmt.Sprintf(" Did you mean %q?", best)

@@ -50,7 +50,7 @@ const maxFileSize = 4 << 20
 // (its fstat after opening, so the check and the read see the same file).
 // The directory holding an explicitly named file is not checked.
 func Load(paths []string, opts Options) *Result {
-	l := &loader{parser: hclparse.NewParser(), opts: opts, seen: map[string]bool{}}
+	l := &loader{parser: hclparse.NewParser(), opts: opts}
 	if len(paths) == 0 {
 		l.diags = append(l.diags, &hcl.Diagnostic{
 			Severity: hcl.DiagError,
@@ -67,7 +67,7 @@ func Load(paths []string, opts Options) *Result {
 // LoadSource compiles one policy from memory, without any file checks. name
 // is the file name used in diagnostics and origins.
 func LoadSource(name string, src []byte) *Result {
-	l := &loader{parser: hclparse.NewParser(), seen: map[string]bool{}}
+	l := &loader{parser: hclparse.NewParser()}
 	l.parse(name, src)
 	return l.finish()
 }
@@ -87,7 +87,7 @@ type loader struct {
 	opts   Options
 	files  []*hcl.File
 	diags  hcl.Diagnostics
-	seen   map[string]bool
+	seen   []fs.FileInfo // files read so far, to read each once
 }
 
 func (l *loader) finish() *Result {
@@ -171,14 +171,12 @@ func (l *loader) file(name string, f *os.File, fi fs.FileInfo) {
 	if !l.secure(name, fi) {
 		return
 	}
-	key := name
-	if abs, err := filepath.Abs(name); err == nil {
-		key = abs
+	for _, prev := range l.seen {
+		if os.SameFile(prev, fi) {
+			return // named twice (e.g. as a file and through its directory)
+		}
 	}
-	if l.seen[key] {
-		return // named twice (e.g. as a file and through its directory)
-	}
-	l.seen[key] = true
+	l.seen = append(l.seen, fi)
 	src, err := io.ReadAll(io.LimitReader(f, maxFileSize+1))
 	if err != nil {
 		l.fail("Cannot read policy", "%s: %v.", name, err)

@@ -8,7 +8,8 @@
  *    woken task, sched_switch turns now - stamp of `next` into a histogram
  *    sample of next's own cgroup (CO-RE task->cgroups->dfl_cgrp->kn->id; never
  *    the current task's cgroup, which at sched_switch is prev's and at wakeup
- *    the waker's). A task switched out while still runnable is re-stamped.
+ *    the waker's). A task switched out while still runnable (involuntary
+ *    preemption, or __state still TASK_RUNNING) is re-stamped.
  *  - preemptions: a task switched out while runnable counts against its
  *    cgroup, and the (victim cgroup, next task's cgroup) pair is counted so
  *    user space can name the noisy neighbour. Offender 0 means the CPU went
@@ -297,7 +298,7 @@ int BPF_PROG(btf_sched_switch, bool preempt, struct task_struct *prev, struct ta
 	struct stamp *st;
 	int next_pid = next->pid;
 
-	if (prev->pid != 0 && btf_task_state(prev) == TASK_RUNNING) {
+	if (prev->pid != 0 && (preempt || btf_task_state(prev) == TASK_RUNNING)) {
 		st = bpf_task_storage_get(&task_stamps, prev, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
 		if (st)
 			st->ts = now;
@@ -366,7 +367,7 @@ int raw_sched_switch(struct bpf_raw_tracepoint_args *ctx)
 	__u32 next_pid = BPF_CORE_READ(next, pid);
 	__u64 now = bpf_ktime_get_ns(), *tsp, ts;
 
-	if (prev_pid != 0 && raw_task_state(prev) == TASK_RUNNING) {
+	if (prev_pid != 0 && (ctx->args[0] || raw_task_state(prev) == TASK_RUNNING)) {
 		if (bpf_map_update_elem(&pid_stamps, &prev_pid, &now, BPF_ANY))
 			drop(DROP_STAMP);
 		preempt_record(raw_task_cgid(prev), next_pid ? raw_task_cgid(next) : 0);
