@@ -296,3 +296,20 @@ func TestEveryUnitHasAThresholdParser(t *testing.T) {
 		}
 	}
 }
+
+func TestSuggest(t *testing.T) {
+	names := []string{"batch", "web", "interactive"}
+	for in, want := range map[string]string{
+		"bacth":       ` Did you mean "batch"?`,
+		"interactve":  ` Did you mean "interactive"?`,
+		"db":          "",
+		"kubernetes":  "",
+		"web":         ` Did you mean "web"?`,
+		"":            "",
+		"batchbatch1": "",
+	} {
+		if got := suggest(in, names); got != want {
+			t.Errorf("suggest(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
