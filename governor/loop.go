@@ -43,6 +43,10 @@ type Config struct {
 	AfterStep func(StepResult)
 	// OnAction, optional, receives every action (metrics, audit trail).
 	OnAction func(Action)
+	// Armer, optional, arms PSI triggers on watched cgroups; MaxTriggers
+	// bounds how many (default 256).
+	Armer       Armer
+	MaxTriggers int
 }
 
 // StepResult summarises one Step.
@@ -65,6 +69,8 @@ type Loop struct {
 	policy   *Policy
 	ctrls    []controller
 	disabled map[string]string // controller name -> why it cannot act here
+	watch    map[string][]armSpec
+	armed    int
 
 	snap    Snapshot
 	cgs     map[CgroupID]*cgState
@@ -116,6 +122,9 @@ type cgState struct {
 	refused     bool // logged that it is on the deny list
 	reads       [NumKnobs]cachedRead
 	last        *Action // the last action on this cgroup
+	armed       bool    // PSI triggers armed on it
+	armTried    bool    // arming attempted (not retried every tick)
+	nArmed      int
 }
 
 type cachedRead struct {
@@ -218,7 +227,9 @@ func (l *Loop) setPolicy(p *Policy) {
 			l.disabled[c.name()] = why
 		}
 	}
+	l.watch = watchSpecs(p, l.ctrls)
 	for _, cg := range l.cgs {
+		l.disarm(cg)
 		cg.class = l.classify(cg.ref.Path)
 	}
 	l.lastReport = time.Time{}
@@ -373,9 +384,11 @@ func (l *Loop) reconcile() {
 			cg = &cgState{ref: s.Ref, class: l.classify(s.Path)}
 			l.cgs[s.ID] = cg
 		} else if cg.ref.Path != s.Path {
+			l.disarm(cg)
 			cg.ref.Path = s.Path // renamed (rare): keep id, reclassify
 			cg.class = l.classify(s.Path)
 		}
+		l.arm(cg)
 		cg.sample = s
 		cg.seen = l.tick
 		if cg.class >= 0 {
@@ -409,6 +422,7 @@ func (l *Loop) forget(id CgroupID, why string) {
 	for _, c := range l.ctrls {
 		c.forget(id)
 	}
+	l.disarm(cg)
 	delete(l.cgs, id)
 	l.log.Debug("forgetting cgroup", "cgroup", cg.ref.String(), "why", why)
 }

@@ -1,0 +1,240 @@
+package governor
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// Built-in admission thresholds, used when the policy has no Admission: the
+// node stops accepting batch work when the host or any protected class has
+// memory.some.avg10 above 10 % or cpu.some.avg10 above 20 % for 10 s, and
+// accepts again once all of them have been below half of that for 30 s.
+const (
+	DefaultAdmissionMemory  = 10.0
+	DefaultAdmissionCPU     = 20.0
+	DefaultAdmissionFor     = 10 * time.Second
+	DefaultAdmissionRecover = 30 * time.Second
+)
+
+// DefaultAdmission is the admission trigger used when a policy declares
+// none: memory and CPU pressure of the host and of every protected class.
+func DefaultAdmission(p *Policy) *Admission {
+	subjects := []Condition{{Scope: ScopeHost}}
+	for _, c := range p.Classes {
+		if c.Protected {
+			subjects = append(subjects, Condition{Scope: ScopeClass, Class: c.Name})
+		}
+	}
+	a := &Admission{Origin: "built-in"}
+	for _, s := range subjects {
+		for _, lim := range []struct {
+			sig Signal
+			v   float64
+		}{{MemorySomeAvg10, DefaultAdmissionMemory}, {CPUSomeAvg10, DefaultAdmissionCPU}} {
+			w := s
+			w.Origin, w.Signal, w.Op, w.Value, w.For = "built-in", lim.sig, Above, lim.v, DefaultAdmissionFor
+			r := w
+			r.Op, r.Value, r.For = Below, lim.v/2, DefaultAdmissionRecover
+			a.Trigger.When = append(a.Trigger.When, w)
+			a.Trigger.Recover = append(a.Trigger.Recover, r)
+		}
+	}
+	return a
+}
+
+// AdmissionVerdict is the node's answer to batch schedulers: whether it
+// accepts more batch work, why not, and how much headroom each condition
+// has left.
+type AdmissionVerdict struct {
+	Accepting bool
+	// Since is when the verdict last changed (the loop's start if never).
+	Since time.Time
+	// Reason names the conditions that stopped admission (subject, signal,
+	// value against threshold), or, while recovering, what it waits for.
+	Reason string
+	// Origin is where the admission rule comes from ("file.hcl:12" or
+	// "built-in").
+	Origin     string
+	Conditions []AdmissionCondition
+}
+
+// AdmissionCondition is one When condition of the admission trigger with
+// its current value.
+type AdmissionCondition struct {
+	Subject   string // "host" or "class NAME"
+	Signal    string
+	Unit      string
+	Op        string // ">" or "<"
+	Value     float64
+	Threshold float64
+	For       time.Duration
+	Present   bool // the signal was measured (a missing signal never holds)
+	Holding   bool // the threshold is crossed now
+	// Headroom is the distance from the current value to the threshold in
+	// the signal's unit: positive while the condition does not hold.
+	Headroom float64
+}
+
+// admission evaluates the admission trigger once per Step.
+type admission struct {
+	a       *Admission
+	state   *triggerState
+	verdict AdmissionVerdict
+	// agg holds, per class, one sample with the highest value of every
+	// signal among the class's cgroups: for admission a class is as
+	// pressured as its worst member, for "below" too, so a recover
+	// condition on a class holds only when every member is below.
+	agg     map[string]*Sample
+	members map[string][]*Sample
+}
+
+// newAdmission builds the admission state for a policy, keeping the verdict
+// of prev (a reload does not flip it).
+func newAdmission(p *Policy, prev *admission, now time.Time) *admission {
+	a := p.Admission
+	if a == nil {
+		a = DefaultAdmission(p)
+	}
+	ad := &admission{
+		a:       a,
+		state:   newTriggerState(&a.Trigger),
+		agg:     make(map[string]*Sample),
+		members: make(map[string][]*Sample),
+	}
+	ad.verdict = AdmissionVerdict{Accepting: true, Since: now, Origin: a.Origin}
+	if prev != nil {
+		ad.verdict.Accepting, ad.verdict.Since, ad.verdict.Reason = prev.verdict.Accepting, prev.verdict.Since, prev.verdict.Reason
+		ad.state.active = !prev.verdict.Accepting
+		ad.state.changedAt = prev.verdict.Since
+	}
+	return ad
+}
+
+// view returns the view admission conditions are evaluated against: the
+// Step's, with each class reduced to its worst member.
+func (ad *admission) view(v *view) *view {
+	for k := range ad.members {
+		delete(ad.members, k)
+	}
+	conds := append(append([]Condition(nil), ad.a.Trigger.When...), ad.a.Trigger.Recover...)
+	for _, c := range conds {
+		if c.Scope != ScopeClass {
+			continue
+		}
+		s := ad.agg[c.Class]
+		if s == nil {
+			s = &Sample{}
+			ad.agg[c.Class] = s
+		}
+		if _, done := ad.members[c.Class]; !done {
+			*s = Sample{Ref: Ref{Path: "class " + c.Class}}
+			ad.members[c.Class] = nil
+		}
+		for _, m := range v.members[c.Class] {
+			x, ok := m.Get(c.Signal)
+			if !ok {
+				continue
+			}
+			if cur, has := s.Get(c.Signal); !has || x > cur {
+				s.Set(c.Signal, x)
+			}
+		}
+		if s.Has.Has(c.Signal) {
+			ad.members[c.Class] = []*Sample{s}
+		}
+	}
+	return &view{now: v.now, snap: v.snap, members: ad.members}
+}
+
+func subject(c *Condition) string {
+	if c.Scope == ScopeClass {
+		return "class " + c.Class
+	}
+	return "host"
+}
+
+// step re-evaluates the verdict.
+func (ad *admission) step(l *Loop, v *view) {
+	av := ad.view(v)
+	t := &ad.a.Trigger
+	// A condition on the acted-on cgroup has no meaning for the node:
+	// evaluate it against the host.
+	active, changed := ad.state.update(av, t, av.snap.Host)
+	conds := make([]AdmissionCondition, len(t.When))
+	var holding []string
+	for i := range t.When {
+		c := &t.When[i]
+		x, crossed := av.evalCondition(c, av.snap.Host)
+		present := ad.present(av, c)
+		ac := AdmissionCondition{
+			Subject: subject(c), Signal: c.Signal.Name(), Unit: c.Signal.Unit().String(), Op: c.Op.String(),
+			Value: x, Threshold: c.Value, For: c.For, Present: present, Holding: crossed,
+		}
+		if c.Op == Above {
+			ac.Headroom = c.Value - x
+		} else {
+			ac.Headroom = x - c.Value
+		}
+		conds[i] = ac
+		if crossed {
+			s := fmt.Sprintf("%s:%s=%s %s %s", ac.Subject, ac.Signal, formatSignal(c.Signal, x), c.Op, formatSignal(c.Signal, c.Value))
+			if held := v.now.Sub(ad.state.when[i].since); held > 0 {
+				s += " for " + held.Round(time.Second).String()
+			}
+			holding = append(holding, s)
+		}
+	}
+	vd := &ad.verdict
+	vd.Conditions = conds
+	vd.Origin = ad.a.Origin
+	if changed {
+		vd.Since = v.now
+	}
+	vd.Accepting = !active
+	switch {
+	case active && len(holding) > 0:
+		vd.Reason = strings.Join(holding, ", ")
+	case active:
+		vd.Reason = "recovering, waiting for: " + ad.state.describe(t, true)
+	case len(holding) > 0:
+		vd.Reason = "accepting; crossed but not yet for long enough: " + strings.Join(holding, ", ")
+	default:
+		vd.Reason = "no admission condition holds"
+	}
+	if changed {
+		if active {
+			l.log.Warn("admission: not accepting batch work", "why", vd.Reason, "origin", vd.Origin)
+		} else {
+			l.log.Info("admission: accepting batch work again", "recovered", ad.state.describe(t, true), "origin", vd.Origin)
+		}
+	}
+}
+
+// present reports whether a condition's signal was measured at all.
+func (ad *admission) present(v *view, c *Condition) bool {
+	switch c.Scope {
+	case ScopeClass:
+		return len(v.members[c.Class]) > 0
+	default:
+		if v.snap.Host == nil {
+			return false
+		}
+		_, ok := v.snap.Host.Get(c.Signal)
+		return ok
+	}
+}
+
+func (ad *admission) copyVerdict() AdmissionVerdict {
+	vd := ad.verdict
+	vd.Conditions = append([]AdmissionCondition(nil), vd.Conditions...)
+	return vd
+}
+
+// Admission returns the node's current admission verdict (see Do).
+func (l *Loop) Admission(ctx context.Context) (AdmissionVerdict, error) {
+	var vd AdmissionVerdict
+	err := l.Do(ctx, func() { vd = l.adm.copyVerdict() })
+	return vd, err
+}
