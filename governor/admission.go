@@ -88,6 +88,10 @@ type admission struct {
 	// condition on a class holds only when every member is below.
 	agg     map[string]*Sample
 	members map[string][]*Sample
+	present map[presentKey]bool
+	host    Sample
+	snap    Snapshot
+	conds   []Condition
 }
 
 // newAdmission builds the admission state for a policy, keeping the verdict
@@ -102,6 +106,7 @@ func newAdmission(p *Policy, prev *admission, now time.Time) *admission {
 		state:   newTriggerState(&a.Trigger),
 		agg:     make(map[string]*Sample),
 		members: make(map[string][]*Sample),
+		present: make(map[presentKey]bool),
 	}
 	ad.verdict = AdmissionVerdict{Accepting: true, Since: now, Origin: a.Origin}
 	if prev != nil {
@@ -113,14 +118,31 @@ func newAdmission(p *Policy, prev *admission, now time.Time) *admission {
 }
 
 // view returns the view admission conditions are evaluated against: the
-// Step's, with each class reduced to its worst member.
+// Step's, with each class reduced to one sample holding its worst member's
+// values. A signal that is not measured at all (an empty class, a host
+// without PSI) counts as zero, so it never blocks admission and never keeps
+// it from recovering; present records what was really measured.
 func (ad *admission) view(v *view) *view {
 	for k := range ad.members {
 		delete(ad.members, k)
 	}
-	conds := append(append([]Condition(nil), ad.a.Trigger.When...), ad.a.Trigger.Recover...)
+	for k := range ad.present {
+		delete(ad.present, k)
+	}
+	ad.host = Sample{}
+	if v.snap.Host != nil {
+		ad.host = *v.snap.Host
+	}
+	t := &ad.a.Trigger
+	conds := append(append(ad.conds[:0], t.When...), t.Recover...)
+	ad.conds = conds
 	for _, c := range conds {
 		if c.Scope != ScopeClass {
+			if v.snap.Host != nil && v.snap.Host.Has.Has(c.Signal) {
+				ad.present[presentKey{"", c.Signal}] = true
+			} else {
+				ad.host.Set(c.Signal, 0)
+			}
 			continue
 		}
 		s := ad.agg[c.Class]
@@ -130,7 +152,7 @@ func (ad *admission) view(v *view) *view {
 		}
 		if _, done := ad.members[c.Class]; !done {
 			*s = Sample{Ref: Ref{Path: "class " + c.Class}}
-			ad.members[c.Class] = nil
+			ad.members[c.Class] = []*Sample{s}
 		}
 		for _, m := range v.members[c.Class] {
 			x, ok := m.Get(c.Signal)
@@ -140,12 +162,19 @@ func (ad *admission) view(v *view) *view {
 			if cur, has := s.Get(c.Signal); !has || x > cur {
 				s.Set(c.Signal, x)
 			}
+			ad.present[presentKey{c.Class, c.Signal}] = true
 		}
-		if s.Has.Has(c.Signal) {
-			ad.members[c.Class] = []*Sample{s}
+		if !s.Has.Has(c.Signal) {
+			s.Set(c.Signal, 0)
 		}
 	}
-	return &view{now: v.now, snap: v.snap, members: ad.members}
+	ad.snap = Snapshot{Time: v.now, Host: &ad.host}
+	return &view{now: v.now, snap: &ad.snap, members: ad.members}
+}
+
+type presentKey struct {
+	class  string // "" for the host
+	signal Signal
 }
 
 func subject(c *Condition) string {
@@ -161,13 +190,18 @@ func (ad *admission) step(l *Loop, v *view) {
 	t := &ad.a.Trigger
 	// A condition on the acted-on cgroup has no meaning for the node:
 	// evaluate it against the host.
-	active, changed := ad.state.update(av, t, av.snap.Host)
+	active, changed := ad.state.update(av, t, &ad.host)
 	conds := make([]AdmissionCondition, len(t.When))
 	var holding []string
 	for i := range t.When {
 		c := &t.When[i]
-		x, crossed := av.evalCondition(c, av.snap.Host)
-		present := ad.present(av, c)
+		k := presentKey{signal: c.Signal}
+		if c.Scope == ScopeClass {
+			k.class = c.Class
+		}
+		present := ad.present[k]
+		x, crossed := av.evalCondition(c, &ad.host)
+		crossed = crossed && present
 		ac := AdmissionCondition{
 			Subject: subject(c), Signal: c.Signal.Name(), Unit: c.Signal.Unit().String(), Op: c.Op.String(),
 			Value: x, Threshold: c.Value, For: c.For, Present: present, Holding: crossed,
@@ -209,20 +243,6 @@ func (ad *admission) step(l *Loop, v *view) {
 		} else {
 			l.log.Info("admission: accepting batch work again", "recovered", ad.state.describe(t, true), "origin", vd.Origin)
 		}
-	}
-}
-
-// present reports whether a condition's signal was measured at all.
-func (ad *admission) present(v *view, c *Condition) bool {
-	switch c.Scope {
-	case ScopeClass:
-		return len(v.members[c.Class]) > 0
-	default:
-		if v.snap.Host == nil {
-			return false
-		}
-		_, ok := v.snap.Host.Get(c.Signal)
-		return ok
 	}
 }
 

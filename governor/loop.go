@@ -87,6 +87,7 @@ type Loop struct {
 	policyCh   chan *Policy
 	doCh       chan func()
 	result     StepResult
+	adm        *admission // batch admission verdict (admission.go)
 }
 
 type knobKey struct {
@@ -233,6 +234,7 @@ func (l *Loop) setPolicy(p *Policy) {
 		cg.class = l.classify(cg.ref.Path)
 	}
 	l.lastReport = time.Time{}
+	l.adm = newAdmission(p, l.adm, l.clock.Now())
 }
 
 // cannot tells why a controller cannot act on this host ("" if it can).
@@ -360,6 +362,7 @@ func (l *Loop) Step(ctx context.Context) error {
 		}
 		c.step(ctx, l, v)
 	}
+	l.adm.step(l, v)
 	l.apply(ctx)
 	l.releaseUnclaimed(ctx)
 	if l.dirty {
