@@ -25,7 +25,9 @@ func (l *Loop) report() {
 	governed := len(list) > 0
 	if !governed {
 		for _, cg := range l.cgs {
-			list = append(list, cg)
+			if cg.ref.Path != "" { // the root is the host line
+				list = append(list, cg)
+			}
 		}
 	}
 	sort.Slice(list, func(i, j int) bool {
