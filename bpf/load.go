@@ -191,6 +191,7 @@ type Sensor struct {
 	last      time.Time
 	prev      map[uint64]*governorCgStats
 	prevPairs map[governorPairKey]uint64
+	preempted map[uint64]uint64 // preemptions per cgroup in this window
 	dropSeen  [dropNR]uint64
 	dropLog   time.Time
 	cur       governorCgStats
@@ -343,6 +344,7 @@ func load(opts Options, log hclog.Logger, mode Mode, sub uint) (_ *Sensor, err e
 		offenders: map[governor.CgroupID][]Offender{},
 		prev:      map[uint64]*governorCgStats{},
 		prevPairs: map[governorPairKey]uint64{},
+		preempted: map[uint64]uint64{},
 		delta:     make([]uint64, histBuckets),
 	}
 	defer func() {

@@ -128,6 +128,7 @@ func sub64(cur, prev uint64) uint64 {
 }
 
 func (s *Sensor) sampleStats(snap *governor.Snapshot, secs float64) error {
+	clear(s.preempted)
 	var (
 		key   uint64
 		stale []uint64
@@ -157,6 +158,9 @@ func (s *Sensor) sampleStats(snap *governor.Snapshot, secs float64) error {
 		waitNs := sub64(cur.WaitNs, p.WaitNs)
 		c.Set(governor.RunqDelay, float64(waitNs)/1e9/secs*100)
 		c.Set(governor.RunqPreemptedByOthers, float64(sub64(cur.PreemptedOthers, p.PreemptedOthers))/secs)
+		if d := sub64(cur.Preempted, p.Preempted); d > 0 {
+			s.preempted[key] = d
+		}
 		c.Set(governor.ReclaimStall, float64(sub64(cur.ReclaimNs, p.ReclaimNs))/1e9/secs*100)
 		if waits > 0 {
 			for _, q := range [...]struct {
@@ -221,6 +225,19 @@ func (s *Sensor) samplePairs(snap *governor.Snapshot, secs float64) error {
 	for k := range s.prevPairs {
 		if _, ok := seen[k]; !ok {
 			delete(s.prevPairs, k)
+		}
+	}
+	// The kernel counts preemptions among a cgroup's own tasks only in its
+	// total; what the pairs do not explain is the cgroup itself.
+	for v, total := range s.preempted {
+		id := governor.CgroupID(v)
+		var others uint64
+		for _, o := range top[id] {
+			others += o.Preemptions
+		}
+		if total > others {
+			d := total - others
+			top[id] = append(top[id], Offender{Cgroup: id, Preemptions: d, PerSecond: float64(d) / secs})
 		}
 	}
 	for v, list := range top {

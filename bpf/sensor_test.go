@@ -313,15 +313,17 @@ func testAttribution(t *testing.T, mode Mode) {
 		t.Errorf("A's runq.preempted %v, want > 0 (C's hog shares CPU 0)", preA)
 	}
 	t.Logf("ids: A %d, B %d, C %d", a.ID, b.ID, c.ID)
-	var sawC bool
+	var sawC, sawSelf bool
 	for _, o := range s.TopOffenders(a.ID) {
 		t.Logf("A preempted by %d: %d (%.0f/s)", o.Cgroup, o.Preemptions, o.PerSecond)
-		if o.Cgroup == c.ID {
-			sawC = true
-		}
+		sawC = sawC || o.Cgroup == c.ID
+		sawSelf = sawSelf || o.Cgroup == a.ID
 	}
 	if !sawC {
 		t.Errorf("C is not among A's offenders")
+	}
+	if !sawSelf {
+		t.Errorf("A's own tasks are not among A's offenders (two hogs share CPU 0)")
 	}
 	p50b, okb := sb.Get(governor.RunqP50)
 	if !okb {

@@ -230,11 +230,15 @@ static __always_inline void preempt_record(__u64 victim, __u64 offender)
 	__u64 *c, one = 1;
 	long err;
 
-	if (s) {
+	if (s)
 		__sync_fetch_and_add(&s->preempted, 1);
-		if (offender && offender != victim)
-			__sync_fetch_and_add(&s->preempted_others, 1);
-	}
+	/* Preemption among the cgroup's own tasks is counted only in
+	 * s->preempted (user space derives it); pairs name other cgroups and
+	 * idle (0), which keeps the common case to one map lookup. */
+	if (offender == victim)
+		return;
+	if (s && offender)
+		__sync_fetch_and_add(&s->preempted_others, 1);
 	c = bpf_map_lookup_elem(&preempt_pairs, &k);
 	if (c) {
 		__sync_fetch_and_add(c, 1);
@@ -294,19 +298,21 @@ int BPF_PROG(btf_sched_wakeup_new, struct task_struct *p)
 SEC("tp_btf/sched_switch")
 int BPF_PROG(btf_sched_switch, bool preempt, struct task_struct *prev, struct task_struct *next)
 {
-	__u64 now = bpf_ktime_get_ns(), ts;
+	__u64 now = bpf_ktime_get_ns(), ts, next_cg = 0;
 	struct stamp *st;
 	int next_pid = next->pid;
 
+	if (next_pid)
+		next_cg = btf_task_cgid(next);
 	if (prev->pid != 0 && (preempt || btf_task_state(prev) == TASK_RUNNING)) {
 		st = bpf_task_storage_get(&task_stamps, prev, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
 		if (st)
 			st->ts = now;
 		else
 			drop(DROP_STAMP);
-		preempt_record(btf_task_cgid(prev), next_pid ? btf_task_cgid(next) : 0);
+		preempt_record(btf_task_cgid(prev), next_cg);
 	}
-	if (next_pid == 0)
+	if (!next_pid)
 		return 0;
 	st = bpf_task_storage_get(&task_stamps, next, 0, 0);
 	if (!st)
@@ -315,7 +321,7 @@ int BPF_PROG(btf_sched_switch, bool preempt, struct task_struct *prev, struct ta
 	if (!ts || now < ts)
 		return 0;
 	st->ts = 0;
-	runq_record(btf_task_cgid(next), now - ts);
+	runq_record(next_cg, now - ts);
 	return 0;
 }
 
@@ -365,12 +371,14 @@ int raw_sched_switch(struct bpf_raw_tracepoint_args *ctx)
 	struct task_struct *next = (struct task_struct *)ctx->args[2];
 	__u32 prev_pid = BPF_CORE_READ(prev, pid);
 	__u32 next_pid = BPF_CORE_READ(next, pid);
-	__u64 now = bpf_ktime_get_ns(), *tsp, ts;
+	__u64 now = bpf_ktime_get_ns(), *tsp, ts, next_cg = 0;
 
+	if (next_pid)
+		next_cg = raw_task_cgid(next);
 	if (prev_pid != 0 && (ctx->args[0] || raw_task_state(prev) == TASK_RUNNING)) {
 		if (bpf_map_update_elem(&pid_stamps, &prev_pid, &now, BPF_ANY))
 			drop(DROP_STAMP);
-		preempt_record(raw_task_cgid(prev), next_pid ? raw_task_cgid(next) : 0);
+		preempt_record(raw_task_cgid(prev), next_cg);
 	}
 	if (next_pid == 0)
 		return 0;
@@ -381,7 +389,7 @@ int raw_sched_switch(struct bpf_raw_tracepoint_args *ctx)
 	bpf_map_delete_elem(&pid_stamps, &next_pid);
 	if (now < ts)
 		return 0;
-	runq_record(raw_task_cgid(next), now - ts);
+	runq_record(next_cg, now - ts);
 	return 0;
 }
 
