@@ -274,7 +274,11 @@ func (c *compiler) knownClass(name string, rng hcl.Range) bool {
 		names = append(names, n)
 	}
 	sort.Strings(names)
-	c.errorf(rng, "Unknown class", "There is no class named %q.%s", name, suggest(name, names))
+	hint := suggest(name, names)
+	if hint == "" && len(names) > 0 {
+		hint = " Classes: " + strings.Join(names, ", ") + "."
+	}
+	c.errorf(rng, "Unknown class", "There is no class named %q.%s", name, hint)
 	return false
 }
 

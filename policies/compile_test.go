@@ -320,9 +320,9 @@ func TestReferenceDocumentsEverything(t *testing.T) {
 	}
 	text := string(doc)
 	for i := governor.Signal(0); i < governor.NumSignals; i++ {
-		row := fmt.Sprintf("| `%s` | %s |", i.Name(), i.Unit())
+		row := fmt.Sprintf("| `%s` | %s | %s |\n", i.Name(), i.Unit(), i.Help())
 		if !strings.Contains(text, row) {
-			t.Errorf("REFERENCE.md lacks the signal row %q", row)
+			t.Errorf("REFERENCE.md lacks (or has a stale) signal row; want:\n%s", row)
 		}
 	}
 	for k := governor.Knob(0); k < governor.NumKnobs; k++ {
