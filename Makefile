@@ -33,3 +33,39 @@ vm-image:
 
 vm-test:
 	test/vm/run.sh
+
+# ---- bpf: BPF sensors (bpf/) ----------------------------------------------
+# The bpf2go output (bpf/*_bpfel.go, bpf/*_bpfel.o) is committed, so build
+# and test need no clang. `generate` rebuilds it with Debian's clang and
+# libbpf headers (installed if missing); `generate-check` fails when the
+# committed output is stale; `test-bpf` runs the privileged tests (root);
+# `bench-bpf` measures the programs' cost next to bpftrace's runqlat.bt
+# (see bpf/BENCH.md).
+.PHONY: bpf-deps generate-check test-bpf bench-bpf
+BPF_BENCH_SECONDS ?= 10
+
+bpf-deps:
+	@if ! command -v clang >/dev/null || ! command -v llvm-strip >/dev/null || \
+	   ! test -f /usr/include/bpf/bpf_helpers.h; then \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq clang llvm libbpf-dev; fi
+
+generate: bpf-deps
+	$(GO) generate ./bpf
+
+generate-check: bpf-deps
+	@set -e; tmp=$$(mktemp -d bpf/.gencheck.XXXXXX); trap 'rm -rf "$$tmp"' EXIT; \
+	cp -r bpf/c bpf/gen.go "$$tmp"/; \
+	(cd "$$tmp" && $(GO) generate .); \
+	for f in governor_bpfel.go governor_bpfel.o; do \
+	  cmp -s "$$tmp/$$f" "bpf/$$f" || { echo "bpf/$$f is stale: run 'make generate' and commit it" >&2; exit 1; }; \
+	done; echo "bpf: generated files are up to date"
+
+test-bpf:
+	$(GO) test -count=1 -v ./bpf
+
+bench-bpf:
+	@for t in bpftrace bpftool stress-ng; do command -v $$t >/dev/null || missing="$$missing $$t"; done; \
+	if [ -n "$$missing" ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; fi
+	@mountpoint -q /sys/kernel/tracing || mount -t tracefs tracefs /sys/kernel/tracing
+	GOVERNOR_BPF_BENCH=1 GOVERNOR_BPF_BENCH_SECONDS=$(BPF_BENCH_SECONDS) \
+	  $(GO) test -count=1 -timeout 600s -run 'TestBenchBPF' -v ./bpf
