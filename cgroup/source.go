@@ -195,6 +195,7 @@ func (s *Source) visit(ctx context.Context, snap *governor.Snapshot, rel string,
 	smp := s.newSample()
 	smp.ID = governor.CgroupID(st.Ino)
 	smp.Path = rel
+	smp.Populated = isRoot // the root has no cgroup.events and always has tasks
 	if s.filter == nil || s.filter(rel) {
 		if err := s.readCgroup(fd, smp, isRoot); err != nil {
 			unix.Close(fd)
@@ -374,8 +375,6 @@ func (s *Source) readCgroup(dirfd int, smp *governor.Sample, isRoot bool) error 
 		} else {
 			s.malformed(smp, "cgroup.events", err)
 		}
-	} else {
-		smp.Populated = true
 	}
 
 	for r, name := range psiFiles {
