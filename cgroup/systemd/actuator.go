@@ -1,0 +1,534 @@
+// Package systemd is a governor.Actuator for hosts run by systemd. systemd
+// owns the cgroups it creates for units and rewrites their attributes from
+// the unit's configuration on daemon-reload, so for those cgroups limits go
+// through systemd's D-Bus API as runtime unit properties (SetUnitProperties
+// with runtime=true, which daemon-reload keeps); freezing and killing use
+// FreezeUnit/ThawUnit and KillUnit. Everything else — cgroups that are not
+// units, cgroups inside a subtree delegated to someone (Delegate=yes),
+// hosts without systemd or without a reachable bus — is written directly
+// in cgroupfs by the wrapped actuator, as is memory.reclaim (stateless)
+// and every read.
+//
+// A cgroup is a unit's when its last path element ends in .service, .scope
+// or .slice and systemd reports exactly that cgroup as the unit's
+// ControlGroup; the answer is cached per cgroup id.
+package systemd
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	sddbus "github.com/coreos/go-systemd/v22/dbus"
+	godbus "github.com/godbus/dbus/v5"
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/governor-dev/governor/cgroup"
+	"github.com/governor-dev/governor/governor"
+)
+
+// Where an operation goes, as reported by Via.
+const (
+	ViaSystemd  = "systemd"
+	ViaCgroupfs = "cgroupfs"
+)
+
+// DefaultCallTimeout bounds each D-Bus call when the context has no earlier
+// deadline.
+const DefaultCallTimeout = 5 * time.Second
+
+// settleTimeout bounds the wait for systemd to apply a property to
+// cgroupfs after SetUnitProperties returned.
+const settleTimeout = 2 * time.Second
+
+// redialEvery spaces attempts to reach systemd after a failure.
+const redialEvery = 30 * time.Second
+
+// Options configure an Actuator.
+type Options struct {
+	Logger hclog.Logger
+	// Dial connects to systemd; nil means Dial (this package's). It is not
+	// called at all when Booted is false.
+	Dial func(ctx context.Context) (Bus, error)
+	// Booted says whether systemd runs this host; nil means Booted().
+	Booted func() bool
+}
+
+// Actuator implements governor.Actuator: systemd's D-Bus API for unit
+// cgroups, the wrapped cgroupfs actuator for everything else.
+type Actuator struct {
+	fs   governor.Actuator
+	root string
+	log  hclog.Logger
+	dial func(ctx context.Context) (Bus, error)
+	sd   bool // systemd runs this host
+
+	mu       sync.Mutex
+	bus      Bus
+	nextDial time.Time
+	routes   map[governor.CgroupID]route
+	noProp   map[governor.Knob]bool // systemd here does not know the property
+	noFreeze bool
+	warned   map[string]bool
+}
+
+type route struct {
+	path string
+	unit string // "" → cgroupfs
+}
+
+// New wraps fs (normally cgroup.NewActuator(root, log)), the actuator for
+// the cgroup2 hierarchy mounted at root. It does no I/O.
+func New(root string, fs governor.Actuator, opts Options) *Actuator {
+	a := &Actuator{fs: fs, root: root, log: opts.Logger, dial: opts.Dial,
+		routes: make(map[governor.CgroupID]route), noProp: make(map[governor.Knob]bool), warned: make(map[string]bool)}
+	if a.log == nil {
+		a.log = hclog.NewNullLogger()
+	}
+	if a.dial == nil {
+		a.dial = Dial
+	}
+	booted := opts.Booted
+	if booted == nil {
+		booted = Booted
+	}
+	a.sd = booted()
+	return a
+}
+
+// NewDefault is New with the cgroupfs actuator for root.
+func NewDefault(root string, log hclog.Logger) *Actuator {
+	if log == nil {
+		log = hclog.NewNullLogger()
+	}
+	return New(root, cgroup.NewActuator(root, log), Options{Logger: log})
+}
+
+var _ governor.Actuator = (*Actuator)(nil)
+
+// Close drops the D-Bus connection.
+func (a *Actuator) Close() error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.bus != nil {
+		a.bus.Close()
+		a.bus = nil
+	}
+	return nil
+}
+
+func (a *Actuator) warnOnce(key, msg string, args ...interface{}) {
+	a.mu.Lock()
+	seen := a.warned[key]
+	a.warned[key] = true
+	a.mu.Unlock()
+	if !seen {
+		a.log.Warn(msg, args...)
+	}
+}
+
+// unitType maps a cgroup's last path element to a unit name and its D-Bus
+// interface suffix; ok is false for names that cannot be units.
+func unitType(p string) (unit, typ string, ok bool) {
+	name := p[strings.LastIndexByte(p, '/')+1:]
+	for suf, t := range map[string]string{".service": "Service", ".scope": "Scope", ".slice": "Slice"} {
+		if strings.HasSuffix(name, suf) && len(name) > len(suf) {
+			return name, t, true
+		}
+	}
+	return "", "", false
+}
+
+func callCtx(ctx context.Context) (context.Context, context.CancelFunc) {
+	if _, ok := ctx.Deadline(); ok {
+		return context.WithCancel(ctx)
+	}
+	return context.WithTimeout(ctx, DefaultCallTimeout)
+}
+
+// getBus returns a connection, dialling if needed (at most every
+// redialEvery after a failure); nil when systemd cannot be reached.
+func (a *Actuator) getBus(ctx context.Context) Bus {
+	if !a.sd {
+		return nil
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.bus != nil {
+		return a.bus
+	}
+	if time.Now().Before(a.nextDial) {
+		return nil
+	}
+	cctx, cancel := callCtx(ctx)
+	defer cancel()
+	b, err := a.dial(cctx)
+	if err != nil {
+		a.nextDial = time.Now().Add(redialEvery)
+		a.log.Warn("cannot reach systemd over D-Bus; writing cgroupfs directly for now (systemd may undo those writes on daemon-reload)", "error", err)
+		return nil
+	}
+	a.log.Info("connected to systemd: limits of unit cgroups go through its D-Bus API")
+	a.bus = b
+	return b
+}
+
+// dropBus forgets a connection after a transport error.
+func (a *Actuator) dropBus(b Bus, err error) {
+	if _, ok := dbusErr(err); ok || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
+		return // systemd answered (or was slow): the connection is fine
+	}
+	a.mu.Lock()
+	if a.bus == b {
+		a.bus.Close()
+		a.bus = nil
+	}
+	a.mu.Unlock()
+}
+
+// route decides, once per cgroup, whether it is a systemd unit's.
+func (a *Actuator) route(ctx context.Context, ref governor.Ref) route {
+	a.mu.Lock()
+	r, ok := a.routes[ref.ID]
+	a.mu.Unlock()
+	if ok && r.path == ref.Path {
+		return r
+	}
+	r = route{path: ref.Path}
+	unit, typ, isUnit := unitType(ref.Path)
+	if !isUnit {
+		return a.remember(ref, r)
+	}
+	b := a.getBus(ctx)
+	if b == nil {
+		return r // not cached: try again once systemd is reachable
+	}
+	cctx, cancel := callCtx(ctx)
+	cg, err := b.ControlGroup(cctx, unit, typ)
+	cancel()
+	if err != nil {
+		a.dropBus(b, err)
+		a.warnOnce("route:"+ref.Path, "cannot ask systemd about unit; writing cgroupfs directly", "unit", unit, "error", err)
+		return r
+	}
+	if cg == "/"+ref.Path {
+		r.unit = unit
+		a.log.Debug("cgroup belongs to a systemd unit: its limits go through systemd", "cgroup", ref.String(), "unit", unit)
+	} else {
+		a.log.Debug("cgroup is not a systemd unit's (delegated subtree or foreign): writing cgroupfs", "cgroup", ref.String(), "unit", unit, "unit_cgroup", cg)
+	}
+	return a.remember(ref, r)
+}
+
+func (a *Actuator) remember(ref governor.Ref, r route) route {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if len(a.routes) > 65536 {
+		a.routes = make(map[governor.CgroupID]route)
+	}
+	a.routes[ref.ID] = r
+	return r
+}
+
+// Via tells whether limits of the cgroup go through systemd or cgroupfs.
+func (a *Actuator) Via(ref governor.Ref) string {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	if a.route(ctx, ref).unit != "" {
+		return ViaSystemd
+	}
+	return ViaCgroupfs
+}
+
+// property maps a knob value to its systemd unit property.
+func property(k governor.Knob, v int64) (sddbus.Property, bool) {
+	u := uint64(v)
+	if v == governor.Unlimited {
+		u = math.MaxUint64
+	}
+	var name string
+	switch k {
+	case governor.MemoryHigh:
+		name = "MemoryHigh"
+	case governor.MemoryMax:
+		name = "MemoryMax"
+	case governor.MemoryLow:
+		name = "MemoryLow"
+	case governor.MemoryMin:
+		name = "MemoryMin"
+	case governor.CPUWeight:
+		name = "CPUWeight"
+	case governor.CPUMax:
+		// cpu.max values are millionths of a CPU: microseconds of quota
+		// per second, which is what CPUQuotaPerSecUSec holds.
+		name = "CPUQuotaPerSecUSec"
+	case governor.IOWeight:
+		name = "IOWeight"
+	default:
+		return sddbus.Property{}, false // cpu.idle: no unit property
+	}
+	return sddbus.Property{Name: name, Value: godbus.MakeVariant(u)}, true
+}
+
+func validate(k governor.Knob, v int64) error {
+	switch k {
+	case governor.MemoryHigh, governor.MemoryMax, governor.MemoryLow, governor.MemoryMin:
+		if v < 0 {
+			return fmt.Errorf("negative value %d", v)
+		}
+	case governor.CPUWeight, governor.IOWeight:
+		if v < 1 || v > 10000 {
+			return fmt.Errorf("weight %d out of range 1..10000", v)
+		}
+	case governor.CPUMax:
+		if v <= 0 {
+			return fmt.Errorf("quota %d must be positive", v)
+		}
+	}
+	return nil
+}
+
+// Read implements governor.Actuator: always cgroupfs.
+func (a *Actuator) Read(ctx context.Context, ref governor.Ref, k governor.Knob) (governor.Setting, error) {
+	return a.fs.Read(ctx, ref, k)
+}
+
+// Write implements governor.Actuator.
+func (a *Actuator) Write(ctx context.Context, ref governor.Ref, k governor.Knob, v int64) error {
+	return a.set(ctx, ref, k, v, func() error { return a.fs.Write(ctx, ref, k, v) })
+}
+
+// Restore implements governor.Actuator: for a unit, SetUnitProperties with
+// the original value (s.Value, parsed from the cgroupfs content).
+func (a *Actuator) Restore(ctx context.Context, ref governor.Ref, k governor.Knob, s governor.Setting) error {
+	return a.set(ctx, ref, k, s.Value, func() error { return a.fs.Restore(ctx, ref, k, s) })
+}
+
+func (a *Actuator) set(ctx context.Context, ref governor.Ref, k governor.Knob, v int64, direct func() error) error {
+	r := a.route(ctx, ref)
+	prop, ok := property(k, v)
+	a.mu.Lock()
+	skip := a.noProp[k]
+	a.mu.Unlock()
+	if r.unit == "" || !ok || skip {
+		return direct()
+	}
+	if err := validate(k, v); err != nil {
+		return fmt.Errorf("set %s of unit %s: %w", k, r.unit, err)
+	}
+	pre, err := a.fs.Read(ctx, ref, k)
+	if err != nil {
+		return err
+	}
+	b := a.getBus(ctx)
+	if b == nil {
+		a.warnOnce("nobus:"+ref.Path, "systemd unreachable: writing a unit's cgroup directly; systemd may undo it on daemon-reload", "cgroup", ref.String(), "unit", r.unit)
+		return direct()
+	}
+	cctx, cancel := callCtx(ctx)
+	err = b.SetUnitProperties(cctx, r.unit, prop)
+	cancel()
+	if err != nil {
+		if unsupported(err) {
+			a.mu.Lock()
+			a.noProp[k] = true
+			a.mu.Unlock()
+			a.log.Warn("this systemd does not know the unit property; writing cgroupfs directly", "property", prop.Name, "knob", k.String(), "error", err)
+			return direct()
+		}
+		a.dropBus(b, err)
+		return a.mapErr(fmt.Sprintf("systemd SetUnitProperties %s %s=%s", r.unit, prop.Name, k.FormatValue(v)), err)
+	}
+	return a.settle(ctx, ref, k, pre.Value, v, r.unit)
+}
+
+func (a *Actuator) mapErr(op string, err error) error {
+	if de, ok := dbusErr(err); ok && (de.Name == "org.freedesktop.systemd1.NoSuchUnit" || de.Name == "org.freedesktop.DBus.Error.UnknownObject") {
+		return fmt.Errorf("%s: %w: %w", op, governor.ErrGone, err)
+	}
+	if errors.Is(err, context.DeadlineExceeded) {
+		return fmt.Errorf("%s: %w: %w", op, governor.ErrTimeout, err)
+	}
+	return fmt.Errorf("%s: %w", op, err)
+}
+
+// same reports whether the kernel shows want for a knob once it has applied
+// it: memory limits are rounded down to pages and cpu.max to whole
+// microseconds of quota per period (at least 1 ms).
+func same(k governor.Knob, got, want int64) bool {
+	if got == want {
+		return true
+	}
+	if got == governor.Unlimited || want == governor.Unlimited {
+		return false
+	}
+	switch k {
+	case governor.MemoryHigh, governor.MemoryMax, governor.MemoryLow, governor.MemoryMin:
+		page := int64(os.Getpagesize())
+		return got/page == want/page
+	case governor.CPUMax:
+		d := got - want
+		if d < 0 {
+			d = -d
+		}
+		return d <= 10000 || d <= want/100
+	}
+	return false
+}
+
+// settle waits until cgroupfs shows what systemd was asked to set:
+// SetUnitProperties returns before systemd has necessarily written the
+// cgroup, and the loop reads the knob back right after a write. A timeout is
+// governor.ErrTimeout (the loop then checks on its next tick which value
+// holds).
+func (a *Actuator) settle(ctx context.Context, ref governor.Ref, k governor.Knob, pre, want int64, unit string) error {
+	if same(k, pre, want) {
+		return nil
+	}
+	limit := settleTimeout
+	if dl, ok := ctx.Deadline(); ok && time.Until(dl) < limit {
+		limit = time.Until(dl)
+	}
+	end := time.Now().Add(limit)
+	wait := time.Millisecond
+	for {
+		s, err := a.fs.Read(ctx, ref, k)
+		if err != nil {
+			return err
+		}
+		if s.Value != pre || same(k, s.Value, want) {
+			return nil
+		}
+		if time.Now().Add(wait).After(end) {
+			return fmt.Errorf("systemd accepted %s for unit %s but %s still reads %s: %w", k.FormatValue(want), unit, k, s.Raw, governor.ErrTimeout)
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return fmt.Errorf("waiting for systemd to apply %s to unit %s: %w: %w", k, unit, governor.ErrTimeout, ctx.Err())
+		}
+		if wait < 50*time.Millisecond {
+			wait *= 2
+		}
+	}
+}
+
+// Reclaim implements governor.Actuator: memory.reclaim is stateless and
+// always written in cgroupfs.
+func (a *Actuator) Reclaim(ctx context.Context, ref governor.Ref, bytes int64) error {
+	return a.fs.Reclaim(ctx, ref, bytes)
+}
+
+// Freeze implements governor.Actuator: FreezeUnit/ThawUnit for units (then
+// it waits for cgroup.events to confirm), cgroup.freeze otherwise.
+func (a *Actuator) Freeze(ctx context.Context, ref governor.Ref, frozen bool) error {
+	r := a.route(ctx, ref)
+	a.mu.Lock()
+	skip := a.noFreeze
+	a.mu.Unlock()
+	if r.unit == "" || skip {
+		return a.fs.Freeze(ctx, ref, frozen)
+	}
+	b := a.getBus(ctx)
+	if b == nil {
+		return a.fs.Freeze(ctx, ref, frozen)
+	}
+	cctx, cancel := callCtx(ctx)
+	var err error
+	op := "FreezeUnit"
+	if frozen {
+		err = b.FreezeUnit(cctx, r.unit)
+	} else {
+		op = "ThawUnit"
+		err = b.ThawUnit(cctx, r.unit)
+	}
+	cancel()
+	if err != nil {
+		if unsupported(err) {
+			a.mu.Lock()
+			a.noFreeze = true
+			a.mu.Unlock()
+			a.log.Warn("this systemd cannot freeze units; writing cgroup.freeze directly", "error", err)
+			return a.fs.Freeze(ctx, ref, frozen)
+		}
+		a.dropBus(b, err)
+		return a.mapErr("systemd "+op+" "+r.unit, err)
+	}
+	return a.waitFrozen(ctx, ref, frozen, r.unit)
+}
+
+// waitFrozen polls cgroup.events until "frozen" matches.
+func (a *Actuator) waitFrozen(ctx context.Context, ref governor.Ref, frozen bool, unit string) error {
+	dir, err := cgroup.Resolve(a.root, ref.Path)
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("freeze unit %s: %w", unit, governor.ErrGone)
+		}
+		return err
+	}
+	limit := cgroup.DefaultFreezeTimeout
+	if dl, ok := ctx.Deadline(); ok && time.Until(dl) < limit {
+		limit = time.Until(dl)
+	}
+	end := time.Now().Add(limit)
+	wait := time.Millisecond
+	for {
+		b, err := os.ReadFile(filepath.Join(dir, "cgroup.events"))
+		if err != nil {
+			if errors.Is(err, os.ErrNotExist) || errors.Is(err, syscall.ENODEV) {
+				return fmt.Errorf("freeze unit %s: %w", unit, governor.ErrGone)
+			}
+			return err
+		}
+		ev, err := cgroup.ParseEvents(b)
+		if err != nil {
+			return fmt.Errorf("freeze unit %s: %w", unit, err)
+		}
+		if ev.Frozen == frozen {
+			return nil
+		}
+		if time.Now().Add(wait).After(end) {
+			return fmt.Errorf("systemd froze/thawed unit %s but cgroup.events does not show frozen=%v: %w", unit, frozen, governor.ErrTimeout)
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return fmt.Errorf("freeze unit %s: %w: %w", unit, governor.ErrTimeout, ctx.Err())
+		}
+		if wait < 50*time.Millisecond {
+			wait *= 2
+		}
+	}
+}
+
+// Kill implements governor.Actuator: KillUnit(unit, "all", SIGKILL) for
+// units, cgroup.kill otherwise.
+func (a *Actuator) Kill(ctx context.Context, ref governor.Ref) error {
+	r := a.route(ctx, ref)
+	if r.unit == "" {
+		return a.fs.Kill(ctx, ref)
+	}
+	b := a.getBus(ctx)
+	if b == nil {
+		return a.fs.Kill(ctx, ref)
+	}
+	cctx, cancel := callCtx(ctx)
+	err := b.KillUnit(cctx, r.unit, int32(syscall.SIGKILL))
+	cancel()
+	if err != nil {
+		a.dropBus(b, err)
+		return a.mapErr("systemd KillUnit "+r.unit, err)
+	}
+	return nil
+}

@@ -1,0 +1,449 @@
+package systemd
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	sddbus "github.com/coreos/go-systemd/v22/dbus"
+	godbus "github.com/godbus/dbus/v5"
+
+	"github.com/governor-dev/governor/cgroup"
+	"github.com/governor-dev/governor/governor"
+)
+
+// fakeFS is the cgroupfs side: knob values in memory.
+type fakeFS struct {
+	mu     sync.Mutex
+	vals   map[string]int64
+	calls  []string
+	frozen map[string]bool
+}
+
+func newFakeFS() *fakeFS { return &fakeFS{vals: map[string]int64{}, frozen: map[string]bool{}} }
+
+func (f *fakeFS) key(ref governor.Ref, k governor.Knob) string { return ref.Path + " " + k.String() }
+
+func (f *fakeFS) get(ref governor.Ref, k governor.Knob) int64 {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if v, ok := f.vals[f.key(ref, k)]; ok {
+		return v
+	}
+	return governor.Unlimited
+}
+
+func (f *fakeFS) put(ref governor.Ref, k governor.Knob, v int64) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.vals[f.key(ref, k)] = v
+}
+
+func (f *fakeFS) log(s string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.calls = append(f.calls, s)
+}
+
+func (f *fakeFS) Read(_ context.Context, ref governor.Ref, k governor.Knob) (governor.Setting, error) {
+	v := f.get(ref, k)
+	raw := fmt.Sprint(v)
+	if v == governor.Unlimited {
+		raw = "max"
+	}
+	return governor.Setting{Value: v, Raw: raw}, nil
+}
+
+func (f *fakeFS) Write(_ context.Context, ref governor.Ref, k governor.Knob, v int64) error {
+	f.put(ref, k, v)
+	f.log(fmt.Sprintf("fs write %s %s=%d", ref.Path, k, v))
+	return nil
+}
+
+func (f *fakeFS) Restore(_ context.Context, ref governor.Ref, k governor.Knob, s governor.Setting) error {
+	f.put(ref, k, s.Value)
+	f.log(fmt.Sprintf("fs restore %s %s=%s", ref.Path, k, s.Raw))
+	return nil
+}
+
+func (f *fakeFS) Reclaim(_ context.Context, ref governor.Ref, n int64) error {
+	f.log(fmt.Sprintf("fs reclaim %s %d", ref.Path, n))
+	return nil
+}
+
+func (f *fakeFS) Freeze(_ context.Context, ref governor.Ref, on bool) error {
+	f.log(fmt.Sprintf("fs freeze %s %v", ref.Path, on))
+	return nil
+}
+
+func (f *fakeFS) Kill(_ context.Context, ref governor.Ref) error {
+	f.log("fs kill " + ref.Path)
+	return nil
+}
+
+// fakeBus plays systemd: units with cgroups, and properties applied to the
+// fake cgroupfs after a delay (as systemd's realize queue does).
+type fakeBus struct {
+	mu      sync.Mutex
+	units   map[string]string // unit -> ControlGroup
+	fs      *fakeFS
+	delay   time.Duration
+	never   bool  // accept properties but never apply them
+	setErr  error // returned by SetUnitProperties
+	calls   []string
+	closed  bool
+	applied sync.WaitGroup
+}
+
+func (b *fakeBus) log(s string) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.calls = append(b.calls, s)
+}
+
+func (b *fakeBus) ControlGroup(_ context.Context, unit, typ string) (string, error) {
+	b.log("ControlGroup " + unit + " " + typ)
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.units[unit], nil
+}
+
+var knobOf = map[string]governor.Knob{
+	"MemoryHigh": governor.MemoryHigh, "MemoryMax": governor.MemoryMax, "MemoryLow": governor.MemoryLow,
+	"MemoryMin": governor.MemoryMin, "CPUWeight": governor.CPUWeight, "CPUQuotaPerSecUSec": governor.CPUMax,
+	"IOWeight": governor.IOWeight,
+}
+
+func (b *fakeBus) SetUnitProperties(_ context.Context, unit string, props ...sddbus.Property) error {
+	for _, p := range props {
+		b.log(fmt.Sprintf("SetUnitProperties %s %s=%v", unit, p.Name, p.Value.Value()))
+	}
+	if b.setErr != nil {
+		return b.setErr
+	}
+	b.mu.Lock()
+	cg, ok := b.units[unit]
+	b.mu.Unlock()
+	if !ok {
+		return godbus.Error{Name: "org.freedesktop.systemd1.NoSuchUnit", Body: []interface{}{"Unit " + unit + " not loaded."}}
+	}
+	if b.never {
+		return nil
+	}
+	ref := governor.Ref{Path: strings.TrimPrefix(cg, "/")}
+	for _, p := range props {
+		k := knobOf[p.Name]
+		u := p.Value.Value().(uint64)
+		v := int64(u)
+		if u == math.MaxUint64 {
+			v = governor.Unlimited
+		}
+		b.applied.Add(1)
+		time.AfterFunc(b.delay, func() { b.fs.put(ref, k, v); b.applied.Done() })
+	}
+	return nil
+}
+
+func (b *fakeBus) FreezeUnit(_ context.Context, unit string) error {
+	b.log("FreezeUnit " + unit)
+	return nil
+}
+
+func (b *fakeBus) ThawUnit(_ context.Context, unit string) error {
+	b.log("ThawUnit " + unit)
+	return nil
+}
+
+func (b *fakeBus) KillUnit(_ context.Context, unit string, sig int32) error {
+	b.log(fmt.Sprintf("KillUnit %s %d", unit, sig))
+	return nil
+}
+
+func (b *fakeBus) Close() { b.closed = true }
+
+func (b *fakeBus) callLog() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return strings.Join(b.calls, "\n")
+}
+
+var (
+	web    = governor.Ref{ID: 10, Path: "system.slice/web.service"}
+	job    = governor.Ref{ID: 11, Path: "batch.slice/job1"}
+	inner  = governor.Ref{ID: 12, Path: "system.slice/ci.service/payload.scope"}
+	batchS = governor.Ref{ID: 13, Path: "batch.slice"}
+)
+
+func setup(t *testing.T) (*Actuator, *fakeBus, *fakeFS, *int) {
+	t.Helper()
+	fs := newFakeFS()
+	bus := &fakeBus{fs: fs, delay: 20 * time.Millisecond, units: map[string]string{
+		"web.service": "/system.slice/web.service",
+		"ci.service":  "/system.slice/ci.service", // Delegate=yes: payload.scope below is not a unit
+		"batch.slice": "/batch.slice",
+	}}
+	dials := 0
+	a := New(t.TempDir(), fs, Options{
+		Booted: func() bool { return true },
+		Dial:   func(context.Context) (Bus, error) { dials++; return bus, nil },
+	})
+	t.Cleanup(func() { bus.applied.Wait() })
+	return a, bus, fs, &dials
+}
+
+func TestRouting(t *testing.T) {
+	a, bus, _, dials := setup(t)
+	for _, tc := range []struct {
+		ref  governor.Ref
+		want string
+	}{
+		{web, ViaSystemd},
+		{batchS, ViaSystemd},
+		{job, ViaCgroupfs},   // not a unit name: no D-Bus call at all
+		{inner, ViaCgroupfs}, // looks like a unit, systemd does not know it there
+		{governor.Ref{ID: 14, Path: "system.slice/other.service"}, ViaCgroupfs}, // no such unit
+		{governor.Ref{ID: 15, Path: ""}, ViaCgroupfs},
+	} {
+		if got := a.Via(tc.ref); got != tc.want {
+			t.Errorf("Via(%s) = %s, want %s", tc.ref, got, tc.want)
+		}
+	}
+	a.Via(web) // cached
+	log := bus.callLog()
+	if strings.Count(log, "ControlGroup web.service") != 1 || strings.Contains(log, "job1") {
+		t.Errorf("routing calls:\n%s", log)
+	}
+	if !strings.Contains(log, "ControlGroup payload.scope Scope") || !strings.Contains(log, "ControlGroup batch.slice Slice") {
+		t.Errorf("unit types:\n%s", log)
+	}
+	if *dials != 1 {
+		t.Errorf("dialled %d times", *dials)
+	}
+}
+
+func TestNoSystemdNeverDials(t *testing.T) {
+	fs := newFakeFS()
+	a := New(t.TempDir(), fs, Options{
+		Booted: func() bool { return false },
+		Dial:   func(context.Context) (Bus, error) { t.Fatal("dialled on a host without systemd"); return nil, nil },
+	})
+	if err := a.Write(context.Background(), web, governor.MemoryHigh, 1<<30); err != nil {
+		t.Fatal(err)
+	}
+	if a.Via(web) != ViaCgroupfs || fs.calls[0] != "fs write system.slice/web.service memory.high=1073741824" {
+		t.Errorf("calls %v", fs.calls)
+	}
+}
+
+func TestDialFailureFallsBackAndRetriesLater(t *testing.T) {
+	fs := newFakeFS()
+	dials := 0
+	a := New(t.TempDir(), fs, Options{
+		Booted: func() bool { return true },
+		Dial:   func(context.Context) (Bus, error) { dials++; return nil, errors.New("no socket") },
+	})
+	for i := 0; i < 3; i++ {
+		if err := a.Write(context.Background(), web, governor.CPUWeight, 50); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if dials != 1 || len(fs.calls) != 3 || a.Via(web) != ViaCgroupfs {
+		t.Errorf("dials %d, calls %v", dials, fs.calls)
+	}
+}
+
+func TestWriteGoesThroughSystemdAndWaitsForIt(t *testing.T) {
+	a, bus, fs, _ := setup(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	fs.put(web, governor.CPUWeight, 100)
+	fs.put(web, governor.CPUMax, governor.Unlimited)
+	fs.put(web, governor.IOWeight, 100)
+	fs.put(web, governor.MemoryLow, 0)
+	for _, w := range []struct {
+		k    governor.Knob
+		v    int64
+		prop string
+	}{
+		{governor.MemoryHigh, 512 << 20, "MemoryHigh=536870912"},
+		{governor.MemoryLow, 64 << 20, "MemoryLow=67108864"},
+		{governor.CPUWeight, 25, "CPUWeight=25"},
+		{governor.CPUMax, 1_500_000, "CPUQuotaPerSecUSec=1500000"},
+		{governor.IOWeight, 40, "IOWeight=40"},
+	} {
+		if err := a.Write(ctx, web, w.k, w.v); err != nil {
+			t.Fatalf("write %s: %v", w.k, err)
+		}
+		// Write returns only once cgroupfs shows the value.
+		if got := fs.get(web, w.k); got != w.v {
+			t.Errorf("%s: cgroupfs shows %d right after Write, want %d", w.k, got, w.v)
+		}
+		if !strings.Contains(bus.callLog(), "SetUnitProperties web.service "+w.prop) {
+			t.Errorf("no %s in\n%s", w.prop, bus.callLog())
+		}
+	}
+	// "max" is UINT64_MAX (infinity) for systemd.
+	if err := a.Restore(ctx, web, governor.MemoryHigh, governor.Setting{Value: governor.Unlimited, Raw: "max"}); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(bus.callLog(), fmt.Sprintf("MemoryHigh=%d", uint64(math.MaxUint64))) || fs.get(web, governor.MemoryHigh) != governor.Unlimited {
+		t.Errorf("restore to max:\n%s", bus.callLog())
+	}
+	for _, c := range fs.calls {
+		if strings.Contains(c, "web.service") {
+			t.Errorf("a unit's cgroup was written directly: %s", c)
+		}
+	}
+	// cpu.idle has no unit property; memory.reclaim is always cgroupfs.
+	if err := a.Write(ctx, web, governor.CPUIdle, 1); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Reclaim(ctx, web, 4096); err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(fs.calls, "\n"); got != "fs write system.slice/web.service cpu.idle=1\nfs reclaim system.slice/web.service 4096" {
+		t.Errorf("direct calls:\n%s", got)
+	}
+}
+
+func TestNonUnitWritesCgroupfs(t *testing.T) {
+	a, bus, fs, _ := setup(t)
+	ctx := context.Background()
+	if err := a.Write(ctx, job, governor.CPUWeight, 10); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Restore(ctx, inner, governor.MemoryHigh, governor.Setting{Value: governor.Unlimited, Raw: "max"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Freeze(ctx, job, true); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Kill(ctx, inner); err != nil {
+		t.Fatal(err)
+	}
+	want := "fs write batch.slice/job1 cpu.weight=10\nfs restore system.slice/ci.service/payload.scope memory.high=max\nfs freeze batch.slice/job1 true\nfs kill system.slice/ci.service/payload.scope"
+	if got := strings.Join(fs.calls, "\n"); got != want {
+		t.Errorf("got\n%s\nwant\n%s", got, want)
+	}
+	if strings.Contains(bus.callLog(), "SetUnitProperties") {
+		t.Errorf("D-Bus used for a non-unit:\n%s", bus.callLog())
+	}
+}
+
+func TestSettleTimeoutIsErrTimeout(t *testing.T) {
+	a, bus, fs, _ := setup(t)
+	bus.never = true
+	fs.put(web, governor.CPUWeight, 100)
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	err := a.Write(ctx, web, governor.CPUWeight, 50)
+	if !errors.Is(err, governor.ErrTimeout) {
+		t.Fatalf("got %v, want ErrTimeout", err)
+	}
+	// Rounding: a memory value within the same page needs no wait.
+	fs.put(web, governor.MemoryHigh, 1<<30)
+	if err := a.Write(context.Background(), web, governor.MemoryHigh, 1<<30+100); err != nil {
+		t.Fatalf("same page: %v", err)
+	}
+}
+
+func TestUnknownPropertyFallsBackToCgroupfs(t *testing.T) {
+	a, bus, fs, _ := setup(t)
+	bus.setErr = godbus.Error{Name: "org.freedesktop.DBus.Error.InvalidArgs", Body: []interface{}{"Cannot set property MemoryMin, or unknown property."}}
+	ctx := context.Background()
+	for i := 0; i < 2; i++ {
+		if err := a.Write(ctx, web, governor.MemoryMin, 1<<20); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := strings.Count(bus.callLog(), "SetUnitProperties"); n != 1 {
+		t.Errorf("asked systemd %d times after it said it does not know the property", n)
+	}
+	if len(fs.calls) != 2 {
+		t.Errorf("fs calls %v", fs.calls)
+	}
+}
+
+func TestErrorsMap(t *testing.T) {
+	a, bus, fs, _ := setup(t)
+	fs.put(web, governor.CPUWeight, 100)
+	bus.setErr = godbus.Error{Name: "org.freedesktop.systemd1.NoSuchUnit", Body: []interface{}{"gone"}}
+	if err := a.Write(context.Background(), web, governor.CPUWeight, 50); !errors.Is(err, governor.ErrGone) {
+		t.Errorf("NoSuchUnit: %v", err)
+	}
+	bus.setErr = errors.New("connection reset")
+	if err := a.Write(context.Background(), web, governor.CPUWeight, 50); err == nil || errors.Is(err, governor.ErrGone) {
+		t.Errorf("transport error: %v", err)
+	}
+	if !bus.closed {
+		t.Error("a transport error should drop the connection")
+	}
+	if err := a.Write(context.Background(), web, governor.CPUWeight, 0); err == nil {
+		t.Error("weight 0 accepted")
+	}
+}
+
+func TestFreezeAndKillUnit(t *testing.T) {
+	fs := newFakeFS()
+	root := t.TempDir()
+	dir := filepath.Join(root, web.Path)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	events := filepath.Join(dir, "cgroup.events")
+	os.WriteFile(events, []byte("populated 1\nfrozen 0\n"), 0o644)
+	bus := &fakeBus{fs: fs, units: map[string]string{"web.service": "/system.slice/web.service"}}
+	a := New(root, fs, Options{Booted: func() bool { return true }, Dial: func(context.Context) (Bus, error) { return bus, nil }})
+	// systemd finishes freezing a little later.
+	time.AfterFunc(30*time.Millisecond, func() { os.WriteFile(events, []byte("populated 1\nfrozen 1\n"), 0o644) })
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	if err := a.Freeze(ctx, web, true); err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(events, []byte("populated 1\nfrozen 0\n"), 0o644)
+	if err := a.Freeze(ctx, web, false); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Kill(ctx, web); err != nil {
+		t.Fatal(err)
+	}
+	want := fmt.Sprintf("ControlGroup web.service Service\nFreezeUnit web.service\nThawUnit web.service\nKillUnit web.service %d", int(syscall.SIGKILL))
+	if got := bus.callLog(); got != want {
+		t.Errorf("got\n%s\nwant\n%s", got, want)
+	}
+	if len(fs.calls) != 0 {
+		t.Errorf("cgroupfs used for a unit: %v", fs.calls)
+	}
+	// A freeze systemd never completes times out.
+	short, cancel2 := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel2()
+	if err := a.Freeze(short, web, true); !errors.Is(err, governor.ErrTimeout) {
+		t.Errorf("stuck freeze: %v", err)
+	}
+}
+
+// The wrapper over the real cgroupfs actuator, on a fixture tree.
+func TestWrapsCgroupfsActuator(t *testing.T) {
+	root := t.TempDir()
+	dir := filepath.Join(root, "batch.slice", "job1")
+	os.MkdirAll(dir, 0o755)
+	os.WriteFile(filepath.Join(dir, "cpu.weight"), []byte("100\n"), 0o644)
+	a := New(root, cgroup.NewActuator(root, nil), Options{Booted: func() bool { return false }})
+	ref := governor.Ref{ID: 1, Path: "batch.slice/job1"}
+	if err := a.Write(context.Background(), ref, governor.CPUWeight, 7); err != nil {
+		t.Fatal(err)
+	}
+	s, err := a.Read(context.Background(), ref, governor.CPUWeight)
+	if err != nil || s.Value != 7 {
+		t.Fatalf("read back %+v %v", s, err)
+	}
+}
