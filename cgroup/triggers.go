@@ -270,3 +270,23 @@ func (t *Triggers) Close() error {
 	}
 	return err
 }
+
+// PressureFile returns the pressure file of resource ("cpu", "memory" or
+// "io") for ref, for use with Triggers.Add: "/proc/pressure/<res>" for the
+// host (id 0), else "<root>/<ref.Path>/<res>.pressure" after resolving the
+// cgroup beneath root.
+func PressureFile(root string, ref governor.Ref, resource string) (string, error) {
+	switch resource {
+	case "cpu", "memory", "io":
+	default:
+		return "", fmt.Errorf("unknown pressure resource %q", resource)
+	}
+	if ref.ID == 0 {
+		return "/proc/pressure/" + resource, nil
+	}
+	dir, err := Resolve(root, ref.Path)
+	if err != nil {
+		return "", err
+	}
+	return dir + "/" + resource + ".pressure", nil
+}
