@@ -100,15 +100,23 @@ require_governor() {
 }
 
 # governor_start CONFIG [ARGS...]: start the daemon in the background, log in
-# governor.log; its pid is in GOV_PID.
+# governor.log, and wait until it logs that it is governing (loading the BPF
+# programs takes 10-40 s under TCG). Its pid is in GOV_PID.
 governor_start() {
-	local cfg=$1
+	local cfg=$1 t0 n i
 	shift
+	n=$(grep -c 'governor: governing' "$RESULTS/governor.log" 2>/dev/null)
+	t0=$(date +%s)
 	"$GOVERNOR" run --config "$cfg" --log-level debug "$@" >>"$RESULTS/governor.log" 2>&1 &
 	GOV_PID=$!
-	sleep 1
-	kill -0 "$GOV_PID" 2>/dev/null || { tail -20 "$RESULTS/governor.log"; fail "governor exited at start"; }
-	log "governor started (pid $GOV_PID) with $cfg"
+	for ((i = 0; i < 1200; i++)); do
+		kill -0 "$GOV_PID" 2>/dev/null || { tail -20 "$RESULTS/governor.log"; fail "governor exited at start"; }
+		[ "$(grep -c 'governor: governing' "$RESULTS/governor.log")" -gt "${n:-0}" ] && break
+		sleep 0.1
+	done
+	[ "$i" -lt 1200 ] || fail "governor not governing after 120 s"
+	GOV_START_S=$(($(date +%s) - t0))
+	log "governor governing after ${GOV_START_S}s (pid $GOV_PID) with $cfg"
 }
 
 governor_stop() {
