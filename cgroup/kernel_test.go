@@ -377,3 +377,53 @@ func TestKernelTriggersCloseReleasesFDs(t *testing.T) {
 	}
 	waitFDs(t, baseline)
 }
+
+// Cgroups created and removed while the Source walks must never make
+// Sample fail: vanished cgroups are skipped silently.
+func TestKernelSourceChurn(t *testing.T) {
+	root := kernelRoot(t)
+	rel := testCgroup(t, root, "churn")
+	parent := filepath.Join(root, rel)
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for i := 0; ; i++ {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			d := filepath.Join(parent, "c"+strconv.Itoa(i%8))
+			if os.Mkdir(d, 0o755) != nil {
+				os.Remove(d)
+			}
+		}
+	}()
+	src := NewSource(root, SourceOptions{Filter: func(p string) bool { return strings.HasPrefix(p, rel) }})
+	var snap governor.Snapshot
+	for i := 0; i < 200; i++ {
+		snap.Reset(time.Now())
+		if err := src.Sample(context.Background(), &snap); err != nil {
+			close(stop)
+			<-done
+			t.Fatalf("sample %d during churn: %v", i, err)
+		}
+	}
+	close(stop)
+	<-done
+	// State does not outlive the cgroups it belongs to.
+	snap.Reset(time.Now())
+	if err := src.Sample(context.Background(), &snap); err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, c := range snap.Cgroups {
+		if strings.HasPrefix(c.Path, rel) {
+			n++
+		}
+	}
+	if len(src.prev) != n {
+		t.Errorf("state for %d cgroups, %d read", len(src.prev), n)
+	}
+}
