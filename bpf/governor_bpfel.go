@@ -14,13 +14,11 @@ import (
 )
 
 type governorCgStats struct {
-	_               structs.HostLayout
-	WaitNs          uint64
-	Preempted       uint64
-	PreemptedOthers uint64
-	ReclaimNs       uint64
-	Reclaims        uint64
-	Hist            [156]uint32
+	_         structs.HostLayout
+	WaitNs    uint64
+	ReclaimNs uint64
+	Reclaims  uint64
+	Hist      [156]uint32
 }
 
 type governorOomEvent struct {
@@ -67,6 +65,7 @@ const (
 	governorProgRawMarkVictim         = "raw_mark_victim"
 	governorProgRawMemcgReclaimBegin  = "raw_memcg_reclaim_begin"
 	governorProgRawMemcgReclaimEnd    = "raw_memcg_reclaim_end"
+	governorProgRawSchedProcessFree   = "raw_sched_process_free"
 	governorProgRawSchedSwitch        = "raw_sched_switch"
 	governorProgRawSchedWakeup        = "raw_sched_wakeup"
 	governorProgRawSchedWakeupNew     = "raw_sched_wakeup_new"
@@ -130,6 +129,7 @@ type governorProgramSpecs struct {
 	RawMarkVictim         *ebpf.ProgramSpec `ebpf:"raw_mark_victim"`
 	RawMemcgReclaimBegin  *ebpf.ProgramSpec `ebpf:"raw_memcg_reclaim_begin"`
 	RawMemcgReclaimEnd    *ebpf.ProgramSpec `ebpf:"raw_memcg_reclaim_end"`
+	RawSchedProcessFree   *ebpf.ProgramSpec `ebpf:"raw_sched_process_free"`
 	RawSchedSwitch        *ebpf.ProgramSpec `ebpf:"raw_sched_switch"`
 	RawSchedWakeup        *ebpf.ProgramSpec `ebpf:"raw_sched_wakeup"`
 	RawSchedWakeupNew     *ebpf.ProgramSpec `ebpf:"raw_sched_wakeup_new"`
@@ -227,6 +227,7 @@ type governorPrograms struct {
 	RawMarkVictim         *ebpf.Program `ebpf:"raw_mark_victim"`
 	RawMemcgReclaimBegin  *ebpf.Program `ebpf:"raw_memcg_reclaim_begin"`
 	RawMemcgReclaimEnd    *ebpf.Program `ebpf:"raw_memcg_reclaim_end"`
+	RawSchedProcessFree   *ebpf.Program `ebpf:"raw_sched_process_free"`
 	RawSchedSwitch        *ebpf.Program `ebpf:"raw_sched_switch"`
 	RawSchedWakeup        *ebpf.Program `ebpf:"raw_sched_wakeup"`
 	RawSchedWakeupNew     *ebpf.Program `ebpf:"raw_sched_wakeup_new"`
@@ -247,6 +248,7 @@ func (p *governorPrograms) Close() error {
 		p.RawMarkVictim,
 		p.RawMemcgReclaimBegin,
 		p.RawMemcgReclaimEnd,
+		p.RawSchedProcessFree,
 		p.RawSchedSwitch,
 		p.RawSchedWakeup,
 		p.RawSchedWakeupNew,

@@ -84,15 +84,19 @@ var tracepoints = []struct {
 	// group: programs that only make sense together (begin/end).
 	group    string
 	required bool
+	rawOnly  bool // only the raw_tp set has this program
 }{
-	{"sched_wakeup", "sched_wakeup", "sched", true},
-	{"sched_wakeup_new", "sched_wakeup_new", "sched", true},
-	{"sched_switch", "sched_switch", "sched", true},
-	{"direct_reclaim_begin", "mm_vmscan_direct_reclaim_begin", "direct", false},
-	{"direct_reclaim_end", "mm_vmscan_direct_reclaim_end", "direct", false},
-	{"memcg_reclaim_begin", "mm_vmscan_memcg_reclaim_begin", "memcg", false},
-	{"memcg_reclaim_end", "mm_vmscan_memcg_reclaim_end", "memcg", false},
-	{"mark_victim", "mark_victim", "oom", false},
+	{"sched_wakeup", "sched_wakeup", "sched", true, false},
+	{"sched_wakeup_new", "sched_wakeup_new", "sched", true, false},
+	{"sched_switch", "sched_switch", "sched", true, false},
+	// raw_tp stamps live in a hash keyed by task pointer: drop them when
+	// the task is freed (task storage is freed by the kernel).
+	{"sched_process_free", "sched_process_free", "sched", true, true},
+	{"direct_reclaim_begin", "mm_vmscan_direct_reclaim_begin", "direct", false, false},
+	{"direct_reclaim_end", "mm_vmscan_direct_reclaim_end", "direct", false, false},
+	{"memcg_reclaim_begin", "mm_vmscan_memcg_reclaim_begin", "memcg", false, false},
+	{"memcg_reclaim_end", "mm_vmscan_memcg_reclaim_end", "memcg", false, false},
+	{"mark_victim", "mark_victim", "oom", false, false},
 }
 
 // oom:mark_victim argument layouts (oom_layout in the C source).
@@ -191,7 +195,6 @@ type Sensor struct {
 	last      time.Time
 	prev      map[uint64]*governorCgStats
 	prevPairs map[governorPairKey]uint64
-	preempted map[uint64]uint64 // preemptions per cgroup in this window
 	dropSeen  [dropNR]uint64
 	dropLog   time.Time
 	cur       governorCgStats
@@ -296,6 +299,9 @@ func load(opts Options, log hclog.Logger, mode Mode, sub uint) (_ *Sensor, err e
 	var want []struct{ name, tp string }
 	for _, tp := range tracepoints {
 		name := prefix + tp.prog
+		if tp.rawOnly && mode != ModeRawTP {
+			continue
+		}
 		if missing[tp.group] != nil {
 			delete(spec.Programs, name)
 			continue
@@ -344,7 +350,6 @@ func load(opts Options, log hclog.Logger, mode Mode, sub uint) (_ *Sensor, err e
 		offenders: map[governor.CgroupID][]Offender{},
 		prev:      map[uint64]*governorCgStats{},
 		prevPairs: map[governorPairKey]uint64{},
-		preempted: map[uint64]uint64{},
 		delta:     make([]uint64, histBuckets),
 	}
 	defer func() {

@@ -128,7 +128,6 @@ func sub64(cur, prev uint64) uint64 {
 }
 
 func (s *Sensor) sampleStats(snap *governor.Snapshot, secs float64) error {
-	clear(s.preempted)
 	var (
 		key   uint64
 		stale []uint64
@@ -157,10 +156,6 @@ func (s *Sensor) sampleStats(snap *governor.Snapshot, secs float64) error {
 		}
 		waitNs := sub64(cur.WaitNs, p.WaitNs)
 		c.Set(governor.RunqDelay, float64(waitNs)/1e9/secs*100)
-		c.Set(governor.RunqPreemptedByOthers, float64(sub64(cur.PreemptedOthers, p.PreemptedOthers))/secs)
-		if d := sub64(cur.Preempted, p.Preempted); d > 0 {
-			s.preempted[key] = d
-		}
 		c.Set(governor.ReclaimStall, float64(sub64(cur.ReclaimNs, p.ReclaimNs))/1e9/secs*100)
 		if waits > 0 {
 			for _, q := range [...]struct {
@@ -192,21 +187,25 @@ func (s *Sensor) sampleStats(snap *governor.Snapshot, secs float64) error {
 
 func (s *Sensor) samplePairs(snap *governor.Snapshot, secs float64) error {
 	var (
-		key   governorPairKey
-		n     uint64
-		stale []governorPairKey
-		seen  = make(map[governorPairKey]struct{}, len(s.prevPairs))
-		top   = map[governor.CgroupID][]Offender{}
+		key    governorPairKey
+		n      uint64
+		stale  []governorPairKey
+		seen   = make(map[governorPairKey]struct{}, len(s.prevPairs))
+		top    = map[governor.CgroupID][]Offender{}
+		others = map[*governor.Sample]uint64{}
 	)
 	it := s.pairs.Iterate()
 	for it.Next(&key, &n) {
-		if snap.Lookup(governor.CgroupID(key.Victim)) == nil ||
-			(key.Offender != 0 && snap.Lookup(governor.CgroupID(key.Offender)) == nil) {
+		d := sub64(n, s.prevPairs[key])
+		victim := snap.Lookup(governor.CgroupID(key.Victim))
+		if victim != nil && key.Offender != 0 && key.Offender != key.Victim {
+			others[victim] += d // counted even if the offender is gone
+		}
+		if victim == nil || (key.Offender != 0 && snap.Lookup(governor.CgroupID(key.Offender)) == nil) {
 			stale = append(stale, key)
 			continue
 		}
 		seen[key] = struct{}{}
-		d := sub64(n, s.prevPairs[key])
 		s.prevPairs[key] = n
 		if d == 0 {
 			continue
@@ -217,6 +216,9 @@ func (s *Sensor) samplePairs(snap *governor.Snapshot, secs float64) error {
 	if err := it.Err(); err != nil {
 		return fmt.Errorf("bpf: reading preempt_pairs: %w", err)
 	}
+	for c, d := range others {
+		c.Set(governor.RunqPreemptedByOthers, float64(d)/secs)
+	}
 	for i := range stale {
 		if err := s.pairs.Delete(&stale[i]); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
 			return fmt.Errorf("bpf: deleting preemption pair: %w", err)
@@ -225,19 +227,6 @@ func (s *Sensor) samplePairs(snap *governor.Snapshot, secs float64) error {
 	for k := range s.prevPairs {
 		if _, ok := seen[k]; !ok {
 			delete(s.prevPairs, k)
-		}
-	}
-	// The kernel counts preemptions among a cgroup's own tasks only in its
-	// total; what the pairs do not explain is the cgroup itself.
-	for v, total := range s.preempted {
-		id := governor.CgroupID(v)
-		var others uint64
-		for _, o := range top[id] {
-			others += o.Preemptions
-		}
-		if total > others {
-			d := total - others
-			top[id] = append(top[id], Offender{Cgroup: id, Preemptions: d, PerSecond: float64(d) / secs})
 		}
 	}
 	for v, list := range top {

@@ -51,8 +51,6 @@ volatile const __u32 oom_layout = 0;
 
 struct cg_stats {
 	__u64 wait_ns;          /* total run-queue wait */
-	__u64 preempted;        /* switched out while runnable */
-	__u64 preempted_others; /* ... in favour of another cgroup's task */
 	__u64 reclaim_ns;       /* direct + memcg reclaim */
 	__u64 reclaims;         /* reclaim episodes ended */
 	__u32 hist[NBUCKETS];   /* run-queue wait histogram */
@@ -125,11 +123,11 @@ struct {
 	__type(value, struct stamp);
 } task_stamps SEC(".maps");
 
-/* raw_tp set: wakeup stamps keyed by pid (thread id). */
+/* raw_tp set: wakeup stamps keyed by task_struct pointer. */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, 32768);
-	__type(key, __u32);
+	__type(key, __u64);
 	__type(value, __u64);
 } pid_stamps SEC(".maps");
 
@@ -223,22 +221,14 @@ static __always_inline void runq_record(__u64 cgid, __u64 delta)
 		__sync_fetch_and_add(&s->hist[idx], 1);
 }
 
+/* Preemptions are counted only per (victim, offender) pair, self and idle
+ * included: one map lookup per preemption. */
 static __always_inline void preempt_record(__u64 victim, __u64 offender)
 {
 	struct pair_key k = { .victim = victim, .offender = offender };
-	struct cg_stats *s = cg_get(victim);
 	__u64 *c, one = 1;
 	long err;
 
-	if (s)
-		__sync_fetch_and_add(&s->preempted, 1);
-	/* Preemption among the cgroup's own tasks is counted only in
-	 * s->preempted (user space derives it); pairs name other cgroups and
-	 * idle (0), which keeps the common case to one map lookup. */
-	if (offender == victim)
-		return;
-	if (s && offender)
-		__sync_fetch_and_add(&s->preempted_others, 1);
 	c = bpf_map_lookup_elem(&preempt_pairs, &k);
 	if (c) {
 		__sync_fetch_and_add(c, 1);
@@ -298,13 +288,22 @@ int BPF_PROG(btf_sched_wakeup_new, struct task_struct *p)
 SEC("tp_btf/sched_switch")
 int BPF_PROG(btf_sched_switch, bool preempt, struct task_struct *prev, struct task_struct *next)
 {
-	__u64 now = bpf_ktime_get_ns(), ts, next_cg = 0;
-	struct stamp *st;
+	__u64 now = bpf_ktime_get_ns(), ts = 0, next_cg = 0;
+	struct stamp *st = 0;
 	int next_pid = next->pid;
+	bool preempted = prev->pid != 0 && (preempt || btf_task_state(prev) == TASK_RUNNING);
 
-	if (next_pid)
-		next_cg = btf_task_cgid(next);
-	if (prev->pid != 0 && (preempt || btf_task_state(prev) == TASK_RUNNING)) {
+	if (next_pid) {
+		st = bpf_task_storage_get(&task_stamps, next, 0, 0);
+		if (st) {
+			ts = st->ts;
+			st->ts = 0;
+		}
+		/* next's cgroup is needed for its sample or as the offender. */
+		if (ts || preempted)
+			next_cg = btf_task_cgid(next);
+	}
+	if (preempted) {
 		st = bpf_task_storage_get(&task_stamps, prev, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
 		if (st)
 			st->ts = now;
@@ -312,16 +311,8 @@ int BPF_PROG(btf_sched_switch, bool preempt, struct task_struct *prev, struct ta
 			drop(DROP_STAMP);
 		preempt_record(btf_task_cgid(prev), next_cg);
 	}
-	if (!next_pid)
-		return 0;
-	st = bpf_task_storage_get(&task_stamps, next, 0, 0);
-	if (!st)
-		return 0;
-	ts = st->ts;
-	if (!ts || now < ts)
-		return 0;
-	st->ts = 0;
-	runq_record(next_cg, now - ts);
+	if (ts && now >= ts)
+		runq_record(next_cg, now - ts);
 	return 0;
 }
 
@@ -339,57 +330,82 @@ static __always_inline long raw_task_state(struct task_struct *t)
 	return BPF_CORE_READ((struct task_struct___pre514 *)t, state);
 }
 
-static __always_inline int raw_stamp(struct task_struct *p)
+/*
+ * Stamps are keyed by the task_struct pointer: no probe read is needed for the
+ * key. Entries are updated in place (a hash update or delete allocates or
+ * frees an element and takes the bucket lock; a lookup does not) and removed
+ * when the task is freed (sched_process_free), so a reused pointer never
+ * meets a stale stamp. pid 0 (the idle tasks) is never woken and is skipped
+ * as prev, so it is never stamped.
+ */
+static __always_inline void raw_set_stamp(__u64 task, __u64 ts)
 {
-	__u32 pid = BPF_CORE_READ(p, pid);
-	__u64 ts;
+	__u64 *tsp = bpf_map_lookup_elem(&pid_stamps, &task);
+	long err;
 
-	if (pid == 0)
-		return 0;
-	ts = bpf_ktime_get_ns();
-	if (bpf_map_update_elem(&pid_stamps, &pid, &ts, BPF_ANY))
+	if (tsp) {
+		*tsp = ts;
+		return;
+	}
+	err = bpf_map_update_elem(&pid_stamps, &task, &ts, BPF_NOEXIST);
+	if (err && err != -EEXIST)
 		drop(DROP_STAMP);
+}
+
+static __always_inline int raw_stamp(__u64 task)
+{
+	raw_set_stamp(task, bpf_ktime_get_ns());
+	return 0;
+}
+
+SEC("raw_tp/sched_process_free")
+int raw_sched_process_free(struct bpf_raw_tracepoint_args *ctx)
+{
+	__u64 task = ctx->args[0];
+
+	bpf_map_delete_elem(&pid_stamps, &task);
 	return 0;
 }
 
 SEC("raw_tp/sched_wakeup")
 int raw_sched_wakeup(struct bpf_raw_tracepoint_args *ctx)
 {
-	return raw_stamp((struct task_struct *)ctx->args[0]);
+	return raw_stamp(ctx->args[0]);
 }
 
 SEC("raw_tp/sched_wakeup_new")
 int raw_sched_wakeup_new(struct bpf_raw_tracepoint_args *ctx)
 {
-	return raw_stamp((struct task_struct *)ctx->args[0]);
+	return raw_stamp(ctx->args[0]);
 }
 
 SEC("raw_tp/sched_switch")
 int raw_sched_switch(struct bpf_raw_tracepoint_args *ctx)
 {
+	/* prev is still current here: its pid and cgroup come from the
+	 * (cheaper) current-task helpers; next needs probe reads. */
 	struct task_struct *prev = (struct task_struct *)ctx->args[1];
-	struct task_struct *next = (struct task_struct *)ctx->args[2];
-	__u32 prev_pid = BPF_CORE_READ(prev, pid);
-	__u32 next_pid = BPF_CORE_READ(next, pid);
-	__u64 now = bpf_ktime_get_ns(), *tsp, ts, next_cg = 0;
+	__u64 next = ctx->args[2], prev_key = ctx->args[1];
+	__u32 prev_pid = (__u32)bpf_get_current_pid_tgid();
+	__u64 now = bpf_ktime_get_ns(), *tsp, ts = 0, next_cg = 0;
+	bool preempted = prev_pid != 0 && (ctx->args[0] || raw_task_state(prev) == TASK_RUNNING);
 
-	if (next_pid)
-		next_cg = raw_task_cgid(next);
-	if (prev_pid != 0 && (ctx->args[0] || raw_task_state(prev) == TASK_RUNNING)) {
-		if (bpf_map_update_elem(&pid_stamps, &prev_pid, &now, BPF_ANY))
-			drop(DROP_STAMP);
-		preempt_record(raw_task_cgid(prev), next_cg);
+	tsp = bpf_map_lookup_elem(&pid_stamps, &next);
+	if (tsp) {
+		ts = *tsp;
+		*tsp = 0;
 	}
-	if (next_pid == 0)
-		return 0;
-	tsp = bpf_map_lookup_elem(&pid_stamps, &next_pid);
-	if (!tsp)
-		return 0;
-	ts = *tsp;
-	bpf_map_delete_elem(&pid_stamps, &next_pid);
-	if (now < ts)
-		return 0;
-	runq_record(next_cg, now - ts);
+	if (ts || preempted) {
+		/* next's cgroup: for its sample, or as the offender (0: idle). */
+		if (BPF_CORE_READ((struct task_struct *)next, pid))
+			next_cg = raw_task_cgid((struct task_struct *)next);
+	}
+	if (preempted) {
+		raw_set_stamp(prev_key, now);
+		preempt_record(bpf_get_current_cgroup_id(), next_cg);
+	}
+	if (ts && next_cg && now >= ts)
+		runq_record(next_cg, now - ts);
 	return 0;
 }
 
