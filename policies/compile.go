@@ -666,6 +666,9 @@ func (c *compiler) suppress(b *suppressBlock) {
 		c.errorf(b.DefRange, "Missing knob block",
 			"suppress %q needs at least one knob block, e.g. knob \"cpu.weight\" { step = \"50%%\" min = 1 }.", b.Name)
 	}
+	// max_per_minute caps the controller as a whole (governor.Limits), so
+	// every knob carries the same value.
+	perMinute := c.count(b.MaxPerMinute)
 	seen := map[governor.Knob]hcl.Range{}
 	for _, kb := range b.Knobs {
 		k, ok := c.knob(kb.Knob, kb.KnobRange, suppressKnobs, "suppress")
@@ -680,8 +683,9 @@ func (c *compiler) suppress(b *suppressBlock) {
 		sk := governor.SuppressKnob{
 			Knob:   k,
 			Step:   c.step(kb.Step, k, true, governor.Step{Percent: defaultSuppressStep}),
-			Limits: c.limits(k, kb.Min, nil, kb.Cooldown, kb.MaxPerMinute, defaultSuppressCooldown),
+			Limits: c.limits(k, kb.Min, nil, kb.Cooldown, nil, defaultSuppressCooldown),
 		}
+		sk.Limits.MaxPerMinute = perMinute
 		c.claim(target, k.String(), n, kb.DefRange)
 		s.Knobs = append(s.Knobs, sk)
 	}

@@ -92,13 +92,13 @@ func TestFullPolicy(t *testing.T) {
 		Suppress: []governor.SuppressController{{
 			Name: "protect-web-latency", Origin: o(71), Target: "batch",
 			Trigger: governor.Trigger{
-				When:    []governor.Condition{{Origin: o(73), Scope: governor.ScopeClass, Class: "web", Signal: governor.CPUSomeAvg10, Op: governor.Above, Value: 10, For: 5 * time.Second}},
-				Recover: []governor.Condition{{Origin: o(79), Scope: governor.ScopeClass, Class: "web", Signal: governor.CPUSomeAvg10, Op: governor.Below, Value: 2, For: 30 * time.Second}},
+				When:    []governor.Condition{{Origin: o(74), Scope: governor.ScopeClass, Class: "web", Signal: governor.CPUSomeAvg10, Op: governor.Above, Value: 10, For: 5 * time.Second}},
+				Recover: []governor.Condition{{Origin: o(80), Scope: governor.ScopeClass, Class: "web", Signal: governor.CPUSomeAvg10, Op: governor.Below, Value: 2, For: 30 * time.Second}},
 			},
 			Knobs: []governor.SuppressKnob{
-				{Knob: governor.CPUWeight, Step: governor.Step{Percent: 50}, Limits: governor.Limits{Min: 1, Max: 10000, Cooldown: 5 * time.Second}},
+				{Knob: governor.CPUWeight, Step: governor.Step{Percent: 50}, Limits: governor.Limits{Min: 1, Max: 10000, Cooldown: 5 * time.Second, MaxPerMinute: 10}},
 				{Knob: governor.CPUMax, Step: governor.Step{Amount: 500_000}, Limits: governor.Limits{Min: 200_000, Max: governor.Unlimited, Cooldown: 2 * time.Second, MaxPerMinute: 10}},
-				{Knob: governor.IOWeight, Step: governor.Step{Percent: 50}, Limits: governor.Limits{Min: 1, Max: 10000, Cooldown: 5 * time.Second}},
+				{Knob: governor.IOWeight, Step: governor.Step{Percent: 50}, Limits: governor.Limits{Min: 1, Max: 10000, Cooldown: 5 * time.Second, MaxPerMinute: 10}},
 			},
 		}},
 		LastResort: []governor.LastResortController{{

@@ -84,23 +84,23 @@ type memoryHighBlock struct {
 }
 
 type suppressBlock struct {
-	Name      string            `hcl:"name,label"`
-	NameRange hcl.Range         `hcl:"name,label_range"`
-	Target    *hcl.Attribute    `hcl:"target,optional"`
-	When      []*conditionBlock `hcl:"when,block"`
-	Recover   []*conditionBlock `hcl:"recover,block"`
-	Knobs     []*knobBlock      `hcl:"knob,block"`
-	DefRange  hcl.Range         `hcl:",def_range"`
+	Name         string            `hcl:"name,label"`
+	NameRange    hcl.Range         `hcl:"name,label_range"`
+	Target       *hcl.Attribute    `hcl:"target,optional"`
+	MaxPerMinute *hcl.Attribute    `hcl:"max_per_minute,optional"`
+	When         []*conditionBlock `hcl:"when,block"`
+	Recover      []*conditionBlock `hcl:"recover,block"`
+	Knobs        []*knobBlock      `hcl:"knob,block"`
+	DefRange     hcl.Range         `hcl:",def_range"`
 }
 
 type knobBlock struct {
-	Knob         string         `hcl:"knob,label"`
-	KnobRange    hcl.Range      `hcl:"knob,label_range"`
-	Step         *hcl.Attribute `hcl:"step,optional"`
-	Min          *hcl.Attribute `hcl:"min,optional"`
-	Cooldown     *hcl.Attribute `hcl:"cooldown,optional"`
-	MaxPerMinute *hcl.Attribute `hcl:"max_per_minute,optional"`
-	DefRange     hcl.Range      `hcl:",def_range"`
+	Knob      string         `hcl:"knob,label"`
+	KnobRange hcl.Range      `hcl:"knob,label_range"`
+	Step      *hcl.Attribute `hcl:"step,optional"`
+	Min       *hcl.Attribute `hcl:"min,optional"`
+	Cooldown  *hcl.Attribute `hcl:"cooldown,optional"`
+	DefRange  hcl.Range      `hcl:",def_range"`
 }
 
 type lastResortBlock struct {

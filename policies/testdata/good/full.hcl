@@ -69,7 +69,8 @@ memory_high "batch-high" {
 }
 
 suppress "protect-web-latency" {
-  target = "batch"
+  target         = "batch"
+  max_per_minute = 10
   when {
     class  = "web"
     signal = "cpu.some.avg10"
@@ -88,10 +89,9 @@ suppress "protect-web-latency" {
     cooldown = "5s"
   }
   knob "cpu.max" {
-    step           = 0.5
-    min            = 0.2
-    cooldown       = "2s"
-    max_per_minute = 10
+    step     = 0.5
+    min      = 0.2
+    cooldown = "2s"
   }
   knob "io.weight" {}
 }
