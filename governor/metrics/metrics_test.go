@@ -1,0 +1,255 @@
+package metrics
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/governor-dev/governor/bpf"
+	"github.com/governor-dev/governor/governor"
+)
+
+type source struct {
+	mu   sync.Mutex
+	host governor.Sample
+	cgs  []governor.Sample
+}
+
+func (s *source) Name() string { return "test" }
+
+func (s *source) Sample(_ context.Context, snap *governor.Snapshot) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	h := s.host
+	snap.Host = &h
+	for i := range s.cgs {
+		c := s.cgs[i]
+		snap.Cgroups = append(snap.Cgroups, &c)
+	}
+	return nil
+}
+
+type actuator struct {
+	mu   sync.Mutex
+	vals map[string]int64
+}
+
+func (a *actuator) key(cg governor.Ref, k governor.Knob) string { return cg.Path + k.String() }
+
+func (a *actuator) Read(_ context.Context, cg governor.Ref, k governor.Knob) (governor.Setting, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	v, ok := a.vals[a.key(cg, k)]
+	if !ok {
+		v = 100
+		if k == governor.CPUMax {
+			v = governor.Unlimited
+		}
+	}
+	raw := fmt.Sprint(v)
+	if k == governor.CPUMax {
+		raw = "max 100000"
+		if v != governor.Unlimited {
+			raw = fmt.Sprintf("%d 100000", v/10)
+		}
+	}
+	return governor.Setting{Value: v, Raw: raw}, nil
+}
+
+func (a *actuator) Write(_ context.Context, cg governor.Ref, k governor.Knob, v int64) error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.vals[a.key(cg, k)] = v
+	return nil
+}
+
+func (a *actuator) Restore(ctx context.Context, cg governor.Ref, k governor.Knob, s governor.Setting) error {
+	return a.Write(ctx, cg, k, s.Value)
+}
+func (a *actuator) Reclaim(context.Context, governor.Ref, int64) error { return nil }
+func (a *actuator) Freeze(context.Context, governor.Ref, bool) error   { return nil }
+func (a *actuator) Kill(context.Context, governor.Ref) error           { return nil }
+func (a *actuator) Via(cg governor.Ref) string                         { return "cgroupfs" }
+
+func policy() *governor.Policy {
+	return &governor.Policy{
+		Tick: 20 * time.Millisecond,
+		Classes: []governor.Class{
+			{Name: "web", Match: []string{"system.slice/web.service"}, Protected: true},
+			{Name: "batch", Match: []string{"batch.slice/**"}},
+		},
+		Suppress: []governor.SuppressController{{
+			Name: "squeeze", Target: "batch",
+			Trigger: governor.Trigger{
+				When: []governor.Condition{{Scope: governor.ScopeClass, Class: "web", Signal: governor.CPUSomeAvg10, Op: governor.Above, Value: 10}},
+			},
+			Knobs: []governor.SuppressKnob{
+				{Knob: governor.CPUWeight, Step: governor.Step{Percent: 50}, Limits: governor.Limits{Min: 1}},
+				{Knob: governor.CPUMax, Step: governor.Step{Percent: 25}, Limits: governor.Limits{Min: 500_000}},
+			},
+		}},
+	}
+}
+
+// A real scrape over HTTP of a running loop (fake source and actuator),
+// checked by promtool when it is installed (make deps-test installs it).
+func TestScrapeRunningLoop(t *testing.T) {
+	src := &source{}
+	src.host.Set(governor.MemorySomeAvg10, 12.5)
+	src.host.Set(governor.CPUSomeAvg10, 3)
+	web := governor.Sample{Ref: governor.Ref{ID: 2, Path: "system.slice/web.service"}, Populated: true}
+	web.Set(governor.CPUSomeAvg10, 40)
+	web.Set(governor.CPUFullAvg10, 5)
+	web.Set(governor.RunqP99, 0.012)
+	job := governor.Sample{Ref: governor.Ref{ID: 3, Path: "batch.slice/job1"}, Populated: true}
+	job.Set(governor.MemorySomeAvg10, 0.5)
+	src.cgs = []governor.Sample{web, job}
+	act := &actuator{vals: map[string]int64{}}
+
+	m := New(Source{}, time.Second)
+	loop, err := governor.New(governor.Config{
+		Policy: policy(), Sources: []governor.Source{src}, Actuator: act,
+		Caps:      governor.Capabilities{Controllers: map[string]bool{"cpu": true, "memory": true, "io": true}},
+		NumCPU:    2,
+		AfterStep: m.AfterStep, OnAction: m.OnAction,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.SetSource(Source{
+		Status: loop.Status, Admission: loop.Admission, Reader: act, Via: act.Via,
+		BPF: func() []bpf.ProgStats {
+			return []bpf.ProgStats{{Name: "btf_sched_switch", Tracepoint: "sched/sched_switch", RunCount: 1234, RunTime: 150 * time.Microsecond}}
+		},
+	})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { loop.Run(ctx); close(done) }()
+	defer func() { cancel(); <-done }()
+
+	addr, err := Serve(ctx, "127.0.0.1:0", m.Handler(), hclog.NewNullLogger())
+	if err != nil {
+		t.Fatal(err)
+	}
+	url := "http://" + addr.String() + "/metrics"
+	var body []byte
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		resp, err := http.Get(url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ = io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			t.Fatalf("status %d: %s", resp.StatusCode, body)
+		}
+		// Wait until both knobs have been squeezed once.
+		if bytes.Contains(body, []byte(`governor_actions_total{controller="squeeze",kind="write"} 2`)) || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	text := string(body)
+	for _, want := range []string{
+		"governor_up 1",
+		"governor_cgroups_governed 2",
+		"governor_cgroups_seen 2",
+		`governor_host_pressure_avg10_ratio{kind="some",resource="memory"} 0.125`,
+		`governor_cgroup_pressure_avg10_ratio{cgroup="system.slice/web.service",class="web",kind="some",resource="cpu"} 0.4`,
+		`governor_cgroup_runq_latency_p99_seconds{cgroup="system.slice/web.service",class="web"} 0.012`,
+		`governor_cgroup_info{cgroup="batch.slice/job1",class="batch",protected="false",via="cgroupfs"} 1`,
+		`governor_knob_value{cgroup="batch.slice/job1",class="batch",controller="squeeze",knob="cpu.weight"} 50`,
+		`governor_knob_original_value{cgroup="batch.slice/job1",class="batch",controller="squeeze",knob="cpu.weight"} 100`,
+		`governor_knob_original_value{cgroup="batch.slice/job1",class="batch",controller="squeeze",knob="cpu.max"} +Inf`,
+		`governor_knob_value{cgroup="batch.slice/job1",class="batch",controller="squeeze",knob="cpu.max"} 1.5`,
+		`governor_controller_active{controller="squeeze",kind="suppress",target="batch"} 1`,
+		`governor_actions_total{controller="squeeze",kind="write"} 2`,
+		"governor_loop_step_duration_seconds_bucket",
+		`governor_admission_accepting{origin="built-in"} 1`,
+		`governor_admission_headroom{signal="memory.some.avg10",subject="host"} -2.5`,
+		`governor_admission_headroom{signal="cpu.some.avg10",subject="class web"} -20`,
+		`governor_bpf_program_runs_total{program="btf_sched_switch",tracepoint="sched/sched_switch"} 1234`,
+		"governor_admission_since_timestamp_seconds",
+	} {
+		if !strings.Contains(text, want) {
+			t.Errorf("scrape lacks %q", want)
+		}
+	}
+	if t.Failed() {
+		t.Logf("scrape:\n%s", text)
+	}
+
+	promtool, err := exec.LookPath("promtool")
+	if err != nil {
+		t.Skip("promtool not installed (make deps-test installs it); scrape content checked above")
+	}
+	cmd := exec.Command(promtool, "check", "metrics")
+	cmd.Stdin = bytes.NewReader(body)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Errorf("promtool check metrics: %v\n%s", err, out)
+	} else if len(bytes.TrimSpace(out)) > 0 {
+		t.Logf("promtool: %s", out)
+	}
+}
+
+func TestScrapeWithoutLoopReportsDown(t *testing.T) {
+	m := New(Source{Status: func(ctx context.Context) (governor.Status, error) {
+		<-ctx.Done()
+		return governor.Status{}, ctx.Err()
+	}}, 50*time.Millisecond)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	sock := filepath.Join(t.TempDir(), "m.sock")
+	if _, err := Serve(ctx, "unix:"+sock, m.Handler(), hclog.NewNullLogger()); err != nil {
+		t.Fatal(err)
+	}
+	c := &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (netConn, error) {
+		return dialUnix(ctx, sock)
+	}}}
+	resp, err := c.Get("http://governor/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if !strings.Contains(string(body), "governor_up 0") {
+		t.Errorf("no governor_up 0 in\n%s", body)
+	}
+}
+
+func TestParseRaw(t *testing.T) {
+	for _, tc := range []struct {
+		k    governor.Knob
+		raw  string
+		want float64
+	}{
+		{governor.MemoryHigh, "1073741824", 1 << 30},
+		{governor.CPUMax, "50000 100000", 0.5},
+		{governor.IOWeight, "default 100\n8:0 200", 100},
+		{governor.CPUWeight, "77", 77},
+	} {
+		if got, err := parseRaw(tc.k, tc.raw); err != nil || got != tc.want {
+			t.Errorf("parseRaw(%s, %q) = %v, %v; want %v", tc.k, tc.raw, got, err, tc.want)
+		}
+	}
+}
+
+type netConn = net.Conn
+
+func dialUnix(ctx context.Context, path string) (net.Conn, error) {
+	var d net.Dialer
+	return d.DialContext(ctx, "unix", path)
+}
