@@ -18,7 +18,9 @@ func knobRange(k governor.Knob) (lo, hi int64) {
 	case governor.CPUWeight, governor.IOWeight:
 		return 1, 10000
 	case governor.CPUMax:
-		return 1000, governor.Unlimited // 0.001 CPU: 1 ms quota per 1 s period
+		// 0.01 CPU: 1 ms of quota per the default 100 ms period, the
+		// loop's floor for cpu.max whatever the period.
+		return 10_000, governor.Unlimited
 	case governor.CPUIdle:
 		return 0, 1
 	}
@@ -26,12 +28,8 @@ func knobRange(k governor.Knob) (lo, hi int64) {
 }
 
 // defaultMin is the floor a rule or suppress knob uses when no min is given:
-// the knob's smallest valid value, except cpu.max, which stops at 0.01 CPU
-// (1 ms per the default 100 ms period).
+// the knob's smallest valid value.
 func defaultMin(k governor.Knob) int64 {
-	if k == governor.CPUMax {
-		return 10000
-	}
 	lo, _ := knobRange(k)
 	return lo
 }
@@ -46,7 +44,7 @@ func knobUnitHelp(k governor.Knob) string {
 	case isMemoryKnob(k):
 		return `a size such as "512MiB" or "max"`
 	case k == governor.CPUMax:
-		return `a number of CPUs such as 0.5, or "max"`
+		return `a number of CPUs from 0.01 up, such as 0.5, or "max"`
 	case k == governor.CPUIdle:
 		return "0 or 1"
 	}

@@ -210,6 +210,8 @@ func TestKnobValue(t *testing.T) {
 		{governor.CPUMax, "0.2", 200_000, ""},
 		{governor.CPUMax, "4", 4_000_000, ""},
 		{governor.CPUMax, "max", governor.Unlimited, ""},
+		{governor.CPUMax, "0.01", 10_000, ""},
+		{governor.CPUMax, "0.005", 0, "out of range for cpu.max, which takes a number of CPUs from 0.01 up"},
 		{governor.CPUMax, "200ms", 0, "plain number"},
 		{governor.CPUIdle, "0", 0, ""},
 		{governor.CPUIdle, "1", 1, ""},
