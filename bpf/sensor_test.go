@@ -63,6 +63,18 @@ func child(role string) int {
 			ts := unix.Timespec{Nsec: 1_000_000}
 			_ = unix.Nanosleep(&ts, nil)
 		}
+	case "unprivileged-load":
+		// Run as nobody: Load must fail with ErrUnavailable.
+		_, err := Load(Options{})
+		switch {
+		case err == nil:
+			fmt.Println("loaded")
+		case errors.Is(err, ErrUnavailable):
+			fmt.Println("unavailable:", err)
+		default:
+			fmt.Println("other:", err)
+		}
+		return 0
 	case "reader":
 		// Blocking reads from fd 3 until EOF; prints how many reads returned
 		// data (each one followed a sleep in read, i.e. a wakeup).
@@ -500,5 +512,47 @@ func TestOOMEventPlumbing(t *testing.T) {
 	}
 	if !strings.Contains(logs.String(), "OOM kill") {
 		t.Errorf("no log line for the OOM kill:\n%s", logs.String())
+	}
+}
+
+// TestLoadUnprivileged checks that Load without privileges fails with an
+// error wrapping ErrUnavailable (what the daemon logs once before going on
+// with PSI alone).
+func TestLoadUnprivileged(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to switch to an unprivileged user")
+	}
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The test binary's directory is private to root: run a copy.
+	dir, err := os.MkdirTemp("", "governor-bpf-unpriv-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	bin, err := os.ReadFile(self)
+	if err != nil {
+		t.Fatal(err)
+	}
+	exe := filepath.Join(dir, "bpf.test")
+	if err := os.WriteFile(exe, bin, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(exe, "-test.run=^$")
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), envChild+"=unprivileged-load")
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("child: %v\n%s", err, out)
+	}
+	t.Logf("%s", out)
+	if !strings.HasPrefix(string(out), "unavailable:") {
+		t.Errorf("unprivileged Load: %s, want an error wrapping ErrUnavailable", out)
 	}
 }
