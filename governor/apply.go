@@ -19,9 +19,13 @@ type plan struct {
 }
 
 // set plans a write of knob k on cg. Controllers call it; it enforces the
-// deny list, hand-backs and ownership, and the memory guard.
+// deny list, hand-backs and ownership.
 func (l *Loop) set(cg *cgState, k Knob, v int64, owner, reason string) {
-	if !l.mayTouch(cg, k) {
+	ok := l.mayTouch(cg, k)
+	if l.protectors[owner] && (k == MemoryLow || k == MemoryMin) {
+		ok = l.mayProtect(cg, k)
+	}
+	if !ok {
 		return
 	}
 	if m := l.managed[knobKey{cg.ref.ID, k}]; m != nil && m.owner != owner {

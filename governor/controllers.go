@@ -374,7 +374,7 @@ func (p *protectCtl) step(ctx context.Context, l *Loop, v *view) {
 			k Knob
 			v int64
 		}{{MemoryLow, p.c.Low}, {MemoryMin, p.c.Min}} {
-			if kv.v == 0 || !l.mayTouch(cg, kv.k) {
+			if kv.v == 0 || !l.mayProtect(cg, kv.k) {
 				continue
 			}
 			cur, ok := l.current(ctx, cg, kv.k)

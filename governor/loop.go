@@ -70,7 +70,10 @@ type Loop struct {
 	ctrls    []controller
 	disabled map[string]string // controller name -> why it cannot act here
 	watch    map[string][]armSpec
-	armed    int
+	// protectors are the protect controllers: the only ones allowed to
+	// write (memory.low/min) to protected classes.
+	protectors map[string]bool
+	armed      int
 
 	snap    Snapshot
 	cgs     map[CgroupID]*cgState
@@ -229,6 +232,12 @@ func (l *Loop) setPolicy(p *Policy) {
 		}
 	}
 	l.watch = watchSpecs(p, l.ctrls)
+	l.protectors = make(map[string]bool)
+	for _, c := range l.ctrls {
+		if c.kind() == "protect" {
+			l.protectors[c.name()] = true
+		}
+	}
 	for _, cg := range l.cgs {
 		l.disarm(cg)
 		cg.class = l.classify(cg.ref.Path)
@@ -459,6 +468,18 @@ func (l *Loop) warnOnce(key, msg string, args ...interface{}) {
 
 // denied says why the governor must never act on a cgroup ("" if it may).
 func (l *Loop) denied(cg *cgState) string {
+	if why := l.deniedAlways(cg); why != "" {
+		return why
+	}
+	if cg.class >= 0 && l.policy.Classes[cg.class].Protected {
+		return fmt.Sprintf("its class %q is protected", l.policy.Classes[cg.class].Name)
+	}
+	return ""
+}
+
+// deniedAlways covers what even protection may not touch: the root,
+// init.scope and the governor's own cgroup and its ancestors.
+func (l *Loop) deniedAlways(cg *cgState) string {
 	p := cg.ref.Path
 	switch {
 	case p == "":
@@ -467,8 +488,6 @@ func (l *Loop) denied(cg *cgState) string {
 		return "it is init.scope"
 	case l.cfg.SelfPath != "" && (p == l.cfg.SelfPath || strings.HasPrefix(l.cfg.SelfPath, p+"/")):
 		return "it holds the governor itself"
-	case cg.class >= 0 && l.policy.Classes[cg.class].Protected:
-		return fmt.Sprintf("its class %q is protected", l.policy.Classes[cg.class].Name)
 	}
 	return ""
 }
@@ -476,7 +495,10 @@ func (l *Loop) denied(cg *cgState) string {
 // allowed reports whether the governor may act on cg at all, logging a
 // refusal once per cgroup.
 func (l *Loop) allowed(cg *cgState) bool {
-	why := l.denied(cg)
+	return l.refuse(cg, l.denied(cg))
+}
+
+func (l *Loop) refuse(cg *cgState, why string) bool {
 	if why == "" {
 		return true
 	}
@@ -490,6 +512,12 @@ func (l *Loop) allowed(cg *cgState) bool {
 // mayTouch reports whether a controller may change knob k of cg now.
 func (l *Loop) mayTouch(cg *cgState, k Knob) bool {
 	return l.allowed(cg) && !cg.handedBack[k] && !cg.unsupported[k]
+}
+
+// mayProtect is mayTouch for protection (memory.low/memory.min raised by a
+// protect block): a protected class may receive protection, never limits.
+func (l *Loop) mayProtect(cg *cgState, k Knob) bool {
+	return l.refuse(cg, l.deniedAlways(cg)) && !cg.handedBack[k] && !cg.unsupported[k]
 }
 
 // read returns a knob's current value, at most one read per cgroup, knob

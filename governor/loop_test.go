@@ -675,3 +675,23 @@ func TestStateFileRoundTrip(t *testing.T) {
 		t.Errorf("empty state must remove the file")
 	}
 }
+
+func TestProtectReachesProtectedClassButNothingElseDoes(t *testing.T) {
+	p := suppressPolicy() // web is protected
+	p.Protect = []ProtectController{{Name: "keep-web", Target: "web", Low: 1 << 30, Min: 1 << 28}}
+	p.Rules = []Rule{{Name: "bad", Target: "web", Knob: CPUWeight, Down: true, Step: Step{Percent: 50},
+		Trigger: Trigger{When: []Condition{{Scope: ScopeHost, Signal: CPUSomeAvg10, Op: Above, Value: 1}}}}}
+	h := newHarness(t, p, func(c *Config) { c.SelfPath = "system.slice/governor.service" })
+	h.src.add(web, "system.slice/web.service")
+
+	h.src.host.Set(CPUSomeAvg10, 90)
+	for i := 0; i < 3; i++ {
+		h.tick(time.Second)
+	}
+	if h.act.get(web, MemoryLow) != 1<<30 || h.act.get(web, MemoryMin) != 1<<28 {
+		t.Errorf("protect did not reach the protected class: %v", h.act.writes)
+	}
+	if h.act.get(web, CPUWeight) != 100 {
+		t.Errorf("a limit was written to a protected class: %v", h.act.writes)
+	}
+}

@@ -45,8 +45,10 @@ type Class struct {
 	Origin  string
 	Match   []string
 	Exclude []string
-	// Protected classes are never written to by the governor; their signals
+	// Protected classes are never limited, frozen or killed; their signals
 	// can still drive conditions (e.g. batch suppression on their behalf).
+	// Only a protect block may write to them, and only to raise their
+	// memory.low / memory.min.
 	Protected bool
 }
 

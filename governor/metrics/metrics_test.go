@@ -95,8 +95,8 @@ func policy() *governor.Policy {
 				When: []governor.Condition{{Scope: governor.ScopeClass, Class: "web", Signal: governor.CPUSomeAvg10, Op: governor.Above, Value: 10}},
 			},
 			Knobs: []governor.SuppressKnob{
-				{Knob: governor.CPUWeight, Step: governor.Step{Percent: 50}, Limits: governor.Limits{Min: 1}},
-				{Knob: governor.CPUMax, Step: governor.Step{Percent: 25}, Limits: governor.Limits{Min: 500_000}},
+				{Knob: governor.CPUWeight, Step: governor.Step{Percent: 50}, Limits: governor.Limits{Min: 1, Cooldown: time.Hour}},
+				{Knob: governor.CPUMax, Step: governor.Step{Percent: 25}, Limits: governor.Limits{Min: 500_000, Cooldown: time.Hour}},
 			},
 		}},
 	}
