@@ -207,7 +207,9 @@ type loadedProg struct {
 }
 
 // Load loads and attaches the sensors. On a kernel or process without BPF
-// the error wraps ErrUnavailable.
+// the error wraps ErrUnavailable and Load has already logged one warning
+// saying the daemon runs on PSI alone: the caller just goes on without the
+// sensor. Other errors (a bug, a verifier rejection) are not logged.
 func Load(opts Options) (*Sensor, error) {
 	log := opts.Logger
 	if log == nil {
@@ -218,7 +220,9 @@ func Load(opts Options) (*Sensor, error) {
 		return nil, fmt.Errorf("bpf: HistogramSubBuckets must be 1, 2 or 4, not %d", opts.HistogramSubBuckets)
 	}
 	if err := Supported(); err != nil {
-		return nil, fmt.Errorf("bpf: %w", err)
+		err = fmt.Errorf("bpf: %w", err)
+		log.Warn("BPF sensors unavailable: running on PSI alone, without run-queue, reclaim and OOM signals", "error", err)
+		return nil, err
 	}
 	// Kernels >= 5.11 charge BPF memory to the cgroup and need no memlock
 	// rlimit; raising it fails without CAP_SYS_RESOURCE, which is harmless.
@@ -239,7 +243,9 @@ func Load(opts Options) (*Sensor, error) {
 	}
 	if err != nil {
 		if isPermission(err) || errors.Is(err, ebpf.ErrNotSupported) {
-			return nil, fmt.Errorf("bpf: %w: %w", ErrUnavailable, err)
+			err = fmt.Errorf("bpf: %w: %w", ErrUnavailable, err)
+			log.Warn("BPF sensors unavailable: running on PSI alone, without run-queue, reclaim and OOM signals", "error", err)
+			return nil, err
 		}
 		return nil, fmt.Errorf("bpf: %w", err)
 	}

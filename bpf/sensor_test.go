@@ -64,8 +64,13 @@ func child(role string) int {
 			_ = unix.Nanosleep(&ts, nil)
 		}
 	case "unprivileged-load":
-		// Run as nobody: Load must fail with ErrUnavailable.
-		_, err := Load(Options{})
+		// Run as nobody: Load must fail with ErrUnavailable and log it.
+		var logs bytes.Buffer
+		_, err := Load(Options{Logger: hclog.New(&hclog.LoggerOptions{Output: &logs})})
+		if n := strings.Count(logs.String(), "PSI alone"); n != 1 {
+			fmt.Printf("other: %d log lines about running on PSI alone:\n%s", n, logs.String())
+			return 0
+		}
 		switch {
 		case err == nil:
 			fmt.Println("loaded")
