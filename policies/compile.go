@@ -89,6 +89,7 @@ func compile(files []*hcl.File) (*governor.Policy, hcl.Diagnostics) {
 		all.Suppress = append(all.Suppress, fs.Suppress...)
 		all.LastResort = append(all.LastResort, fs.LastResort...)
 		all.Rules = append(all.Rules, fs.Rules...)
+		all.Admission = append(all.Admission, fs.Admission...)
 	}
 
 	for _, g := range all.Governor {
@@ -135,6 +136,9 @@ func compile(files []*hcl.File) (*governor.Policy, hcl.Diagnostics) {
 	})
 	for _, it := range items {
 		it.fn()
+	}
+	for _, b := range all.Admission {
+		c.admission(b)
 	}
 
 	if c.diags.HasErrors() {
@@ -703,6 +707,29 @@ func (c *compiler) lastResort(b *lastResortBlock) {
 	}
 	c.claim(target, writeFreeze, n, rangeOr(b.Target, b.DefRange))
 	c.pol.LastResort = append(c.pol.LastResort, l)
+}
+
+// admission compiles the batch-admission verdict. Its conditions must read
+// a class or the host: there is no acted-on cgroup.
+func (c *compiler) admission(b *admissionBlock) {
+	if c.pol.Admission != nil {
+		c.errorf(b.DefRange, "Duplicate admission block",
+			"Only one admission block is allowed across all policy files; the first is at %s.", c.pol.Admission.Origin)
+		return
+	}
+	a := &governor.Admission{Origin: at(b.DefRange)}
+	if len(b.When) == 0 {
+		c.errorf(b.DefRange, "Missing when block", "admission needs at least one when block saying when the node stops accepting batch work.")
+	}
+	for _, list := range [][]*conditionBlock{b.When, b.Recover} {
+		for _, cb := range list {
+			if cb.Class == nil && !c.boolean(cb.Host, false) {
+				c.errorf(cb.DefRange, "Missing scope", "A condition of the admission block must read a class (class = \"NAME\") or the host (host = true).")
+			}
+		}
+	}
+	a.Trigger = governor.Trigger{When: c.conditions(b.When, "when"), Recover: c.conditions(b.Recover, "recover")}
+	c.pol.Admission = a
 }
 
 func (c *compiler) rule(b *ruleBlock) {

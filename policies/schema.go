@@ -16,6 +16,14 @@ type fileSchema struct {
 	Suppress   []*suppressBlock   `hcl:"suppress,block"`
 	LastResort []*lastResortBlock `hcl:"last_resort,block"`
 	Rules      []*ruleBlock       `hcl:"rule,block"`
+	Admission  []*admissionBlock  `hcl:"admission,block"`
+}
+
+// admissionBlock is the node's verdict for batch schedulers.
+type admissionBlock struct {
+	When     []*conditionBlock `hcl:"when,block"`
+	Recover  []*conditionBlock `hcl:"recover,block"`
+	DefRange hcl.Range         `hcl:",def_range"`
 }
 
 type governorBlock struct {
