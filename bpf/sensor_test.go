@@ -30,9 +30,16 @@ import (
 const (
 	envChild  = "GOVERNOR_BPF_CHILD"
 	envCgroup = "GOVERNOR_BPF_CGROUP"
-	// unifiedRoot is the cgroup2 mount on the (hybrid) test machines.
-	unifiedRoot = "/sys/fs/cgroup/unified"
 )
+
+// unifiedRoot is the cgroup2 mount: /sys/fs/cgroup/unified on the hybrid
+// development and CI machines, /sys/fs/cgroup on a pure v2 host.
+var unifiedRoot = func() string {
+	if m := cgroup2Mount(); m != "" {
+		return m
+	}
+	return "/sys/fs/cgroup/unified"
+}()
 
 func TestMain(m *testing.M) {
 	if role := os.Getenv(envChild); role != "" {
