@@ -177,6 +177,8 @@ func (p *procs) start(t *testing.T, role string, cg testCgroup, cpu int, extra *
 	if stdout != nil {
 		cmd.Stdout = stdout
 	}
+	// Die with the test binary, even if it panics before its cleanups.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	cmd.Stderr = os.Stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
