@@ -1,0 +1,492 @@
+// Package control is the governor's local control socket: a unix stream
+// socket (default /run/governor/control.sock) speaking line-delimited JSON,
+// one request and one reply per line. It is read-only — status, explain,
+// admission — but still reveals the node's layout, so the socket is mode
+// 0600 (root) or 0660 with a configured group, and every connection's peer
+// credentials (SO_PEERCRED) are checked again: uid 0, or a member of the
+// group.
+//
+//	→ {"cmd":"status"}
+//	← {"status":{...}}
+//	→ {"cmd":"explain","cgroup":"system.slice/web.service"}
+//	← {"explain":["cgroup system.slice/web.service (id 1234)", ...]}
+//	→ {"cmd":"admission"}
+//	← {"admission":{"Accepting":true,...}}
+//	← {"error":"..."}   on any failure
+package control
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/user"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"golang.org/x/sys/unix"
+
+	"github.com/governor-dev/governor/governor"
+)
+
+// DefaultPath is the socket's default location (systemd's
+// RuntimeDirectory=governor).
+const DefaultPath = "/run/governor/control.sock"
+
+const (
+	maxLine  = 64 << 10
+	maxConns = 16
+	connIdle = 30 * time.Second
+)
+
+// Request is one line from a client.
+type Request struct {
+	Cmd    string `json:"cmd"`              // "status", "explain", "admission"
+	Cgroup string `json:"cgroup,omitempty"` // for explain
+}
+
+// Reply is one line to a client; exactly one field is set.
+type Reply struct {
+	Status    *Status                    `json:"status,omitempty"`
+	Explain   []string                   `json:"explain,omitempty"`
+	Admission *governor.AdmissionVerdict `json:"admission,omitempty"`
+	Error     string                     `json:"error,omitempty"`
+}
+
+// Status is governor.Status in a form that survives JSON (errors as text)
+// plus how each cgroup's limits are written and the admission verdict.
+type Status struct {
+	Time        time.Time                   `json:"time"`
+	DryRun      bool                        `json:"dry_run"`
+	LastStep    governor.StepResult         `json:"last_step"`
+	Host        map[string]float64          `json:"host"`
+	Cgroups     []Cgroup                    `json:"cgroups"`
+	Controllers []governor.ControllerStatus `json:"controllers"`
+	Admission   *governor.AdmissionVerdict  `json:"admission,omitempty"`
+}
+
+// Cgroup is one governed cgroup.
+type Cgroup struct {
+	Path      string                `json:"path"`
+	ID        uint64                `json:"id"`
+	Class     string                `json:"class"`
+	Protected bool                  `json:"protected"`
+	Denied    string                `json:"denied,omitempty"`
+	Via       string                `json:"via,omitempty"`
+	Signals   map[string]float64    `json:"signals"`
+	Knobs     []governor.KnobStatus `json:"knobs,omitempty"`
+	Last      *Action               `json:"last,omitempty"`
+}
+
+// Action is governor.Action with the error as text.
+type Action struct {
+	Time       time.Time `json:"time"`
+	Controller string    `json:"controller"`
+	Kind       string    `json:"kind"`
+	Knob       string    `json:"knob"`
+	Old        string    `json:"old,omitempty"`
+	New        string    `json:"new,omitempty"`
+	Reason     string    `json:"reason,omitempty"`
+	DryRun     bool      `json:"dry_run,omitempty"`
+	Error      string    `json:"error,omitempty"`
+}
+
+// FromAction converts a loop action.
+func FromAction(a *governor.Action) *Action {
+	if a == nil {
+		return nil
+	}
+	out := &Action{Time: a.Time, Controller: a.Controller, Kind: a.Kind, Knob: a.Knob, Old: a.Old, New: a.New, Reason: a.Reason, DryRun: a.DryRun}
+	if a.Err != nil {
+		out.Error = a.Err.Error()
+	}
+	return out
+}
+
+// Backend answers requests; normally the running loop's methods.
+type Backend struct {
+	Status    func(ctx context.Context) (governor.Status, error)
+	Explain   func(ctx context.Context, path string) ([]string, error)
+	Admission func(ctx context.Context) (governor.AdmissionVerdict, error)
+	// Via, optional, says how a cgroup's limits are written.
+	Via func(governor.Ref) string
+}
+
+// Options configure a Server.
+type Options struct {
+	// Path of the socket (default DefaultPath).
+	Path string
+	// Group, if set (a name or a numeric gid), may use the socket too: it
+	// is then mode 0660 and owned by that group.
+	Group  string
+	Logger hclog.Logger
+	// Timeout bounds each request's wait for the loop (default 5 s).
+	Timeout time.Duration
+}
+
+// Server is a listening control socket.
+type Server struct {
+	ln      *net.UnixListener
+	path    string
+	gid     int // -1: root only
+	log     hclog.Logger
+	b       Backend
+	timeout time.Duration
+	sem     chan struct{}
+	wg      sync.WaitGroup
+	mode    os.FileMode // tests widen it to reach the credential check
+}
+
+// LookupGroup resolves a group name or numeric gid.
+func LookupGroup(g string) (int, error) {
+	if n, err := strconv.Atoi(g); err == nil && n >= 0 {
+		return n, nil
+	}
+	gr, err := user.LookupGroup(g)
+	if err != nil {
+		return -1, err
+	}
+	return strconv.Atoi(gr.Gid)
+}
+
+// Listen creates the socket (replacing a stale one) with its mode and
+// group set before anyone can connect: it is bound with a umask-safe
+// temporary mode and chmod/chown'ed before Serve accepts.
+func Listen(opts Options, b Backend) (*Server, error) {
+	if opts.Path == "" {
+		opts.Path = DefaultPath
+	}
+	if opts.Logger == nil {
+		opts.Logger = hclog.NewNullLogger()
+	}
+	if opts.Timeout <= 0 {
+		opts.Timeout = 5 * time.Second
+	}
+	s := &Server{path: opts.Path, gid: -1, log: opts.Logger, b: b, timeout: opts.Timeout, sem: make(chan struct{}, maxConns), mode: 0o600}
+	if opts.Group != "" {
+		gid, err := LookupGroup(opts.Group)
+		if err != nil {
+			return nil, fmt.Errorf("control socket group %q: %w", opts.Group, err)
+		}
+		s.gid, s.mode = gid, 0o660
+	}
+	if err := os.MkdirAll(filepath.Dir(s.path), 0o755); err != nil {
+		return nil, err
+	}
+	if fi, err := os.Lstat(s.path); err == nil {
+		if fi.Mode()&os.ModeSocket == 0 {
+			return nil, fmt.Errorf("control socket %s: exists and is not a socket", s.path)
+		}
+		_ = os.Remove(s.path)
+	}
+	// Bind under a temporary name (with the usual umask nobody but root
+	// can write, i.e. connect to, it), set mode and group, then move it
+	// into place: there is no moment at which the final path is open to
+	// more than it should be.
+	tmp := fmt.Sprintf("%s.%d.tmp", s.path, os.Getpid())
+	_ = os.Remove(tmp)
+	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: tmp, Net: "unix"})
+	if err != nil {
+		return nil, fmt.Errorf("control socket: %w", err)
+	}
+	ln.SetUnlinkOnClose(false)
+	s.ln = ln
+	fail := func(err error) (*Server, error) {
+		ln.Close()
+		os.Remove(tmp)
+		return nil, fmt.Errorf("control socket: %w", err)
+	}
+	if s.gid >= 0 {
+		if err := os.Chown(tmp, 0, s.gid); err != nil {
+			return fail(err)
+		}
+	}
+	if err := os.Chmod(tmp, s.mode); err != nil {
+		return fail(err)
+	}
+	if err := os.Rename(tmp, s.path); err != nil {
+		return fail(err)
+	}
+	return s, nil
+}
+
+// Path is where the socket listens.
+func (s *Server) Path() string { return s.path }
+
+// Serve accepts connections until ctx ends or Close is called.
+func (s *Server) Serve(ctx context.Context) error {
+	go func() { <-ctx.Done(); s.Close() }()
+	s.log.Info("control socket listening", "path", s.path, "group", s.gid)
+	for {
+		c, err := s.ln.AcceptUnix()
+		if err != nil {
+			if ctx.Err() != nil || errors.Is(err, net.ErrClosed) {
+				s.wg.Wait()
+				return nil
+			}
+			s.log.Warn("control socket accept", "error", err)
+			time.Sleep(100 * time.Millisecond)
+			continue
+		}
+		select {
+		case s.sem <- struct{}{}:
+		default:
+			c.Close() // too many clients at once
+			continue
+		}
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			defer func() { <-s.sem }()
+			s.handle(ctx, c)
+		}()
+	}
+}
+
+// Close stops listening and removes the socket.
+func (s *Server) Close() error {
+	err := s.ln.Close()
+	os.Remove(s.path)
+	return err
+}
+
+// peer returns the connecting process's credentials.
+func peer(c *net.UnixConn) (*unix.Ucred, error) {
+	raw, err := c.SyscallConn()
+	if err != nil {
+		return nil, err
+	}
+	var cred *unix.Ucred
+	var cerr error
+	if err := raw.Control(func(fd uintptr) {
+		cred, cerr = unix.GetsockoptUcred(int(fd), unix.SOL_SOCKET, unix.SO_PEERCRED)
+	}); err != nil {
+		return nil, err
+	}
+	return cred, cerr
+}
+
+// allowed checks a peer: uid 0, or (with a group configured) the group as
+// its primary or a supplementary group.
+func (s *Server) allowed(cred *unix.Ucred) bool {
+	if cred.Uid == 0 {
+		return true
+	}
+	if s.gid < 0 {
+		return false
+	}
+	if int(cred.Gid) == s.gid {
+		return true
+	}
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", cred.Pid))
+	if err != nil {
+		return false
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if rest, ok := strings.CutPrefix(line, "Groups:"); ok {
+			for _, g := range strings.Fields(rest) {
+				if g == strconv.Itoa(s.gid) {
+					return true
+				}
+			}
+		}
+	}
+	return false
+}
+
+func (s *Server) handle(ctx context.Context, c *net.UnixConn) {
+	defer c.Close()
+	cred, err := peer(c)
+	if err != nil || !s.allowed(cred) {
+		who := "unknown"
+		if cred != nil {
+			who = fmt.Sprintf("uid %d gid %d pid %d", cred.Uid, cred.Gid, cred.Pid)
+		}
+		s.log.Warn("control socket: refused a client", "peer", who)
+		_ = json.NewEncoder(c).Encode(Reply{Error: "permission denied: the control socket is for root" + s.groupNote()})
+		return
+	}
+	r := bufio.NewReaderSize(c, 4096)
+	enc := json.NewEncoder(c)
+	for {
+		_ = c.SetDeadline(time.Now().Add(connIdle))
+		line, err := readLine(r)
+		if err != nil {
+			if len(line) > 0 {
+				_ = enc.Encode(Reply{Error: err.Error()})
+			}
+			return
+		}
+		if len(strings.TrimSpace(string(line))) == 0 {
+			continue
+		}
+		var req Request
+		var rep Reply
+		if err := json.Unmarshal(line, &req); err != nil {
+			rep.Error = "bad request: " + err.Error()
+		} else {
+			rep = s.answer(ctx, req)
+		}
+		if err := enc.Encode(rep); err != nil {
+			return
+		}
+	}
+}
+
+func (s *Server) groupNote() string {
+	if s.gid < 0 {
+		return ""
+	}
+	return fmt.Sprintf(" and group %d", s.gid)
+}
+
+var errTooLong = errors.New("request line too long")
+
+func readLine(r *bufio.Reader) ([]byte, error) {
+	var line []byte
+	for {
+		part, isPrefix, err := r.ReadLine()
+		line = append(line, part...)
+		if err != nil {
+			return line, err
+		}
+		if len(line) > maxLine {
+			return line, errTooLong
+		}
+		if !isPrefix {
+			return line, nil
+		}
+	}
+}
+
+func (s *Server) answer(ctx context.Context, req Request) Reply {
+	ctx, cancel := context.WithTimeout(ctx, s.timeout)
+	defer cancel()
+	switch req.Cmd {
+	case "status":
+		if s.b.Status == nil {
+			return Reply{Error: "status unavailable"}
+		}
+		st, err := s.b.Status(ctx)
+		if err != nil {
+			return Reply{Error: "status: " + err.Error()}
+		}
+		out := convert(st, s.b.Via)
+		if s.b.Admission != nil {
+			if vd, err := s.b.Admission(ctx); err == nil {
+				out.Admission = &vd
+			}
+		}
+		return Reply{Status: out}
+	case "explain":
+		if s.b.Explain == nil {
+			return Reply{Error: "explain unavailable"}
+		}
+		p := strings.Trim(req.Cgroup, "/")
+		lines, err := s.b.Explain(ctx, p)
+		if err != nil {
+			return Reply{Error: err.Error()}
+		}
+		return Reply{Explain: lines}
+	case "admission":
+		if s.b.Admission == nil {
+			return Reply{Error: "admission unavailable"}
+		}
+		vd, err := s.b.Admission(ctx)
+		if err != nil {
+			return Reply{Error: "admission: " + err.Error()}
+		}
+		return Reply{Admission: &vd}
+	}
+	return Reply{Error: fmt.Sprintf("unknown command %q (status, explain, admission)", req.Cmd)}
+}
+
+func convert(st governor.Status, via func(governor.Ref) string) *Status {
+	out := &Status{Time: st.Time, DryRun: st.DryRun, LastStep: st.LastStep, Host: st.Host, Controllers: st.Controllers}
+	for _, cg := range st.Cgroups {
+		c := Cgroup{Path: cg.Path, ID: uint64(cg.ID), Class: cg.Class, Protected: cg.Protected, Denied: cg.Denied,
+			Signals: cg.Signals, Knobs: cg.Knobs, Last: FromAction(cg.Last)}
+		if via != nil {
+			c.Via = via(cg.Ref)
+		}
+		out.Cgroups = append(out.Cgroups, c)
+	}
+	return out
+}
+
+// Client talks to a control socket.
+type Client struct {
+	Path string
+}
+
+// Call sends one request and reads its reply, bounded by ctx.
+func (c Client) Call(ctx context.Context, req Request) (*Reply, error) {
+	path := c.Path
+	if path == "" {
+		path = DefaultPath
+	}
+	var d net.Dialer
+	conn, err := d.DialContext(ctx, "unix", path)
+	if err != nil {
+		return nil, fmt.Errorf("cannot reach the governor's control socket (is it running, and are you root?): %w", err)
+	}
+	defer conn.Close()
+	if dl, ok := ctx.Deadline(); ok {
+		_ = conn.SetDeadline(dl)
+	}
+	// A refused client gets its reply before the server reads anything:
+	// read it even if the write failed.
+	werr := json.NewEncoder(conn).Encode(req)
+	var rep Reply
+	dec := json.NewDecoder(bufio.NewReader(conn))
+	if err := dec.Decode(&rep); err != nil {
+		if werr != nil {
+			return nil, fmt.Errorf("control socket %s: %w", path, werr)
+		}
+		return nil, fmt.Errorf("control socket %s: reading reply: %w", path, err)
+	}
+	if rep.Error != "" {
+		return &rep, errors.New(rep.Error)
+	}
+	return &rep, nil
+}
+
+// Status asks for the status.
+func (c Client) Status(ctx context.Context) (*Status, error) {
+	rep, err := c.Call(ctx, Request{Cmd: "status"})
+	if err != nil {
+		return nil, err
+	}
+	if rep.Status == nil {
+		return nil, errors.New("control socket: empty status reply")
+	}
+	return rep.Status, nil
+}
+
+// Explain asks why the governor does what it does to one cgroup.
+func (c Client) Explain(ctx context.Context, cgroup string) ([]string, error) {
+	rep, err := c.Call(ctx, Request{Cmd: "explain", Cgroup: cgroup})
+	if err != nil {
+		return nil, err
+	}
+	return rep.Explain, nil
+}
+
+// Admission asks for the admission verdict.
+func (c Client) Admission(ctx context.Context) (*governor.AdmissionVerdict, error) {
+	rep, err := c.Call(ctx, Request{Cmd: "admission"})
+	if err != nil {
+		return nil, err
+	}
+	if rep.Admission == nil {
+		return nil, errors.New("control socket: empty admission reply")
+	}
+	return rep.Admission, nil
+}
