@@ -218,10 +218,14 @@ func bpftraceCosts(t *testing.T, ids map[int]bool) map[int]progCost {
 }
 
 func rawHist(t *testing.T, s *Sensor, id governor.CgroupID) []uint64 {
-	var v governorCgStats
-	key := uint64(id)
 	out := make([]uint64, s.hist.n())
-	if err := s.cgStats.Lookup(&key, &v); err != nil {
+	var slot uint32
+	key := uint64(id)
+	if err := s.cgIndex.Lookup(&key, &slot); err != nil {
+		return out
+	}
+	var v governorCgStats
+	if err := s.cgSlots.Lookup(&slot, &v); err != nil {
 		return out
 	}
 	for i := range out {

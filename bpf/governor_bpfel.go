@@ -15,6 +15,7 @@ import (
 
 type governorCgStats struct {
 	_         structs.HostLayout
+	Cgid      uint64
 	WaitNs    uint64
 	ReclaimNs uint64
 	Reclaims  uint64
@@ -36,22 +37,26 @@ type governorPairKey struct {
 }
 
 type governorStamp struct {
-	_  structs.HostLayout
-	Ts uint64
+	_    structs.HostLayout
+	Ts   uint64
+	Cgid uint64
+	Slot uint32
+	Pad  uint32
 }
 
 // Names of all BPF objects in the ELF.
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
-	governorMapCgroupStats            = "cgroup_stats"
+	governorMapCgIndex                = "cg_index"
+	governorMapCgSlots                = "cg_slots"
 	governorMapDrops                  = "drops"
+	governorMapFreeSlots              = "free_slots"
 	governorMapOomEvents              = "oom_events"
 	governorMapPidStamps              = "pid_stamps"
 	governorMapPreemptPairs           = "preempt_pairs"
 	governorMapReclaimStamps          = "reclaim_stamps"
 	governorMapTaskStamps             = "task_stamps"
-	governorMapZeroStats              = "zero_stats"
 	governorProgBtfDirectReclaimBegin = "btf_direct_reclaim_begin"
 	governorProgBtfDirectReclaimEnd   = "btf_direct_reclaim_end"
 	governorProgBtfMarkVictim         = "btf_mark_victim"
@@ -139,14 +144,15 @@ type governorProgramSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type governorMapSpecs struct {
-	CgroupStats   *ebpf.MapSpec `ebpf:"cgroup_stats"`
+	CgIndex       *ebpf.MapSpec `ebpf:"cg_index"`
+	CgSlots       *ebpf.MapSpec `ebpf:"cg_slots"`
 	Drops         *ebpf.MapSpec `ebpf:"drops"`
+	FreeSlots     *ebpf.MapSpec `ebpf:"free_slots"`
 	OomEvents     *ebpf.MapSpec `ebpf:"oom_events"`
 	PidStamps     *ebpf.MapSpec `ebpf:"pid_stamps"`
 	PreemptPairs  *ebpf.MapSpec `ebpf:"preempt_pairs"`
 	ReclaimStamps *ebpf.MapSpec `ebpf:"reclaim_stamps"`
 	TaskStamps    *ebpf.MapSpec `ebpf:"task_stamps"`
-	ZeroStats     *ebpf.MapSpec `ebpf:"zero_stats"`
 }
 
 // governorVariableSpecs contains global variables before they are loaded into the kernel.
@@ -178,26 +184,28 @@ func (o *governorObjects) Close() error {
 //
 // It can be passed to loadGovernorObjects or ebpf.CollectionSpec.LoadAndAssign.
 type governorMaps struct {
-	CgroupStats   *ebpf.Map `ebpf:"cgroup_stats"`
+	CgIndex       *ebpf.Map `ebpf:"cg_index"`
+	CgSlots       *ebpf.Map `ebpf:"cg_slots"`
 	Drops         *ebpf.Map `ebpf:"drops"`
+	FreeSlots     *ebpf.Map `ebpf:"free_slots"`
 	OomEvents     *ebpf.Map `ebpf:"oom_events"`
 	PidStamps     *ebpf.Map `ebpf:"pid_stamps"`
 	PreemptPairs  *ebpf.Map `ebpf:"preempt_pairs"`
 	ReclaimStamps *ebpf.Map `ebpf:"reclaim_stamps"`
 	TaskStamps    *ebpf.Map `ebpf:"task_stamps"`
-	ZeroStats     *ebpf.Map `ebpf:"zero_stats"`
 }
 
 func (m *governorMaps) Close() error {
 	return _GovernorClose(
-		m.CgroupStats,
+		m.CgIndex,
+		m.CgSlots,
 		m.Drops,
+		m.FreeSlots,
 		m.OomEvents,
 		m.PidStamps,
 		m.PreemptPairs,
 		m.ReclaimStamps,
 		m.TaskStamps,
-		m.ZeroStats,
 	)
 }
 

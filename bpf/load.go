@@ -36,9 +36,9 @@ import (
 var ErrUnavailable = errors.New("BPF sensors unavailable")
 
 // Map size defaults. Memory (kernel, accounted to the loader's cgroup):
-// cgroup_stats ~0.7 KiB per entry (2.8 MiB at 4096), preempt_pairs 24 B per
-// entry, pid_stamps (raw_tp only) 12 B per entry, reclaim_stamps 16 B per
-// entry, oom_events 64 KiB.
+// cg_slots ~0.7 KiB per slot (2.7 MiB at 4096) plus cg_index and free_slots,
+// under 100 B per entry each for preempt_pairs, pid_stamps (raw_tp only) and
+// reclaim_stamps, oom_events 64 KiB. See README.md.
 const (
 	DefaultMaxCgroups      = 4096
 	DefaultMaxPreemptPairs = 16384
@@ -181,7 +181,8 @@ type Sensor struct {
 	links []link.Link
 	stats io.Closer // BPF_ENABLE_STATS fd, or nil
 
-	cgStats, pairs, drops *ebpf.Map
+	cgSlots, cgIndex, freeSlots *ebpf.Map
+	pairs, drops                *ebpf.Map
 
 	rb     *ringbuf.Reader
 	rbDone chan struct{}
@@ -323,7 +324,9 @@ func load(opts Options, log hclog.Logger, mode Mode, sub uint) (_ *Sensor, err e
 			m.MaxEntries = uint32(n)
 		}
 	}
-	setMax("cgroup_stats", opts.MaxCgroups, DefaultMaxCgroups)
+	setMax("cg_slots", opts.MaxCgroups, DefaultMaxCgroups)
+	setMax("cg_index", opts.MaxCgroups, DefaultMaxCgroups)
+	setMax("free_slots", opts.MaxCgroups, DefaultMaxCgroups)
 	setMax("preempt_pairs", opts.MaxPreemptPairs, DefaultMaxPreemptPairs)
 	setMax("pid_stamps", opts.MaxRawTPTasks, DefaultMaxRawTPTasks)
 	setMax("reclaim_stamps", 0, defaultReclaimThreads)
@@ -349,7 +352,9 @@ func load(opts Options, log hclog.Logger, mode Mode, sub uint) (_ *Sensor, err e
 		mode:      mode,
 		hist:      histLayout{subbits: sub},
 		coll:      coll,
-		cgStats:   coll.Maps["cgroup_stats"],
+		cgSlots:   coll.Maps["cg_slots"],
+		cgIndex:   coll.Maps["cg_index"],
+		freeSlots: coll.Maps["free_slots"],
 		pairs:     coll.Maps["preempt_pairs"],
 		drops:     coll.Maps["drops"],
 		oomCounts: map[uint64]uint64{},
@@ -363,6 +368,12 @@ func load(opts Options, log hclog.Logger, mode Mode, sub uint) (_ *Sensor, err e
 			s.Close()
 		}
 	}()
+	// Every slot starts free; BPF pops one per new cgroup.
+	for i := uint32(0); i < s.cgSlots.MaxEntries(); i++ {
+		if err = s.freeSlots.Update(nil, i, ebpf.UpdateAny); err != nil {
+			return nil, fmt.Errorf("filling free_slots: %w", err)
+		}
+	}
 	for _, w := range want {
 		p := coll.Programs[w.name]
 		var l link.Link

@@ -130,16 +130,23 @@ func sub64(cur, prev uint64) uint64 {
 func (s *Sensor) sampleStats(snap *governor.Snapshot, secs float64) error {
 	var (
 		key   uint64
-		stale []uint64
+		slot  uint32
+		stale []staleSlot
 		cur   = &s.cur
 		nb    = s.hist.n()
 		seen  = make(map[uint64]struct{}, len(s.prev))
 	)
-	it := s.cgStats.Iterate()
-	for it.Next(&key, cur) {
+	it := s.cgIndex.Iterate()
+	for it.Next(&key, &slot) {
 		c := snap.Lookup(governor.CgroupID(key))
 		if c == nil {
-			stale = append(stale, key)
+			stale = append(stale, staleSlot{key, slot})
+			continue
+		}
+		if err := s.cgSlots.Lookup(&slot, cur); err != nil {
+			return fmt.Errorf("bpf: reading slot %d of cgroup %d: %w", slot, key, err)
+		}
+		if cur.Cgid != key { // being set up by the kernel right now
 			continue
 		}
 		seen[key] = struct{}{}
@@ -170,11 +177,24 @@ func (s *Sensor) sampleStats(snap *governor.Snapshot, secs float64) error {
 		*p = *cur
 	}
 	if err := it.Err(); err != nil {
-		return fmt.Errorf("bpf: reading cgroup_stats: %w", err)
+		return fmt.Errorf("bpf: reading cg_index: %w", err)
 	}
-	for _, k := range stale {
-		if err := s.cgStats.Delete(&k); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
-			return fmt.Errorf("bpf: deleting cgroup %d: %w", k, err)
+	// Release the slots of cgroups that are gone: unindex (the kernel then
+	// allocates a new slot if the cgroup shows up again), zero (tasks that
+	// cached the slot see a different owner), free.
+	var zero governorCgStats
+	for _, st := range stale {
+		if err := s.cgIndex.Delete(&st.cgid); err != nil {
+			if errors.Is(err, ebpf.ErrKeyNotExist) {
+				continue
+			}
+			return fmt.Errorf("bpf: deleting cgroup %d: %w", st.cgid, err)
+		}
+		if err := s.cgSlots.Update(&st.slot, &zero, ebpf.UpdateAny); err != nil {
+			return fmt.Errorf("bpf: clearing slot %d: %w", st.slot, err)
+		}
+		if err := s.freeSlots.Update(nil, st.slot, ebpf.UpdateAny); err != nil {
+			return fmt.Errorf("bpf: freeing slot %d: %w", st.slot, err)
 		}
 	}
 	for k := range s.prev {
@@ -183,6 +203,11 @@ func (s *Sensor) sampleStats(snap *governor.Snapshot, secs float64) error {
 		}
 	}
 	return nil
+}
+
+type staleSlot struct {
+	cgid uint64
+	slot uint32
 }
 
 func (s *Sensor) samplePairs(snap *governor.Snapshot, secs float64) error {

@@ -210,16 +210,23 @@ func snapshotOf(cgs ...testCgroup) *governor.Snapshot {
 }
 
 // histCount reads a cgroup's total number of run-queue samples straight from
-// the map (0 when it has no entry).
+// the maps (false when it has no entry).
 func histCount(t *testing.T, s *Sensor, id governor.CgroupID) (uint64, bool) {
 	t.Helper()
-	var v governorCgStats
+	var slot uint32
 	key := uint64(id)
-	if err := s.cgStats.Lookup(&key, &v); err != nil {
+	if err := s.cgIndex.Lookup(&key, &slot); err != nil {
 		if errors.Is(err, ebpf.ErrKeyNotExist) {
 			return 0, false
 		}
 		t.Fatal(err)
+	}
+	var v governorCgStats
+	if err := s.cgSlots.Lookup(&slot, &v); err != nil {
+		t.Fatal(err)
+	}
+	if v.Cgid != key {
+		t.Fatalf("slot %d of cgroup %d belongs to %d", slot, key, v.Cgid)
 	}
 	var n uint64
 	for _, c := range v.Hist {
@@ -389,7 +396,7 @@ func testAttribution(t *testing.T, mode Mode) {
 		t.Errorf("B has %d samples for %d reads: the reader's wakeups are not attributed to B", nb, reads)
 	}
 	if _, ok := histCount(t, s, d.ID); ok {
-		t.Errorf("empty cgroup D has a cgroup_stats entry")
+		t.Errorf("empty cgroup D has a cgroup entry")
 	}
 	if pairsWith(t, s, d.ID) != 0 {
 		t.Errorf("empty cgroup D has preemption entries")
@@ -407,7 +414,7 @@ func testAttribution(t *testing.T, mode Mode) {
 		t.Fatal(err)
 	}
 	if _, ok := histCount(t, s, c.ID); ok {
-		t.Errorf("removed cgroup C still has a cgroup_stats entry")
+		t.Errorf("removed cgroup C still has a cgroup entry")
 	}
 	if n := pairsWith(t, s, c.ID); n != 0 {
 		t.Errorf("removed cgroup C still has %d preemption entries", n)

@@ -50,6 +50,7 @@ volatile const __u32 hist_subbits = 2;
 volatile const __u32 oom_layout = 0;
 
 struct cg_stats {
+	__u64 cgid;             /* owner of the slot; 0: free */
 	__u64 wait_ns;          /* total run-queue wait */
 	__u64 reclaim_ns;       /* direct + memcg reclaim */
 	__u64 reclaims;         /* reclaim episodes ended */
@@ -68,8 +69,13 @@ struct oom_event {
 	char comm[16];
 };
 
+/* Task local storage: the wakeup stamp, and the task's cgroup and its slot
+ * as last seen, which saves the cg_index lookup while the task stays put. */
 struct stamp {
 	__u64 ts;
+	__u64 cgid;
+	__u32 slot;
+	__u32 pad;
 };
 
 enum drop_kind {
@@ -84,13 +90,33 @@ enum drop_kind {
 /* Force BTF for the types user space decodes (bpf2go -type). */
 const struct oom_event *unused_oom_event __attribute__((unused));
 
-/* Per-cgroup counters. max_entries is set by the loader (Options.MaxCgroups). */
+/*
+ * Per-cgroup counters live in an array of slots (array lookups are inlined
+ * by the verifier); cg_index maps a cgroup id to its slot. free_slots holds
+ * the unused slot numbers: the loader fills it, BPF pops a slot for a new
+ * cgroup, user space zeroes and pushes back the slots of removed cgroups.
+ * max_entries of all three: Options.MaxCgroups.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 4096);
+	__type(key, __u32);
+	__type(value, struct cg_stats);
+} cg_slots SEC(".maps");
+
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, 4096);
 	__type(key, __u64);
-	__type(value, struct cg_stats);
-} cgroup_stats SEC(".maps");
+	__type(value, __u32);
+} cg_index SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_QUEUE);
+	__uint(max_entries, 4096);
+	__type(value, __u32);
+} free_slots SEC(".maps");
+
 
 /* Preemption counts per (victim, offender) cgroup pair. */
 struct {
@@ -99,14 +125,6 @@ struct {
 	__type(key, struct pair_key);
 	__type(value, __u64);
 } preempt_pairs SEC(".maps");
-
-/* One zeroed cg_stats to insert from (too big for the 512-byte stack). */
-struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, struct cg_stats);
-} zero_stats SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
@@ -188,37 +206,94 @@ static __always_inline __u32 bucket(__u64 v)
 	return idx;
 }
 
-static __always_inline struct cg_stats *cg_get(__u64 cgid)
+static __always_inline struct cg_stats *cg_get_indexed(__u64 cgid, __u32 *slotp)
 {
-	struct cg_stats *s, *z;
-	__u32 zero = 0;
+	__u32 slot, *idx = bpf_map_lookup_elem(&cg_index, &cgid);
+	struct cg_stats *s;
+
+	if (!idx)
+		return 0;
+	slot = *idx;
+	s = bpf_map_lookup_elem(&cg_slots, &slot);
+	if (s && slotp)
+		*slotp = slot;
+	return s;
+}
+
+/* The counters of cgroup cgid, allocating a slot for a new cgroup. */
+static __always_inline struct cg_stats *cg_get(__u64 cgid, __u32 *slotp)
+{
+	struct cg_stats *s;
+	__u32 slot, *idx;
 	long err;
 
-	s = bpf_map_lookup_elem(&cgroup_stats, &cgid);
-	if (s)
+	idx = bpf_map_lookup_elem(&cg_index, &cgid);
+	if (idx) {
+		slot = *idx;
+		s = bpf_map_lookup_elem(&cg_slots, &slot);
+		if (s && slotp)
+			*slotp = slot;
 		return s;
-	z = bpf_map_lookup_elem(&zero_stats, &zero);
-	if (!z)
-		return 0;
-	err = bpf_map_update_elem(&cgroup_stats, &cgid, z, BPF_NOEXIST);
-	if (err && err != -EEXIST) {
+	}
+	if (bpf_map_pop_elem(&free_slots, &slot)) {
 		drop(DROP_CGROUP_FULL);
 		return 0;
 	}
-	return bpf_map_lookup_elem(&cgroup_stats, &cgid);
+	s = bpf_map_lookup_elem(&cg_slots, &slot);
+	if (!s)
+		return 0;
+	s->cgid = cgid;
+	err = bpf_map_update_elem(&cg_index, &cgid, &slot, BPF_NOEXIST);
+	if (err) {
+		/* Lost a race for the same cgroup, or the index is full. */
+		s->cgid = 0;
+		bpf_map_push_elem(&free_slots, &slot, 0);
+		if (err != -EEXIST) {
+			drop(DROP_CGROUP_FULL);
+			return 0;
+		}
+		return cg_get_indexed(cgid, slotp);
+	}
+	if (slotp)
+		*slotp = slot;
+	return s;
+}
+
+/* The counters of the cgroup of a task with storage st: the cached slot
+ * while it is still the cgroup's, else through cg_get. */
+static __always_inline struct cg_stats *cg_get_cached(struct stamp *st, __u64 cgid)
+{
+	struct cg_stats *s;
+	__u32 slot = st->slot;
+
+	if (st->cgid == cgid) {
+		s = bpf_map_lookup_elem(&cg_slots, &slot);
+		if (s && s->cgid == cgid)
+			return s;
+	}
+	s = cg_get(cgid, &slot);
+	if (s) {
+		st->cgid = cgid;
+		st->slot = slot;
+	}
+	return s;
+}
+
+static __always_inline void cg_add_wait(struct cg_stats *s, __u64 delta)
+{
+	__u32 idx = bucket(delta);
+
+	__sync_fetch_and_add(&s->wait_ns, delta);
+	if (idx < NBUCKETS)
+		__sync_fetch_and_add(&s->hist[idx], 1);
 }
 
 static __always_inline void runq_record(__u64 cgid, __u64 delta)
 {
-	struct cg_stats *s = cg_get(cgid);
-	__u32 idx;
+	struct cg_stats *s = cg_get(cgid, 0);
 
-	if (!s)
-		return;
-	idx = bucket(delta);
-	__sync_fetch_and_add(&s->wait_ns, delta);
-	if (idx < NBUCKETS)
-		__sync_fetch_and_add(&s->hist[idx], 1);
+	if (s)
+		cg_add_wait(s, delta);
 }
 
 /* Preemptions are counted only per (victim, offender) pair, self and idle
@@ -288,21 +363,26 @@ int BPF_PROG(btf_sched_wakeup_new, struct task_struct *p)
 SEC("tp_btf/sched_switch")
 int BPF_PROG(btf_sched_switch, bool preempt, struct task_struct *prev, struct task_struct *next)
 {
-	__u64 now = bpf_ktime_get_ns(), ts = 0, next_cg = 0;
-	struct stamp *st = 0;
+	__u64 now = 0, ts = 0, next_cg = 0;
+	struct stamp *st, *nst = 0;
+	struct cg_stats *s;
 	int next_pid = next->pid;
 	bool preempted = prev->pid != 0 && (preempt || btf_task_state(prev) == TASK_RUNNING);
 
 	if (next_pid) {
-		st = bpf_task_storage_get(&task_stamps, next, 0, 0);
-		if (st) {
-			ts = st->ts;
-			st->ts = 0;
+		nst = bpf_task_storage_get(&task_stamps, next, 0, 0);
+		if (nst) {
+			ts = nst->ts;
+			nst->ts = 0;
 		}
 		/* next's cgroup is needed for its sample or as the offender. */
 		if (ts || preempted)
 			next_cg = btf_task_cgid(next);
 	}
+	/* The clock only when a stamp is used or set: a task blocking in
+	 * favour of one that was not woken (or of idle) needs neither. */
+	if (ts || preempted)
+		now = bpf_ktime_get_ns();
 	if (preempted) {
 		st = bpf_task_storage_get(&task_stamps, prev, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
 		if (st)
@@ -311,8 +391,11 @@ int BPF_PROG(btf_sched_switch, bool preempt, struct task_struct *prev, struct ta
 			drop(DROP_STAMP);
 		preempt_record(btf_task_cgid(prev), next_cg);
 	}
-	if (ts && now >= ts)
-		runq_record(next_cg, now - ts);
+	if (ts && nst && now >= ts) {
+		s = cg_get_cached(nst, next_cg);
+		if (s)
+			cg_add_wait(s, now - ts);
+	}
 	return 0;
 }
 
@@ -443,7 +526,7 @@ static __always_inline int reclaim_end(__u64 kind)
 	now = bpf_ktime_get_ns();
 	if (now < ts)
 		return 0;
-	s = cg_get(bpf_get_current_cgroup_id());
+	s = cg_get(bpf_get_current_cgroup_id(), 0);
 	if (!s)
 		return 0;
 	__sync_fetch_and_add(&s->reclaim_ns, now - ts);
