@@ -49,7 +49,7 @@ func (s *Sensor) TopOffenders(id governor.CgroupID) []Offender {
 
 // Drops counts events the BPF programs could not record, since Load.
 type Drops struct {
-	CgroupMapFull  uint64 // cgroup_stats full (Options.MaxCgroups)
+	CgroupMapFull  uint64 // no free cgroup slot (Options.MaxCgroups)
 	PairMapFull    uint64 // preempt_pairs full (Options.MaxPreemptPairs)
 	Stamps         uint64 // wakeup stamp not stored (task storage / pid_stamps full)
 	ReclaimMapFull uint64 // reclaim_stamps full
@@ -181,7 +181,9 @@ func (s *Sensor) sampleStats(snap *governor.Snapshot, secs float64) error {
 	}
 	// Release the slots of cgroups that are gone: unindex (the kernel then
 	// allocates a new slot if the cgroup shows up again), zero (tasks that
-	// cached the slot see a different owner), free.
+	// cached the slot see a different owner), free. A program that checked
+	// the owner just before the zeroing can still add one sample after it:
+	// at worst one stray count in the slot's next owner's first window.
 	var zero governorCgStats
 	for _, st := range stale {
 		if err := s.cgIndex.Delete(&st.cgid); err != nil {
