@@ -156,6 +156,9 @@ func (a *Actuator) writeTimeout() time.Duration {
 // write deadline. key serialises operations on one file: while an earlier
 // one is still running, bounded fails at once.
 func (a *Actuator) bounded(ctx context.Context, cg governor.Ref, name string, do func() error) error {
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("write %s: not started: %w", a.path(cg, name), err)
+	}
 	key := cg.Path + "\x00" + name
 	a.mu.Lock()
 	if a.inflight[key] {

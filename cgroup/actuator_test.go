@@ -256,6 +256,18 @@ func TestActuatorWriteTimeout(t *testing.T) {
 		t.Errorf("write after release: %v", err)
 	}
 
+	// A context that is already done writes nothing.
+	done, cancelDone := context.WithCancel(context.Background())
+	cancelDone()
+	opened := false
+	a.open = func(rel, name string, fl int) (file, error) {
+		opened = true
+		return nil, unix.EIO
+	}
+	if err := a.Write(done, job, governor.MemoryHigh, 1<<20); !errors.Is(err, context.Canceled) || opened {
+		t.Errorf("write with a cancelled context: %v (opened %v)", err, opened)
+	}
+
 	// Default timeout applies without a context deadline.
 	a.WriteTimeout = 50 * time.Millisecond
 	block := make(chan struct{})
@@ -397,7 +409,10 @@ func TestActuatorFreezeKillFixture(t *testing.T) {
 	// The "kernel" reports frozen a little later.
 	go func() {
 		time.Sleep(30 * time.Millisecond)
-		os.WriteFile(filepath.Join(dir, "cgroup.events"), []byte("populated 1\nfrozen 1\n"), 0o644)
+		// Replace atomically: a reader must never see a half-written file.
+		tmp := filepath.Join(dir, ".events.tmp")
+		os.WriteFile(tmp, []byte("populated 1\nfrozen 1\n"), 0o644)
+		os.Rename(tmp, filepath.Join(dir, "cgroup.events"))
 	}()
 	if err := a.Freeze(ctx, job, true); err != nil {
 		t.Fatal(err)
