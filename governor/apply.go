@@ -232,6 +232,7 @@ func (l *Loop) Close(ctx context.Context) error {
 		delete(l.managed, key)
 		restored++
 		l.log.Info("restored knob", "cgroup", m.ref.String(), "knob", key.knob.String(), "value", m.orig.Raw)
+		l.emit(Action{Controller: m.owner, Cgroup: m.ref, Kind: "restore", Knob: key.knob.String(), Old: key.knob.FormatValue(m.written), New: m.orig.Raw, Reason: "governor stopping"})
 	}
 	for _, f := range l.frozen {
 		l.thaw(ctx, f, "governor stopping")
