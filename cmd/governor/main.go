@@ -3,6 +3,9 @@
 //
 //	governor run [flags]         run the daemon in the foreground
 //	governor validate FILE...    check policy files
+//	governor status | top        the running daemon's governed cgroups
+//	governor explain CGROUP      why the daemon does what it does to a cgroup
+//	governor admission           the node's verdict for batch schedulers
 //	governor version             print the version
 package main
 
@@ -20,6 +23,10 @@ const usage = `governor: adaptive resource governor for cgroup v2
 Usage:
   governor run [--config PATH]... [--dry-run] [--log-level LEVEL] [--log-json] [--state-dir DIR]
   governor validate [--strict-perms] FILE_OR_DIR...
+  governor status [--json]          governed cgroups: pressure, limits now and originally, last action
+  governor top                      the same, redrawn every second (q quits)
+  governor explain CGROUP           why the daemon does what it does to one cgroup
+  governor admission [--json]       accepting batch work? exit 0 yes, 1 no, 2 unknown
   governor version
 
 Run "governor COMMAND -h" for a command's flags.
@@ -39,6 +46,14 @@ func dispatch(args []string, stdout, stderr io.Writer) int {
 		return runCmd(args[1:], stderr)
 	case "validate":
 		return validateCmd(args[1:], stdout, stderr)
+	case "status":
+		return statusCmd(args[1:], stdout, stderr)
+	case "top":
+		return topCmd(args[1:], stdout, stderr)
+	case "explain":
+		return explainCmd(args[1:], stdout, stderr)
+	case "admission":
+		return admissionCmd(args[1:], stdout, stderr)
 	case "version", "--version", "-v":
 		fmt.Fprintf(stdout, "governor %s\n", version)
 		return 0

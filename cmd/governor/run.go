@@ -36,6 +36,7 @@ type runFlags struct {
 	cgroupRoot    string
 	noBPF         bool
 	allowInsecure bool
+	ops           opsFlags
 }
 
 func runCmd(args []string, stderr io.Writer) int {
@@ -50,6 +51,7 @@ func runCmd(args []string, stderr io.Writer) int {
 	fs.StringVar(&f.cgroupRoot, "cgroup-root", "", "cgroup2 mount point (default: found in /proc/self/mountinfo)")
 	fs.BoolVar(&f.noBPF, "no-bpf", false, "do not load the BPF sensors (PSI and cgroup statistics only)")
 	fs.BoolVar(&f.allowInsecure, "allow-insecure-config", false, "accept policy files not owned by root or writable by group/others (tests only)")
+	f.ops.register(fs)
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -113,6 +115,7 @@ func run(f runFlags, log hclog.Logger, diagOut io.Writer) error {
 	logCapabilities(log.Named("cgroup"), caps)
 	self := selfCgroup()
 
+	var bpfStats func() []bpf.ProgStats
 	sources := []governor.Source{cgroup.NewSource(root, cgroup.SourceOptions{Logger: log.Named("source")})}
 	if !f.noBPF {
 		sensor, err := bpf.Load(bpf.Options{Logger: log.Named("bpf")})
@@ -121,6 +124,7 @@ func run(f runFlags, log hclog.Logger, diagOut io.Writer) error {
 		} else {
 			defer sensor.Close()
 			log.Info("BPF sensing loaded", "mode", sensor.Mode())
+			bpfStats = sensor.Stats
 			sources = append(sources, sensor)
 		}
 	}
@@ -134,16 +138,20 @@ func run(f runFlags, log hclog.Logger, diagOut io.Writer) error {
 	}
 
 	sd := newSystemd(log.Named("systemd"))
+	ops := newOps(f.ops, f.stateDir, root, log)
+	defer ops.close()
+	ops.bpf = bpfStats
 	cfg := governor.Config{
 		Policy:    pol,
 		Sources:   sources,
-		Actuator:  cgroup.NewActuator(root, log.Named("actuator")),
+		Actuator:  ops.act,
 		Logger:    log.Named("loop"),
 		DryRun:    f.dryRun,
 		StatePath: filepath.Join(f.stateDir, "state.json"),
 		Caps:      caps,
 		SelfPath:  self,
-		AfterStep: sd.afterStep,
+		AfterStep: ops.afterStep(sd.afterStep),
+		OnAction:  ops.onAction,
 	}
 	if trig != nil {
 		cfg.Notifier = trig
@@ -159,6 +167,7 @@ func run(f runFlags, log hclog.Logger, diagOut io.Writer) error {
 
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
+	ops.start(ctx, loop)
 	sigs := make(chan os.Signal, 4)
 	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
 	defer signal.Stop(sigs)

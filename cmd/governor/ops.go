@@ -1,0 +1,147 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/governor-dev/governor/bpf"
+	sdact "github.com/governor-dev/governor/cgroup/systemd"
+	"github.com/governor-dev/governor/governor"
+	"github.com/governor-dev/governor/governor/control"
+	"github.com/governor-dev/governor/governor/metrics"
+)
+
+// opsFlags configure what the daemon offers operators besides its logs.
+type opsFlags struct {
+	metricsAddr   string
+	controlSocket string
+	controlGroup  string
+}
+
+func (o *opsFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&o.metricsAddr, "metrics-addr", metrics.DefaultAddr, `serve Prometheus metrics at HOST:PORT/metrics, or on "unix:/path"; "" disables`)
+	fs.StringVar(&o.controlSocket, "control-socket", "", `control socket for status, top, explain and admission (default STATE_DIR/control.sock); "none" disables`)
+	fs.StringVar(&o.controlGroup, "control-group", "", "group (name or gid) also allowed on the control socket (mode 0660); default: root only")
+}
+
+// ops is the daemon's operator-facing side: the actuator (systemd for unit
+// cgroups, cgroupfs otherwise), metrics, the control socket, the audit
+// trail and log-level signals.
+type ops struct {
+	f     opsFlags
+	log   hclog.Logger
+	audit hclog.Logger
+	act   *sdact.Actuator
+	m     *metrics.Metrics
+	bpf   func() []bpf.ProgStats
+	sock  string
+}
+
+func newOps(f opsFlags, stateDir, root string, log hclog.Logger) *ops {
+	o := &ops{f: f, log: log, audit: log.Named("audit"), act: sdact.NewDefault(root, log.Named("actuator")), m: metrics.New(metrics.Source{}, 0)}
+	switch f.controlSocket {
+	case "":
+		o.sock = filepath.Join(stateDir, "control.sock")
+	case "none":
+	default:
+		o.sock = f.controlSocket
+	}
+	return o
+}
+
+func (o *ops) close() { o.act.Close() }
+
+// afterStep chains the metrics hook after another AfterStep hook.
+func (o *ops) afterStep(next func(governor.StepResult)) func(governor.StepResult) {
+	return func(r governor.StepResult) {
+		if next != nil {
+			next(r)
+		}
+		o.m.AfterStep(r)
+	}
+}
+
+// onAction is Config.OnAction: metrics, and the audit trail — one log line
+// per action with every field (with --log-json, one JSON object).
+func (o *ops) onAction(a governor.Action) {
+	o.m.OnAction(a)
+	auditLine(o.audit, a)
+}
+
+func auditLine(log hclog.Logger, a governor.Action) {
+	args := []interface{}{
+		"controller", a.Controller, "cgroup", a.Cgroup.String(), "cgroup_id", uint64(a.Cgroup.ID),
+		"kind", a.Kind, "knob", a.Knob, "old", a.Old, "new", a.New, "why", a.Reason,
+		"dry_run", a.DryRun, "at", a.Time,
+	}
+	if a.Err != nil {
+		log.Error("action failed", append(args, "error", a.Err.Error())...)
+		return
+	}
+	log.Info("action", args...)
+}
+
+// start serves metrics and the control socket for loop and watches
+// SIGUSR1/SIGUSR2 until ctx ends. Failures to serve are logged; governing
+// goes on without them.
+func (o *ops) start(ctx context.Context, loop *governor.Loop) {
+	via := o.act.Via
+	o.m.SetSource(metrics.Source{Status: loop.Status, Admission: loop.Admission, Reader: o.act, Via: via, BPF: o.bpf})
+	if o.f.metricsAddr != "" {
+		if _, err := metrics.Serve(ctx, o.f.metricsAddr, o.m.Handler(), o.log.Named("metrics")); err != nil {
+			o.log.Error("cannot serve metrics; continuing without", "addr", o.f.metricsAddr, "error", err)
+		}
+	}
+	if o.sock != "" {
+		srv, err := control.Listen(control.Options{Path: o.sock, Group: o.f.controlGroup, Logger: o.log.Named("control")},
+			control.Backend{Status: loop.Status, Explain: loop.Explain, Admission: loop.Admission, Via: via})
+		if err != nil {
+			o.log.Error("cannot open the control socket; status, top, explain and admission will not work", "path", o.sock, "error", err)
+		} else {
+			go srv.Serve(ctx)
+		}
+	}
+	go watchLogLevel(ctx, o.log)
+}
+
+// levels, quietest last.
+var levels = []hclog.Level{hclog.Trace, hclog.Debug, hclog.Info, hclog.Warn, hclog.Error}
+
+// watchLogLevel: SIGUSR1 makes the log one level more verbose (down to
+// trace), SIGUSR2 one level quieter (up to error). Every named logger
+// shares the root's level.
+func watchLogLevel(ctx context.Context, log hclog.Logger) {
+	ch := make(chan os.Signal, 2)
+	signal.Notify(ch, syscall.SIGUSR1, syscall.SIGUSR2)
+	defer signal.Stop(ch)
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case s := <-ch:
+			log.SetLevel(shiftLevel(log.GetLevel(), s == syscall.SIGUSR1))
+			log.Log(hclog.Info, "log level changed", "level", log.GetLevel().String(), "signal", s.String())
+		}
+	}
+}
+
+func shiftLevel(cur hclog.Level, verbose bool) hclog.Level {
+	i := 2
+	for j, l := range levels {
+		if l == cur {
+			i = j
+		}
+	}
+	if verbose && i > 0 {
+		i--
+	} else if !verbose && i < len(levels)-1 {
+		i++
+	}
+	return levels[i]
+}

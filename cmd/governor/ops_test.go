@@ -1,0 +1,271 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/governor-dev/governor/governor"
+	"github.com/governor-dev/governor/governor/control"
+)
+
+// With --log-json every action is one JSON object carrying all its fields.
+func TestAuditLineJSON(t *testing.T) {
+	var buf bytes.Buffer
+	log := hclog.New(&hclog.LoggerOptions{Name: "governor", JSONFormat: true, Output: &buf, Level: hclog.Info}).Named("audit")
+	at := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	actions := []governor.Action{
+		{Time: at, Controller: "squeeze", Cgroup: governor.Ref{ID: 7, Path: "batch.slice/job1"}, Kind: "write", Knob: "cpu.weight", Old: "100", New: "50", Reason: "web:cpu.some.avg10=40.00% > 10.00%"},
+		{Time: at, Controller: "runaway", Cgroup: governor.Ref{ID: 8, Path: "batch.slice/job2"}, Kind: "kill", Knob: "cgroup.kill", New: "1", Reason: "memory.current=1.1GiB > 1GiB"},
+		{Time: at, Controller: "squeeze", Cgroup: governor.Ref{ID: 7, Path: "batch.slice/job1"}, Kind: "write", Knob: "cpu.max", Old: "max", New: "1.5cpu", Err: errors.New("write cpu.max: permission denied")},
+		{Time: at, Controller: "reclaimer", Cgroup: governor.Ref{ID: 9, Path: "batch.slice/job3"}, Kind: "reclaim", Knob: "memory.reclaim", Old: "1GiB", New: "10MiB", Reason: "memory.some.stall=0.00% < goal 0.10%", DryRun: true},
+	}
+	for _, a := range actions {
+		auditLine(log, a)
+	}
+	lines := strings.Split(strings.TrimSpace(buf.String()), "\n")
+	if len(lines) != len(actions) {
+		t.Fatalf("%d lines for %d actions:\n%s", len(lines), len(actions), buf.String())
+	}
+	for i, l := range lines {
+		var m map[string]interface{}
+		if err := json.Unmarshal([]byte(l), &m); err != nil {
+			t.Fatalf("line %d is not JSON: %v\n%s", i, err, l)
+		}
+		a := actions[i]
+		want := map[string]interface{}{
+			"@module": "governor.audit", "controller": a.Controller, "cgroup": a.Cgroup.Path, "cgroup_id": float64(a.Cgroup.ID),
+			"kind": a.Kind, "knob": a.Knob, "old": a.Old, "new": a.New, "why": a.Reason, "dry_run": a.DryRun,
+		}
+		for k, v := range want {
+			if m[k] != v {
+				t.Errorf("line %d: %s = %v, want %v\n%s", i, k, m[k], v, l)
+			}
+		}
+		if _, ok := m["at"]; !ok {
+			t.Errorf("line %d lacks the action's time: %s", i, l)
+		}
+		if a.Err != nil && (m["error"] != a.Err.Error() || m["@level"] != "error") {
+			t.Errorf("failed action: %s", l)
+		}
+		if a.Err == nil && m["@message"] != "action" {
+			t.Errorf("message: %s", l)
+		}
+	}
+}
+
+// The audit hook as wired in run: a real loop on fakes, JSON output, one
+// object per action the loop emits (OnAction), none missing.
+func TestAuditFromLoop(t *testing.T) {
+	var mu sync.Mutex
+	var buf bytes.Buffer
+	log := hclog.New(&hclog.LoggerOptions{Name: "governor", JSONFormat: true, Output: lockedWriter{&mu, &buf}, Level: hclog.Info})
+	o := newOps(opsFlags{}, t.TempDir(), t.TempDir(), log)
+	var emitted int
+	src := &fakeSrc{}
+	loop, err := governor.New(governor.Config{
+		Policy: squeezePolicy(), Sources: []governor.Source{src}, Actuator: &memAct{vals: map[string]int64{}},
+		Caps:     governor.Capabilities{Controllers: map[string]bool{"cpu": true}},
+		OnAction: func(a governor.Action) { emitted++; o.onAction(a) },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 3; i++ {
+		if err := loop.Step(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := loop.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	n := 0
+	for _, l := range strings.Split(buf.String(), "\n") {
+		if !strings.Contains(l, `"@module":"governor.audit"`) {
+			continue
+		}
+		var m map[string]interface{}
+		if err := json.Unmarshal([]byte(l), &m); err != nil {
+			t.Fatalf("not JSON: %s", l)
+		}
+		n++
+	}
+	if emitted < 2 || n != emitted {
+		t.Errorf("%d actions emitted (want a write and a restore), %d audit objects:\n%s", emitted, n, buf.String())
+	}
+}
+
+type lockedWriter struct {
+	mu *sync.Mutex
+	b  *bytes.Buffer
+}
+
+func (w lockedWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.b.Write(p)
+}
+
+type fakeSrc struct{}
+
+func (fakeSrc) Name() string { return "fake" }
+func (fakeSrc) Sample(_ context.Context, snap *governor.Snapshot) error {
+	snap.Host = &governor.Sample{}
+	web := &governor.Sample{Ref: governor.Ref{ID: 2, Path: "system.slice/web.service"}, Populated: true}
+	web.Set(governor.CPUSomeAvg10, 50)
+	snap.Cgroups = append(snap.Cgroups, web, &governor.Sample{Ref: governor.Ref{ID: 3, Path: "batch.slice/job1"}, Populated: true})
+	return nil
+}
+
+type memAct struct{ vals map[string]int64 }
+
+func (a *memAct) Read(_ context.Context, cg governor.Ref, k governor.Knob) (governor.Setting, error) {
+	v, ok := a.vals[cg.Path+k.String()]
+	if !ok {
+		v = 100
+	}
+	return governor.Setting{Value: v, Raw: "100"}, nil
+}
+func (a *memAct) Write(_ context.Context, cg governor.Ref, k governor.Knob, v int64) error {
+	a.vals[cg.Path+k.String()] = v
+	return nil
+}
+func (a *memAct) Restore(ctx context.Context, cg governor.Ref, k governor.Knob, s governor.Setting) error {
+	return a.Write(ctx, cg, k, s.Value)
+}
+func (a *memAct) Reclaim(context.Context, governor.Ref, int64) error { return nil }
+func (a *memAct) Freeze(context.Context, governor.Ref, bool) error   { return nil }
+func (a *memAct) Kill(context.Context, governor.Ref) error           { return nil }
+
+func squeezePolicy() *governor.Policy {
+	return &governor.Policy{
+		Tick: 10 * time.Millisecond,
+		Classes: []governor.Class{
+			{Name: "web", Match: []string{"system.slice/web.service"}, Protected: true},
+			{Name: "batch", Match: []string{"batch.slice/**"}},
+		},
+		Suppress: []governor.SuppressController{{
+			Name: "squeeze", Target: "batch",
+			Trigger: governor.Trigger{When: []governor.Condition{{Scope: governor.ScopeClass, Class: "web", Signal: governor.CPUSomeAvg10, Op: governor.Above, Value: 10}}},
+			Knobs:   []governor.SuppressKnob{{Knob: governor.CPUWeight, Step: governor.Step{Percent: 50}, Limits: governor.Limits{Min: 1, Cooldown: time.Hour}}},
+		}},
+	}
+}
+
+func TestShiftLevel(t *testing.T) {
+	for _, tc := range []struct {
+		cur     hclog.Level
+		verbose bool
+		want    hclog.Level
+	}{
+		{hclog.Info, true, hclog.Debug},
+		{hclog.Debug, true, hclog.Trace},
+		{hclog.Trace, true, hclog.Trace},
+		{hclog.Info, false, hclog.Warn},
+		{hclog.Error, false, hclog.Error},
+	} {
+		if got := shiftLevel(tc.cur, tc.verbose); got != tc.want {
+			t.Errorf("shiftLevel(%s, %v) = %s, want %s", tc.cur, tc.verbose, got, tc.want)
+		}
+	}
+	// Named loggers follow the root's level.
+	root := hclog.New(&hclog.LoggerOptions{Level: hclog.Info, Output: &bytes.Buffer{}})
+	child := root.Named("loop")
+	root.SetLevel(shiftLevel(root.GetLevel(), true))
+	if !child.IsDebug() {
+		t.Error("a named logger did not follow the root's level")
+	}
+}
+
+// status, explain and admission against a control socket served by a
+// running loop; admission's exit status tells schedulers the verdict.
+func TestClientCommands(t *testing.T) {
+	src := fakeSrc{}
+	loop, err := governor.New(governor.Config{
+		Policy: squeezePolicy(), Sources: []governor.Source{src}, Actuator: &memAct{vals: map[string]int64{}},
+		Caps: governor.Capabilities{Controllers: map[string]bool{"cpu": true}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { loop.Run(ctx); close(done) }()
+	defer func() { cancel(); <-done }()
+	sock := filepath.Join(t.TempDir(), "control.sock")
+	srv, err := control.Listen(control.Options{Path: sock}, control.Backend{Status: loop.Status, Explain: loop.Explain, Admission: loop.Admission,
+		Via: func(governor.Ref) string { return "cgroupfs" }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	go srv.Serve(ctx)
+
+	var out, errOut bytes.Buffer
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		out.Reset()
+		if code := dispatch([]string{"status", "--socket", sock}, &out, &errOut); code != 0 {
+			t.Fatalf("status: exit %d: %s", code, errOut.String())
+		}
+		if strings.Contains(out.String(), "squeeze write cpu.weight 100→50") || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	text := out.String()
+	for _, want := range []string{"CGROUP", "batch.slice/job1", "cgroupfs", "cpu.weight=50 (100)", "squeeze write cpu.weight 100→50",
+		"web*", "admission: accepting", `suppress "squeeze" → batch: ACTIVE`, "batch.slice/job1: web:cpu.some.avg10=50.00% > 10.00%"} {
+		if !strings.Contains(text, want) {
+			t.Errorf("status lacks %q:\n%s", want, text)
+		}
+	}
+	out.Reset()
+	if code := dispatch([]string{"explain", "--socket", sock, "/batch.slice/job1"}, &out, &errOut); code != 0 || !strings.Contains(out.String(), `class "batch"`) {
+		t.Errorf("explain: exit %d\n%s%s", code, out.String(), errOut.String())
+	}
+	errOut.Reset()
+	if code := dispatch([]string{"explain", "--socket", sock, "nope"}, &out, &errOut); code != 1 || !strings.Contains(errOut.String(), "no such cgroup") {
+		t.Errorf("explain unknown: exit %d %s", code, errOut.String())
+	}
+	out.Reset()
+	if code := dispatch([]string{"admission", "--socket", sock}, &out, &errOut); code != 0 || !strings.Contains(out.String(), "accepting batch work since") {
+		t.Errorf("admission: exit %d\n%s", code, out.String())
+	}
+	out.Reset()
+	if code := dispatch([]string{"admission", "--json", "--socket", sock}, &out, &errOut); code != 0 || !strings.Contains(out.String(), `"Accepting": true`) {
+		t.Errorf("admission --json: exit %d\n%s", code, out.String())
+	}
+	if code := dispatch([]string{"admission", "--socket", filepath.Join(t.TempDir(), "none.sock")}, &out, &errOut); code != 2 {
+		t.Errorf("admission without a daemon: exit %d, want 2", code)
+	}
+	if code := dispatch([]string{"status", "--socket", filepath.Join(t.TempDir(), "none.sock")}, &out, &errOut); code != 1 {
+		t.Errorf("status without a daemon: exit %d, want 1", code)
+	}
+}
+
+func TestAdmissionExitStatusNotAccepting(t *testing.T) {
+	sock := filepath.Join(t.TempDir(), "control.sock")
+	srv, err := control.Listen(control.Options{Path: sock}, control.Backend{Admission: func(context.Context) (governor.AdmissionVerdict, error) {
+		return governor.AdmissionVerdict{Accepting: false, Reason: "host:memory.some.avg10=12.00% > 10.00% for 10s", Origin: "built-in", Since: time.Now()}, nil
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go srv.Serve(ctx)
+	var out, errOut bytes.Buffer
+	if code := dispatch([]string{"admission", "--socket", sock}, &out, &errOut); code != 1 || !strings.Contains(out.String(), "NOT accepting") {
+		t.Errorf("exit %d\n%s%s", code, out.String(), errOut.String())
+	}
+}

@@ -1,0 +1,260 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/governor-dev/governor/governor"
+	"github.com/governor-dev/governor/governor/control"
+)
+
+// clientFlags are the flags of the commands that talk to a running daemon.
+type clientFlags struct {
+	socket string
+	json   bool
+}
+
+func (c *clientFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&c.socket, "socket", control.DefaultPath, "the daemon's control socket")
+	fs.BoolVar(&c.json, "json", false, "print the daemon's JSON reply")
+}
+
+func parseClient(name string, args []string, stderr io.Writer, maxArgs int) (*clientFlags, []string, bool) {
+	var c clientFlags
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	c.register(fs)
+	if err := fs.Parse(args); err != nil {
+		return nil, nil, false
+	}
+	if fs.NArg() > maxArgs {
+		fmt.Fprintf(stderr, "governor %s: unexpected argument %q\n", name, fs.Arg(maxArgs))
+		return nil, nil, false
+	}
+	return &c, fs.Args(), true
+}
+
+func requestCtx() (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.Background(), 10*time.Second)
+}
+
+func printJSON(w io.Writer, v interface{}) {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	_ = enc.Encode(v)
+}
+
+// statusCmd: governor status — one table of the governed cgroups.
+func statusCmd(args []string, stdout, stderr io.Writer) int {
+	c, _, ok := parseClient("status", args, stderr, 0)
+	if !ok {
+		return 2
+	}
+	ctx, cancel := requestCtx()
+	defer cancel()
+	st, err := control.Client{Path: c.socket}.Status(ctx)
+	if err != nil {
+		fmt.Fprintf(stderr, "governor status: %v\n", err)
+		return 1
+	}
+	if c.json {
+		printJSON(stdout, st)
+		return 0
+	}
+	renderStatus(stdout, st, time.Now())
+	return 0
+}
+
+// admissionCmd: governor admission — the verdict for batch schedulers;
+// exit status 0 while accepting, 1 while not, 2 when it cannot tell.
+func admissionCmd(args []string, stdout, stderr io.Writer) int {
+	c, _, ok := parseClient("admission", args, stderr, 0)
+	if !ok {
+		return 2
+	}
+	ctx, cancel := requestCtx()
+	defer cancel()
+	vd, err := control.Client{Path: c.socket}.Admission(ctx)
+	if err != nil {
+		fmt.Fprintf(stderr, "governor admission: %v\n", err)
+		return 2
+	}
+	if c.json {
+		printJSON(stdout, vd)
+	} else {
+		renderAdmission(stdout, vd, time.Now())
+	}
+	if vd.Accepting {
+		return 0
+	}
+	return 1
+}
+
+func renderAdmission(w io.Writer, vd *governor.AdmissionVerdict, now time.Time) {
+	word := "accepting"
+	if !vd.Accepting {
+		word = "NOT accepting"
+	}
+	fmt.Fprintf(w, "%s batch work since %s (%s ago; rule: %s)\n", word, vd.Since.Format(time.RFC3339), ago(now, vd.Since), vd.Origin)
+	fmt.Fprintf(w, "reason: %s\n", vd.Reason)
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "SUBJECT\tSIGNAL\tVALUE\tTHRESHOLD\tFOR\tHEADROOM")
+	for _, c := range vd.Conditions {
+		val := "-"
+		if c.Present {
+			val = fmtVal(c.Signal, c.Value)
+		}
+		mark := ""
+		if c.Holding {
+			mark = "  crossed"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s %s\t%s\t%s%s\n", c.Subject, c.Signal, val, c.Op, fmtVal(c.Signal, c.Threshold), c.For, fmtVal(c.Signal, c.Headroom), mark)
+	}
+	tw.Flush()
+}
+
+// fmtVal renders a value in its signal's unit.
+func fmtVal(signal string, v float64) string {
+	sig, ok := governor.SignalByName(signal)
+	if !ok {
+		return fmt.Sprintf("%.3g", v)
+	}
+	switch sig.Unit() {
+	case governor.UnitPercent:
+		return fmt.Sprintf("%.1f%%", v)
+	case governor.UnitBytes:
+		return governor.FormatBytes(int64(v))
+	case governor.UnitSeconds:
+		return time.Duration(v * float64(time.Second)).Round(time.Microsecond).String()
+	}
+	return fmt.Sprintf("%.3g", v)
+}
+
+func ago(now, t time.Time) string {
+	if t.IsZero() {
+		return "never"
+	}
+	d := now.Sub(t)
+	if d < 0 {
+		d = 0
+	}
+	if d < time.Minute {
+		return d.Round(time.Second).String()
+	}
+	return d.Round(time.Minute).String()
+}
+
+func pct(sig map[string]float64, name string) string {
+	if v, ok := sig[name]; ok {
+		return fmt.Sprintf("%.1f", v)
+	}
+	return "-"
+}
+
+// renderStatus prints the header, the controllers and the cgroup table.
+func renderStatus(w io.Writer, st *control.Status, now time.Time) {
+	mode := ""
+	if st.DryRun {
+		mode = " [dry-run: nothing is written]"
+	}
+	fmt.Fprintf(w, "governor at %s%s — last step %s, %d cgroups seen, %d governed\n",
+		st.Time.Format("15:04:05"), mode, st.LastStep.Duration.Round(time.Microsecond), st.LastStep.Cgroups, len(st.Cgroups))
+	fmt.Fprintf(w, "host pressure some avg10: cpu %s%%  memory %s%%  io %s%%\n",
+		pct(st.Host, "cpu.some.avg10"), pct(st.Host, "memory.some.avg10"), pct(st.Host, "io.some.avg10"))
+	if a := st.Admission; a != nil {
+		word := "accepting"
+		if !a.Accepting {
+			word = "NOT accepting"
+		}
+		fmt.Fprintf(w, "admission: %s batch work for %s — %s\n", word, ago(now, a.Since), a.Reason)
+	}
+	for _, c := range st.Controllers {
+		state := "idle"
+		switch {
+		case c.Disabled != "":
+			state = "impossible here: " + c.Disabled
+		case c.Active:
+			state = "ACTIVE: " + c.Because
+		case c.Because != "":
+			state = "idle: " + c.Because
+		}
+		fmt.Fprintf(w, "%s %q → %s: %s\n", c.Kind, c.Name, c.Target, state)
+	}
+	fmt.Fprintln(w)
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "CGROUP\tCLASS\tVIA\tCPU%\tMEM%\tIO%\tRUNQ p99\tLIMITS now (original)\tLAST ACTION")
+	var why []string
+	for _, cg := range st.Cgroups {
+		class := cg.Class
+		if cg.Protected {
+			class += "*"
+		}
+		runq := "-"
+		if v, ok := cg.Signals["runq.p99"]; ok {
+			runq = time.Duration(v * float64(time.Second)).Round(time.Microsecond).String()
+		}
+		var knobs []string
+		for _, k := range cg.Knobs {
+			if k.HandedBack {
+				knobs = append(knobs, k.Knob+" handed back")
+				continue
+			}
+			knobs = append(knobs, fmt.Sprintf("%s=%s (%s)", k.Knob, k.Value, k.Original))
+		}
+		sort.Strings(knobs)
+		limits := strings.Join(knobs, ", ")
+		if limits == "" {
+			limits = "-"
+		}
+		last := "-"
+		if a := cg.Last; a != nil {
+			last = fmt.Sprintf("%s ago %s %s %s", ago(now, a.Time), a.Controller, a.Kind, a.Knob)
+			if a.Old != "" || a.New != "" {
+				last += fmt.Sprintf(" %s→%s", a.Old, a.New)
+			}
+			if a.Error != "" {
+				last += " FAILED"
+			}
+			reason := a.Reason
+			if a.Error != "" {
+				reason = "error: " + a.Error
+			}
+			if reason != "" {
+				why = append(why, fmt.Sprintf("  %s: %s", cg.Path, reason))
+			}
+		}
+		via := cg.Via
+		if via == "" {
+			via = "-"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", cg.Path, class, via,
+			pct(cg.Signals, "cpu.some.avg10"), pct(cg.Signals, "memory.some.avg10"), pct(cg.Signals, "io.some.avg10"),
+			runq, limits, last)
+	}
+	tw.Flush()
+	if len(st.Cgroups) == 0 {
+		fmt.Fprintln(w, "(no cgroup belongs to a class of the policy)")
+	}
+	if len(why) > 0 {
+		fmt.Fprintln(w, "\nwhy (last action):")
+		for _, l := range why {
+			fmt.Fprintln(w, l)
+		}
+	}
+	fmt.Fprintln(w, "\n* protected class: never written. Pressure: PSI some avg10.")
+}
+
+// statusText renders into a string (for top).
+func statusText(st *control.Status, now time.Time) string {
+	var b bytes.Buffer
+	renderStatus(&b, st, now)
+	return b.String()
+}
