@@ -189,6 +189,7 @@ type Sensor struct {
 
 	mu        sync.Mutex
 	oomCounts map[uint64]uint64 // kills per cgroup id since the last Sample
+	recentOOM []OOMKill
 	offenders map[governor.CgroupID][]Offender
 	dropTotal Drops
 

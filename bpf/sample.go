@@ -309,9 +309,20 @@ func (s *Sensor) checkDrops(now time.Time) {
 
 // OOMKill is one oom:mark_victim event.
 type OOMKill struct {
+	Time   time.Time         // when user space read the event
 	Cgroup governor.CgroupID // 0 if unknown
 	PID    uint32
 	Comm   string
+}
+
+// maxRecentOOM is how many kills RecentOOMKills remembers.
+const maxRecentOOM = 32
+
+// RecentOOMKills returns the last OOM kills seen (at most 32), oldest first.
+func (s *Sensor) RecentOOMKills() []OOMKill {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]OOMKill(nil), s.recentOOM...)
 }
 
 func (s *Sensor) readOOM() {
@@ -330,7 +341,7 @@ func (s *Sensor) readOOM() {
 			continue
 		}
 		ev = *(*governorOomEvent)(unsafe.Pointer(&rec.RawSample[0]))
-		k := OOMKill{Cgroup: governor.CgroupID(ev.Cgid), PID: ev.Pid}
+		k := OOMKill{Time: time.Now(), Cgroup: governor.CgroupID(ev.Cgid), PID: ev.Pid}
 		comm := unsafe.Slice((*byte)(unsafe.Pointer(&ev.Comm[0])), len(ev.Comm))
 		k.Comm = string(bytes.TrimRight(comm, "\x00"))
 		if k.Cgroup == 0 && k.PID != 0 {
@@ -339,6 +350,10 @@ func (s *Sensor) readOOM() {
 		s.log.Warn("OOM kill", "cgroup_id", uint64(k.Cgroup), "pid", k.PID, "comm", k.Comm)
 		s.mu.Lock()
 		s.oomCounts[uint64(k.Cgroup)]++
+		if len(s.recentOOM) == maxRecentOOM {
+			s.recentOOM = append(s.recentOOM[:0], s.recentOOM[1:]...)
+		}
+		s.recentOOM = append(s.recentOOM, k)
 		s.mu.Unlock()
 	}
 }

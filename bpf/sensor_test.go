@@ -531,6 +531,9 @@ func TestOOMEventPlumbing(t *testing.T) {
 	if v, ok := snap.Cgroups[0].Get(governor.OOMKills); !ok || v <= 0 {
 		t.Errorf("oom.kills = %v (present %v), want > 0", v, ok)
 	}
+	if k := s.RecentOOMKills(); len(k) != 3 || k[0].PID != 0 || k[2].Time.IsZero() {
+		t.Errorf("RecentOOMKills = %+v, want 3 kills of pid 0", k)
+	}
 	if !strings.Contains(logs.String(), "OOM kill") {
 		t.Errorf("no log line for the OOM kill:\n%s", logs.String())
 	}
