@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 	"sync"
 	"time"
 
@@ -186,6 +187,8 @@ type Sensor struct {
 
 	rb     *ringbuf.Reader
 	rbDone chan struct{}
+	// reclaim: a reclaim begin/end pair is attached.
+	reclaim bool
 
 	mu        sync.Mutex
 	oomCounts map[uint64]uint64 // kills per cgroup id since the last Sample
@@ -388,6 +391,9 @@ func load(opts Options, log hclog.Logger, mode Mode, sub uint) (_ *Sensor, err e
 		}
 		s.links = append(s.links, l)
 		s.progs = append(s.progs, loadedProg{name: w.name, tp: w.tp, prog: p})
+		if strings.HasSuffix(w.name, "_reclaim_end") {
+			s.reclaim = true
+		}
 	}
 	if opts.EnableStats {
 		s.stats, err = ebpf.EnableStats(uint32(unix.BPF_STATS_RUN_TIME))

@@ -92,7 +92,9 @@ func (s *Sensor) Sample(ctx context.Context, snap *governor.Snapshot) error {
 	for _, c := range snap.Cgroups {
 		c.Set(governor.RunqDelay, 0)
 		c.Set(governor.RunqPreemptedByOthers, 0)
-		c.Set(governor.ReclaimStall, 0)
+		if s.reclaim {
+			c.Set(governor.ReclaimStall, 0)
+		}
 		if s.rb != nil {
 			c.Set(governor.OOMKills, 0)
 		}
@@ -163,7 +165,9 @@ func (s *Sensor) sampleStats(snap *governor.Snapshot, secs float64) error {
 		}
 		waitNs := sub64(cur.WaitNs, p.WaitNs)
 		c.Set(governor.RunqDelay, float64(waitNs)/1e9/secs*100)
-		c.Set(governor.ReclaimStall, float64(sub64(cur.ReclaimNs, p.ReclaimNs))/1e9/secs*100)
+		if s.reclaim {
+			c.Set(governor.ReclaimStall, float64(sub64(cur.ReclaimNs, p.ReclaimNs))/1e9/secs*100)
+		}
 		if waits > 0 {
 			for _, q := range [...]struct {
 				sig governor.Signal
