@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/governor-dev/governor/governor"
+	"golang.org/x/sys/unix"
 )
 
 // Tests against the real cgroup2 hierarchy. They skip only without root or
@@ -125,6 +126,10 @@ func TestKernelProbeAndSource(t *testing.T) {
 	rel := testCgroup(t, root, "work")
 	busy(t, root, rel, 1)
 
+	var fs unix.Statfs_t
+	if err := unix.Statfs(root, &fs); err != nil || fs.Type != unix.CGROUP2_SUPER_MAGIC {
+		t.Errorf("FindMount() = %s, which is not a cgroup2 mount (statfs type %#x, %v)", root, fs.Type, err)
+	}
 	caps, err := Probe(root)
 	if err != nil {
 		t.Fatal(err)
