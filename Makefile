@@ -38,10 +38,11 @@ vm-test:
 # The bpf2go output (bpf/*_bpfel.go, bpf/*_bpfel.o) is committed, so build
 # and test need no clang. `generate` rebuilds it with Debian's clang and
 # libbpf headers (installed if missing); `generate-check` fails when the
-# committed output is stale; `test-bpf` runs the privileged tests (root);
+# committed output is stale; `test-bpf` runs the privileged tests (root),
+# `test-bpf-vm` runs them in the QEMU guest of test/vm;
 # `bench-bpf` measures the programs' cost next to bpftrace's runqlat.bt
 # (see bpf/BENCH.md).
-.PHONY: bpf-deps generate-check test-bpf bench-bpf
+.PHONY: bpf-deps generate-check test-bpf test-bpf-vm bench-bpf
 BPF_BENCH_SECONDS ?= 10
 
 bpf-deps:
@@ -62,6 +63,11 @@ generate-check: bpf-deps
 
 test-bpf:
 	$(GO) test -count=1 -v ./bpf
+
+# The same tests in the VM test bed's guest (pure cgroup v2, Debian kernel):
+# adds the real memcg OOM kill and reclaim test. See bpf/vm/run.sh.
+test-bpf-vm:
+	bpf/vm/run.sh
 
 bench-bpf:
 	@for t in bpftrace bpftool stress-ng; do command -v $$t >/dev/null || missing="$$missing $$t"; done; \
