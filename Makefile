@@ -13,8 +13,35 @@ build:
 
 # Unit tests (fixture trees, fakes) plus, as root, the tests against this
 # host's cgroup2 hierarchy, PSI and BPF. Without root those skip.
-test:
+test: deps-test
 	$(GO) test -count=1 ./...
+
+# Tools some tests use when present: promtool (Debian package prometheus)
+# checks the metrics exposition format. Installed as root; otherwise the
+# test that needs it skips.
+.PHONY: deps-test
+deps-test:
+	@command -v promtool >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null; } || \
+		echo "deps-test: promtool not installed; the metrics format check will skip"
+
+# The binary, the systemd unit (plus a Type=notify drop-in for systemd
+# before 253) and the operations guide; then: systemctl enable --now governor.
+.PHONY: install
+install: build
+	install -D -m 0755 $(BIN) $(DESTDIR)/usr/local/bin/governor
+	install -D -m 0644 examples/governor.service $(DESTDIR)/etc/systemd/system/governor.service
+	install -D -m 0644 docs/OPERATIONS.md $(DESTDIR)/usr/local/share/doc/governor/OPERATIONS.md
+	install -d -m 0755 $(DESTDIR)/etc/governor
+	@ls $(DESTDIR)/etc/governor/*.hcl >/dev/null 2>&1 || \
+		install -m 0644 policies/default.hcl $(DESTDIR)/etc/governor/default.hcl
+	@v=$$(systemctl --version 2>/dev/null | awk 'NR == 1 { print $$2 }'); \
+	if [ -n "$$v" ] && [ "$$v" -lt 253 ]; then \
+		echo "systemd $$v has no Type=notify-reload: adding governor.service.d/10-before-systemd-253.conf"; \
+		install -D -m 0644 examples/governor.service.d/10-before-systemd-253.conf \
+			$(DESTDIR)/etc/systemd/system/governor.service.d/10-before-systemd-253.conf; \
+	fi
+	@if [ -z "$(DESTDIR)" ] && [ -d /run/systemd/system ]; then systemctl daemon-reload; fi
 
 # The whole suite, what CI runs (.ci/run): lint, unit and host tests, then
 # the scenarios on a real cgroup v2 kernel under QEMU.
