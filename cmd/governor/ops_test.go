@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -267,5 +268,67 @@ func TestAdmissionExitStatusNotAccepting(t *testing.T) {
 	var out, errOut bytes.Buffer
 	if code := dispatch([]string{"admission", "--socket", sock}, &out, &errOut); code != 1 || !strings.Contains(out.String(), "NOT accepting") {
 		t.Errorf("exit %d\n%s%s", code, out.String(), errOut.String())
+	}
+}
+
+// The VM scenario "systemd" installs copies of the example unit and its
+// drop-in (the guest gets test/vm/policies, not examples/): they must not
+// drift.
+func TestVMCopiesOfTheUnitMatchExamples(t *testing.T) {
+	for _, p := range [][2]string{
+		{"../../examples/governor.service", "../../test/vm/policies/systemd/governor.service"},
+		{"../../examples/governor.service.d/10-before-systemd-253.conf", "../../test/vm/policies/systemd/10-before-systemd-253.conf"},
+	} {
+		a, err1 := os.ReadFile(p[0])
+		b, err2 := os.ReadFile(p[1])
+		if err1 != nil || err2 != nil {
+			t.Fatalf("%v %v", err1, err2)
+		}
+		if !bytes.Equal(a, b) {
+			t.Errorf("%s differs from %s: copy it again", p[1], p[0])
+		}
+	}
+}
+
+// The policies inside the Kubernetes and Nomad examples are valid.
+func TestDeploymentExamplePolicies(t *testing.T) {
+	extract := func(path, start, end string, indent int) string {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s := string(b)
+		i := strings.Index(s, start)
+		if i < 0 {
+			t.Fatalf("%s: no %q", path, start)
+		}
+		s = s[i+len(start):]
+		var out []string
+		for _, l := range strings.Split(s, "\n")[1:] {
+			if strings.TrimSpace(l) == end || (end == "" && l != "" && !strings.HasPrefix(l, strings.Repeat(" ", indent))) {
+				break
+			}
+			if len(l) >= indent {
+				l = l[indent:]
+			}
+			out = append(out, l)
+		}
+		return strings.Join(out, "\n")
+	}
+	for name, src := range map[string]string{
+		"kubernetes.hcl": extract("../../examples/kubernetes/governor-daemonset.yaml", "node.hcl: |", "", 4),
+		"nomad.hcl":      extract("../../examples/nomad/governor.nomad.hcl", "data        = <<-EOF", "EOF", 10),
+	} {
+		if !strings.Contains(src, "admission {") {
+			t.Errorf("%s: extracted policy lacks its admission block:\n%s", name, src)
+		}
+		p := filepath.Join(t.TempDir(), name)
+		if err := os.WriteFile(p, []byte(src), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		var out, errOut bytes.Buffer
+		if code := dispatch([]string{"validate", p}, &out, &errOut); code != 0 {
+			t.Errorf("%s: exit %d\n%s\n%s", name, code, errOut.String(), src)
+		}
 	}
 }
