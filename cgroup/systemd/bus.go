@@ -35,19 +35,47 @@ func Booted() bool {
 }
 
 // Dial connects to systemd: its private socket first (root only, works
-// without a D-Bus daemon), then the system bus.
+// without a D-Bus daemon), then the system bus. ctx bounds the dial only:
+// the connection lives until Close.
 func Dial(ctx context.Context) (Bus, error) {
-	c, err := sddbus.NewSystemdConnectionContext(ctx)
-	if err != nil {
-		var err2 error
-		if c, err2 = sddbus.NewSystemConnectionContext(ctx); err2 != nil {
-			return nil, fmt.Errorf("connect to systemd: private socket: %v; system bus: %w", err, err2)
-		}
+	// The D-Bus library ties a connection to the context it was dialled
+	// with, so dial with one that lives as long as the connection and
+	// give up on it if ctx ends first.
+	life, cancel := context.WithCancel(context.Background())
+	type result struct {
+		c   *sddbus.Conn
+		err error
 	}
-	return conn{c}, nil
+	done := make(chan result, 1)
+	go func() {
+		c, err := sddbus.NewSystemdConnectionContext(life)
+		if err != nil {
+			var err2 error
+			if c, err2 = sddbus.NewSystemConnectionContext(life); err2 != nil {
+				err = fmt.Errorf("connect to systemd: private socket: %v; system bus: %w", err, err2)
+			} else {
+				err = nil
+			}
+		}
+		done <- result{c, err}
+	}()
+	select {
+	case r := <-done:
+		if r.err != nil {
+			cancel()
+			return nil, r.err
+		}
+		return conn{c: r.c, cancel: cancel}, nil
+	case <-ctx.Done():
+		cancel()
+		return nil, fmt.Errorf("connect to systemd: %w", ctx.Err())
+	}
 }
 
-type conn struct{ c *sddbus.Conn }
+type conn struct {
+	c      *sddbus.Conn
+	cancel context.CancelFunc
+}
 
 func (b conn) ControlGroup(ctx context.Context, unit, unitType string) (string, error) {
 	p, err := b.c.GetUnitTypePropertyContext(ctx, unit, unitType, "ControlGroup")
@@ -72,7 +100,10 @@ func (b conn) KillUnit(ctx context.Context, unit string, signal int32) error {
 	return b.c.KillUnitWithTarget(ctx, unit, sddbus.All, signal)
 }
 
-func (b conn) Close() { b.c.Close() }
+func (b conn) Close() {
+	b.c.Close()
+	b.cancel()
+}
 
 // unsupported reports whether a D-Bus error means this systemd does not know
 // the method or property (older versions): the Actuator then falls back to
