@@ -251,7 +251,11 @@ type armer struct {
 }
 
 func (a armer) Arm(cg governor.Ref, resource string, full bool, stall, window time.Duration) error {
-	_, err := a.t.Add(cg, filepath.Join(a.root, cg.Path, resource+".pressure"), full, stall, window)
+	path, err := cgroup.PressureFile(a.root, cg, resource) // beneath the root, no symlinks
+	if err != nil {
+		return err
+	}
+	_, err = a.t.Add(cg, path, full, stall, window)
 	return err
 }
 
