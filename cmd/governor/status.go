@@ -177,7 +177,7 @@ func renderStatus(w io.Writer, st *control.Status, now time.Time) {
 		fmt.Fprintf(w, "admission: %s batch work for %s — %s\n", word, ago(now, a.Since), a.Reason)
 	}
 	for _, c := range st.Controllers {
-		state := "idle"
+		state := "no class- or host-wide trigger; per cgroup, see governor explain CGROUP"
 		switch {
 		case c.Disabled != "":
 			state = "impossible here: " + c.Disabled

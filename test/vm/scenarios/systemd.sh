@@ -15,7 +15,11 @@ web=vmt-web.service
 batch=vmt-batch.service
 low=$((200 << 20))
 
+journal() { journalctl -u governor.service --no-pager -o cat >"$RESULTS/governor.log" 2>&1; }
 cleanup() {
+	journal
+	governor status >>"$RESULTS/status.txt" 2>&1
+	systemctl status governor.service $web $batch >"$RESULTS/systemctl-status.txt" 2>&1
 	systemctl stop governor.service $web $batch 2>/dev/null
 	systemctl revert $web $batch >/dev/null 2>&1
 	rm -rf "$unit" "$unit.d" /etc/systemd/system/$web /etc/systemd/system/$batch /etc/governor /run/governor
@@ -67,13 +71,13 @@ restored() {
 		[ "$(cgf $batch cpu.weight)" = 100 ] && [ "$(show $batch CPUWeight)" = 100 ]
 }
 state() { log "$web MemoryLow=$(show $web MemoryLow) memory.low=$(cgf $web memory.low); $batch CPUWeight=$(show $batch CPUWeight) cpu.weight=$(cgf $batch cpu.weight)"; }
-journal() { journalctl -u governor.service --no-pager -o cat >"$RESULTS/governor.log" 2>&1; }
 
 t0=$(date +%s%N)
 systemctl start governor.service || { journal; fail "systemctl start governor failed"; }
 start_ms=$((($(date +%s%N) - t0) / 1000000))
 check "governor.service active after start (readiness: READY=1 after the first step)" test "$(systemctl is-active governor.service)" = active
-check "limits set through systemd (systemctl show MemoryLow, CPUWeight)" wait_for 20 applied
+wait_for 20 applied; state
+check "limits set through systemd (systemctl show MemoryLow, CPUWeight)" applied
 state
 journal
 check "the hardened unit still loads BPF" grep -q 'BPF sensing loaded' "$RESULTS/governor.log"
