@@ -460,6 +460,13 @@ func (a *Actuator) Freeze(ctx context.Context, ref governor.Ref, frozen bool) er
 			a.log.Warn("this systemd cannot freeze units; writing cgroup.freeze directly", "error", err)
 			return a.fs.Freeze(ctx, ref, frozen)
 		}
+		if _, answered := dbusErr(err); answered && !frozen {
+			// systemd refuses to thaw a unit it does not consider frozen
+			// or active (e.g. one just killed): thawing must not get
+			// stuck on that, so write cgroup.freeze itself.
+			a.log.Debug("systemd did not thaw the unit; writing cgroup.freeze", "unit", r.unit, "error", err)
+			return a.fs.Freeze(ctx, ref, false)
+		}
 		a.dropBus(b, err)
 		return a.mapErr("systemd "+op+" "+r.unit, err)
 	}

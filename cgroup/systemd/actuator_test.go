@@ -98,6 +98,7 @@ type fakeBus struct {
 	delay   time.Duration
 	never   bool  // accept properties but never apply them
 	setErr  error // returned by SetUnitProperties
+	thawErr error // returned by ThawUnit
 	calls   []string
 	closed  bool
 	applied sync.WaitGroup
@@ -159,7 +160,7 @@ func (b *fakeBus) FreezeUnit(_ context.Context, unit string) error {
 
 func (b *fakeBus) ThawUnit(_ context.Context, unit string) error {
 	b.log("ThawUnit " + unit)
-	return nil
+	return b.thawErr
 }
 
 func (b *fakeBus) KillUnit(_ context.Context, unit string, sig int32) error {
@@ -445,5 +446,16 @@ func TestWrapsCgroupfsActuator(t *testing.T) {
 	s, err := a.Read(context.Background(), ref, governor.CPUWeight)
 	if err != nil || s.Value != 7 {
 		t.Fatalf("read back %+v %v", s, err)
+	}
+}
+
+func TestThawRefusedBySystemdFallsBackToCgroupfs(t *testing.T) {
+	a, bus, fs, _ := setup(t)
+	bus.thawErr = godbus.Error{Name: "org.freedesktop.systemd1.UnitInactive", Body: []interface{}{"Unit vmt is not active."}}
+	if err := a.Freeze(context.Background(), web, false); err != nil {
+		t.Fatal(err)
+	}
+	if len(fs.calls) != 1 || fs.calls[0] != "fs freeze system.slice/web.service false" {
+		t.Errorf("calls %v", fs.calls)
 	}
 }

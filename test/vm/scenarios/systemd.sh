@@ -4,7 +4,8 @@
 # D-Bus API (visible in `systemctl show`) and they survive daemon-reload;
 # `systemctl reload` with a broken policy keeps the running one and logs
 # why; SIGKILL and systemd's restart leave no knob stuck (re-adopted from
-# the state file); `systemctl stop` puts every knob back.
+# the state file); `systemctl stop` puts every knob back. Last, a
+# last_resort policy freezes and then kills a unit (FreezeUnit, KillUnit).
 set -u
 . "$VMTEST/lib.sh"
 require_governor
@@ -13,16 +14,17 @@ pol=$VMTEST/policies/systemd
 unit=/etc/systemd/system/governor.service
 web=vmt-web.service
 batch=vmt-batch.service
+run=vmt-run.service
 low=$((200 << 20))
 
 journal() { journalctl -u governor.service --no-pager -o cat >"$RESULTS/governor.log" 2>&1; }
 cleanup() {
 	journal
 	governor status >>"$RESULTS/status.txt" 2>&1
-	systemctl status governor.service $web $batch >"$RESULTS/systemctl-status.txt" 2>&1
-	systemctl stop governor.service $web $batch 2>/dev/null
-	systemctl revert $web $batch >/dev/null 2>&1
-	rm -rf "$unit" "$unit.d" /etc/systemd/system/$web /etc/systemd/system/$batch /etc/governor /run/governor
+	systemctl status governor.service $web $batch $run >"$RESULTS/systemctl-status.txt" 2>&1
+	systemctl stop governor.service $web $batch $run 2>/dev/null
+	systemctl revert $web $batch $run >/dev/null 2>&1
+	rm -rf "$unit" "$unit.d" /etc/systemd/system/$web /etc/systemd/system/$batch /etc/systemd/system/$run /etc/governor /run/governor
 	systemctl daemon-reload
 	systemctl reset-failed 2>/dev/null
 }
@@ -42,7 +44,7 @@ exposure=$(systemd-analyze security governor.service 2>/dev/null | awk '/Overall
 log "systemd-analyze security: exposure ${exposure:-?}"
 
 # Two services to govern (the memory and cpu controllers enabled for them).
-for u in $web $batch; do
+for u in $web $batch $run; do
 	cat >/etc/systemd/system/$u <<-EOF
 	[Service]
 	ExecStart=/bin/sleep infinity
@@ -123,4 +125,22 @@ state
 journal
 check "systemctl stop: every knob restored (cgroupfs and systemctl show)" restored
 check "systemctl stop: clean exit" test "$(show governor.service Result)" = success
-summary "start_ms=$start_ms exposure=${exposure:-?} systemd=$sdv nrestarts=$restarts reload_broken_rc=$reload_rc admission_rc=$adm_rc"
+# Freeze, then kill, through systemd.
+install_policy "$pol/lastresort.hcl" /etc/governor/node.hcl
+systemctl start $run || fail "$run does not start"
+systemctl start governor.service || fail "second start"
+frozen=no
+for ((i = 0; i < 300; i++)); do
+	st=$(show $run FreezerState)
+	[ "$st" = frozen ] && frozen=yes
+	[ "$(show $run ActiveState)" != active ] && break
+	sleep 0.1
+done
+log "$run: ActiveState=$(show $run ActiveState) Result=$(show $run Result) seen frozen: $frozen"
+journal
+check "last_resort: systemd reported the unit frozen (FreezeUnit)" test $frozen = yes
+check "last_resort: the unit was killed (KillUnit SIGKILL)" test "$(show $run Result)" = signal
+check "last_resort: freeze and kill in the audit trail" sh -c "grep -q '\"kind\":\"freeze\"' '$RESULTS/governor.log' && grep -q '\"kind\":\"kill\"' '$RESULTS/governor.log'"
+check "last_resort: no failed action" sh -c "! grep -q '\"@message\":\"action failed\"' '$RESULTS/governor.log'"
+systemctl stop governor.service
+summary "start_ms=$start_ms exposure=${exposure:-?} systemd=$sdv nrestarts=$restarts reload_broken_rc=$reload_rc admission_rc=$adm_rc frozen_seen=$frozen"
