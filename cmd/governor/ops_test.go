@@ -332,3 +332,51 @@ func TestDeploymentExamplePolicies(t *testing.T) {
 		}
 	}
 }
+
+// top redraws (home, clear, table) on every tick and stops on quit; a
+// daemon that is not there is shown, not fatal.
+func TestTopLoop(t *testing.T) {
+	sock := filepath.Join(t.TempDir(), "control.sock")
+	var n int
+	var mu sync.Mutex
+	srv, err := control.Listen(control.Options{Path: sock}, control.Backend{Status: func(context.Context) (governor.Status, error) {
+		mu.Lock()
+		n++
+		mu.Unlock()
+		return governor.Status{Time: time.Now(), Cgroups: []governor.CgroupStatus{{Ref: governor.Ref{ID: 3, Path: "batch.slice/job1"}, Class: "batch"}}}, nil
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go srv.Serve(ctx)
+	quit := make(chan struct{})
+	var out bytes.Buffer
+	done := make(chan struct{})
+	go func() { topLoop(control.Client{Path: sock}, 20*time.Millisecond, lockedWriter{&mu, &out}, quit); close(done) }()
+	for {
+		mu.Lock()
+		k := n
+		mu.Unlock()
+		if k >= 3 {
+			break
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	close(quit)
+	<-done
+	mu.Lock()
+	text := out.String()
+	mu.Unlock()
+	if frames := strings.Count(text, "\x1b[H\x1b[2J"); frames < 3 || strings.Count(text, "batch.slice/job1") != frames {
+		t.Errorf("%d frames:\n%q", frames, text)
+	}
+	var bad bytes.Buffer
+	q := make(chan struct{})
+	close(q)
+	topLoop(control.Client{Path: filepath.Join(t.TempDir(), "none.sock")}, time.Second, &bad, q)
+	if !strings.Contains(bad.String(), "governor top: cannot reach") {
+		t.Errorf("no daemon: %q", bad.String())
+	}
+}

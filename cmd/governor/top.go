@@ -58,7 +58,12 @@ func topCmd(args []string, stdout, stderr io.Writer) int {
 			}
 		}()
 	}
-	cl := control.Client{Path: c.socket}
+	topLoop(control.Client{Path: c.socket}, every, stdout, quit)
+	return 0
+}
+
+// topLoop redraws the status every interval until quit.
+func topLoop(cl control.Client, every time.Duration, stdout io.Writer, quit <-chan struct{}) {
 	t := time.NewTicker(every)
 	defer t.Stop()
 	for {
@@ -76,7 +81,7 @@ func topCmd(args []string, stdout, stderr io.Writer) int {
 		io.WriteString(stdout, frame)
 		select {
 		case <-quit:
-			return 0
+			return
 		case <-t.C:
 		}
 	}
