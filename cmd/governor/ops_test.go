@@ -354,7 +354,10 @@ func TestTopLoop(t *testing.T) {
 	quit := make(chan struct{})
 	var out bytes.Buffer
 	done := make(chan struct{})
-	go func() { topLoop(control.Client{Path: sock}, 20*time.Millisecond, lockedWriter{&mu, &out}, quit); close(done) }()
+	go func() {
+		topLoop(control.Client{Path: sock}, 20*time.Millisecond, lockedWriter{&mu, &out}, quit)
+		close(done)
+	}()
 	for {
 		mu.Lock()
 		k := n
