@@ -1,14 +1,19 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
+	"io"
+	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -381,5 +386,87 @@ func TestTopLoop(t *testing.T) {
 	topLoop(control.Client{Path: filepath.Join(t.TempDir(), "none.sock")}, time.Second, &bad, q)
 	if !strings.Contains(bad.String(), "governor top: cannot reach") {
 		t.Errorf("no daemon: %q", bad.String())
+	}
+}
+
+// The real daemon on this host (dry run): metrics on an ephemeral port,
+// the control socket in the state directory, SIGUSR1/SIGUSR2 changing the
+// log level, and a clean exit on SIGTERM.
+func TestDaemonOpsOnHost(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root")
+	}
+	if _, err := os.Stat("/proc/pressure/cpu"); err != nil {
+		t.Skip("kernel without PSI")
+	}
+	bin := filepath.Join(t.TempDir(), "governor")
+	build := exec.Command("go", "build", "-o", bin, ".")
+	build.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("build: %v\n%s", err, out)
+	}
+	state := t.TempDir()
+	cmd := exec.Command(bin, "run", "--dry-run", "--no-bpf", "--state-dir", state, "--metrics-addr", "127.0.0.1:0")
+	stderr, _ := cmd.StderrPipe()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Process.Kill()
+	var mu sync.Mutex
+	var log strings.Builder
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		for sc.Scan() {
+			mu.Lock()
+			log.WriteString(sc.Text() + "\n")
+			mu.Unlock()
+		}
+	}()
+	waitLog := func(what string) string {
+		t.Helper()
+		deadline := time.Now().Add(30 * time.Second)
+		for time.Now().Before(deadline) {
+			mu.Lock()
+			text := log.String()
+			mu.Unlock()
+			if i := strings.Index(text, what); i >= 0 {
+				return text[i:]
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		t.Fatalf("log lacks %q:\n%s", what, log.String())
+		return ""
+	}
+	line := waitLog("serving metrics: addr=")
+	addr := strings.Fields(strings.TrimPrefix(line, "serving metrics: addr="))[0]
+	waitLog("pressure: cgroup=host") // the first step has run
+
+	var out, errOut bytes.Buffer
+	sock := filepath.Join(state, "control.sock")
+	if code := dispatch([]string{"status", "--socket", sock}, &out, &errOut); code != 0 || !strings.Contains(out.String(), "[dry-run") {
+		t.Errorf("status: exit %d\n%s%s", code, out.String(), errOut.String())
+	}
+	resp, err := http.Get("http://" + addr + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if !strings.Contains(string(body), "governor_up 1") || !strings.Contains(string(body), "governor_loop_steps_total") {
+		t.Errorf("metrics:\n%s", body)
+	}
+
+	cmd.Process.Signal(syscall.SIGUSR1)
+	waitLog("log level changed: level=debug")
+	cmd.Process.Signal(syscall.SIGUSR2)
+	waitLog("log level changed: level=info")
+	cmd.Process.Signal(syscall.SIGTERM)
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("exit after SIGTERM: %v", err)
+	}
+	if _, err := os.Stat(sock); !os.IsNotExist(err) {
+		t.Errorf("control socket left behind: %v", err)
 	}
 }
