@@ -26,7 +26,7 @@ high=$((192 << 20))
 echo $high >"$CG/bed/hog/memory.high"
 sampler bed/hog 500ms
 spid=$!
-cg_run bed/hog vmload anon -size 384M -hold 3s
+cg_run bed/hog vmload grow -rate 16M -every 20ms -max 384M -hold 3s
 wait $! || fail "allocator failed"
 sleep 1
 kill $spid

@@ -3,7 +3,7 @@
 // for tools the minimal guest root does not carry.
 //
 //	vmload anon   -size 600M [-hot 10] [-hold 60s]   allocate, touch, hold
-//	vmload grow   -rate 64M -every 1s [-max 0]      allocate without end
+//	vmload grow   -rate 64M -every 1s [-max 0] [-hold 0]  allocate (without end)
 //	vmload sample -cgroup /sys/fs/cgroup/x -out f.csv [-every 1s]
 //	vmload psi    -file memory.pressure               print some avg10
 //
@@ -139,13 +139,14 @@ func anon(args []string) error {
 }
 
 // grow allocates -rate bytes every -every until -max (0: forever), printing
-// its total after each step.
+// its total after each step, then holds it for -hold (0: until signalled).
 func grow(args []string) error {
 	fs := flag.NewFlagSet("grow", flag.ExitOnError)
 	var rate, max size
 	fs.Var(&rate, "rate", "bytes per step")
 	fs.Var(&max, "max", "stop growing at this total (0: never)")
 	every := fs.Duration("every", time.Second, "step period")
+	hold := fs.Duration("hold", 0, "how long to hold at -max (0: until signalled)")
 	_ = fs.Parse(args)
 	if rate <= 0 {
 		return fmt.Errorf("grow: -rate must be positive")
@@ -162,7 +163,7 @@ func grow(args []string) error {
 		fmt.Printf("grow: %d MiB\n", total>>20)
 		time.Sleep(*every)
 	}
-	waitSignal(0)
+	waitSignal(*hold)
 	return nil
 }
 
