@@ -61,7 +61,7 @@ timeout -k 10 "$vm_timeout" qemu-system-x86_64 \
 	-nographic -no-reboot -nic none \
 	-kernel "$img/vmlinuz" -initrd "$out/initrd.cpio" \
 	-append "console=ttyS0 rdinit=/sbin/init panic=-1 loglevel=4 mitigations=off systemd.show_status=error" \
-	</dev/null 2>&1 | tr -d '\r' >"$out/console.log"
+	</dev/null 2>&1 | stdbuf -oL tr -d '\r' >"$out/console.log"
 set -e
 grep -a 'BPFTEST: ' "$out/console.log" | sed 's/^.*BPFTEST: //' | tee "$out/test.log"
 grep -q '^--- FAIL\|^FAIL' "$out/test.log" && exit 1
