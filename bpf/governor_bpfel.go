@@ -53,8 +53,8 @@ const (
 	governorMapDrops                  = "drops"
 	governorMapFreeSlots              = "free_slots"
 	governorMapOomEvents              = "oom_events"
-	governorMapPidStamps              = "pid_stamps"
 	governorMapPreemptPairs           = "preempt_pairs"
+	governorMapRawStamps              = "raw_stamps"
 	governorMapReclaimStamps          = "reclaim_stamps"
 	governorMapTaskStamps             = "task_stamps"
 	governorProgBtfDirectReclaimBegin = "btf_direct_reclaim_begin"
@@ -149,8 +149,8 @@ type governorMapSpecs struct {
 	Drops         *ebpf.MapSpec `ebpf:"drops"`
 	FreeSlots     *ebpf.MapSpec `ebpf:"free_slots"`
 	OomEvents     *ebpf.MapSpec `ebpf:"oom_events"`
-	PidStamps     *ebpf.MapSpec `ebpf:"pid_stamps"`
 	PreemptPairs  *ebpf.MapSpec `ebpf:"preempt_pairs"`
+	RawStamps     *ebpf.MapSpec `ebpf:"raw_stamps"`
 	ReclaimStamps *ebpf.MapSpec `ebpf:"reclaim_stamps"`
 	TaskStamps    *ebpf.MapSpec `ebpf:"task_stamps"`
 }
@@ -189,8 +189,8 @@ type governorMaps struct {
 	Drops         *ebpf.Map `ebpf:"drops"`
 	FreeSlots     *ebpf.Map `ebpf:"free_slots"`
 	OomEvents     *ebpf.Map `ebpf:"oom_events"`
-	PidStamps     *ebpf.Map `ebpf:"pid_stamps"`
 	PreemptPairs  *ebpf.Map `ebpf:"preempt_pairs"`
+	RawStamps     *ebpf.Map `ebpf:"raw_stamps"`
 	ReclaimStamps *ebpf.Map `ebpf:"reclaim_stamps"`
 	TaskStamps    *ebpf.Map `ebpf:"task_stamps"`
 }
@@ -202,8 +202,8 @@ func (m *governorMaps) Close() error {
 		m.Drops,
 		m.FreeSlots,
 		m.OomEvents,
-		m.PidStamps,
 		m.PreemptPairs,
+		m.RawStamps,
 		m.ReclaimStamps,
 		m.TaskStamps,
 	)

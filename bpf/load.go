@@ -38,7 +38,7 @@ var ErrUnavailable = errors.New("BPF sensors unavailable")
 
 // Map size defaults. Memory (kernel, accounted to the loader's cgroup):
 // cg_slots ~0.7 KiB per slot (2.7 MiB at 4096) plus cg_index and free_slots,
-// under 100 B per entry each for preempt_pairs, pid_stamps (raw_tp only) and
+// under 100 B per entry each for preempt_pairs, raw_stamps (raw_tp only) and
 // reclaim_stamps, oom_events 64 KiB. See README.md.
 const (
 	DefaultMaxCgroups      = 4096
@@ -275,7 +275,7 @@ func load(opts Options, log hclog.Logger, mode Mode, sub uint) (_ *Sensor, err e
 		prefix, other = "raw_", "btf_"
 		delete(spec.Maps, "task_stamps")
 	} else {
-		delete(spec.Maps, "pid_stamps")
+		delete(spec.Maps, "raw_stamps")
 	}
 	for name := range spec.Programs {
 		if len(name) > 4 && name[:4] == other {
@@ -332,7 +332,7 @@ func load(opts Options, log hclog.Logger, mode Mode, sub uint) (_ *Sensor, err e
 	setMax("cg_index", opts.MaxCgroups, DefaultMaxCgroups)
 	setMax("free_slots", opts.MaxCgroups, DefaultMaxCgroups)
 	setMax("preempt_pairs", opts.MaxPreemptPairs, DefaultMaxPreemptPairs)
-	setMax("pid_stamps", opts.MaxRawTPTasks, DefaultMaxRawTPTasks)
+	setMax("raw_stamps", opts.MaxRawTPTasks, DefaultMaxRawTPTasks)
 	setMax("reclaim_stamps", 0, defaultReclaimThreads)
 	if err := spec.Variables["hist_subbits"].Set(uint32(sub)); err != nil {
 		return nil, err

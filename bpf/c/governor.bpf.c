@@ -147,7 +147,7 @@ struct {
 	__uint(max_entries, 32768);
 	__type(key, __u64);
 	__type(value, __u64);
-} pid_stamps SEC(".maps");
+} raw_stamps SEC(".maps");
 
 /* Reclaim begin stamps keyed by thread id | kind << 32. */
 struct {
@@ -423,14 +423,14 @@ static __always_inline long raw_task_state(struct task_struct *t)
  */
 static __always_inline void raw_set_stamp(__u64 task, __u64 ts)
 {
-	__u64 *tsp = bpf_map_lookup_elem(&pid_stamps, &task);
+	__u64 *tsp = bpf_map_lookup_elem(&raw_stamps, &task);
 	long err;
 
 	if (tsp) {
 		*tsp = ts;
 		return;
 	}
-	err = bpf_map_update_elem(&pid_stamps, &task, &ts, BPF_NOEXIST);
+	err = bpf_map_update_elem(&raw_stamps, &task, &ts, BPF_NOEXIST);
 	if (err && err != -EEXIST)
 		drop(DROP_STAMP);
 }
@@ -446,7 +446,7 @@ int raw_sched_process_free(struct bpf_raw_tracepoint_args *ctx)
 {
 	__u64 task = ctx->args[0];
 
-	bpf_map_delete_elem(&pid_stamps, &task);
+	bpf_map_delete_elem(&raw_stamps, &task);
 	return 0;
 }
 
@@ -473,7 +473,7 @@ int raw_sched_switch(struct bpf_raw_tracepoint_args *ctx)
 	__u64 now = bpf_ktime_get_ns(), *tsp, ts = 0, next_cg = 0;
 	bool preempted = prev_pid != 0 && (ctx->args[0] || raw_task_state(prev) == TASK_RUNNING);
 
-	tsp = bpf_map_lookup_elem(&pid_stamps, &next);
+	tsp = bpf_map_lookup_elem(&raw_stamps, &next);
 	if (tsp) {
 		ts = *tsp;
 		*tsp = 0;
