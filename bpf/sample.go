@@ -51,7 +51,7 @@ func (s *Sensor) TopOffenders(id governor.CgroupID) []Offender {
 type Drops struct {
 	CgroupMapFull  uint64 // no free cgroup slot (Options.MaxCgroups)
 	PairMapFull    uint64 // preempt_pairs full (Options.MaxPreemptPairs)
-	Stamps         uint64 // wakeup stamp not stored (task storage / pid_stamps full)
+	Stamps         uint64 // wakeup stamp not stored (task storage / raw_stamps full)
 	ReclaimMapFull uint64 // reclaim_stamps full
 	OOMRingFull    uint64 // OOM event lost: ring buffer full
 }
