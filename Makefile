@@ -43,9 +43,10 @@ install: build
 	fi
 	@if [ -z "$(DESTDIR)" ] && [ -d /run/systemd/system ]; then systemctl daemon-reload; fi
 
-# The whole suite, what CI runs (.ci/run): lint, unit and host tests, then
-# the scenarios on a real cgroup v2 kernel under QEMU.
-check: lint test vm-test
+# The whole suite, what CI runs (.ci/run): lint, the stale-BPF-output check,
+# unit and host tests, then the scenarios and the BPF tests on a real cgroup
+# v2 kernel under QEMU.
+check: lint generate-check test vm-test test-bpf-vm
 
 lint:
 	$(GO) vet ./...
