@@ -1,0 +1,84 @@
+package policies
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/governor-dev/governor/governor"
+)
+
+// FuzzLoadSourceInvariants checks what a policy that loads guarantees to
+// the loop: every selector passes governor.CheckPattern (relative, no "."
+// or "..", so it cannot reach outside the cgroup root), class names are
+// unique, every controller targets a declared class, and loading is
+// deterministic (the same text gives the same diagnostics).
+func FuzzLoadSourceInvariants(f *testing.F) {
+	for _, pattern := range []string{"testdata/good/*.hcl", "testdata/broken/*.hcl", "default.hcl", "../examples/*.hcl"} {
+		paths, _ := filepath.Glob(pattern)
+		for _, p := range paths {
+			src, err := os.ReadFile(p)
+			if err != nil {
+				f.Fatal(err)
+			}
+			f.Add(src)
+		}
+	}
+	f.Fuzz(func(t *testing.T, src []byte) {
+		r := LoadSource("fuzz.hcl", src)
+		again := LoadSource("fuzz.hcl", src)
+		if r.Diags.Error() != again.Diags.Error() {
+			t.Fatalf("non-deterministic diagnostics:\n%s\n---\n%s", r.Diags.Error(), again.Diags.Error())
+		}
+		p := r.Policy
+		if p == nil {
+			return
+		}
+		classes := map[string]bool{}
+		for _, c := range p.Classes {
+			if classes[c.Name] {
+				t.Fatalf("duplicate class %q", c.Name)
+			}
+			classes[c.Name] = true
+			if len(c.Match) == 0 {
+				t.Fatalf("class %q matches nothing", c.Name)
+			}
+			for _, pat := range append(append([]string(nil), c.Match...), c.Exclude...) {
+				if err := governor.CheckPattern(pat); err != nil {
+					t.Fatalf("class %q: pattern %q accepted: %v", c.Name, pat, err)
+				}
+				if strings.HasPrefix(pat, "/") {
+					t.Fatalf("absolute pattern %q accepted", pat)
+				}
+			}
+		}
+		var targets []string
+		for _, c := range p.Rules {
+			targets = append(targets, c.Target)
+		}
+		for _, c := range p.Reclaim {
+			targets = append(targets, c.Target)
+		}
+		for _, c := range p.MemHigh {
+			targets = append(targets, c.Target)
+		}
+		for _, c := range p.Suppress {
+			targets = append(targets, c.Target)
+		}
+		for _, c := range p.Protect {
+			targets = append(targets, c.Target)
+		}
+		for _, c := range p.LastResort {
+			targets = append(targets, c.Target)
+		}
+		for _, tg := range targets {
+			if !classes[tg] {
+				t.Fatalf("controller targets undeclared class %q", tg)
+			}
+		}
+		if p.Tick < 0 || p.ReportEvery < 0 {
+			t.Fatalf("negative tick %v or report %v", p.Tick, p.ReportEvery)
+		}
+	})
+}

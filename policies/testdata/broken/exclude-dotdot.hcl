@@ -1,0 +1,4 @@
+class "batch" {
+  match   = ["batch.slice/**"]
+  exclude = ["../init.scope"] # want: may not contain ".."
+}

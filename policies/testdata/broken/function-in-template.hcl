@@ -1,0 +1,3 @@
+class "x" {
+  match = ["${file("/etc/passwd")}"] # want: cannot call functions
+}

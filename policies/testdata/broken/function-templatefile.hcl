@@ -1,0 +1,3 @@
+class "x" {
+  match = [templatefile("/etc/governor/x.tpl", {})] # want: cannot call functions
+}

@@ -1,0 +1,3 @@
+class "escape" {
+  match = ["./batch.slice"] # want: may not contain "."
+}

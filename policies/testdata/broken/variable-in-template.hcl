@@ -1,0 +1,3 @@
+class "x" {
+  match = ["batch.slice/${env.HOME}"] # want: no variables
+}
