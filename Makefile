@@ -62,6 +62,39 @@ vm-image:
 vm-test:
 	test/vm/run.sh
 
+# ---- reliability: fuzzing and churn (docs/RELIABILITY.md) ------------------
+# `fuzz` runs every fuzz target for FUZZTIME each (go test -fuzz takes one
+# target at a time); a crasher lands in <pkg>/testdata/fuzz/<Target>/, runs
+# as a regression test with plain `go test` and is committed. `fuzz-ci` is
+# the short bounded run for `make check`. `churn-long` creates and removes
+# 1,000 cgroups a minute for 10 minutes on this host's cgroup2 hierarchy
+# while a Loop governs them (root), and checks fds, goroutines, heap and
+# BPF map entries return to their starting level.
+.PHONY: fuzz fuzz-ci churn-long
+FUZZTIME    ?= 20s
+FUZZCI_TIME ?= 5s
+FUZZ_TARGETS = \
+	./cgroup:FuzzParsePressure ./cgroup:FuzzParseIOStat ./cgroup:FuzzParseKeyed \
+	./cgroup:FuzzPressureRoundTrip ./cgroup:FuzzMemoryStat ./cgroup:FuzzMemoryEvents \
+	./cgroup:FuzzCPUStat ./cgroup:FuzzCPUMax ./cgroup:FuzzIOStatRoundTrip \
+	./cgroup:FuzzIOWeight ./cgroup:FuzzEvents ./cgroup:FuzzValue ./cgroup:FuzzMountinfo \
+	./policies:FuzzLoadSource ./policies:FuzzLoadSourceInvariants
+
+fuzz:
+	@set -e; log=$$(mktemp); trap 'rm -f "$$log"' EXIT; \
+	for t in $(FUZZ_TARGETS); do \
+	  pkg=$${t%%:*}; name=$${t#*:}; echo "== $$name ($$pkg, $(FUZZTIME))"; \
+	  if ! $(GO) test -run '^$$' -fuzz "^$$name\$$" -fuzztime $(FUZZTIME) $$pkg >"$$log" 2>&1; then \
+	    cat "$$log"; exit 1; fi; \
+	  grep -v 'execs:' "$$log" || true; grep 'execs:' "$$log" | tail -n 1; \
+	done
+
+fuzz-ci:
+	@$(MAKE) --no-print-directory fuzz FUZZTIME=$(FUZZCI_TIME)
+
+churn-long:
+	GOVERNOR_CHURN_LONG=1 $(GO) test -count=1 -timeout 20m -run 'TestChurnLong' -v ./cgroup
+
 # ---- bpf: BPF sensors (bpf/) ----------------------------------------------
 # The bpf2go output (bpf/*_bpfel.go, bpf/*_bpfel.o) is committed, so build
 # and test need no clang. `generate` rebuilds it with Debian's clang and
