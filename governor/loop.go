@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"runtime"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -34,6 +35,9 @@ type Config struct {
 	// SelfPath is the governor's own cgroup (relative to the root): it and
 	// its ancestors are never acted on.
 	SelfPath string
+	// AllowSystemd names systemd's own services ("systemd-oomd.service")
+	// that policies may limit, freeze or kill anyway; see systemdUnit.
+	AllowSystemd []string
 	// NumCPU sizes percent steps on an unlimited cpu.max (default
 	// runtime.NumCPU()).
 	NumCPU int
@@ -473,6 +477,29 @@ func (l *Loop) denied(cg *cgState) string {
 	}
 	if cg.class >= 0 && l.policy.Classes[cg.class].Protected {
 		return fmt.Sprintf("its class %q is protected", l.policy.Classes[cg.class].Name)
+	}
+	if u := systemdUnit(cg.ref.Path); u != "" && !slices.Contains(l.cfg.AllowSystemd, u) {
+		return fmt.Sprintf("it is systemd's own %s (Config.AllowSystemd lifts this)", u)
+	}
+	return ""
+}
+
+// systemdUnit returns the unit if p is in one of the services systemd and
+// the rest of the system rely on to manage (and recover) the machine: a
+// systemd-*.service or the D-Bus broker anywhere under system.slice
+// (templated ones sit in a nested slice). Limiting, freezing or killing
+// them can hang logins, logging, device handling or systemctl itself.
+// Protection (memory.low/min) may still reach them.
+func systemdUnit(p string) string {
+	rest, ok := strings.CutPrefix(p, "system.slice/")
+	if !ok {
+		return ""
+	}
+	for _, e := range strings.Split(rest, "/") {
+		if e == "dbus.service" || e == "dbus-broker.service" ||
+			strings.HasPrefix(e, "systemd-") && strings.HasSuffix(e, ".service") {
+			return e
+		}
 	}
 	return ""
 }
