@@ -113,6 +113,16 @@ func (l *Loop) apply(ctx context.Context) {
 		cancel()
 		l.result.Actions++
 		if p.release {
+			if errors.Is(err, ErrTimeout) {
+				// The restore may still complete in the kernel: accept
+				// either value on the next tick, and forget the knob if
+				// the original is what lands.
+				l.result.Errors++
+				m.previous, m.pending, m.releasing = m.orig.Value, true, true
+				l.dirty = true
+				l.log.Error("restoring knob timed out; will check what the kernel holds on the next tick", "cgroup", p.cg.ref.String(), "knob", p.knob.String(), "original", m.orig.Raw, "error", err)
+				continue
+			}
 			if err != nil && !errors.Is(err, ErrGone) {
 				l.result.Errors++
 				l.log.Error("restoring knob failed; will retry", "cgroup", p.cg.ref.String(), "knob", p.knob.String(), "original", m.orig.Raw, "error", err)

@@ -550,7 +550,10 @@ func (m *memHighCtl) step(ctx context.Context, l *Loop, v *view) {
 				continue
 			}
 			why := "pressure high: " + ts.describe(m.trig.t, false)
-			if mk != nil && next >= mk.orig.Value {
+			// Raised back up to an original we had lowered from: stop
+			// managing and restore it exactly. (An original below the
+			// current value, a tight limit being raised, is no reason.)
+			if mk != nil && mk.orig.Value > cur && next >= mk.orig.Value {
 				l.release(cg, MemoryHigh, m.c.Name, why)
 				continue
 			}

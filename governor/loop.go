@@ -110,8 +110,10 @@ type managedKnob struct {
 	written  int64
 	previous int64
 	pending  bool // a write timed out: either written or previous may be in force
-	owner    string
-	changed  time.Time
+	// releasing: the timed-out write was a restore of the original.
+	releasing bool
+	owner     string
+	changed   time.Time
 }
 
 type frozenCG struct {
@@ -610,8 +612,14 @@ func (l *Loop) checkManaged(ctx context.Context) {
 			l.readFailed(cg, key.knob, err)
 			continue
 		}
+		if m.pending && m.releasing && s.Value == m.orig.Value {
+			l.log.Info("late restore completed", "cgroup", m.ref.String(), "knob", key.knob.String(), "value", m.orig.Raw)
+			delete(l.managed, key)
+			l.dirty = true
+			continue
+		}
 		if m.pending && (s.Value == m.written || s.Value == m.previous) {
-			m.written, m.pending = s.Value, false
+			m.written, m.pending, m.releasing = s.Value, false, false
 			l.dirty = true
 			continue
 		}

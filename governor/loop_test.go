@@ -695,3 +695,75 @@ func TestProtectReachesProtectedClassButNothingElseDoes(t *testing.T) {
 		t.Errorf("a limit was written to a protected class: %v", h.act.writes)
 	}
 }
+
+// A tight original limit is raised under pressure and stays raised: the
+// original being below is no reason to restore it (found in the QEMU
+// memhigh scenario).
+func TestMemoryHighRaisesATightOriginal(t *testing.T) {
+	p := &Policy{
+		Classes: []Class{{Name: "apps", Match: []string{"apps/*"}}},
+		MemHigh: []MemoryHighController{{
+			Name: "mh", Target: "apps",
+			Trigger:  Trigger{When: []Condition{{Scope: ScopeSelf, Signal: MemoryFullAvg10, Op: Above, Value: 5, For: 2 * time.Second}}},
+			Relax:    []Condition{{Scope: ScopeSelf, Signal: MemorySomeAvg10, Op: Below, Value: 0.5, For: 6 * time.Second}},
+			Step:     Step{Percent: 20},
+			Headroom: Step{Percent: 10},
+			Limits:   Limits{Min: 128 << 20, Max: 1 << 30, Cooldown: 2 * time.Second},
+		}},
+	}
+	h := newHarness(t, p)
+	s := h.src.add(batch, "apps/tight")
+	h.act.put(batch, MemoryHigh, 256<<20)
+	s.Set(MemoryCurrent, 255<<20)
+	s.Set(MemoryFullAvg10, 40)
+	s.Set(MemorySomeAvg10, 60)
+	var seen []int64
+	for i := 0; i < 20; i++ {
+		h.tick(time.Second)
+		if v := h.act.get(batch, MemoryHigh); len(seen) == 0 || seen[len(seen)-1] != v {
+			seen = append(seen, v)
+		}
+	}
+	for i := 1; i < len(seen); i++ {
+		if seen[i] < seen[i-1] {
+			t.Fatalf("memory.high went down under pressure: %v", seen)
+		}
+	}
+	if got := h.act.get(batch, MemoryHigh); got != 1<<30 {
+		t.Errorf("want raised to max 1GiB, got %d (%v)", got, seen)
+	}
+	if strings.Contains(strings.Join(h.act.writes, "\n"), "restore") {
+		t.Errorf("restored while raising: %v", h.act.writes)
+	}
+}
+
+// timeoutRestorer makes Restore time out although the kernel applies the
+// value (late), as a memory.high restore far below usage does.
+type timeoutRestorer struct{ *fakeActuator }
+
+func (t timeoutRestorer) Restore(ctx context.Context, cg Ref, k Knob, s Setting) error {
+	t.fakeActuator.Restore(ctx, cg, k, s)
+	return fmt.Errorf("write %s/%s: %w", cg.Path, k, ErrTimeout)
+}
+
+func TestReleaseThatTimesOutAndLandsLate(t *testing.T) {
+	h := newHarness(t, protectPolicy())
+	h.loop.act = timeoutRestorer{h.act}
+	h.src.add(web, "system.slice/web.service")
+	h.tick(time.Second)
+	h.loop.SetPolicy(&Policy{}) // nothing wants memory.low any more: release
+	h.tick(time.Second)
+	if m := h.loop.managed[knobKey{web, MemoryLow}]; m == nil || !m.pending {
+		t.Fatalf("timed-out restore must stay recorded as pending: %+v", m)
+	}
+	h.tick(time.Second)
+	if len(h.loop.managed) != 0 {
+		t.Errorf("late restore not recognised")
+	}
+	if strings.Contains(h.logText(), "changed by someone else") {
+		t.Errorf("our own late restore was taken for an external write:\n%s", h.logText())
+	}
+	if e, _ := LoadState(h.cfg.StatePath); len(e) != 0 {
+		t.Errorf("state file still lists the restored knob: %+v", e)
+	}
+}
