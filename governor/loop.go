@@ -486,22 +486,27 @@ func (l *Loop) denied(cg *cgState) string {
 	return ""
 }
 
-// systemdUnit returns the unit if p is in one of the services systemd and
-// the rest of the system rely on to manage (and recover) the machine: a
-// systemd-*.service or the D-Bus broker anywhere under system.slice
-// (templated ones sit in a nested slice). Limiting, freezing or killing
-// them can hang logins, logging, device handling or systemctl itself.
-// Protection (memory.low/min) may still reach them.
+// systemdUnit returns the unit if p is, or is inside, one of the services
+// systemd and the rest of the system rely on to manage (and recover) the
+// machine: a systemd-*.service or the D-Bus broker directly in system.slice,
+// or in a slice there (templated units: system-systemd\x2dfsck.slice).
+// Limiting, freezing or killing them can hang logins, logging, device
+// handling or systemctl itself. Deeper names do not count, so a delegated
+// subtree (system.slice/docker.service/...) cannot name a child
+// "systemd-x.service" to escape the policy. Protection (memory.low/min) may
+// still reach them.
 func systemdUnit(p string) string {
 	rest, ok := strings.CutPrefix(p, "system.slice/")
 	if !ok {
 		return ""
 	}
-	for _, e := range strings.Split(rest, "/") {
-		if e == "dbus.service" || e == "dbus-broker.service" ||
-			strings.HasPrefix(e, "systemd-") && strings.HasSuffix(e, ".service") {
-			return e
-		}
+	e := strings.Split(rest, "/")
+	if len(e) > 1 && strings.HasSuffix(e[0], ".slice") {
+		e = e[1:]
+	}
+	if e[0] == "dbus.service" || e[0] == "dbus-broker.service" ||
+		strings.HasPrefix(e[0], "systemd-") && strings.HasSuffix(e[0], ".service") {
+		return e[0]
 	}
 	return ""
 }
