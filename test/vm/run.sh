@@ -10,6 +10,7 @@
 #   VM_TIMEOUT   hard limit on the QEMU process in seconds (default 1800)
 #   SCENARIO_TIMEOUT  per-scenario limit inside the guest (default 600)
 #   VM_DIR       work and cache directory (default <repo>/build/vm)
+#   VM_APPEND    extra kernel command line arguments
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -83,7 +84,7 @@ timeout -k 10 "$vm_timeout" qemu-system-x86_64 \
 	-accel tcg,thread=multi -cpu max -smp "$smp" -m "$mem" \
 	-nographic -no-reboot -nic none \
 	-kernel "$img/vmlinuz" -initrd "$vmdir/initrd.cpio" \
-	-append "console=ttyS0 rdinit=/sbin/init panic=-1 loglevel=4 mitigations=off systemd.show_status=error" \
+	-append "console=ttyS0 rdinit=/sbin/init panic=-1 loglevel=4 mitigations=off systemd.show_status=error ${VM_APPEND:-}" \
 	-drive "file=$vmdir/results.img,format=raw,if=virtio,cache=unsafe" \
 	-drive "file=$vmdir/scratch.img,format=raw,if=virtio,cache=unsafe" \
 	</dev/null 2>&1 | tr -d '\r' | tee "$console" |
