@@ -282,6 +282,7 @@ func runChurn(t *testing.T, total int, over time.Duration) {
 	if err := l.Close(context.Background()); err != nil {
 		t.Errorf("close: %v", err)
 	}
+	closeSource(src)
 	stepMu.Lock()
 	n := steps
 	stepMu.Unlock()

@@ -2,6 +2,7 @@ package cgroup
 
 import (
 	"context"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -156,5 +157,71 @@ func waitFor(t *testing.T, cond func() bool) {
 			t.Fatal("condition not reached in 5s")
 		}
 		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// PSI triggers that cannot be armed (a pressure file that is not one —
+// epoll refuses a regular file —, a symlinked pressure file, a missing one)
+// under a real Loop with the daemon's armer: the loop steps on the tick,
+// logs one line per cgroup, leaks no descriptor, and never writes a trigger
+// through a symlink.
+func TestLoopWithFailingTriggers(t *testing.T) {
+	root := t.TempDir()
+	outside := t.TempDir()
+	victim := filepath.Join(outside, "memory.pressure")
+	writeFixture(t, victim, "untouched")
+	mkCgroup(t, root, "batch", map[string]string{"cgroup.events": "populated 1\nfrozen 0\n"})
+	mkCgroup(t, root, "batch/a", map[string]string{"cgroup.events": "populated 1\nfrozen 0\n", "memory.pressure": psiFile(0, 0)})
+	mkCgroup(t, root, "batch/b", map[string]string{"cgroup.events": "populated 1\nfrozen 0\n"})
+	mkCgroup(t, root, "batch/c", map[string]string{"cgroup.events": "populated 1\nfrozen 0\n"})
+	if err := os.Symlink(victim, filepath.Join(root, "batch/b/memory.pressure")); err != nil {
+		t.Fatal(err)
+	}
+	logs := &lockedBuf{}
+	log := hclog.New(&hclog.LoggerOptions{Output: logs, Level: hclog.Info})
+	baseline := fdCount(t)
+	src := NewSource(root, SourceOptions{ProcPressureDir: t.TempDir()})
+	trig, err := NewTriggers(log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := governor.New(governor.Config{
+		Policy: &governor.Policy{
+			Classes: []governor.Class{{Name: "batch", Match: []string{"batch/*"}}},
+			Rules: []governor.Rule{{Name: "r", Target: "batch", Knob: governor.CPUWeight, Down: true, Step: governor.Step{Percent: 50},
+				Trigger: governor.Trigger{When: []governor.Condition{{Scope: governor.ScopeSelf, Signal: governor.MemorySomeAvg10, Op: governor.Above, Value: 10}}}}},
+		},
+		Sources:  []governor.Source{src},
+		Actuator: NewActuator(root, nil), Notifier: trig, Logger: log,
+		Armer: churnArmer{t: trig, root: root},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 5; i++ {
+		if err := l.Step(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := strings.Count(logs.String(), "cannot arm PSI trigger"); n != 3 {
+		t.Errorf("%d cannot-arm lines, want one per cgroup (3):\n%s", n, logs.String())
+	}
+	if trig.Len() != 0 {
+		t.Errorf("%d triggers armed", trig.Len())
+	}
+	if got := readFixture(t, victim); got != "untouched" {
+		t.Errorf("a trigger was written through a symlink: %q", got)
+	}
+	l.Close(context.Background())
+	trig.Close()
+	closeSource(src)
+	waitFDs(t, baseline)
+}
+
+// closeSource releases what a Source keeps open (cached directory fds,
+// inotify), where the Source has a Close.
+func closeSource(s any) {
+	if c, ok := s.(interface{ Close() error }); ok {
+		c.Close()
 	}
 }
