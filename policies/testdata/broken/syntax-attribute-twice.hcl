@@ -1,0 +1,4 @@
+class "batch" {
+  match = ["batch.slice/**"]
+  match = ["other.slice/**"] # want: Attribute redefined
+}

@@ -1,0 +1,3 @@
+class "batch" {
+  match == ["batch.slice/**"] # want: Argument or block definition required
+}

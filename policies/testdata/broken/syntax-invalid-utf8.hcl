@@ -1,0 +1,3 @@
+class "batch" {
+  match = ["batch.slice/ÿþ"] # want: Invalid character encoding
+}

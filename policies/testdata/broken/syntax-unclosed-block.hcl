@@ -1,0 +1,2 @@
+class "batch" { # want: Unclosed configuration block
+  match = ["batch.slice/**"]

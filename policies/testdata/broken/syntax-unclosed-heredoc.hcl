@@ -1,0 +1,4 @@
+class "batch" {
+  match = [<<EOT
+batch.slice/**
+# want: Unterminated template string

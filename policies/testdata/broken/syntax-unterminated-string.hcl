@@ -1,0 +1,3 @@
+class "batch" {
+  match = ["batch.slice/**] # want: Invalid multi-line string
+}
