@@ -20,7 +20,7 @@ mem=${VM_MEM:-2G}
 smp=${VM_SMP:-2}
 vm_timeout=${VM_TIMEOUT:-1800}
 scenario_timeout=${SCENARIO_TIMEOUT:-600}
-default_order="bed lifecycle reclaim memhigh runaway"
+default_order="bed lifecycle reclaim memhigh runaway coloc"
 
 log() { echo "vm-test: $*"; }
 die() { echo "vm-test: error: $*" >&2; exit 1; }

@@ -6,6 +6,8 @@
 //	vmload grow   -rate 64M -every 1s [-max 0] [-hold 0]  allocate (without end)
 //	vmload sample -cgroup /sys/fs/cgroup/x -out f.csv [-every 1s]
 //	vmload psi    -file memory.pressure               print some avg10
+//	vmload latency -period 10ms -work 1ms -for 20s    a periodic service: p50/p99
+//	vmload burn   -threads 2 -for 20s                 batch CPU work: ops/s
 //
 // Sizes accept K, M, G suffixes (powers of 1024).
 package main
@@ -17,8 +19,11 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"sort"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 )
@@ -38,6 +43,10 @@ func main() {
 		err = sample(os.Args[2:])
 	case "psi":
 		err = psi(os.Args[2:])
+	case "latency":
+		err = latency(os.Args[2:])
+	case "burn":
+		err = burn(os.Args[2:])
 	default:
 		err = fmt.Errorf("unknown command %q", os.Args[1])
 	}
@@ -295,4 +304,71 @@ func fullAvg10(path string) float64 {
 		}
 	}
 	return 0
+}
+
+// spin busy-loops for d of wall time and returns the loop count.
+func spin(d time.Duration) uint64 {
+	var n uint64
+	end := time.Now().Add(d)
+	for time.Now().Before(end) {
+		for i := 0; i < 1000; i++ {
+			n++
+		}
+	}
+	return n
+}
+
+// latency acts like a request-serving service: every -period it wakes up and
+// does -work of CPU; a request's latency is from its scheduled start to the
+// end of its work, so waiting for a CPU shows directly. Prints
+// "n=... p50_us=... p99_us=... max_us=...".
+func latency(args []string) error {
+	fs := flag.NewFlagSet("latency", flag.ExitOnError)
+	period := fs.Duration("period", 10*time.Millisecond, "request period")
+	work := fs.Duration("work", time.Millisecond, "CPU work per request")
+	dur := fs.Duration("for", 20*time.Second, "how long to run")
+	_ = fs.Parse(args)
+	var lat []time.Duration
+	start := time.Now()
+	next := start
+	for time.Since(start) < *dur {
+		next = next.Add(*period)
+		if d := time.Until(next); d > 0 {
+			time.Sleep(d)
+		}
+		spin(*work)
+		lat = append(lat, time.Since(next))
+		// After a long stall, skip the missed requests rather than
+		// replaying them back to back.
+		if behind := time.Since(next); behind > *period {
+			next = next.Add(behind.Truncate(*period))
+		}
+	}
+	if len(lat) == 0 {
+		return fmt.Errorf("latency: no requests")
+	}
+	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
+	q := func(p float64) int64 { return lat[int(p*float64(len(lat)-1))].Microseconds() }
+	fmt.Printf("n=%d p50_us=%d p99_us=%d max_us=%d\n", len(lat), q(0.5), q(0.99), lat[len(lat)-1].Microseconds())
+	return nil
+}
+
+// burn runs -threads busy loops for -for and prints "ops_per_s=...".
+func burn(args []string) error {
+	fs := flag.NewFlagSet("burn", flag.ExitOnError)
+	threads := fs.Int("threads", 2, "busy threads")
+	dur := fs.Duration("for", 20*time.Second, "how long to run")
+	_ = fs.Parse(args)
+	var total atomic.Uint64
+	var wg sync.WaitGroup
+	for i := 0; i < *threads; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			total.Add(spin(*dur))
+		}()
+	}
+	wg.Wait()
+	fmt.Printf("ops_per_s=%d\n", total.Load()/uint64(dur.Seconds()+0.5))
+	return nil
 }
