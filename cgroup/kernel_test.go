@@ -428,7 +428,7 @@ func TestKernelSourceChurn(t *testing.T) {
 			n++
 		}
 	}
-	if len(src.prev) != n {
-		t.Errorf("state for %d cgroups, %d read", len(src.prev), n)
+	if src.stateCount() != n {
+		t.Errorf("state for %d cgroups, %d read", src.stateCount(), n)
 	}
 }

@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"runtime"
+	"slices"
 	"sort"
 	"sync"
 	"time"
@@ -31,19 +33,44 @@ type SourceOptions struct {
 	Logger hclog.Logger
 }
 
-// Source is the primary governor.Source: it walks the cgroup2 hierarchy
-// below a root and reads each cgroup's PSI, memory, cpu and io files.
+// Source is the primary governor.Source: it keeps a tree of the cgroup2
+// hierarchy below a root and reads each cgroup's PSI, memory, cpu and io
+// files.
 //
-// Snapshot.Cgroups receives one sample per cgroup in depth-first pre-order,
-// the root cgroup first (with its real id; the loop never acts on it).
-// Snapshot.Host is the system-wide view from /proc/pressure, with id 0.
+// Snapshot.Cgroups receives one sample per cgroup in depth-first pre-order
+// (siblings by name), the root cgroup first (with its real id; the loop
+// never acts on it). Snapshot.Host is the system-wide view from
+// /proc/pressure, with id 0.
 //
 // Rates (the *.stall signals, cpu.usage, cpu.throttled, memory.events.*,
-// io.*_bytes) are deltas since the previous Sample of the same cgroup id
-// divided by the wall time elapsed between the two reads; they are absent on
-// a cgroup's first sample. Signals whose files do not exist (controller not
+// io.*_bytes) are deltas since the previous read of the same cgroup divided
+// by the wall time elapsed between the two reads; they are absent on a
+// cgroup's first sample. Signals whose files do not exist (controller not
 // enabled, PSI turned off) are absent. A cgroup removed while it is being
 // read is left out of the snapshot.
+//
+// Cost grows with the cgroups that change, not with all of them:
+//
+//   - The tree is kept up to date with inotify (IN_CREATE, IN_DELETE,
+//     IN_MOVED_* on every cgroup directory; cgroupfs reports mkdir and
+//     rmdir, and kernfs reports changes of cgroup.events and memory.events
+//     as IN_MODIFY on the directory). Nothing is listed again unless the
+//     event queue overflows. Without inotify (or once its watch limit is
+//     reached) every tick walks the whole hierarchy, as before.
+//   - A cgroup with no task anywhere in its subtree (cgroup.events
+//     "populated 0") whose pressure averages read zero and whose stall and
+//     CPU counters stood still since the previous read is quiet: no task can
+//     stall or use CPU there, so its files are not read again until inotify
+//     reports a change in its directory (a task moved in, populated flips,
+//     a memory event) — its last values are served. Page cache and writeback
+//     can still change its memory and io counters without tasks, so those
+//     files are re-read every quietRefresh ticks, spread over the ticks.
+//   - A cgroup's directory is opened once per read (from a pre-built C
+//     path) and its files relative to it (pre-built C names), one read
+//     buffer serves every file, and samples are reused (two per cgroup,
+//     alternating, so the previous snapshot stays intact): no allocation per
+//     cgroup per tick in steady state. The only fd kept between ticks is the
+//     inotify instance (Close releases it).
 //
 // A Source is safe for concurrent use, but Sample calls are serialised.
 type Source struct {
@@ -53,29 +80,64 @@ type Source struct {
 	log    hclog.Logger
 	now    func() time.Time // injectable clock for rate tests
 
-	mu      sync.Mutex
-	buf     []byte   // one reusable read buffer for every file
-	dents   []byte   // reusable getdents buffer
-	ios     []IOStat // reusable io.stat parse buffer
-	chunk   []governor.Sample
-	prev    map[governor.CgroupID]*counters
-	host    counters
-	gen     uint64
-	scratch counters
-	cnames  map[string][]byte // NUL-terminated file names for openat
+	mu        sync.Mutex
+	buf       []byte   // one reusable read buffer for every file
+	dents     []byte   // reusable getdents buffer
+	ios       []IOStat // reusable io.stat parse buffer
+	host      counters
+	hostSmp   [2]governor.Sample
+	hostPaths [3]string
+	gen       uint64
+	scratch   counters
+	cnames    map[string][]byte // NUL-terminated file names for openat
+
+	tree    *node
+	byWD    map[int32]*node
+	inofd   int // inotify fd, -1 without
+	ibox    *fdBox
+	reads   uint64 // readCgroup calls (tests)
+	reading *node  // the cgroup readCgroup is reading
+	probe   bool   // ... and whether to try files known missing
+	walkAll bool   // no usable inotify: list every directory every tick
+	rescan  bool   // the next Sample lists the whole hierarchy again
+	evbuf   []byte
+	closed  bool
+}
+
+type fdBox struct{ fd int }
+
+// node is one cgroup in the Source's tree.
+type node struct {
+	name     string
+	rel      string
+	cpath    []byte // absolute path, NUL-terminated
+	id       governor.CgroupID
+	parent   *node
+	children []*node // sorted by name
+	wd       int32   // inotify watch, -1 none
+
+	read   bool // counters hold a read
+	prev   counters
+	base   governor.Sample    // the signals read (what a skipped read serves)
+	smp    [2]governor.Sample // handed out alternately
+	quiet  bool               // see Source: files not read while nothing changes
+	absent uint16             // fileBits of files found missing
+	dirty  bool               // inotify saw a change since the last read
+	gone   bool               // vanished during this tick's read
 }
 
 // counters are the cumulative values of one cgroup at one read, kept to
 // compute rates at the next read.
 type counters struct {
-	gen uint64
-	at  time.Time
-	has uint16 // bit set of the hasX constants
-	psi [3][2]uint64
-	cpu CPUStat
-	ev  MemoryEvents
-	rb  uint64
-	wb  uint64
+	gen  uint64
+	at   time.Time // of the PSI and cpu counters
+	slow time.Time // of the memory.events and io counters
+	has  uint16    // bit set of the hasX constants
+	psi  [3][2]uint64
+	cpu  CPUStat
+	ev   MemoryEvents
+	rb   uint64
+	wb   uint64
 }
 
 const (
@@ -85,6 +147,27 @@ const (
 	hasIO
 	hasPSI0 // + resource*2 + line
 )
+
+// What readCgroup reads.
+const (
+	rdPSI = 1 << iota
+	rdCPU
+	rdMem
+	rdIO
+	rdAll = rdPSI | rdCPU | rdMem | rdIO
+)
+
+// quietRefresh is how often (in ticks) a quiet cgroup's memory and io
+// files are re-read; probeEvery how often files known to be missing are
+// looked for again without a sign of change (see file).
+const (
+	quietRefresh = 60
+	probeEvery   = 600
+)
+
+// watchMask is what inotify reports for each cgroup directory.
+const watchMask = unix.IN_CREATE | unix.IN_DELETE | unix.IN_MOVED_FROM | unix.IN_MOVED_TO |
+	unix.IN_MODIFY | unix.IN_ONLYDIR | unix.IN_DONT_FOLLOW
 
 var psiFiles = [3]string{"cpu.pressure", "memory.pressure", "io.pressure"}
 var hostPSIFiles = [3]string{"cpu", "memory", "io"}
@@ -106,13 +189,58 @@ func NewSource(root string, opts SourceOptions) *Source {
 		now:    time.Now,
 		buf:    make([]byte, 16<<10),
 		dents:  make([]byte, 8<<10),
-		prev:   make(map[governor.CgroupID]*counters),
 		cnames: make(map[string][]byte),
+		byWD:   make(map[int32]*node),
+		inofd:  -1,
 	}
 }
 
 // Name implements governor.Source.
 func (s *Source) Name() string { return "cgroup" }
+
+// Close releases the inotify instance. A
+// closed Source starts over (and opens them again) on its next Sample.
+func (s *Source) Close() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.reset()
+	return nil
+}
+
+func (s *Source) reset() {
+	if s.tree != nil {
+		s.dropTree(s.tree)
+	}
+	s.tree = nil
+	if s.inofd >= 0 {
+		unix.Close(s.inofd)
+		s.inofd = -1
+		s.ibox.fd = -1 // the cleanup must not close a reused number
+		s.ibox = nil
+	}
+	clear(s.byWD)
+}
+
+// stateCount is the number of cgroups whose counters are kept (tests).
+func (s *Source) stateCount() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var count func(n *node) int
+	count = func(n *node) int {
+		c := 0
+		if n.read {
+			c = 1
+		}
+		for _, ch := range n.children {
+			c += count(ch)
+		}
+		return c
+	}
+	if s.tree == nil {
+		return 0
+	}
+	return count(s.tree)
+}
 
 // errVanished marks a cgroup that disappeared while being read.
 var errVanished = errors.New("cgroup vanished")
@@ -122,38 +250,27 @@ func (s *Source) Sample(ctx context.Context, snap *governor.Snapshot) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.gen++
-	s.chunk = nil // samples of earlier snapshots may still be in use
 
-	host := s.newSample()
+	host := &s.hostSmp[s.gen&1]
+	*host = governor.Sample{}
 	s.readHost(host)
 	snap.Host = host
 
-	if err := s.visit(ctx, snap, "", true); err != nil {
+	if err := s.update(); err != nil {
 		return err
 	}
-	for id, c := range s.prev {
-		if c.gen != s.gen {
-			delete(s.prev, id)
-		}
-	}
-	return nil
-}
-
-// newSample hands out samples from a chunk allocated per 64 cgroups.
-func (s *Source) newSample() *governor.Sample {
-	if len(s.chunk) == cap(s.chunk) {
-		s.chunk = make([]governor.Sample, 0, 64)
-	}
-	s.chunk = s.chunk[:len(s.chunk)+1]
-	return &s.chunk[len(s.chunk)-1]
+	return s.emit(ctx, snap, s.tree)
 }
 
 func (s *Source) readHost(smp *governor.Sample) {
 	now := s.now()
 	cur := &s.scratch
-	*cur = counters{gen: s.gen, at: now}
+	*cur = counters{gen: s.gen, at: now, slow: now}
 	for r, name := range hostPSIFiles {
-		b, err := s.readPath(filepath.Join(s.proc, name))
+		if s.hostPaths[r] == "" {
+			s.hostPaths[r] = filepath.Join(s.proc, name)
+		}
+		b, err := s.readPath(s.hostPaths[r])
 		if err != nil {
 			if !errors.Is(err, unix.ENOENT) {
 				s.log.Debug("reading host pressure", "file", name, "error", err)
@@ -165,77 +282,392 @@ func (s *Source) readHost(smp *governor.Sample) {
 	s.host = *cur
 }
 
-// visit reads the cgroup rel and recurses into its children.
-func (s *Source) visit(ctx context.Context, snap *governor.Snapshot, rel string, isRoot bool) error {
-	if err := ctx.Err(); err != nil {
-		return err
+// update brings the tree up to date: the first time (and after an inotify
+// overflow, or every time without inotify) by listing every directory,
+// otherwise from the queued inotify events.
+func (s *Source) update() error {
+	if s.tree != nil {
+		// The root may have been replaced (tests, remounts).
+		var st unix.Stat_t
+		if err := unix.Stat(s.root, &st); err != nil {
+			s.reset()
+			return fmt.Errorf("stat cgroup root %s: %w", s.root, err)
+		}
+		if governor.CgroupID(st.Ino) != s.tree.id {
+			s.reset()
+		}
 	}
-	dir := s.root
-	if rel != "" {
-		dir = s.root + "/" + rel
+	if s.tree == nil {
+		if !s.walkAll && s.inofd < 0 {
+			fd, err := unix.InotifyInit1(unix.IN_NONBLOCK | unix.IN_CLOEXEC)
+			if err != nil {
+				s.log.Warn("inotify unavailable; listing the whole cgroup hierarchy every tick", "error", err)
+				s.walkAll = true
+			} else {
+				s.inofd = fd
+				// An unclosed Source's inotify fd is released with it.
+				s.ibox = &fdBox{fd}
+				runtime.AddCleanup(s, func(b *fdBox) {
+					if b.fd >= 0 {
+						unix.Close(b.fd)
+					}
+				}, s.ibox)
+			}
+		}
+		n, err := s.newNode(nil, "", s.root)
+		if err != nil {
+			return fmt.Errorf("open cgroup root %s: %w", s.root, err)
+		}
+		s.tree = n
+		s.rescan = true
 	}
-	fd, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if s.inofd >= 0 {
+		s.drain()
+	}
+	if s.rescan || s.walkAll {
+		s.rescan = false
+		if err := s.list(s.tree, true); err != nil {
+			return fmt.Errorf("list cgroup root %s: %w", s.root, err)
+		}
+	}
+	return nil
+}
+
+// newNode opens the directory at path, records its id and watches it.
+func (s *Source) newNode(parent *node, name, path string) (*node, error) {
+	cpath := append([]byte(path), 0)
+	fd, err := openDir(cpath)
 	if err != nil {
-		if isRoot {
-			return fmt.Errorf("open cgroup root %s: %w", dir, err)
-		}
-		if !gone(err) {
-			s.log.Debug("skipping unreadable cgroup", "path", dir, "error", err)
-		}
-		return nil
+		return nil, err
 	}
 	var st unix.Stat_t
 	if err := unix.Fstat(fd, &st); err != nil {
 		unix.Close(fd)
-		if isRoot {
-			return fmt.Errorf("stat cgroup root %s: %w", dir, err)
+		return nil, err
+	}
+	// The fd is not kept: dir caches fds of cgroups read every tick only.
+	unix.Close(fd)
+	n := &node{name: name, cpath: cpath, id: governor.CgroupID(st.Ino), parent: parent, wd: -1}
+	if parent != nil {
+		n.rel = name
+		if parent.rel != "" {
+			n.rel = parent.rel + "/" + name
+		}
+	}
+	if s.inofd >= 0 {
+		wd, err := unix.InotifyAddWatch(s.inofd, path, watchMask)
+		if err != nil {
+			s.log.Warn("cannot watch cgroup directory; listing the whole cgroup hierarchy every tick from now on",
+				"path", path, "error", err)
+			s.walkAll = true
+		} else {
+			n.wd = int32(wd)
+			s.byWD[n.wd] = n
+		}
+	}
+	return n, nil
+}
+
+// atFDCWD as a variable: the negative constant does not convert to uintptr.
+var atFDCWD = unix.AT_FDCWD
+
+func openDir(cpath []byte) (int, error) {
+	for {
+		r, _, e := unix.Syscall6(unix.SYS_OPENAT, uintptr(atFDCWD), uintptr(unsafe.Pointer(&cpath[0])),
+			uintptr(unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC|unix.O_NOFOLLOW), 0, 0, 0)
+		if e == unix.EINTR {
+			continue
+		}
+		if e != 0 {
+			return -1, e
+		}
+		return int(r), nil
+	}
+}
+
+// dir opens n's directory. Fds are not cached across ticks: a cached fd
+// of a removed and recreated cgroup would read the old one, and the path
+// walk costs little next to the files read (only busy cgroups get here).
+func (s *Source) dir(n *node) (int, error) { return openDir(n.cpath) }
+
+// list reconciles n's children with its directory listing, recursively
+// into every child when all is set (else only into new ones).
+func (s *Source) list(n *node, all bool) error {
+	fd, err := s.dir(n)
+	if err != nil {
+		return err
+	}
+	names, err := s.subdirs(fd)
+	unix.Close(fd)
+	if err != nil {
+		return err
+	}
+	// Both lists are sorted: merge.
+	old := n.children
+	kept := make([]*node, 0, len(names))
+	var added []*node
+	i := 0
+	for _, name := range names {
+		for i < len(old) && old[i].name < name {
+			s.dropTree(old[i])
+			i++
+		}
+		if i < len(old) && old[i].name == name {
+			c := old[i]
+			i++
+			if all && !s.sameDir(c) {
+				s.dropTree(c)
+				if c = s.addChild(n, name); c == nil {
+					continue
+				}
+				added = append(added, c)
+			} else if all {
+				s.list(c, true)
+			}
+			kept = append(kept, c)
+			continue
+		}
+		if c := s.addChild(n, name); c != nil {
+			kept = append(kept, c)
+			added = append(added, c)
+		}
+	}
+	for ; i < len(old); i++ {
+		s.dropTree(old[i])
+	}
+	n.children = kept
+	for _, c := range added {
+		s.list(c, true)
+	}
+	return nil
+}
+
+// sameDir reports whether c's path still names the directory c was made
+// from (not a removed and recreated cgroup of the same name).
+func (s *Source) sameDir(c *node) bool {
+	var st unix.Stat_t
+	if err := unix.Stat(string(c.cpath[:len(c.cpath)-1]), &st); err != nil {
+		return false
+	}
+	return governor.CgroupID(st.Ino) == c.id
+}
+
+// addChild makes a node for the directory name below n (not yet linked
+// into n.children). nil if it is already gone.
+func (s *Source) addChild(n *node, name string) *node {
+	path := string(n.cpath[:len(n.cpath)-1]) + "/" + name
+	c, err := s.newNode(n, name, path)
+	if err != nil {
+		if !gone(err) && !errors.Is(err, unix.ENOTDIR) && !errors.Is(err, unix.ELOOP) {
+			s.log.Debug("skipping unreadable cgroup", "path", path, "error", err)
 		}
 		return nil
 	}
-	smp := s.newSample()
-	smp.ID = governor.CgroupID(st.Ino)
-	smp.Path = rel
-	smp.Populated = isRoot // the root has no cgroup.events and always has tasks
-	if s.filter == nil || s.filter(rel) {
-		if err := s.readCgroup(fd, smp, isRoot); err != nil {
-			unix.Close(fd)
-			if errors.Is(err, errVanished) {
-				s.chunk = s.chunk[:len(s.chunk)-1]
-				return nil
+	return c
+}
+
+// dropTree forgets n and its subtree (not unlinking n from its parent).
+func (s *Source) dropTree(n *node) {
+	for _, c := range n.children {
+		s.dropTree(c)
+	}
+	n.children = nil
+	if n.wd >= 0 {
+		delete(s.byWD, n.wd)
+		if s.inofd >= 0 {
+			unix.InotifyRmWatch(s.inofd, uint32(n.wd)) // fails harmlessly if already gone
+		}
+		n.wd = -1
+	}
+}
+
+// child returns n's child called name and its index, or where it would go.
+func (n *node) child(name string) (*node, int) {
+	i := sort.Search(len(n.children), func(i int) bool { return n.children[i].name >= name })
+	if i < len(n.children) && n.children[i].name == name {
+		return n.children[i], i
+	}
+	return nil, i
+}
+
+// drain applies the queued inotify events to the tree.
+func (s *Source) drain() {
+	if s.evbuf == nil {
+		s.evbuf = make([]byte, 64<<10)
+	}
+	for {
+		nr, err := unix.Read(s.inofd, s.evbuf)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil || nr <= 0 {
+			return // EAGAIN: queue empty
+		}
+		b := s.evbuf[:nr]
+		for len(b) >= unix.SizeofInotifyEvent {
+			ev := (*unix.InotifyEvent)(unsafe.Pointer(&b[0]))
+			size := unix.SizeofInotifyEvent + int(ev.Len)
+			if size > len(b) {
+				break
 			}
+			name := b[unix.SizeofInotifyEvent:size]
+			if i := indexNUL(name); i >= 0 {
+				name = name[:i]
+			}
+			s.event(ev.Wd, ev.Mask, name)
+			b = b[size:]
+		}
+	}
+}
+
+func (s *Source) event(wd int32, mask uint32, name []byte) {
+	if mask&unix.IN_Q_OVERFLOW != 0 {
+		s.rescan = true
+		s.markDirty(s.tree)
+		return
+	}
+	n := s.byWD[wd]
+	if n == nil {
+		return // a watch already dropped
+	}
+	isDir := mask&unix.IN_ISDIR != 0
+	switch {
+	case isDir && mask&(unix.IN_CREATE|unix.IN_MOVED_TO) != 0:
+		if c, i := n.child(string(name)); c == nil {
+			if c = s.addChild(n, string(name)); c != nil {
+				n.children = slices.Insert(n.children, i, c)
+				s.list(c, true)
+			}
+		}
+	case isDir && mask&(unix.IN_DELETE|unix.IN_MOVED_FROM) != 0:
+		if c, i := n.child(string(name)); c != nil {
+			s.dropTree(c)
+			n.children = slices.Delete(n.children, i, i+1)
+		}
+	case mask&unix.IN_MODIFY != 0:
+		n.dirty = true
+		if string(name) == "cgroup.subtree_control" {
+			// Controller files appear or vanish in the children.
+			for _, c := range n.children {
+				c.dirty = true
+			}
+		}
+	}
+}
+
+func (s *Source) markDirty(n *node) {
+	n.dirty = true
+	for _, c := range n.children {
+		s.markDirty(c)
+	}
+}
+
+// emit reads n (as far as needed) and appends it and its subtree to snap.
+func (s *Source) emit(ctx context.Context, snap *governor.Snapshot, n *node) error {
+	if len(snap.Cgroups)%256 == 0 {
+		if err := ctx.Err(); err != nil {
 			return err
 		}
 	}
-	children, err := s.subdirs(fd)
-	unix.Close(fd)
-	if err != nil && !isRoot {
-		// Listing failed: the cgroup went away; keep what was read.
-		children = nil
-	} else if err != nil {
-		return fmt.Errorf("list cgroup root %s: %w", dir, err)
-	}
-	snap.Cgroups = append(snap.Cgroups, smp)
-	for _, c := range children {
-		child := c
-		if rel != "" {
-			child = rel + "/" + c
+	isRoot := n == s.tree
+	smp := &n.smp[s.gen&1]
+	if err := s.sample(n, isRoot); err != nil {
+		if errors.Is(err, errVanished) {
+			if isRoot {
+				return fmt.Errorf("read cgroup root %s: %w", s.root, err)
+			}
+			n.dirty = true // re-read next tick; inotify tells if it is gone
+			return nil
 		}
-		if err := s.visit(ctx, snap, child, false); err != nil {
+		return err
+	}
+	*smp = n.base
+	snap.Cgroups = append(snap.Cgroups, smp)
+	for _, c := range n.children {
+		if err := s.emit(ctx, snap, c); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-// gone reports whether err means the cgroup (or file) was removed.
-func gone(err error) bool {
-	return errors.Is(err, unix.ENOENT) || errors.Is(err, unix.ENODEV)
+// sample refreshes n.base: a full read, a refresh of a quiet cgroup's
+// memory and io files, or nothing.
+func (s *Source) sample(n *node, isRoot bool) error {
+	if s.filter != nil && !s.filter(n.rel) {
+		n.base = governor.Sample{Ref: governor.Ref{ID: n.id, Path: n.rel}, Populated: isRoot}
+		n.read, n.quiet, n.dirty = false, false, false
+		return nil
+	}
+	what := rdAll
+	s.probe = !n.read || n.dirty || s.walkAll || (s.gen+uint64(n.id))%probeEvery == 0
+	if n.quiet && !n.dirty && !s.walkAll && !isRoot {
+		if (s.gen+uint64(n.id))%quietRefresh != 0 || (!s.probe && n.absent&slowFiles == slowFiles) {
+			// Nothing can have changed the PSI and cpu counters: they
+			// stand still as of now.
+			n.prev.at = s.now()
+			return nil
+		}
+		what = rdMem | rdIO
+	}
+	fd, err := s.dir(n)
+	if err != nil {
+		if gone(err) {
+			return errVanished
+		}
+		return err
+	}
+	s.reading = n
+	err = s.readCgroup(fd, n, isRoot, what)
+	s.reading = nil
+	unix.Close(fd)
+	if err != nil {
+		return err
+	}
+	n.dirty = false
+	if what == rdAll {
+		n.quiet = !isRoot && isQuiet(&n.base)
+	}
+	return nil
+}
+
+// isQuiet: no tasks, pressure averages at zero, and no stall and no CPU
+// use since the previous read (the rates are present: there was one).
+func isQuiet(smp *governor.Sample) bool {
+	if smp.Populated {
+		return false
+	}
+	rates := false
+	for r := 0; r < 3; r++ {
+		for _, full := range [2]bool{false, true} {
+			if !smp.Has.Has(governor.PSISignal(r, full, 0)) {
+				continue
+			}
+			for f := 0; f < 4; f++ {
+				v, ok := smp.Get(governor.PSISignal(r, full, f))
+				if f == 3 && !ok {
+					return false // first read: no rate yet
+				}
+				if v != 0 {
+					return false
+				}
+			}
+			rates = true
+		}
+	}
+	if v, ok := smp.Get(governor.CPUUsage); ok && v != 0 {
+		return false
+	}
+	return rates
 }
 
 // subdirs lists the names of the child directories of the open directory
 // fd, sorted.
 func (s *Source) subdirs(fd int) ([]string, error) {
 	var names []string
+	if _, err := unix.Seek(fd, 0, 0); err != nil {
+		return nil, err
+	}
 	for {
 		n, err := unix.Getdents(fd, s.dents)
 		if err == unix.EINTR {
@@ -275,6 +707,11 @@ func indexNUL(b []byte) int {
 		}
 	}
 	return -1
+}
+
+// gone reports whether err means the cgroup (or file) was removed.
+func gone(err error) bool {
+	return errors.Is(err, unix.ENOENT) || errors.Is(err, unix.ENODEV)
 }
 
 // readAt reads the file name in the open directory dirfd into the shared
@@ -338,32 +775,93 @@ func (s *Source) readFD(fd int) ([]byte, error) {
 // file reads one file of a cgroup. ok is false when the file is missing or
 // unreadable (signal absent); a removal of the cgroup (ENODEV) yields
 // errVanished.
+//
+// A file found missing is not asked for again (the syscall saved is most of
+// the cost of a read where controllers are missing) until the cgroup is
+// probed: on its first read, after a change in its directory or in its
+// parent's cgroup.subtree_control (which creates and removes controller
+// files), and every probeEvery ticks.
 func (s *Source) file(dirfd int, name string) (b []byte, ok bool, err error) {
+	n := s.reading
+	bit := fileBits[name]
+	if n != nil && !s.probe && n.absent&bit != 0 {
+		return nil, false, nil
+	}
 	b, err = s.readAt(dirfd, name)
 	if err == nil {
+		if n != nil {
+			n.absent &^= bit
+		}
 		return b, true, nil
 	}
 	if errors.Is(err, unix.ENODEV) {
 		return nil, false, errVanished
 	}
-	if !errors.Is(err, unix.ENOENT) {
+	if errors.Is(err, unix.ENOENT) {
+		if n != nil {
+			n.absent |= bit
+		}
+	} else {
 		s.log.Debug("reading cgroup file", "file", name, "error", err)
 	}
 	return nil, false, nil
 }
 
+// fileBits number the files of a cgroup for node.absent.
+var fileBits = func() map[string]uint16 {
+	m := make(map[string]uint16)
+	for i, name := range [...]string{"cgroup.events", "cpu.pressure", "memory.pressure", "io.pressure",
+		"memory.current", "memory.swap.current", "memory.stat", "memory.high", "memory.max",
+		"memory.events", "cpu.stat", "io.stat"} {
+		m[name] = 1 << i
+	}
+	return m
+}()
+
+// slowFiles are the files a refresh of a quiet cgroup reads (rdMem|rdIO).
+var slowFiles = fileBits["memory.current"] | fileBits["memory.swap.current"] | fileBits["memory.stat"] |
+	fileBits["memory.high"] | fileBits["memory.max"] | fileBits["memory.events"] | fileBits["io.stat"]
+
 func (s *Source) malformed(smp *governor.Sample, name string, err error) {
 	s.log.Debug("malformed cgroup file", "cgroup", smp.Ref.String(), "file", name, "error", err)
 }
 
-// readCgroup fills smp from the files of the cgroup open at dirfd.
-func (s *Source) readCgroup(dirfd int, smp *governor.Sample, isRoot bool) error {
-	now := s.now()
-	prev := s.prev[smp.ID]
-	cur := &s.scratch
-	*cur = counters{gen: s.gen, at: now}
+// slowSignals are those a refresh of a quiet cgroup reads again (rdMem,
+// rdIO): usage and counters that page cache and writeback change without
+// tasks.
+var slowSignals = [...]governor.Signal{
+	governor.MemoryCurrent, governor.MemorySwap, governor.MemoryAnon, governor.MemoryFile,
+	governor.MemoryHighRatio, governor.MemoryMaxRatio,
+	governor.MemoryEventsHigh, governor.MemoryEventsMax, governor.MemoryEventsOOM, governor.MemoryEventsOOMKill,
+	governor.IOReadBytes, governor.IOWriteBytes,
+}
 
-	if !isRoot {
+// readCgroup reads the files what asks for from the cgroup open at dirfd
+// into n.base and n.prev. A full read (rdAll) starts from nothing; a
+// partial one keeps the other signals and counters.
+func (s *Source) readCgroup(dirfd int, n *node, isRoot bool, what int) error {
+	s.reads++
+	now := s.now()
+	smp := &n.base
+	var prev *counters
+	if n.read {
+		prev = &n.prev
+	}
+	cur := &s.scratch
+	if what == rdAll || prev == nil {
+		what = rdAll
+		*smp = governor.Sample{Ref: governor.Ref{ID: n.id, Path: n.rel}, Populated: isRoot || smp.Populated}
+		*cur = counters{gen: s.gen, at: now, slow: now}
+	} else {
+		*cur = *prev
+		cur.gen, cur.slow = s.gen, now
+		cur.has &^= hasEvents | hasIO
+		for _, sig := range slowSignals {
+			smp.Has[sig/64] &^= 1 << (sig % 64)
+		}
+	}
+
+	if !isRoot && what == rdAll {
 		// Every non-root cgroup has cgroup.events; its absence means the
 		// cgroup went away after we opened it.
 		b, ok, err := s.file(dirfd, "cgroup.events")
@@ -378,6 +876,9 @@ func (s *Source) readCgroup(dirfd int, smp *governor.Sample, isRoot bool) error 
 	}
 
 	for r, name := range psiFiles {
+		if what&rdPSI == 0 {
+			break
+		}
 		b, ok, err := s.file(dirfd, name)
 		if err != nil {
 			return err
@@ -386,8 +887,27 @@ func (s *Source) readCgroup(dirfd int, smp *governor.Sample, isRoot bool) error 
 			s.psi(smp, cur, prev, r, b, name)
 		}
 	}
+	if what&rdMem != 0 {
+		if err := s.readMemory(dirfd, smp, cur, prev, now); err != nil {
+			return err
+		}
+	}
+	if what&rdCPU != 0 {
+		if err := s.readCPU(dirfd, smp, cur, prev, now); err != nil {
+			return err
+		}
+	}
+	if what&rdIO != 0 {
+		if err := s.readIO(dirfd, smp, cur, prev, now); err != nil {
+			return err
+		}
+	}
+	n.prev = *cur
+	n.read = true
+	return nil
+}
 
-	// Memory.
+func (s *Source) readMemory(dirfd int, smp *governor.Sample, cur, prev *counters, now time.Time) error {
 	var current int64 = -1
 	if b, ok, err := s.file(dirfd, "memory.current"); err != nil {
 		return err
@@ -456,7 +976,10 @@ func (s *Source) readCgroup(dirfd int, smp *governor.Sample, isRoot bool) error 
 		}
 	}
 
-	// CPU.
+	return nil
+}
+
+func (s *Source) readCPU(dirfd int, smp *governor.Sample, cur, prev *counters, now time.Time) error {
 	if b, ok, err := s.file(dirfd, "cpu.stat"); err != nil {
 		return err
 	} else if ok {
@@ -480,7 +1003,10 @@ func (s *Source) readCgroup(dirfd int, smp *governor.Sample, isRoot bool) error 
 		}
 	}
 
-	// IO.
+	return nil
+}
+
+func (s *Source) readIO(dirfd int, smp *governor.Sample, cur, prev *counters, now time.Time) error {
 	if b, ok, err := s.file(dirfd, "io.stat"); err != nil {
 		return err
 	} else if ok {
@@ -501,11 +1027,6 @@ func (s *Source) readCgroup(dirfd int, smp *governor.Sample, isRoot bool) error 
 		}
 	}
 
-	if prev == nil {
-		prev = new(counters)
-		s.prev[smp.ID] = prev
-	}
-	*prev = *cur
 	return nil
 }
 
@@ -542,7 +1063,11 @@ func elapsed(prev *counters, now time.Time, bit uint16) (float64, bool) {
 	if prev == nil || prev.has&bit == 0 {
 		return 0, false
 	}
-	dt := now.Sub(prev.at).Seconds()
+	at := prev.at
+	if bit&(hasEvents|hasIO) != 0 {
+		at = prev.slow
+	}
+	dt := now.Sub(at).Seconds()
 	return dt, dt > 0
 }
 

@@ -174,8 +174,8 @@ func TestSourceFixture(t *testing.T) {
 	wantSig(t, root0, governor.CPUUsage, 0)
 
 	// State of cgroups not seen this round is dropped.
-	if len(src.prev) != 3 {
-		t.Errorf("%d cgroups with state, want 3", len(src.prev))
+	if src.stateCount() != 3 {
+		t.Errorf("%d cgroups with state, want 3", src.stateCount())
 	}
 }
 
@@ -220,8 +220,8 @@ func TestSourceFilter(t *testing.T) {
 			t.Errorf("%s: no id", c.Ref)
 		}
 	}
-	if len(src.prev) != 1 {
-		t.Errorf("state kept for %d cgroups, want 1", len(src.prev))
+	if src.stateCount() != 1 {
+		t.Errorf("state kept for %d cgroups, want 1", src.stateCount())
 	}
 }
 
@@ -299,4 +299,174 @@ func BenchmarkSourceSample(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+}
+
+func TestSourceFollowsChanges(t *testing.T) {
+	for _, walk := range []bool{false, true} {
+		t.Run(map[bool]string{false: "inotify", true: "walk"}[walk], func(t *testing.T) {
+			root, proc := sourceFixture(t)
+			clk := &fakeClock{t: time.Unix(1000, 0)}
+			src := NewSource(root, SourceOptions{ProcPressureDir: proc})
+			defer src.Close()
+			src.walkAll = walk
+			src.now = clk.now
+			var snap governor.Snapshot
+			sample := func() {
+				t.Helper()
+				clk.t = clk.t.Add(time.Second)
+				snap.Reset(clk.t)
+				if err := src.Sample(context.Background(), &snap); err != nil {
+					t.Fatal(err)
+				}
+			}
+			sample()
+			// Created (with a subtree), removed, renamed between ticks.
+			events := map[string]string{"cgroup.events": "populated 0\nfrozen 0\n"}
+			mkCgroup(t, root, "d", events)
+			mkCgroup(t, root, "d/e", events)
+			mkCgroup(t, root, "a/x", events)
+			if err := os.RemoveAll(filepath.Join(root, "c")); err != nil {
+				t.Fatal(err)
+			}
+			bID := inode(t, filepath.Join(root, "a/b"))
+			if err := os.Rename(filepath.Join(root, "a/b"), filepath.Join(root, "a/y")); err != nil {
+				t.Fatal(err)
+			}
+			sample()
+			if got, want := paths(&snap), "/ /a /a/x /a/y /d /d/e"; got != want {
+				t.Fatalf("cgroups %q, want %q", got, want)
+			}
+			if y := snap.Lookup(bID); y == nil || y.Path != "a/y" {
+				t.Errorf("renamed cgroup: %+v, want id %d at a/y", y, bID)
+			}
+			for _, c := range snap.Cgroups {
+				if want := inode(t, filepath.Join(root, c.Path)); c.ID != want {
+					t.Errorf("%s: id %d, want inode %d", c.Ref, c.ID, want)
+				}
+			}
+			// Removed and recreated under the same name: a new id.
+			if err := os.RemoveAll(filepath.Join(root, "d")); err != nil {
+				t.Fatal(err)
+			}
+			mkCgroup(t, root, "d", events)
+			sample()
+			if got, want := paths(&snap), "/ /a /a/x /a/y /d"; got != want {
+				t.Fatalf("cgroups %q, want %q", got, want)
+			}
+			if d := snap.Cgroups[4]; d.ID != inode(t, filepath.Join(root, "d")) {
+				t.Errorf("recreated d: stale id %d", d.ID)
+			}
+			if n := src.stateCount(); n != 5 {
+				t.Errorf("state for %d cgroups, want 5", n)
+			}
+		})
+	}
+}
+
+// A cgroup without tasks whose pressure stands at zero is not read again
+// until something in its directory changes (or its refresh comes round);
+// its last values are served meanwhile.
+func TestSourceQuietCgroups(t *testing.T) {
+	root, proc := sourceFixture(t)
+	clk := &fakeClock{t: time.Unix(1000, 0)}
+	src := NewSource(root, SourceOptions{ProcPressureDir: proc})
+	defer src.Close()
+	src.now = clk.now
+	var snap governor.Snapshot
+	sample := func() *governor.Sample {
+		t.Helper()
+		clk.t = clk.t.Add(time.Second)
+		snap.Reset(clk.t)
+		if err := src.Sample(context.Background(), &snap); err != nil {
+			t.Fatal(err)
+		}
+		return snap.Lookup(inode(t, filepath.Join(root, "a/b")))
+	}
+	sample()
+	b := sample() // second read: rates present, all zero: quiet from now
+	wantSig(t, b, governor.CPUSomeStall, 0)
+	before := src.reads
+	for i := 0; i < 5; i++ {
+		b = sample()
+	}
+	// Root and a (populated) are read every tick, and c, which has no
+	// pressure files to tell it is quiet; a/b is quiet.
+	if got := src.reads - before; got != 15 {
+		t.Errorf("%d reads in 5 ticks, want 15 (root, a and c only)", got)
+	}
+	wantSig(t, b, governor.CPUSomeAvg10, 0)
+	wantSig(t, b, governor.CPUSomeStall, 0)
+	if b.Populated {
+		t.Error("a/b populated")
+	}
+
+	// A task arrives: cgroup.events changes, a/b is read at the next tick
+	// and its stall is a rate over that tick only.
+	writeFixture(t, filepath.Join(root, "a/b", "cpu.pressure"), "some avg10=0.00 avg60=0.00 avg300=0.00 total=250000\n")
+	writeFixture(t, filepath.Join(root, "a/b", "cgroup.events"), "populated 1\nfrozen 0\n")
+	b = sample()
+	if !b.Populated {
+		t.Error("a/b: populated change not seen")
+	}
+	wantSig(t, b, governor.CPUSomeStall, 25)
+
+	// The samples of the previous snapshot are not overwritten by the next.
+	prev := *b
+	prevPtr := b
+	b = sample()
+	if *prevPtr != prev {
+		t.Error("a sample of the previous snapshot changed")
+	}
+}
+
+func TestSourceSteadyStateAllocs(t *testing.T) {
+	root, proc := sourceFixture(t)
+	for i := 0; i < 50; i++ {
+		mkCgroup(t, root, "many/c"+itoa(i), map[string]string{
+			"cgroup.events": "populated 1\nfrozen 0\n", "cpu.pressure": psiFile(i, i),
+			"memory.pressure": psiFile(i, i), "io.pressure": psiFile(i, i), "memory.current": "1000\n",
+			"memory.stat": "anon 1\nfile 2\n", "memory.events": "high 1\n", "cpu.stat": "usage_usec 100\n",
+			"io.stat": "8:0 rbytes=1 wbytes=2\n",
+		})
+	}
+	mkCgroup(t, root, "many", map[string]string{"cgroup.events": "populated 1\nfrozen 0\n"})
+	src := NewSource(root, SourceOptions{ProcPressureDir: proc})
+	defer src.Close()
+	var snap governor.Snapshot
+	ctx := context.Background()
+	allocs := testing.AllocsPerRun(20, func() {
+		snap.Reset(time.Now())
+		if err := src.Sample(ctx, &snap); err != nil {
+			t.Fatal(err)
+		}
+	})
+	// 55 cgroups: anything per cgroup would show as dozens.
+	if allocs > 8 {
+		t.Errorf("%v allocations per Sample of %d cgroups in steady state", allocs, len(snap.Cgroups))
+	}
+}
+
+// Files found missing are skipped until a change in the directory says
+// they may exist now.
+func TestSourceMissingFilesProbedOnChange(t *testing.T) {
+	root, proc := sourceFixture(t)
+	src := NewSource(root, SourceOptions{ProcPressureDir: proc})
+	defer src.Close()
+	var snap governor.Snapshot
+	b := inode(t, filepath.Join(root, "a/b"))
+	for i := 0; i < 3; i++ {
+		snap.Reset(time.Now())
+		if err := src.Sample(context.Background(), &snap); err != nil {
+			t.Fatal(err)
+		}
+	}
+	noSig(t, snap.Lookup(b), governor.MemoryCurrent)
+	// The controller is enabled: the file appears (and b gets a task).
+	writeFixture(t, filepath.Join(root, "a/b", "memory.current"), "4096\n")
+	writeFixture(t, filepath.Join(root, "a/b", "cgroup.events"), "populated 1\nfrozen 0\n")
+	snap.Reset(time.Now())
+	if err := src.Sample(context.Background(), &snap); err != nil {
+		t.Fatal(err)
+	}
+	wantSig(t, snap.Lookup(b), governor.MemoryCurrent, 4096)
 }
