@@ -394,6 +394,7 @@ func (l *Loop) Step(ctx context.Context) error {
 // classified, vanished ones are forgotten everywhere.
 func (l *Loop) reconcile() {
 	for k, s := range l.members {
+		clear(s) // no stale pointers past the length keep old snapshots alive
 		l.members[k] = s[:0]
 	}
 	for _, s := range l.snap.Cgroups {

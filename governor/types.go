@@ -80,6 +80,7 @@ func (s *Snapshot) index() {
 func (s *Snapshot) Reset(now time.Time) {
 	s.Time = now
 	s.Host = nil
+	clear(s.Cgroups) // drop the old samples: they may belong to pooled chunks
 	s.Cgroups = s.Cgroups[:0]
 	for k := range s.byID {
 		delete(s.byID, k)
