@@ -137,6 +137,10 @@ func (l *Loop) apply(ctx context.Context) {
 		}
 		switch {
 		case err == nil:
+			if p.cg.failing[p.knob] {
+				p.cg.failing[p.knob] = false
+				l.log.Info("write works again", "cgroup", p.cg.ref.String(), "knob", p.knob.String())
+			}
 			if !l.cfg.DryRun {
 				// The kernel rounds some values (memory to pages, cpu.max
 				// to whole microseconds of quota): remember what it holds.
@@ -160,7 +164,14 @@ func (l *Loop) apply(ctx context.Context) {
 				p.cg.unsupported[p.knob] = true
 			}
 			if !errors.Is(err, ErrGone) {
-				l.log.Error("write failed", "controller", p.owner, "cgroup", p.cg.ref.String(), "knob", p.knob.String(), "value", p.knob.FormatValue(p.value), "error", err)
+				// The first failure is an error; repeats of the same knob's
+				// failure stay at debug until a write succeeds again.
+				logf := l.log.Error
+				if p.cg.failing[p.knob] {
+					logf = l.log.Debug
+				}
+				p.cg.failing[p.knob] = true
+				logf("write failed", "controller", p.owner, "cgroup", p.cg.ref.String(), "knob", p.knob.String(), "value", p.knob.FormatValue(p.value), "error", err)
 			}
 			if st.isNew {
 				delete(l.managed, key)

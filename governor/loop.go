@@ -129,6 +129,7 @@ type cgState struct {
 	seen        uint64
 	handedBack  [NumKnobs]bool
 	unsupported [NumKnobs]bool
+	failing     [NumKnobs]bool // last write failed (repeats logged at debug)
 	refused     bool // logged that it is on the deny list
 	reads       [NumKnobs]cachedRead
 	last        *Action // the last action on this cgroup

@@ -767,3 +767,20 @@ func TestReleaseThatTimesOutAndLandsLate(t *testing.T) {
 		t.Errorf("state file still lists the restored knob: %+v", e)
 	}
 }
+
+func TestRepeatedWriteFailureLoggedOnce(t *testing.T) {
+	h := newHarness(t, protectPolicy())
+	h.src.add(web, "system.slice/web.service")
+	h.act.fail[knobKey{web, MemoryLow}] = errors.New("write memory.low: device or resource busy")
+	for i := 0; i < 10; i++ {
+		h.tick(time.Second)
+	}
+	if n := strings.Count(h.logText(), "[ERROR] write failed"); n != 1 {
+		t.Errorf("a stuck write logged %d errors in 10 ticks, want 1", n)
+	}
+	delete(h.act.fail, knobKey{web, MemoryLow})
+	h.tick(time.Second)
+	if !strings.Contains(h.logText(), "write works again") {
+		t.Errorf("recovery not logged")
+	}
+}
