@@ -130,7 +130,7 @@ type cgState struct {
 	handedBack  [NumKnobs]bool
 	unsupported [NumKnobs]bool
 	failing     [NumKnobs]bool // last write failed (repeats logged at debug)
-	refused     bool // logged that it is on the deny list
+	refused     bool           // logged that it is on the deny list
 	reads       [NumKnobs]cachedRead
 	last        *Action // the last action on this cgroup
 	armed       bool    // PSI triggers armed on it
