@@ -65,7 +65,9 @@ vm-test:
 # ---- reliability: fuzzing and churn (docs/RELIABILITY.md) ------------------
 # `fuzz` runs every fuzz target for FUZZTIME each (go test -fuzz takes one
 # target at a time); a crasher lands in <pkg>/testdata/fuzz/<Target>/, runs
-# as a regression test with plain `go test` and is committed. `fuzz-ci` is
+# as a regression test with plain `go test` and is committed. Go 1.26 can
+# end a timed run with a bare "context deadline exceeded" on a loaded machine
+# (go.dev/issue/75804): that is reported and not counted. `fuzz-ci` is
 # the short bounded run for `make check`. `churn-long` creates and removes
 # 1,000 cgroups a minute for 10 minutes on this host's cgroup2 hierarchy
 # while a Loop governs them (root), and checks fds, goroutines, heap and
@@ -85,7 +87,9 @@ fuzz:
 	for t in $(FUZZ_TARGETS); do \
 	  pkg=$${t%%:*}; name=$${t#*:}; echo "== $$name ($$pkg, $(FUZZTIME))"; \
 	  if ! $(GO) test -run '^$$' -fuzz "^$$name\$$" -fuzztime $(FUZZTIME) $$pkg >"$$log" 2>&1; then \
-	    cat "$$log"; exit 1; fi; \
+	    if grep -q '^    context deadline exceeded$$' "$$log" && ! grep -q 'Failing input written' "$$log"; then \
+	      echo "$$name: 'context deadline exceeded' without a crasher: the fuzz coordinator's shutdown race (go.dev/issue/75804, fixed in Go 1.27), not a finding"; \
+	    else cat "$$log"; exit 1; fi; fi; \
 	  grep -v 'execs:' "$$log" || true; grep 'execs:' "$$log" | tail -n 1; \
 	done
 
