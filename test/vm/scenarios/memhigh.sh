@@ -28,11 +28,12 @@ t_high=$(cg_get memhigh/tight memory.high)
 t_cur=$(cg_get memhigh/tight memory.current)
 l_high=$(cg_get memhigh/loose memory.high)
 l_cur=$(cg_get memhigh/loose memory.current)
+p_end=$(tail -1 "$RESULTS/memhigh_tight.csv" | cut -d, -f8)
 governor_stop TERM
+# SIGTERM gives back the 256 MiB limit: the thrashing resumes.
+check "SIGTERM restored tight's own memory.high" test "$(cg_get memhigh/tight memory.high)" = $((256 << 20))
 kill $s1 $s2
 wait $s1 $s2 2>/dev/null
-t_csv=$RESULTS/memhigh_tight.csv
-p_end=$(tail -1 "$t_csv" | cut -d, -f8)
 raises=$(grep -c 'apps-high.*memhigh/tight.*knob=memory.high' "$RESULTS/governor.log")
 lowers=$(grep -c 'apps-high.*memhigh/loose.*knob=memory.high' "$RESULTS/governor.log")
 ooms=$(cat "$CG"/memhigh/*/memory.events | awk '/^oom_kill / { n += $2 } END { print n + 0 }')
