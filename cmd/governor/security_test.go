@@ -2,10 +2,18 @@ package main
 
 import (
 	"bytes"
+	"context"
+	"flag"
+	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/governor-dev/governor/governor/metrics"
 )
 
 // The CLI path of the policy ownership check: `governor run --config` and
@@ -104,4 +112,48 @@ func TestRunRefusesInsecurePolicyFiles(t *testing.T) {
 			t.Errorf("exit %d, want a failure at the cgroup root only:\n%s", code, out)
 		}
 	})
+}
+
+// Nothing listens beyond loopback unless configured: the default metrics
+// address is a loopback one, the control socket is root-only unless a group
+// is named (its mode and peer checks: governor/control), and a unix metrics
+// socket is not accessible to others.
+func TestListenDefaultsStayLocal(t *testing.T) {
+	var o opsFlags
+	fs := flag.NewFlagSet("run", flag.ContinueOnError)
+	o.register(fs)
+	if err := fs.Parse(nil); err != nil {
+		t.Fatal(err)
+	}
+	host, _, err := net.SplitHostPort(o.metricsAddr)
+	if err != nil {
+		t.Fatalf("default --metrics-addr %q: %v", o.metricsAddr, err)
+	}
+	if ip := net.ParseIP(host); ip == nil || !ip.IsLoopback() {
+		t.Errorf("default --metrics-addr %q is not a loopback address", o.metricsAddr)
+	}
+	if o.controlGroup != "" {
+		t.Errorf("default --control-group %q: the control socket must default to root only", o.controlGroup)
+	}
+
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	sock := filepath.Join(t.TempDir(), "m", "metrics.sock")
+	if _, err := metrics.Serve(ctx, "unix:"+sock, http.NotFoundHandler(), hclog.NewNullLogger()); err != nil {
+		t.Fatal(err)
+	}
+	fi, err := os.Stat(sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi.Mode().Perm()&0o007 != 0 {
+		t.Errorf("unix metrics socket mode %v is accessible to others", fi.Mode().Perm())
+	}
+	addr, err := metrics.Serve(ctx, "127.0.0.1:0", http.NotFoundHandler(), hclog.NewNullLogger())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ta, ok := addr.(*net.TCPAddr); !ok || !ta.IP.IsLoopback() {
+		t.Errorf("metrics on 127.0.0.1:0 listen on %v", addr)
+	}
 }
