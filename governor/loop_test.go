@@ -784,3 +784,32 @@ func TestRepeatedWriteFailureLoggedOnce(t *testing.T) {
 		t.Errorf("recovery not logged")
 	}
 }
+
+// Suppression gives nothing back while one protected cgroup still suffers,
+// even if another has recovered.
+func TestSuppressRecoversOnlyWhenWholeClassHas(t *testing.T) {
+	p := suppressPolicy()
+	p.Classes[0].Match = []string{"system.slice/*.service"}
+	h := newHarness(t, p)
+	w1 := h.src.add(web, "system.slice/web.service")
+	w2 := h.src.add(other, "system.slice/db.service")
+	h.src.add(batch, "batch.slice/job1")
+	w1.Set(CPUSomeAvg10, 50)
+	w2.Set(CPUSomeAvg10, 50)
+	for i := 0; i < 7; i++ {
+		h.tick(time.Second)
+	}
+	squeezed := h.act.get(batch, CPUWeight)
+	if squeezed >= 100 {
+		t.Fatalf("setup: not squeezed")
+	}
+	w1.Set(CPUSomeAvg10, 0) // web recovers, db does not
+	w2.Set(CPUSomeAvg10, 30)
+	for i := 0; i < 30; i++ {
+		h.tick(time.Second)
+		if v := h.act.get(batch, CPUWeight); v > squeezed {
+			t.Fatalf("gave back at %d while db still suffers", v)
+		}
+		squeezed = h.act.get(batch, CPUWeight)
+	}
+}

@@ -13,7 +13,7 @@ type view struct {
 	members map[string][]*Sample // class name -> samples of its cgroups
 }
 
-// evalCondition returns the condition's current value (the worst over a
+// evalCondition returns the condition's current value (the highest over a
 // class) and whether the threshold is crossed now. A missing signal never
 // crosses.
 func (v *view) evalCondition(c *Condition, self *Sample) (float64, bool) {
@@ -36,14 +36,14 @@ func (v *view) evalCondition(c *Condition, self *Sample) (float64, bool) {
 	case ScopeHost:
 		return check(v.snap.Host)
 	case ScopeClass:
+		// Every signal is "higher is worse", so a class is as bad as its
+		// worst (highest) member whatever the operator: above holds when
+		// any member is above, below only when every member is below (a
+		// class has recovered only when all of it has).
 		var worst float64
 		found := false
 		for _, s := range v.members[c.Class] {
-			x, ok := s.Get(c.Signal)
-			if !ok {
-				continue
-			}
-			if !found || (c.Op == Above && x > worst) || (c.Op == Below && x < worst) {
+			if x, ok := s.Get(c.Signal); ok && (!found || x > worst) {
 				worst, found = x, true
 			}
 		}

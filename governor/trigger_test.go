@@ -64,9 +64,14 @@ func TestClassConditionUsesWorstMember(t *testing.T) {
 	if x, ok := v.evalCondition(&up, nil); !ok || x != 30 {
 		t.Errorf("above: worst is the highest: %v %v", x, ok)
 	}
+	// One member still suffers: the class has not recovered.
 	down := Condition{Scope: ScopeClass, Class: "web", Signal: CPUSomeAvg10, Op: Below, Value: 5}
-	if x, ok := v.evalCondition(&down, nil); !ok || x != 3 {
-		t.Errorf("below: worst is the lowest: %v %v", x, ok)
+	if x, ok := v.evalCondition(&down, nil); ok || x != 30 {
+		t.Errorf("below: holds only when every member is below: %v %v", x, ok)
+	}
+	b.Set(CPUSomeAvg10, 4)
+	if x, ok := v.evalCondition(&down, nil); !ok || x != 4 {
+		t.Errorf("below: every member below now: %v %v", x, ok)
 	}
 	empty := Condition{Scope: ScopeClass, Class: "none", Signal: CPUSomeAvg10, Op: Below, Value: 5}
 	if _, ok := v.evalCondition(&empty, nil); ok {
