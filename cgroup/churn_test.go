@@ -171,8 +171,16 @@ func runChurn(t *testing.T, total int, over time.Duration) {
 		t.Fatal(err)
 	}
 	// The governed hierarchy is the test's own subtree, so cgroups other
-	// tests or builds create on this host at the same time do not count.
-	src := NewSource(parent, SourceOptions{Logger: log.Named("source")})
+	// tests or builds create on this host at the same time do not count;
+	// GOVERNOR_CHURN_WHOLE=1 governs the whole hierarchy, as the daemon
+	// does.
+	groot, pattern := parent, "c*"
+	var filter func(string) bool
+	if os.Getenv("GOVERNOR_CHURN_WHOLE") != "" {
+		groot, pattern = root, rel+"/c*"
+		filter = func(p string) bool { return p == "" || strings.HasPrefix(p, rel) }
+	}
+	src := NewSource(groot, SourceOptions{Logger: log.Named("source"), Filter: filter})
 	sources := []governor.Source{src}
 	var cgIndex *ebpf.Map
 	before := lastMapID()
@@ -194,7 +202,7 @@ func runChurn(t *testing.T, total int, over time.Duration) {
 	policy := &governor.Policy{
 		Tick:        100 * time.Millisecond,
 		ReportEvery: time.Hour,
-		Classes:     []governor.Class{{Name: "churn", Match: []string{"c*"}}},
+		Classes:     []governor.Class{{Name: "churn", Match: []string{pattern}}},
 		Rules: []governor.Rule{{Name: "squeeze", Target: "churn", Knob: governor.CPUWeight, Down: true,
 			Step: governor.Step{Percent: 50}, Limits: governor.Limits{Min: 1},
 			Trigger: governor.Trigger{When: []governor.Condition{
@@ -205,9 +213,9 @@ func runChurn(t *testing.T, total int, over time.Duration) {
 	steps := 0
 	var stepMu sync.Mutex
 	l, err := governor.New(governor.Config{
-		Policy: policy, Sources: sources, Actuator: NewActuator(parent, log.Named("actuator")),
+		Policy: policy, Sources: sources, Actuator: NewActuator(groot, log.Named("actuator")),
 		Notifier: trig, Logger: log, Caps: caps, StatePath: filepath.Join(t.TempDir(), "state.json"),
-		Armer: churnArmer{t: trig, root: parent}, MaxTriggers: 4096,
+		Armer: churnArmer{t: trig, root: groot}, MaxTriggers: 4096,
 		AfterStep: func(governor.StepResult) { stepMu.Lock(); steps++; stepMu.Unlock() },
 	})
 	if err != nil {
