@@ -95,11 +95,12 @@ type Source struct {
 	byWD    map[int32]*node
 	inofd   int // inotify fd, -1 without
 	ibox    *fdBox
-	reads   uint64 // readCgroup calls (tests)
-	reading *node  // the cgroup readCgroup is reading
-	probe   bool   // ... and whether to try files known missing
-	walkAll bool   // no usable inotify: list every directory every tick
-	rescan  bool   // the next Sample lists the whole hierarchy again
+	reads   uint64    // readCgroup calls (tests)
+	tickAt  time.Time // this Sample's time, for cgroups not read
+	reading *node     // the cgroup readCgroup is reading
+	probe   bool      // ... and whether to try files known missing
+	walkAll bool      // no usable inotify: list every directory every tick
+	rescan  bool      // the next Sample lists the whole hierarchy again
 	evbuf   []byte
 	closed  bool
 }
@@ -259,6 +260,7 @@ func (s *Source) Sample(ctx context.Context, snap *governor.Snapshot) error {
 	if err := s.update(); err != nil {
 		return err
 	}
+	s.tickAt = s.now()
 	return s.emit(ctx, snap, s.tree)
 }
 
@@ -604,8 +606,8 @@ func (s *Source) sample(n *node, isRoot bool) error {
 	if n.quiet && !n.dirty && !s.walkAll && !isRoot {
 		if (s.gen+uint64(n.id))%quietRefresh != 0 || (!s.probe && n.absent&slowFiles == slowFiles) {
 			// Nothing can have changed the PSI and cpu counters: they
-			// stand still as of now.
-			n.prev.at = s.now()
+			// stand still as of this tick.
+			n.prev.at = s.tickAt
 			return nil
 		}
 		what = rdMem | rdIO

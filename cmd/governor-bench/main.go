@@ -1,0 +1,718 @@
+// Command governor-bench measures the real governor daemon at scale: it
+// creates N cgroups in this host's cgroup2 hierarchy, runs `governor run` on
+// a policy whose classes match them, and reports the daemon's CPU use (from
+// /proc/PID/stat utime+stime), its RSS and the mean wall time of a control
+// loop step (from the daemon's own step-duration histogram). Everything it
+// creates is removed again, also on failure and on SIGINT/SIGTERM; cgroups
+// left by an earlier, killed run are removed at start.
+//
+// Usage (root):
+//
+//	governor-bench scale -bin bin/governor [-ref OTHER_BINARY] [-counts 100,1000,10000]
+//	    [-duration 60s] [-out results.json] [-baseline baseline.json -tolerance 3]
+//	governor-bench check -baseline FILE [-tolerance 3] [-write] < go-test-bench-output
+//	governor-bench cleanup [-root DIR] [-all]
+//
+// With -ref, both binaries are measured at each count, alternately, in the
+// same run: on a shared, noisy machine the ratio is the figure that counts.
+// See BENCHMARKS.md.
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+func main() {
+	if len(os.Args) < 2 {
+		fmt.Fprintln(os.Stderr, "usage: governor-bench scale|check|cleanup [flags]")
+		os.Exit(2)
+	}
+	var err error
+	switch os.Args[1] {
+	case "scale":
+		err = scaleCmd(os.Args[2:])
+	case "check":
+		err = checkCmd(os.Args[2:], os.Stdin, os.Stdout)
+	case "cleanup":
+		fs := flag.NewFlagSet("cleanup", flag.ExitOnError)
+		root := fs.String("root", "/sys/fs/cgroup/unified", "cgroup2 mount")
+		all := fs.Bool("all", false, "also remove the cgroups of runs still alive")
+		fs.Parse(os.Args[2:])
+		err = cleanupStale(*root, *all)
+	default:
+		err = fmt.Errorf("unknown command %q", os.Args[1])
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "governor-bench:", err)
+		os.Exit(1)
+	}
+}
+
+// Result is one measurement of one binary at one cgroup count.
+type Result struct {
+	Binary         string  `json:"binary"`
+	Label          string  `json:"label"`
+	Cgroups        int     `json:"cgroups"`
+	Seconds        float64 `json:"seconds"`
+	CPUPct         float64 `json:"cpu_pct"`          // % of one core
+	RSSMiB         float64 `json:"rss_mib"`          // at the end
+	RSSNoScrapeMiB float64 `json:"rss_noscrape_mib"` // before the first metrics scrape
+	HWMMiB         float64 `json:"hwm_mib"`          // peak RSS
+	StepMS         float64 `json:"step_ms"`          // mean step wall time
+	Steps          float64 `json:"steps"`            // steps in the window
+	FirstMS        float64 `json:"first_ms"`         // mean over the first steps (startup walk included)
+	Machine        string  `json:"machine"`          // where it ran
+	Recorded       string  `json:"recorded"`         // when
+}
+
+const prefix = "governor-bench-"
+
+func scaleCmd(args []string) error {
+	fs := flag.NewFlagSet("scale", flag.ExitOnError)
+	bin := fs.String("bin", "bin/governor", "governor binary to measure")
+	ref := fs.String("ref", "", "second governor binary measured alternately in the same run (e.g. an older build)")
+	root := fs.String("root", "/sys/fs/cgroup/unified", "cgroup2 mount to create the cgroups in")
+	counts := fs.String("counts", "100,1000,10000", "cgroup counts to measure")
+	dur := fs.Duration("duration", 60*time.Second, "measurement window per run (after warm-up)")
+	warm := fs.Duration("warmup", 5*time.Second, "wait after the daemon's first step before measuring")
+	populated := fs.Int("populated", 10, "cgroups that get a sleeping process (the rest are empty)")
+	policy := fs.String("policy", "policies/default.hcl", "default policy the bench classes are added to")
+	bpf := fs.Bool("bpf", false, "let the daemon load its BPF sensors (default --no-bpf: the figures are the loop's)")
+	out := fs.String("out", "", "write the results as JSON here")
+	baseline := fs.String("baseline", "", "fail when a figure is worse than this baseline's by more than -tolerance")
+	tol := fs.Float64("tolerance", 3, "regression factor that fails -baseline")
+	fs.Parse(args)
+
+	if os.Geteuid() != 0 {
+		return errors.New("needs root (creates cgroups)")
+	}
+	if err := cleanupStale(*root, false); err != nil {
+		return err
+	}
+	var ns []int
+	for _, f := range strings.Split(*counts, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || n <= 0 {
+			return fmt.Errorf("bad count %q", f)
+		}
+		ns = append(ns, n)
+	}
+	bins := []string{*bin}
+	if *ref != "" {
+		bins = append(bins, *ref)
+	}
+	for _, b := range bins {
+		if _, err := os.Stat(b); err != nil {
+			return err
+		}
+	}
+	def, err := os.ReadFile(*policy)
+	if err != nil {
+		return err
+	}
+
+	ctx, cancel := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer cancel()
+
+	host := machine()
+	var results []Result
+	for _, n := range ns {
+		for i, b := range bins {
+			label := "current"
+			if i == 1 {
+				label = "ref"
+			}
+			r, err := measure(ctx, *root, b, n, *populated, *dur, *warm, def, *bpf)
+			if err != nil {
+				return fmt.Errorf("%s at %d cgroups: %w", b, n, err)
+			}
+			r.Label, r.Machine, r.Recorded = label, host, time.Now().UTC().Format(time.RFC3339)
+			results = append(results, r)
+			fmt.Printf("%-7s %6d cgroups: step %8.2f ms (first steps %8.2f ms)  cpu %6.3f %% of a core  rss %6.1f MiB before any scrape, %6.1f after (peak %6.1f)  [%s, %.0f steps in %.0f s]\n",
+				label, n, r.StepMS, r.FirstMS, r.CPUPct, r.RSSNoScrapeMiB, r.RSSMiB, r.HWMMiB, b, r.Steps, r.Seconds)
+		}
+	}
+	if len(bins) == 2 {
+		fmt.Println("\nratios current/ref (same run, alternating):")
+		for i := 0; i+1 < len(results); i += 2 {
+			c, r := results[i], results[i+1]
+			fmt.Printf("  %6d cgroups: step %s  cpu %s  rss %s (before any scrape %s)\n", c.Cgroups, ratio(c.StepMS, r.StepMS), ratio(c.CPUPct, r.CPUPct), ratio(c.RSSMiB, r.RSSMiB), ratio(c.RSSNoScrapeMiB, r.RSSNoScrapeMiB))
+		}
+	}
+	if *out != "" {
+		b, _ := json.MarshalIndent(results, "", "  ")
+		if err := os.WriteFile(*out, append(b, '\n'), 0o644); err != nil {
+			return err
+		}
+	}
+	if *baseline != "" {
+		return compareScale(results, *baseline, *tol)
+	}
+	return nil
+}
+
+func ratio(a, b float64) string {
+	if b == 0 {
+		return "n/a"
+	}
+	return fmt.Sprintf("%.3gx", a/b)
+}
+
+// compareScale fails when the current binary's figures are worse than the
+// baseline's by more than tol. Tiny absolute values are floored so that
+// noise around zero cannot fail the run.
+func compareScale(res []Result, path string, tol float64) error {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return err
+	}
+	var base []Result
+	if err := json.Unmarshal(b, &base); err != nil {
+		return fmt.Errorf("%s: %w", path, err)
+	}
+	var bad []string
+	for _, r := range res {
+		if r.Label != "current" {
+			continue
+		}
+		for _, br := range base {
+			if br.Label != "current" || br.Cgroups != r.Cgroups {
+				continue
+			}
+			check := func(what string, cur, old, floor float64) {
+				if cur > max(old, floor)*tol {
+					bad = append(bad, fmt.Sprintf("%d cgroups: %s %.3g vs baseline %.3g (> %gx)", r.Cgroups, what, cur, old, tol))
+				}
+			}
+			check("step ms", r.StepMS, br.StepMS, 1)
+			check("cpu %", r.CPUPct, br.CPUPct, 0.1)
+			check("rss MiB", r.RSSMiB, br.RSSMiB, 16)
+			check("rss MiB before any scrape", r.RSSNoScrapeMiB, br.RSSNoScrapeMiB, 16)
+		}
+	}
+	if len(bad) > 0 {
+		return fmt.Errorf("regression against %s:\n  %s", path, strings.Join(bad, "\n  "))
+	}
+	fmt.Printf("no regression beyond %gx against %s\n", tol, path)
+	return nil
+}
+
+// measure creates n cgroups, runs the daemon on them and measures it.
+func measure(ctx context.Context, root, bin string, n, populated int, dur, warm time.Duration, def []byte, withBPF bool) (res Result, err error) {
+	res = Result{Binary: bin, Cgroups: n}
+	tmp, err := os.MkdirTemp("", "governor-bench")
+	if err != nil {
+		return res, err
+	}
+	defer os.RemoveAll(tmp)
+	parent := fmt.Sprintf("%s%d.slice", prefix, os.Getpid())
+	dir := filepath.Join(root, parent)
+	defer func() {
+		if cerr := removeTree(dir); cerr != nil && err == nil {
+			err = cerr
+		}
+	}()
+	var sleepers []*exec.Cmd
+	defer func() {
+		for _, c := range sleepers {
+			c.Process.Kill()
+			c.Wait()
+		}
+	}()
+	if err := makeTree(dir, n); err != nil {
+		return res, err
+	}
+	for i := 0; i < populated && i < n; i++ {
+		c := exec.Command("sleep", "100000")
+		if err := c.Start(); err != nil {
+			return res, err
+		}
+		sleepers = append(sleepers, c)
+		if err := os.WriteFile(filepath.Join(dir, leaf(i, n), "cgroup.procs"), []byte(strconv.Itoa(c.Process.Pid)), 0); err != nil {
+			return res, err
+		}
+	}
+	pol, err := benchPolicy(def, parent)
+	if err != nil {
+		return res, err
+	}
+	polPath := filepath.Join(tmp, "bench.hcl")
+	if err := os.WriteFile(polPath, pol, 0o600); err != nil {
+		return res, err
+	}
+	sock := filepath.Join(tmp, "metrics.sock")
+	args := []string{"run", "--config", polPath, "--cgroup-root", root, "--state-dir", filepath.Join(tmp, "state"),
+		"--metrics-addr", "unix:" + sock, "--control-socket", "none", "--log-level", "info"}
+	if !withBPF {
+		args = append(args, "--no-bpf")
+	}
+	cmd := exec.CommandContext(ctx, bin, args...)
+	logf, err := os.Create(filepath.Join(tmp, "daemon.log"))
+	if err != nil {
+		return res, err
+	}
+	defer logf.Close()
+	cmd.Stdout, cmd.Stderr = logf, logf
+	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
+	cmd.WaitDelay = 30 * time.Second
+	if err := cmd.Start(); err != nil {
+		return res, err
+	}
+	stopped := false
+	stop := func() error {
+		if stopped {
+			return nil
+		}
+		stopped = true
+		cmd.Process.Signal(syscall.SIGTERM)
+		return cmd.Wait()
+	}
+	defer func() {
+		if err := stop(); err != nil && res.Steps > 0 {
+			fmt.Fprintf(os.Stderr, "daemon exit: %v\n", err)
+		}
+	}()
+
+	client := &http.Client{Timeout: 20 * time.Second, Transport: &http.Transport{
+		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			return (&net.Dialer{}).DialContext(ctx, "unix", sock)
+		}}}
+	// Wait until the daemon governs, then let it settle. The metrics are
+	// not scraped before RSS is read: with per-cgroup series an exposition
+	// of 10,000 cgroups is megabytes and grows the heap by itself, so RSS
+	// is reported before the first scrape and at the end (after one).
+	deadline := time.Now().Add(2 * time.Minute)
+	for !logHas(logf.Name(), "governing") {
+		if ctx.Err() != nil {
+			return res, ctx.Err()
+		}
+		if time.Now().After(deadline) || cmd.ProcessState != nil {
+			return res, fmt.Errorf("daemon not governing after 2 minutes; log: %s", tail(logf.Name()))
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	select {
+	case <-ctx.Done():
+		return res, ctx.Err()
+	case <-time.After(warm + time.Duration(n/1000)*time.Second):
+	}
+	if res.RSSNoScrapeMiB, _, err = procRSS(cmd.Process.Pid); err != nil {
+		return res, err
+	}
+	m1, err := scrape(client)
+	if err != nil {
+		return res, err
+	}
+	if m1.count > 0 {
+		res.FirstMS = m1.sum / m1.count * 1000
+	}
+	cpu0, err := procCPU(cmd.Process.Pid)
+	if err != nil {
+		return res, err
+	}
+	t0 := time.Now()
+	select {
+	case <-ctx.Done():
+		return res, ctx.Err()
+	case <-time.After(dur):
+	}
+	cpu1, err := procCPU(cmd.Process.Pid)
+	if err != nil {
+		return res, err
+	}
+	el := time.Since(t0).Seconds()
+	rss, hwm, err := procRSS(cmd.Process.Pid)
+	if err != nil {
+		return res, err
+	}
+	m2, err := scrape(client)
+	if err != nil {
+		return res, err
+	}
+	res.Seconds = el
+	res.CPUPct = (cpu1 - cpu0) / el * 100
+	res.RSSMiB, res.HWMMiB = rss, hwm
+	res.Steps = m2.count - m1.count
+	if res.Steps > 0 {
+		res.StepMS = (m2.sum - m1.sum) / res.Steps * 1000
+	}
+	if err := stop(); err != nil {
+		return res, fmt.Errorf("daemon did not stop cleanly: %v; log: %s", err, tail(logf.Name()))
+	}
+	return res, nil
+}
+
+// leaf is the path (below the bench parent) of cgroup i of n: half services
+// (one protected class, read by the suppress condition), half batch jobs
+// (the class suppress and reclaim act on), 100 per intermediate slice.
+func leaf(i, n int) string {
+	kind := "svc"
+	if i%2 == 1 {
+		kind = "batch"
+	}
+	return fmt.Sprintf("%s.slice/g%03d.slice/%s-%05d", kind, i/200, kind, i)
+}
+
+func makeTree(dir string, n int) error {
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		return err
+	}
+	made := map[string]bool{}
+	for i := 0; i < n; i++ {
+		p := filepath.Join(dir, leaf(i, n))
+		for _, d := range []string{filepath.Dir(filepath.Dir(p)), filepath.Dir(p)} {
+			if !made[d] {
+				if err := os.Mkdir(d, 0o755); err != nil {
+					return err
+				}
+				made[d] = true
+			}
+		}
+		if err := os.Mkdir(p, 0o755); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// removeTree kills everything below dir and removes it, deepest first.
+func removeTree(dir string) error {
+	if _, err := os.Stat(dir); err != nil {
+		return nil
+	}
+	os.WriteFile(filepath.Join(dir, "cgroup.kill"), []byte("1"), 0)
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		var dirs []string
+		filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
+			if err == nil && d.IsDir() {
+				dirs = append(dirs, p)
+			}
+			return nil
+		})
+		sort.Slice(dirs, func(i, j int) bool { return strings.Count(dirs[i], "/") > strings.Count(dirs[j], "/") })
+		var last error
+		for _, d := range dirs {
+			if e := syscall.Rmdir(d); e != nil && e != syscall.ENOENT {
+				last = e
+			}
+		}
+		if last == nil {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("cannot remove %s: %v", dir, last)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// cleanupStale removes bench cgroups left by runs whose process is gone
+// (all of them with all set).
+func cleanupStale(root string, all bool) error {
+	ents, err := os.ReadDir(root)
+	if err != nil {
+		return err
+	}
+	for _, e := range ents {
+		name := e.Name()
+		if !e.IsDir() || !strings.HasPrefix(name, prefix) {
+			continue
+		}
+		// governor-bench-PID.slice, governor-bench-gotest-PID (go test).
+		rest := strings.TrimSuffix(name, ".slice")
+		pid, _ := strconv.Atoi(rest[strings.LastIndexByte(rest, '-')+1:])
+		if !all && pid > 0 && syscall.Kill(pid, 0) == nil {
+			continue // a concurrent run's
+		}
+		fmt.Fprintf(os.Stderr, "removing stale %s\n", filepath.Join(root, name))
+		if err := removeTree(filepath.Join(root, name)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// benchPolicy is the default policy with two classes for the bench cgroups
+// inserted before its catch-all class, a suppress controller acting on the
+// batch class while the service class waits for CPU, and proactive reclaim
+// of every batch cgroup. Where the host lacks the cpu and memory controllers
+// those two are disabled (observing only), but classification, sampling and
+// PSI trigger arming run as on a real host.
+func benchPolicy(def []byte, parent string) ([]byte, error) {
+	marker := `class "other"`
+	i := strings.Index(string(def), marker)
+	if i < 0 {
+		return nil, fmt.Errorf("default policy has no %s to insert the bench classes before", marker)
+	}
+	classes := fmt.Sprintf(`class "bench-svc" {
+  match     = ["%[1]s/svc.slice/**"]
+  protected = true
+}
+
+class "bench-batch" {
+  match = ["%[1]s/batch.slice/*/*"]
+}
+
+`, parent)
+	ctls := `
+suppress "bench-batch-yields-cpu" {
+  target = "bench-batch"
+  when {
+    class  = "bench-svc"
+    signal = "cpu.some.avg10"
+    above  = "10%"
+    for    = "5s"
+  }
+  recover {
+    class  = "bench-svc"
+    signal = "cpu.some.avg10"
+    below  = "2%"
+    for    = "30s"
+  }
+  knob "cpu.weight" {
+    step     = "50%"
+    min      = 1
+    cooldown = "5s"
+  }
+}
+
+reclaim "bench-batch-proactive" {
+  target   = "bench-batch"
+  signal   = "memory.some.stall"
+  goal     = "0.1%"
+  interval = "6s"
+  step     = "0.5%"
+  max_step = "32MiB"
+  min_size = "64MiB"
+}
+`
+	s := string(def[:i]) + classes + string(def[i:]) + ctls
+	return []byte(s), nil
+}
+
+type metricsSnap struct{ sum, count float64 }
+
+var metricLine = regexp.MustCompile(`^governor_loop_step_duration_seconds_(sum|count)\s+(\S+)`)
+
+func scrape(c *http.Client) (metricsSnap, error) {
+	var m metricsSnap
+	resp, err := c.Get("http://governor/metrics")
+	if err != nil {
+		return m, err
+	}
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	found := 0
+	for sc.Scan() {
+		if g := metricLine.FindStringSubmatch(sc.Text()); g != nil {
+			v, _ := strconv.ParseFloat(g[2], 64)
+			if g[1] == "sum" {
+				m.sum = v
+			} else {
+				m.count = v
+			}
+			found++
+		}
+	}
+	if found < 2 {
+		return m, errors.New("no step histogram in metrics")
+	}
+	return m, sc.Err()
+}
+
+// procCPU returns utime+stime of pid in seconds.
+func procCPU(pid int) (float64, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, err
+	}
+	s := string(b)
+	i := strings.LastIndexByte(s, ')')
+	if i < 0 {
+		return 0, errors.New("bad /proc/PID/stat")
+	}
+	f := strings.Fields(s[i+1:])
+	// fields after ")": state(0) ... utime is field 14 of the line, index 11 here.
+	if len(f) < 13 {
+		return 0, errors.New("short /proc/PID/stat")
+	}
+	ut, _ := strconv.ParseFloat(f[11], 64)
+	st, _ := strconv.ParseFloat(f[12], 64)
+	return (ut + st) / clkTck, nil
+}
+
+// clkTck is USER_HZ, 100 on every Linux architecture Go supports.
+const clkTck = 100
+
+func procRSS(pid int) (rss, hwm float64, err error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0, 0, err
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		f := strings.Fields(l)
+		if len(f) < 2 {
+			continue
+		}
+		v, _ := strconv.ParseFloat(f[1], 64)
+		switch f[0] {
+		case "VmRSS:":
+			rss = v / 1024
+		case "VmHWM:":
+			hwm = v / 1024
+		}
+	}
+	return rss, hwm, nil
+}
+
+func machine() string {
+	var u syscall.Utsname
+	syscall.Uname(&u)
+	rel := utsString(u.Release[:])
+	model := ""
+	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
+		for _, l := range strings.Split(string(b), "\n") {
+			if k, v, ok := strings.Cut(l, ":"); ok && strings.TrimSpace(k) == "model name" {
+				model = strings.TrimSpace(v)
+				break
+			}
+		}
+	}
+	n := 0
+	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
+		n = strings.Count(string(b), "\nprocessor")
+		if strings.HasPrefix(string(b), "processor") {
+			n++
+		}
+	}
+	return fmt.Sprintf("%s, %d CPUs, Linux %s", model, n, rel)
+}
+
+func utsString(b []int8) string {
+	var s []byte
+	for _, c := range b {
+		if c == 0 {
+			break
+		}
+		s = append(s, byte(c))
+	}
+	return string(s)
+}
+
+func logHas(path, s string) bool {
+	b, _ := os.ReadFile(path)
+	return strings.Contains(string(b), s)
+}
+
+func tail(path string) string {
+	b, _ := os.ReadFile(path)
+	if len(b) > 2000 {
+		b = b[len(b)-2000:]
+	}
+	return string(b)
+}
+
+// ---- check: go test -bench output against a baseline ----------------------
+
+// GoBench is one benchmark's figures.
+type GoBench struct {
+	NsOp     float64 `json:"ns_op"`
+	AllocsOp float64 `json:"allocs_op"`
+	BytesOp  float64 `json:"bytes_op"`
+}
+
+var benchLine = regexp.MustCompile(`^(Benchmark\S+?)(?:-\d+)?\s+\d+\s+([\d.]+) ns/op(?:.*?\s([\d.]+) B/op\s+([\d.]+) allocs/op)?`)
+
+func parseGoBench(r io.Reader) (map[string]GoBench, error) {
+	out := map[string]GoBench{}
+	sc := bufio.NewScanner(r)
+	for sc.Scan() {
+		g := benchLine.FindStringSubmatch(sc.Text())
+		if g == nil {
+			continue
+		}
+		var b GoBench
+		b.NsOp, _ = strconv.ParseFloat(g[2], 64)
+		if g[3] != "" {
+			b.BytesOp, _ = strconv.ParseFloat(g[3], 64)
+			b.AllocsOp, _ = strconv.ParseFloat(g[4], 64)
+		}
+		out[g[1]] = b
+	}
+	return out, sc.Err()
+}
+
+// checkCmd reads `go test -bench -benchmem` output and fails when a
+// benchmark is slower, or allocates more, than the baseline by more than
+// the tolerance. -write records the output as the new baseline.
+func checkCmd(args []string, in io.Reader, out io.Writer) error {
+	fs := flag.NewFlagSet("check", flag.ExitOnError)
+	baseline := fs.String("baseline", "", "baseline JSON")
+	tol := fs.Float64("tolerance", 3, "regression factor")
+	write := fs.Bool("write", false, "write the input as the new baseline instead of checking")
+	fs.Parse(args)
+	cur, err := parseGoBench(io.TeeReader(in, out))
+	if err != nil {
+		return err
+	}
+	if len(cur) == 0 {
+		return errors.New("no benchmark results in the input")
+	}
+	if *write {
+		b, _ := json.MarshalIndent(cur, "", "  ")
+		return os.WriteFile(*baseline, append(b, '\n'), 0o644)
+	}
+	b, err := os.ReadFile(*baseline)
+	if err != nil {
+		return err
+	}
+	var base map[string]GoBench
+	if err := json.Unmarshal(b, &base); err != nil {
+		return err
+	}
+	names := make([]string, 0, len(cur))
+	for n := range cur {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	var bad []string
+	for _, n := range names {
+		c, ok := base[n]
+		if !ok {
+			continue
+		}
+		r := cur[n]
+		if r.NsOp > max(c.NsOp, 1000)*(*tol) {
+			bad = append(bad, fmt.Sprintf("%s: %.0f ns/op vs baseline %.0f (> %gx)", n, r.NsOp, c.NsOp, *tol))
+		}
+		// Allocations are deterministic: allow the factor plus a few.
+		if r.AllocsOp > c.AllocsOp*(*tol)+4 {
+			bad = append(bad, fmt.Sprintf("%s: %.0f allocs/op vs baseline %.0f (> %gx)", n, r.AllocsOp, c.AllocsOp, *tol))
+		}
+	}
+	if len(bad) > 0 {
+		return fmt.Errorf("benchmark regression against %s:\n  %s", *baseline, strings.Join(bad, "\n  "))
+	}
+	fmt.Fprintf(out, "go benchmarks: no regression beyond %gx against %s\n", *tol, *baseline)
+	return nil
+}
