@@ -1,6 +1,10 @@
 package governor
 
-import "time"
+import (
+	"errors"
+	"io/fs"
+	"time"
+)
 
 // Armer arms PSI triggers on cgroups (cgroup/ implements it over
 // cgroup.Triggers). With one configured, the loop arms a trigger on every
@@ -92,6 +96,11 @@ func (l *Loop) arm(cg *cgState) {
 	}
 	for _, s := range specs {
 		if err := l.cfg.Armer.Arm(cg.ref, s.resource, s.full, s.stall, triggerWindow); err != nil {
+			if errors.Is(err, fs.ErrNotExist) || errors.Is(err, ErrGone) {
+				// Removed since the snapshot: the next Step forgets it.
+				l.log.Debug("cgroup gone before its PSI trigger was armed", "cgroup", cg.ref.String())
+				break
+			}
 			l.warnOnce("arm:"+cg.ref.Path+s.resource, "cannot arm PSI trigger; relying on the tick", "cgroup", cg.ref.String(), "resource", s.resource, "error", err)
 			continue
 		}

@@ -139,16 +139,33 @@ func (ts *triggerState) update(v *view, t *Trigger, self *Sample) (active, chang
 
 // describe renders the conditions and their current values for log lines,
 // e.g. `web:cpu.some.avg10=23.5 > 10`.
+//
+// For the when side only the conditions holding now are named (all of
+// them if none holds, e.g. once recovered), so a log line says what
+// actually fired.
 func (ts *triggerState) describe(t *Trigger, recovering bool) string {
 	conds, states := t.When, ts.when
 	if recovering && len(t.Recover) > 0 {
 		conds, states = t.Recover, ts.recover
 	}
+	holding := 0
+	if !recovering {
+		for i := range states {
+			if !states[i].since.IsZero() {
+				holding++
+			}
+		}
+	}
 	var b strings.Builder
+	n := 0
 	for i := range conds {
-		if i > 0 {
+		if holding > 0 && states[i].since.IsZero() {
+			continue
+		}
+		if n > 0 {
 			b.WriteString(", ")
 		}
+		n++
 		c := &conds[i]
 		switch c.Scope {
 		case ScopeClass:

@@ -1,6 +1,7 @@
 package governor
 
 import (
+	"strings"
 	"testing"
 	"time"
 )
@@ -130,5 +131,21 @@ func TestSignalTable(t *testing.T) {
 				}
 			}
 		}
+	}
+}
+
+func TestDescribeNamesOnlyWhatHolds(t *testing.T) {
+	tr := Trigger{When: []Condition{
+		{Scope: ScopeHost, Signal: CPUSomeAvg10, Op: Above, Value: 10},
+		{Scope: ScopeHost, Signal: MemoryFullAvg10, Op: Above, Value: 40},
+	}}
+	ts := newTriggerState(&tr)
+	host := &Sample{}
+	host.Set(CPUSomeAvg10, 50)
+	host.Set(MemoryFullAvg10, 1)
+	ts.update(&view{now: time.Unix(1, 0), snap: &Snapshot{Host: host}}, &tr, nil)
+	got := ts.describe(&tr, false)
+	if !strings.Contains(got, "cpu.some.avg10") || strings.Contains(got, "memory.full.avg10") {
+		t.Errorf("describe named a condition that does not hold: %s", got)
 	}
 }

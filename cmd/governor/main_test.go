@@ -122,3 +122,32 @@ func TestRunDryRunOnHost(t *testing.T) {
 		}
 	}
 }
+
+// TestRunEarlySIGTERM: a SIGTERM while the daemon is still starting (BPF
+// load) ends in a clean stop, not death by the default signal action.
+func TestRunEarlySIGTERM(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root")
+	}
+	bin := filepath.Join(t.TempDir(), "governor")
+	build := exec.Command("go", "build", "-o", bin, ".")
+	build.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("build: %v\n%s", err, out)
+	}
+	// From about 20 ms on the handler is installed (before that the Go
+	// runtime is still starting the process, which no daemon can cover).
+	for _, delay := range []time.Duration{30 * time.Millisecond, 60 * time.Millisecond, 100 * time.Millisecond, 200 * time.Millisecond} {
+		var out strings.Builder
+		cmd := exec.Command(bin, "run", "--dry-run", "--state-dir", t.TempDir(), "--metrics-addr", "", "--control-socket", "none")
+		cmd.Stderr = &out
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(delay)
+		cmd.Process.Signal(syscall.SIGTERM)
+		if err := cmd.Wait(); err != nil {
+			t.Errorf("SIGTERM after %s: %v\n%s", delay, err, out.String())
+		}
+	}
+}

@@ -40,6 +40,13 @@ type runFlags struct {
 }
 
 func runCmd(args []string, stderr io.Writer) int {
+	// Catch signals from the start: loading the BPF programs can take
+	// seconds (tens under emulation), and a SIGTERM meanwhile must still end
+	// in a clean stop, not the default death. Signals that arrive before the
+	// loop runs wait in the channel.
+	sigs := make(chan os.Signal, 4)
+	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
+	defer signal.Stop(sigs)
 	var f runFlags
 	fs := flag.NewFlagSet("run", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -71,7 +78,7 @@ func runCmd(args []string, stderr io.Writer) int {
 		Output:     stderr,
 		Color:      hclog.AutoColor,
 	})
-	if err := run(f, log, stderr); err != nil {
+	if err := run(f, log, stderr, sigs); err != nil {
 		log.Error("governor stopped", "error", err)
 		return 1
 	}
@@ -95,7 +102,7 @@ func loadPolicy(f runFlags, log hclog.Logger, diagOut io.Writer) (*governor.Poli
 	return res.Policy, nil
 }
 
-func run(f runFlags, log hclog.Logger, diagOut io.Writer) error {
+func run(f runFlags, log hclog.Logger, diagOut io.Writer, sigs <-chan os.Signal) error {
 	log.Info("starting", "version", version, "dry_run", f.dryRun)
 	pol, err := loadPolicy(f, log, diagOut)
 	if err != nil {
@@ -168,9 +175,6 @@ func run(f runFlags, log hclog.Logger, diagOut io.Writer) error {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	ops.start(ctx, loop)
-	sigs := make(chan os.Signal, 4)
-	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
-	defer signal.Stop(sigs)
 	go func() {
 		for s := range sigs {
 			if s != syscall.SIGHUP {
