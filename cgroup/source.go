@@ -726,9 +726,10 @@ func (s *Source) readAt(dirfd int, name string) ([]byte, error) {
 	}
 	// openat(2) with a cached NUL-terminated name: unix.Openat would
 	// allocate a C string for every file of every cgroup on every tick.
+	// O_NOFOLLOW: a symlink planted in the tree must not be read (ELOOP).
 	for {
 		r, _, e := unix.Syscall6(unix.SYS_OPENAT, uintptr(dirfd), uintptr(unsafe.Pointer(&cname[0])),
-			uintptr(unix.O_RDONLY|unix.O_CLOEXEC), 0, 0, 0)
+			uintptr(unix.O_RDONLY|unix.O_CLOEXEC|unix.O_NOFOLLOW), 0, 0, 0)
 		if e == unix.EINTR {
 			continue
 		}

@@ -78,6 +78,34 @@ func TestActuatorRefusesSymlinksEverywhere(t *testing.T) {
 	})
 }
 
+// The Source never walks into a symlinked directory (covered by
+// TestSourceFixture) and never follows a symlinked file inside a cgroup:
+// a planted memory.current -> /outside/file must not become a signal.
+func TestSourceIgnoresSymlinkedFiles(t *testing.T) {
+	root, proc := sourceFixture(t)
+	outside := t.TempDir()
+	secret := filepath.Join(outside, "memory.current")
+	writeFixture(t, secret, "123456789\n")
+	mkCgroup(t, root, "planted", map[string]string{"cgroup.events": "populated 1\nfrozen 0\n"})
+	if err := os.Symlink(secret, filepath.Join(root, "planted", "memory.current")); err != nil {
+		t.Fatal(err)
+	}
+	s := NewSource(root, SourceOptions{ProcPressureDir: proc})
+	var snap governor.Snapshot
+	if err := s.Sample(context.Background(), &snap); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range snap.Cgroups {
+		if c.Path == "planted" {
+			if v, ok := c.Get(governor.MemoryCurrent); ok {
+				t.Errorf("Source followed a symlinked memory.current out of the root: %v", v)
+			}
+			return
+		}
+	}
+	t.Fatalf("planted cgroup not in the snapshot")
+}
+
 func snapshotDir(t *testing.T, dir string) map[string]string {
 	t.Helper()
 	ents, err := os.ReadDir(dir)
