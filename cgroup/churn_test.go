@@ -331,10 +331,8 @@ func runChurn(t *testing.T, total int, over time.Duration) {
 		if left := entriesFor(cgIndex, ids); left != 0 {
 			t.Errorf("%d cg_index entries left for removed cgroups", left)
 		}
-		// Other cgroups on the host come and go too; allow a little.
-		if end.bpfEntries > start.bpfEntries+8 {
-			t.Errorf("bpf cg_index entries %d -> %d", start.bpfEntries, end.bpfEntries)
-		}
+		// The map's total follows whatever else runs on the host (it
+		// indexes every task's cgroup); only the churned ones must go.
 	}
 	if maxTriggers == 0 {
 		t.Errorf("no PSI trigger was ever armed: the churn did not exercise triggers; log: %s", logs)
