@@ -28,10 +28,20 @@ protect "interactive-memory" {
   memory_low = "1GiB"
 }
 
-# Background work yields the CPU quickly when the interactive class waits for
-# it, and gets it back slowly once things are calm again.
-suppress "background-yields" {
-  target = "background"
+# Background work yields the CPU at once when the interactive class waits
+# for it: it becomes SCHED_IDLE among its siblings (cpu.idle = 1), so an
+# interactive task preempts it on every wake-up, and it runs only when
+# nothing else wants the CPU. (cpu.idle and cpu.weight do not mix: the kernel
+# refuses cpu.weight writes while cpu.idle is 1, so this policy squeezes no
+# weight on this class.)
+rule "background-idle" {
+  target    = "background"
+  knob      = "cpu.idle"
+  direction = "up"
+  step      = 1
+  min       = 0
+  max       = 1
+  cooldown  = "2s"
 
   when {
     class  = "interactive"
@@ -47,42 +57,30 @@ suppress "background-yields" {
     above  = "10ms"
     for    = "3s"
   }
-  # No recover block: the trigger recovers once no when condition has held
-  # for the longest of their durations.
-
-  knob "cpu.weight" {
-    step     = "75%"
-    min      = 1
-    cooldown = "2s"
-  }
-  knob "io.weight" {
-    step = "75%"
-    min  = 1
+  recover {
+    class  = "interactive"
+    signal = "cpu.some.avg10"
+    below  = "1%"
+    for    = "60s"
   }
 }
 
-# The generic form: while the host is short of memory, mark background
-# cgroups SCHED_IDLE among their siblings (cpu.idle = 1) so they only run
-# when nothing else wants the CPU; undo it 60 s after the pressure is gone.
-rule "background-idle" {
-  target    = "background"
-  knob      = "cpu.idle"
-  direction = "up"
-  step      = 1
-  min       = 0
-  max       = 1
-  cooldown  = "10s"
+# And it yields the disk while the interactive class waits for IO (io.weight
+# acts where blk-iocost is enabled for the device).
+suppress "background-yields-io" {
+  target = "background"
 
   when {
-    host   = true
-    signal = "memory.some.avg10"
-    above  = "20%"
-    for    = "10s"
+    class  = "interactive"
+    signal = "io.some.avg10"
+    above  = "5%"
+    for    = "2s"
   }
-  recover {
-    host   = true
-    signal = "memory.some.avg10"
-    below  = "5%"
-    for    = "60s"
+  # No recover block: the trigger recovers once no when condition has held
+  # for the longest of their durations.
+
+  knob "io.weight" {
+    step = "75%"
+    min  = 1
   }
 }

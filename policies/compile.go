@@ -300,6 +300,15 @@ func (c *compiler) claim(class, knob string, n named, rng hcl.Range) {
 		return
 	}
 	c.writes[k] = n
+	// The kernel refuses cpu.weight writes (EINVAL) while a cgroup's
+	// cpu.idle is 1, and reports its weight as 0: a policy must not drive
+	// both on one class.
+	other := map[string]string{"cpu.idle": "cpu.weight", "cpu.weight": "cpu.idle"}[knob]
+	if prev, taken := c.writes[writeKey{class, other}]; other != "" && taken {
+		c.errorf(rng, "Conflicting knobs",
+			"%s %q writes %s and %s writes %s of class %q; the kernel refuses cpu.weight while cpu.idle is 1. Use cpu.idle with cpu.max, or cpu.weight alone.",
+			n.kind, n.name, knob, prev, other, class)
+	}
 }
 
 func (c *compiler) duration(a *hcl.Attribute, def time.Duration) time.Duration {

@@ -135,19 +135,28 @@ func TestRunEarlySIGTERM(t *testing.T) {
 	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("build: %v\n%s", err, out)
 	}
-	// From about 20 ms on the handler is installed (before that the Go
-	// runtime is still starting the process, which no daemon can cover).
-	for _, delay := range []time.Duration{30 * time.Millisecond, 60 * time.Millisecond, 100 * time.Millisecond, 200 * time.Millisecond} {
-		var out strings.Builder
+	// SIGTERM as soon as the daemon says "starting" (the handler is in
+	// place by then, the cgroup probe and the BPF load still to come), and
+	// a little later, in the middle of them.
+	for _, extra := range []time.Duration{0, 20 * time.Millisecond, 80 * time.Millisecond} {
 		cmd := exec.Command(bin, "run", "--dry-run", "--state-dir", t.TempDir(), "--metrics-addr", "", "--control-socket", "none")
-		cmd.Stderr = &out
+		stderr, _ := cmd.StderrPipe()
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
 		}
-		time.Sleep(delay)
+		var out strings.Builder
+		sc := bufio.NewScanner(stderr)
+		for sc.Scan() {
+			out.WriteString(sc.Text() + "\n")
+			if strings.Contains(sc.Text(), "starting") {
+				break
+			}
+		}
+		time.Sleep(extra)
 		cmd.Process.Signal(syscall.SIGTERM)
+		go io.Copy(io.Discard, stderr)
 		if err := cmd.Wait(); err != nil {
-			t.Errorf("SIGTERM after %s: %v\n%s", delay, err, out.String())
+			t.Errorf("SIGTERM %s after start: %v\n%s", extra, err, out.String())
 		}
 	}
 }
