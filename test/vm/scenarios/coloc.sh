@@ -1,12 +1,13 @@
 # Scenario "coloc": batch co-location. A periodic service (1 ms of CPU every
 # 10 ms) runs alone, next to two batch CPU burners, and next to them with
-# the governor running a `suppress` policy that squeezes the batch's
-# cpu.weight and cpu.max while the service waits for CPU. Figures: the
-# service's p99 latency in each case and the batch's throughput with and
-# without the governor. Asserted: the squeeze happens, is given back on
-# SIGTERM, and the batch still progresses. The latencies are reported, not
-# asserted: under TCG on a shared 2-core host their noise is larger than
-# the effect (latency_improved says which way it went).
+# the governor running a policy that makes the batch SCHED_IDLE among its
+# siblings (cpu.idle) and cuts its cpu.max while the service waits for
+# CPU. Figures: the service's p99 latency in each case and the batch's throughput with and
+# without the governor. Asserted: the squeeze happens and is given back on
+# SIGTERM, the batch still progresses, and the governor cuts the service's
+# p99 at least in half compared with batch and no governor (issue 4's
+# target; measured here at 7.8x with cpu.idle, where cpu.weight alone gave
+# under 2x under TCG).
 set -u
 . "$VMTEST/lib.sh"
 require_governor
@@ -43,19 +44,22 @@ b=$!
 sleep 1
 cg_run coloc/service vmload latency -for "${settle}s" >"$RESULTS/settle.txt"
 wait $!
-w_squeezed=$(cg_get coloc/batch cpu.weight)
+i_squeezed=$(cg_get coloc/batch cpu.idle)
 m_squeezed=$(cg_get coloc/batch cpu.max)
 cg_run coloc/service vmload latency -for "${leg}s" >"$RESULTS/with_batch_gov.txt"
 wait $!
 wait $b
 governor_stop TERM
-w_after=$(cg_get coloc/batch cpu.weight)
+i_after=$(cg_get coloc/batch cpu.idle)
+m_after=$(cg_get coloc/batch cpu.max)
 log "with batch + governor: $(cat "$RESULTS/with_batch_gov.txt"); batch $(cat "$RESULTS/batch_gov.txt")"
-log "batch cpu.weight while squeezed $w_squeezed, cpu.max '$m_squeezed'; after the governor stopped $w_after"
+log "batch cpu.idle while squeezed $i_squeezed, cpu.max '$m_squeezed'; after the governor stopped cpu.idle $i_after, cpu.max '$m_after'"
 
 a=$(p99 "$RESULTS/alone.txt") wb=$(p99 "$RESULTS/with_batch.txt") wg=$(p99 "$RESULTS/with_batch_gov.txt")
 o1=$(ops "$RESULTS/batch_nogov.txt") o2=$(ops "$RESULTS/batch_gov.txt")
-summary "p99_ms alone=$((a / 1000)).$((a % 1000 / 100)) batch=$((wb / 1000)).$((wb % 1000 / 100)) batch+gov=$((wg / 1000)).$((wg % 1000 / 100)) batch_mops/s nogov=$((o1 / 1000000)) gov=$((o2 / 1000000)) squeezed_weight=$w_squeezed latency_improved=$([ "$wg" -lt "$wb" ] && echo yes || echo no)"
-check "the governor squeezed the batch's cpu.weight" test "$w_squeezed" -lt 100
-check "and gave it back on SIGTERM" test "$w_after" = 100
+summary "p99_ms alone=$((a / 1000)).$((a % 1000 / 100)) batch=$((wb / 1000)).$((wb % 1000 / 100)) batch+gov=$((wg / 1000)).$((wg % 1000 / 100)) batch_mops/s nogov=$((o1 / 1000000)) gov=$((o2 / 1000000)) squeezed_idle=$i_squeezed squeezed_max=${m_squeezed% *} p99_cut=$((wb / (wg > 0 ? wg : 1))).$((wb * 10 / (wg > 0 ? wg : 1) % 10))x"
+check "the governor made the batch SCHED_IDLE (cpu.idle 1)" test "$i_squeezed" = 1
+check "and cut its cpu.max" test "$m_squeezed" != "max 100000"
+check "and gave both back on SIGTERM" test "$i_after" = 0 -a "$m_after" = "max 100000"
 check "batch still makes progress under the governor" test "$o2" -gt 0
+check "the governor cut the service's p99 at least in half" test $((wg * 2)) -le "$wb"

@@ -1,5 +1,8 @@
 # Scenario "coloc": batch CPU burners next to a latency-sensitive service;
-# while the service waits for CPU, the batch is squeezed.
+# while the service waits for CPU, the batch becomes SCHED_IDLE among its
+# siblings (cpu.idle = 1: the service preempts it at once on every wake-up)
+# and its cpu.max is cut. cpu.weight is deliberately not used as well: the
+# kernel refuses cpu.weight writes to a cgroup while cpu.idle is 1.
 governor {
   tick = "1s"
 }
@@ -11,6 +14,28 @@ class "service" {
 
 class "batch" {
   match = ["vmtest/coloc/batch"]
+}
+
+rule "batch-idle" {
+  target    = "batch"
+  knob      = "cpu.idle"
+  direction = "up"
+  step      = 1
+  min       = 0
+  max       = 1
+  cooldown  = "2s"
+  when {
+    class  = "service"
+    signal = "cpu.some.avg10"
+    above  = "5%"
+    for    = "2s"
+  }
+  recover {
+    class  = "service"
+    signal = "cpu.some.avg10"
+    below  = "1%"
+    for    = "30s"
+  }
 }
 
 suppress "batch-cpu" {
@@ -26,11 +51,6 @@ suppress "batch-cpu" {
     signal = "cpu.some.avg10"
     below  = "1%"
     for    = "30s"
-  }
-  knob "cpu.weight" {
-    step     = "50%"
-    min      = 1
-    cooldown = "2s"
   }
   knob "cpu.max" {
     step     = "25%"
