@@ -44,9 +44,9 @@ install: build
 	@if [ -z "$(DESTDIR)" ] && [ -d /run/systemd/system ]; then systemctl daemon-reload; fi
 
 # The whole suite, what CI runs (.ci/run): lint, the stale-BPF-output check,
-# unit and host tests, then the scenarios and the BPF tests on a real cgroup
-# v2 kernel under QEMU.
-check: lint generate-check test vm-test test-bpf-vm
+# unit and host tests, a short bounded fuzz run of every fuzz target, then
+# the scenarios and the BPF tests on a real cgroup v2 kernel under QEMU.
+check: lint generate-check test fuzz-ci vm-test test-bpf-vm
 
 lint:
 	$(GO) vet ./...
@@ -140,3 +140,28 @@ bench-bpf:
 	@mountpoint -q /sys/kernel/tracing || mount -t tracefs tracefs /sys/kernel/tracing
 	GOVERNOR_BPF_BENCH=1 GOVERNOR_BPF_BENCH_SECONDS=$(BPF_BENCH_SECONDS) \
 	  $(GO) test -count=1 -timeout 600s -run 'TestBenchBPF' -v ./bpf
+
+# ---- bench: performance and scale (BENCHMARKS.md) --------------------------
+# Go micro-benchmarks (-benchmem) of parsing, the Source, condition
+# evaluation and a whole Step over 10,000 cgroups, then (as root) the real
+# daemon governing 100, 1,000 and 10,000 real cgroups: per-step wall time,
+# CPU (% of a core, /proc/PID/stat) and RSS. Fails only on a regression
+# beyond BENCH_TOLERANCE against the committed baselines in
+# cmd/governor-bench/. BENCH_REF=path/to/older/governor measures that binary
+# too, alternately, in the same run. The cgroups are removed on exit, on
+# failure and on SIGINT/SIGTERM (and stale ones at the next start).
+.PHONY: bench
+BENCH_COUNTS    ?= 100,1000,10000
+BENCH_SECONDS   ?= 60
+BENCH_TOLERANCE ?= 3
+BENCH_REF       ?=
+bench: build
+	$(GO) build -o bin/governor-bench ./cmd/governor-bench
+	@set -e; out=$$(mktemp); trap 'rm -f "$$out"' EXIT; \
+	$(GO) test -run '^$$' -bench . -benchmem -benchtime 2s -count 1 ./cgroup ./governor >"$$out" 2>&1 || { cat "$$out"; exit 1; }; \
+	bin/governor-bench check -baseline cmd/governor-bench/baseline-go.json -tolerance $(BENCH_TOLERANCE) <"$$out"
+	@if [ "$$(id -u)" != 0 ]; then echo "bench: not root; skipping the whole-daemon scale runs"; exit 0; fi; \
+	bin/governor-bench scale -bin $(BIN) $(if $(BENCH_REF),-ref $(BENCH_REF)) -counts $(BENCH_COUNTS) \
+	  -duration $(BENCH_SECONDS)s -out bin/bench-scale.json \
+	  -baseline cmd/governor-bench/baseline-scale.json -tolerance $(BENCH_TOLERANCE); \
+	rc=$$?; bin/governor-bench cleanup; exit $$rc
