@@ -29,7 +29,7 @@ func (l *Loop) set(cg *cgState, k Knob, v int64, owner, reason string) {
 		return
 	}
 	if m := l.managed[knobKey{cg.ref.ID, k}]; m != nil && m.owner != owner {
-		l.warnOnce("owner:"+cg.ref.Path+k.String(), "two controllers want the same knob; the first keeps it",
+		l.warnOnceCG(cg, "owner:"+k.String(), "two controllers want the same knob; the first keeps it",
 			"cgroup", cg.ref.String(), "knob", k.String(), "owner", m.owner, "other", owner)
 		return
 	}

@@ -101,7 +101,7 @@ func (l *Loop) arm(cg *cgState) {
 				l.log.Debug("cgroup gone before its PSI trigger was armed", "cgroup", cg.ref.String())
 				break
 			}
-			l.warnOnce("arm:"+cg.ref.Path+s.resource, "cannot arm PSI trigger; relying on the tick", "cgroup", cg.ref.String(), "resource", s.resource, "error", err)
+			l.warnOnceCG(cg, "arm:"+s.resource, "cannot arm PSI trigger; relying on the tick", "cgroup", cg.ref.String(), "resource", s.resource, "error", err)
 			continue
 		}
 		l.armed++

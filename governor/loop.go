@@ -132,9 +132,10 @@ type cgState struct {
 	failing     [NumKnobs]bool // last write failed (repeats logged at debug)
 	refused     bool           // logged that it is on the deny list
 	reads       [NumKnobs]cachedRead
-	last        *Action // the last action on this cgroup
-	armed       bool    // PSI triggers armed on it
-	armTried    bool    // arming attempted (not retried every tick)
+	last        *Action         // the last action on this cgroup
+	armed       bool            // PSI triggers armed on it
+	armTried    bool            // arming attempted (not retried every tick)
+	warned      map[string]bool // warn-once flags about this cgroup
 	nArmed      int
 }
 
@@ -313,6 +314,9 @@ func (l *Loop) Run(ctx context.Context) error {
 		case <-t.C:
 		}
 		if err := l.Step(ctx); err != nil {
+			if ctx.Err() != nil {
+				return nil // shutting down in the middle of a Step
+			}
 			l.log.Error("step failed", "error", err)
 		}
 		if !t.Stop() {
@@ -466,6 +470,19 @@ func matchAny(patterns []string, p string) bool {
 	return false
 }
 
+// warnOnceCG is warnOnce for a warning about one cgroup: the flag lives in
+// the cgroup's state and goes with it.
+func (l *Loop) warnOnceCG(cg *cgState, key, msg string, args ...interface{}) {
+	if cg.warned[key] {
+		return
+	}
+	if cg.warned == nil {
+		cg.warned = make(map[string]bool)
+	}
+	cg.warned[key] = true
+	l.log.Warn(msg, args...)
+}
+
 func (l *Loop) warnOnce(key, msg string, args ...interface{}) {
 	if l.warned[key] {
 		return
@@ -594,7 +611,7 @@ func (l *Loop) readFailed(cg *cgState, k Knob, err error) {
 			l.log.Warn("knob not available for cgroup; not acting on it", "cgroup", cg.ref.String(), "knob", k.String(), "error", err)
 		}
 	default:
-		l.warnOnce("read:"+cg.ref.Path+":"+k.String(), "cannot read knob", "cgroup", cg.ref.String(), "knob", k.String(), "error", err)
+		l.warnOnceCG(cg, "read:"+k.String(), "cannot read knob", "cgroup", cg.ref.String(), "knob", k.String(), "error", err)
 	}
 }
 

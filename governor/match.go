@@ -46,6 +46,11 @@ func CheckPattern(pattern string) error {
 	if pattern == "" {
 		return fmt.Errorf("empty pattern")
 	}
+	for _, r := range pattern {
+		if r < 0x20 || r == 0x7f {
+			return fmt.Errorf("pattern %q contains a control character", pattern)
+		}
+	}
 	if strings.HasPrefix(pattern, "/") {
 		return fmt.Errorf("pattern %q must be relative to the cgroup root (no leading '/')", pattern)
 	}

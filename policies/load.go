@@ -98,6 +98,20 @@ func (l *loader) finish() *Result {
 		r.Policy = pol
 		r.Diags = append(r.Diags, diags...)
 	}
+	// gohcl decodes in map order: sort so one policy always gives its
+	// diagnostics in the same order (file, line, column).
+	sort.SliceStable(r.Diags, func(i, j int) bool {
+		a, b := r.Diags[i].Subject, r.Diags[j].Subject
+		switch {
+		case a == nil || b == nil:
+			return a != nil && b == nil
+		case a.Filename != b.Filename:
+			return a.Filename < b.Filename
+		case a.Start.Line != b.Start.Line:
+			return a.Start.Line < b.Start.Line
+		}
+		return a.Start.Column < b.Start.Column
+	})
 	return r
 }
 

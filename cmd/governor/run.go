@@ -36,6 +36,7 @@ type runFlags struct {
 	cgroupRoot    string
 	noBPF         bool
 	allowInsecure bool
+	allowSystemd  stringList
 	ops           opsFlags
 }
 
@@ -57,6 +58,7 @@ func runCmd(args []string, stderr io.Writer) int {
 	fs.StringVar(&f.stateDir, "state-dir", "/run/governor", "where originals of changed knobs are recorded for crash recovery")
 	fs.StringVar(&f.cgroupRoot, "cgroup-root", "", "cgroup2 mount point (default: found in /proc/self/mountinfo)")
 	fs.BoolVar(&f.noBPF, "no-bpf", false, "do not load the BPF sensors (PSI and cgroup statistics only)")
+	fs.Var(&f.allowSystemd, "allow-systemd", "let policies limit this systemd service (e.g. systemd-oomd.service; repeatable): systemd's own services and D-Bus are otherwise never limited, frozen or killed")
 	fs.BoolVar(&f.allowInsecure, "allow-insecure-config", false, "accept policy files not owned by root or writable by group/others (tests only)")
 	f.ops.register(fs)
 	if err := fs.Parse(args); err != nil {
@@ -157,8 +159,10 @@ func run(f runFlags, log hclog.Logger, diagOut io.Writer, sigs <-chan os.Signal)
 		StatePath: filepath.Join(f.stateDir, "state.json"),
 		Caps:      caps,
 		SelfPath:  self,
-		AfterStep: ops.afterStep(sd.afterStep),
-		OnAction:  ops.onAction,
+		// systemd's own services and D-Bus stay off limits unless named.
+		AllowSystemd: f.allowSystemd,
+		AfterStep:    ops.afterStep(sd.afterStep),
+		OnAction:     ops.onAction,
 	}
 	if trig != nil {
 		cfg.Notifier = trig
