@@ -103,7 +103,7 @@ func TestMatchPath(t *testing.T) {
 			t.Errorf("MatchPath(%q, %q) = %v, want %v", tc.pattern, tc.path, got, tc.want)
 		}
 	}
-	for _, bad := range []string{"", "/abs", "a/../b", "./a", "a//b", "a/["} {
+	for _, bad := range []string{"", "/abs", "a/../b", "./a", "a//b", "a/[", "a\x00b", "web\n.service"} {
 		if CheckPattern(bad) == nil {
 			t.Errorf("CheckPattern(%q) accepted", bad)
 		}
