@@ -2,12 +2,14 @@
 // it runs inside the guest (statically linked, injected per run) and stands in
 // for tools the minimal guest root does not carry.
 //
-//	vmload anon   -size 600M [-hot 10] [-hold 60s]   allocate, touch, hold
+//	vmload anon   -size 600M [-hot 10] [-hold 60s] [-delay 1s]  allocate, touch, hold
 //	vmload grow   -rate 64M -every 1s [-max 0] [-hold 0]  allocate (without end)
 //	vmload sample -cgroup /sys/fs/cgroup/x -out f.csv [-every 1s]
 //	vmload psi    -file memory.pressure               print some avg10
 //	vmload latency -period 10ms -work 1ms -for 20s    a periodic service: p50/p99
 //	vmload burn   -threads 2 -for 20s                 batch CPU work: ops/s
+//	vmload react  -cgroup /sys/fs/cgroup/x [-every 10ms] [-wait 10s] [-for 30s]
+//	              time from the onset of memory pressure to a corrective event
 //
 // Sizes accept K, M, G suffixes (powers of 1024).
 package main
@@ -30,7 +32,7 @@ import (
 
 func main() {
 	if len(os.Args) < 2 {
-		fmt.Fprintln(os.Stderr, "usage: vmload anon|grow|sample|psi [flags]")
+		fmt.Fprintln(os.Stderr, "usage: vmload anon|grow|sample|psi|latency|burn|react [flags]")
 		os.Exit(2)
 	}
 	var err error
@@ -47,6 +49,8 @@ func main() {
 		err = latency(os.Args[2:])
 	case "burn":
 		err = burn(os.Args[2:])
+	case "react":
+		err = react(os.Args[2:])
 	default:
 		err = fmt.Errorf("unknown command %q", os.Args[1])
 	}
@@ -117,16 +121,18 @@ func waitSignal(d time.Duration) {
 	}
 }
 
-// anon allocates -size bytes, then keeps the first -hot percent of them in use
-// (touched every 200 ms) while the rest goes cold, until -hold passes or a
-// signal arrives.
+// anon waits -delay, allocates -size bytes, then keeps the first -hot percent
+// of them in use (touched every 200 ms) while the rest goes cold, until -hold
+// passes or a signal arrives.
 func anon(args []string) error {
 	fs := flag.NewFlagSet("anon", flag.ExitOnError)
 	var sz size
 	fs.Var(&sz, "size", "bytes to allocate")
 	hot := fs.Float64("hot", 0, "percent of the allocation kept hot")
 	hold := fs.Duration("hold", 0, "how long to hold (0: until signalled)")
+	delay := fs.Duration("delay", 0, "wait this long before allocating")
 	_ = fs.Parse(args)
+	time.Sleep(*delay)
 	b, err := mapTouched(int64(sz))
 	if err != nil {
 		return err
@@ -371,4 +377,160 @@ func burn(args []string) error {
 	wg.Wait()
 	fmt.Printf("ops_per_s=%d\n", total.Load()/uint64(dur.Seconds()+0.5))
 	return nil
+}
+
+// react times how fast something corrects memory pressure in a cgroup. It
+// waits up to -wait for the cgroup to exist and hold a task (the workload
+// must not stall yet: start it with a delay), records its memory.high and
+// the "some" total= of its memory.pressure, then polls them every -every.
+//
+// The onset is the first poll that sees total= grow: the first stall. The
+// stall really began between that poll and the previous one (at most one
+// poll earlier). From the onset on it waits for a corrective event:
+//
+//	high   memory.high differs from its initial value (a governor's write)
+//	exit   a task that was in the cgroup at the onset is exiting or gone
+//	       (PF_EXITING, zombie, or no /proc entry: a kill)
+//	empty  the cgroup is unpopulated or removed
+//
+// It prints one line of key=value: onset_unix_ms, event (or timeout, or
+// noonset when the cgroup emptied before any stall), react_ms (onset to the
+// poll that saw the event), event_unix_ms, high0/high1, over_high_ms (first
+// poll with memory.current above the initial memory.high, relative to the
+// onset), stall_ms (some stall accumulated until the event), polls and
+// max_gap_ms (the longest interval between two polls after the onset).
+func react(args []string) error {
+	fs := flag.NewFlagSet("react", flag.ExitOnError)
+	cg := fs.String("cgroup", "", "cgroup directory")
+	every := fs.Duration("every", 10*time.Millisecond, "poll period")
+	wait := fs.Duration("wait", 10*time.Second, "how long to wait for the cgroup to exist")
+	limit := fs.Duration("for", 30*time.Second, "give up this long after the start (without onset) or the onset")
+	_ = fs.Parse(args)
+	if *cg == "" {
+		return fmt.Errorf("react: -cgroup is required")
+	}
+	pressure := filepath.Join(*cg, "memory.pressure")
+	events := filepath.Join(*cg, "cgroup.events")
+	deadline := time.Now().Add(*wait)
+	for keyed(events, "populated") != "1" {
+		if time.Now().After(deadline) {
+			return fmt.Errorf("react: %s not populated within %v", *cg, *wait)
+		}
+		time.Sleep(*every)
+	}
+	_, total0, err := psiAvg10(pressure)
+	if err != nil {
+		return err
+	}
+	lastTotal := total0
+	high0 := readTrim(filepath.Join(*cg, "memory.high"))
+	highBytes, _ := strconv.ParseInt(high0, 10, 64) // 0 for "max": never "over"
+
+	var (
+		start           = time.Now()
+		onset, overHigh time.Time
+		onsetTotal      int64
+		pids            []int
+		polls           int
+		maxGap          time.Duration
+		last            time.Time
+	)
+	result := func(event string, at time.Time, total int64) error {
+		high1 := readTrim(filepath.Join(*cg, "memory.high"))
+		if onset.IsZero() {
+			fmt.Printf("event=%s onset_unix_ms=- react_ms=- high0=%s high1=%s waited_ms=%d\n",
+				event, high0, high1, time.Since(start).Milliseconds())
+			return nil
+		}
+		over := "-"
+		if !overHigh.IsZero() {
+			over = strconv.FormatInt(overHigh.Sub(onset).Milliseconds(), 10)
+		}
+		fmt.Printf("event=%s onset_unix_ms=%d react_ms=%d event_unix_ms=%d high0=%s high1=%s over_high_ms=%s stall_ms=%d polls=%d max_gap_ms=%d\n",
+			event, onset.UnixMilli(), at.Sub(onset).Milliseconds(), at.UnixMilli(), high0, high1, over,
+			(total-onsetTotal)/1000, polls, maxGap.Milliseconds())
+		return nil
+	}
+	t := time.NewTicker(*every)
+	defer t.Stop()
+	for {
+		now := time.Now()
+		total, perr := lastTotal, error(nil)
+		if _, t, err := psiAvg10(pressure); err == nil {
+			total, lastTotal = t, t
+		} else {
+			perr = err
+		}
+		populated := keyed(events, "populated")
+		if perr != nil || populated == "0" {
+			if onset.IsZero() {
+				return result("noonset", now, total)
+			}
+			return result("empty", now, total)
+		}
+		if highBytes > 0 && overHigh.IsZero() {
+			if cur, err := strconv.ParseInt(readTrim(filepath.Join(*cg, "memory.current")), 10, 64); err == nil && cur > highBytes {
+				overHigh = now
+			}
+		}
+		if onset.IsZero() {
+			if total > total0 {
+				onset, onsetTotal, last = now, total0, now
+				pids = procs(filepath.Join(*cg, "cgroup.procs"))
+			} else if now.Sub(start) > *limit {
+				return result("timeout", now, total)
+			}
+		} else {
+			polls++
+			maxGap = max(maxGap, now.Sub(last))
+			last = now
+			if readTrim(filepath.Join(*cg, "memory.high")) != high0 {
+				return result("high", now, total)
+			}
+			for _, pid := range pids {
+				if exiting(pid) {
+					return result("exit", now, total)
+				}
+			}
+			if now.Sub(onset) > *limit {
+				return result("timeout", now, total)
+			}
+		}
+		<-t.C
+	}
+}
+
+// procs lists the pids in a cgroup.procs file.
+func procs(path string) []int {
+	var out []int
+	for _, f := range strings.Fields(readTrim(path)) {
+		if n, err := strconv.Atoi(f); err == nil {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+// exiting reports whether a process is gone, a zombie, or has begun to exit
+// (PF_EXITING in the flags of /proc/PID/stat): the first sign of a kill.
+func exiting(pid int) bool {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return true
+	}
+	s := string(b)
+	i := strings.LastIndexByte(s, ')')
+	if i < 0 {
+		return false
+	}
+	f := strings.Fields(s[i+1:]) // state ppid pgrp session tty_nr tpgid flags ...
+	if len(f) < 7 {
+		return false
+	}
+	if f[0] == "Z" || f[0] == "X" || f[0] == "x" {
+		return true
+	}
+	flags, err := strconv.ParseUint(f[6], 10, 64)
+	const pfExiting = 0x4
+	return err == nil && flags&pfExiting != 0
 }
