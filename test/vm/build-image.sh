@@ -110,6 +110,10 @@ for u in serial-getty@ttyS0.service getty@tty1.service getty.target \
 	ln -sf /dev/null "$root/etc/systemd/system/$u"
 done
 ln -sf /lib/systemd/system/multi-user.target "$root/etc/systemd/system/default.target"
+# systemd-oomd is there for the reaction scenario, which starts it. Debian's
+# package enables it and sets ManagedOOMSwap=kill on -.slice, which must not
+# act in the other scenarios: do not start it at boot.
+rm -f "$root/etc/systemd/system/multi-user.target.wants/systemd-oomd.service"
 rm -rf "$root"/usr/share/{doc,man,info,locale}/* "$root"/var/cache/apt/*.bin \
 	"$root"/var/lib/apt/lists/* "$root"/var/cache/apt/archives/*.deb
 
