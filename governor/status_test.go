@@ -2,6 +2,9 @@ package governor
 
 import (
 	"context"
+	"maps"
+	"reflect"
+	"sort"
 	"strings"
 	"sync"
 	"testing"
@@ -63,6 +66,22 @@ func TestStatusExplainAndActionsFromRunningLoop(t *testing.T) {
 	if _, err := h.loop.Explain(qctx, "nope"); err == nil {
 		t.Errorf("explain of an unknown cgroup must fail")
 	}
+	// VisitStatus hands over the same cgroups, one at a time, reusing its
+	// CgroupStatus and Signals map (the visitor copies what it keeps).
+	vst, err := h.loop.VisitStatus(qctx, func(cs *CgroupStatus) {
+		c := *cs
+		c.Signals = maps.Clone(cs.Signals)
+		st.Cgroups = append(st.Cgroups, c)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	visited := st.Cgroups[2:]
+	sort.Slice(visited, func(i, j int) bool { return visited[i].Path < visited[j].Path })
+	if !reflect.DeepEqual(visited, st.Cgroups[:2]) || vst.Cgroups != nil || len(vst.Controllers) != 1 {
+		t.Errorf("VisitStatus: %+v (status without cgroups %+v); Status: %+v", visited, vst, st.Cgroups[:2])
+	}
+
 	mu.Lock()
 	defer mu.Unlock()
 	if len(actions) == 0 || actions[0].Kind != "write" || actions[0].Knob != "cpu.weight" || actions[0].Old != "100" || actions[0].New != "50" || actions[0].Reason == "" {
