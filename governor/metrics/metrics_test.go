@@ -128,7 +128,7 @@ func TestScrapeRunningLoop(t *testing.T) {
 		t.Fatal(err)
 	}
 	m.SetSource(Source{
-		Status: loop.Status, Admission: loop.Admission, Reader: act, Via: act.Via,
+		Status: loop.Status, Visit: loop.VisitStatus, Admission: loop.Admission, Reader: act, Via: act.Via,
 		BPF: func() []bpf.ProgStats {
 			return []bpf.ProgStats{{Name: "btf_sched_switch", Tracepoint: "sched/sched_switch", RunCount: 1234, RunTime: 150 * time.Microsecond}}
 		},
@@ -182,6 +182,8 @@ func TestScrapeRunningLoop(t *testing.T) {
 		`governor_admission_headroom{signal="cpu.some.avg10",subject="class web"} -20`,
 		`governor_bpf_program_runs_total{program="btf_sched_switch",tracepoint="sched/sched_switch"} 1234`,
 		"governor_admission_since_timestamp_seconds",
+		`governor_knobs_managed{controller="squeeze"} 2`,
+		"governor_metrics_cgroups_omitted 0",
 	} {
 		if !strings.Contains(text, want) {
 			t.Errorf("scrape lacks %q", want)

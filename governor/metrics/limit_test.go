@@ -1,0 +1,241 @@
+package metrics
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net/http/httptest"
+	"os/exec"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/governor-dev/governor/governor"
+)
+
+// cgs builds governed cgroups for the limit's tests: "path" alone is idle;
+// "path@P" has P % cpu.some.avg10; "path+knob" holds a knob changed by
+// squeeze; "path-hb" a handed-back knob only; "path!T" was last acted on T
+// seconds after a fixed time.
+func cgs(specs ...string) []governor.CgroupStatus {
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	var out []governor.CgroupStatus
+	for i, spec := range specs {
+		cs := governor.CgroupStatus{Class: "batch", Signals: map[string]float64{}}
+		for _, sig := range []governor.Signal{governor.CPUSomeAvg10, governor.MemorySomeAvg10, governor.IOSomeAvg10} {
+			cs.Signals[sig.Name()] = 0
+		}
+		path, rest, _ := strings.Cut(spec, " ")
+		for _, f := range strings.Fields(rest) {
+			switch {
+			case f == "+knob":
+				cs.Knobs = append(cs.Knobs, governor.KnobStatus{Knob: "cpu.weight", Value: "50", Original: "100", Owner: "squeeze"})
+			case f == "-hb":
+				cs.Knobs = append(cs.Knobs, governor.KnobStatus{Knob: "memory.high", HandedBack: true})
+			case f[0] == '@':
+				var p float64
+				fmt.Sscan(f[1:], &p)
+				cs.Signals[governor.MemorySomeAvg10.Name()] = p
+			case f[0] == '!':
+				var s int
+				fmt.Sscan(f[1:], &s)
+				cs.Last = &governor.Action{Time: t0.Add(time.Duration(s) * time.Second), Controller: "reclaimer", Kind: "reclaim"}
+			}
+		}
+		cs.Ref = governor.Ref{ID: governor.CgroupID(100 + i), Path: path}
+		out = append(out, cs)
+	}
+	return out
+}
+
+func TestCgroupLimit(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		cgs   []governor.CgroupStatus
+		limit int
+		want  []string // exported, by path
+	}{
+		{"no limit", cgs("a", "b @5", "c"), 0, []string{"a", "b", "c"}},
+		{"under the limit", cgs("a", "b", "c"), 3, []string{"a", "b", "c"}},
+		{"highest pressure first", cgs("a @1", "b", "c @30", "d @2", "e"), 2, []string{"c", "d"}},
+		{"idle ties go to the smaller path", cgs("d", "b", "c", "a"), 2, []string{"a", "b"}},
+		{"changed knobs before pressure", cgs("a @90", "b +knob", "c @50", "d +knob"), 3, []string{"a", "b", "d"}},
+		{"changed knobs before the last acted on", cgs("a !9", "b +knob", "c !5"), 2, []string{"a", "b"}},
+		{"most recently acted on first", cgs("a !1 @80", "b !7", "c !3", "d @99"), 2, []string{"b", "c"}},
+		{"acted on before pressure", cgs("a @99", "b !1", "c @98"), 2, []string{"a", "b"}},
+		{"handed back alone counts for nothing", cgs("a -hb", "b @1", "c"), 1, []string{"b"}},
+		{"more changed knobs than the limit: highest pressure", cgs("a +knob @1", "b +knob @3", "c +knob @2", "d @90"), 2, []string{"b", "c"}},
+		{"limit one", cgs("a", "b @1", "c"), 1, []string{"b"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			// The loop hands cgroups over in no particular order: forwards
+			// and backwards must export the same.
+			for _, order := range []string{"forwards", "backwards"} {
+				in := slices.Clone(tc.cgs)
+				if order == "backwards" {
+					slices.Reverse(in)
+				}
+				sel := &selector{limit: tc.limit}
+				for i := range in {
+					sel.add(&in[i])
+				}
+				var got []string
+				for _, r := range sel.kept() {
+					got = append(got, r.ref.Path)
+				}
+				if !slices.Equal(got, tc.want) || sel.total != len(tc.cgs) {
+					t.Errorf("%s: exported %v of %d, want %v of %d", order, got, sel.total, tc.want, len(tc.cgs))
+				}
+			}
+		})
+	}
+}
+
+// A scrape with the limit: only the chosen cgroups have series, the rest
+// are counted, and the totals (governed, managed, handed back) cover every
+// cgroup. Status and Visit (the loop's two ways) give the same scrape.
+func TestScrapeCgroupLimit(t *testing.T) {
+	all := cgs("idle1", "idle2", "busy @40", "squeezed +knob", "reclaimed !1", "handedback -hb", "warm @3")
+	status := func(context.Context) (governor.Status, error) {
+		return governor.Status{Cgroups: slices.Clone(all)}, nil
+	}
+	visit := func(_ context.Context, f func(*governor.CgroupStatus)) (governor.Status, error) {
+		var cs governor.CgroupStatus // reused, as the loop does
+		for i := len(all) - 1; i >= 0; i-- {
+			cs = all[i]
+			f(&cs)
+		}
+		return governor.Status{}, nil
+	}
+	act := &actuator{vals: map[string]int64{}}
+	scrape := func(src Source, limit int) string {
+		m := New(src, time.Second)
+		m.SetCgroupLimit(limit)
+		rec := httptest.NewRecorder()
+		m.Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+		return rec.Body.String()
+	}
+	for _, tc := range []struct {
+		limit    int
+		exported []string
+	}{
+		{0, []string{"busy", "handedback", "idle1", "idle2", "reclaimed", "squeezed", "warm"}},
+		{3, []string{"busy", "reclaimed", "squeezed"}},
+		{4, []string{"busy", "reclaimed", "squeezed", "warm"}},
+		{5, []string{"busy", "handedback", "reclaimed", "squeezed", "warm"}},
+	} {
+		t.Run(fmt.Sprint("limit ", tc.limit), func(t *testing.T) {
+			text := scrape(Source{Status: status, Reader: act, Via: act.Via}, tc.limit)
+			if v := scrape(Source{Visit: visit, Reader: act, Via: act.Via}, tc.limit); stateSeries(v) != stateSeries(text) {
+				t.Errorf("Visit and Status scrapes differ:\n%s\n---\n%s", stateSeries(v), stateSeries(text))
+			}
+			var got []string
+			for _, l := range strings.Split(text, "\n") {
+				if p, ok := strings.CutPrefix(l, `governor_cgroup_info{cgroup="`); ok {
+					got = append(got, p[:strings.IndexByte(p, '"')])
+				}
+			}
+			if !slices.Equal(got, tc.exported) {
+				t.Errorf("cgroup_info for %v, want %v", got, tc.exported)
+			}
+			for _, want := range []string{
+				"governor_cgroups_governed 7",
+				fmt.Sprintf("governor_metrics_cgroups_omitted %d", len(all)-len(tc.exported)),
+				`governor_knobs_managed{controller="squeeze"} 1`,
+				"governor_knobs_handed_back 1",
+				`governor_knob_value{cgroup="squeezed",class="batch",controller="squeeze",knob="cpu.weight"} 100`,
+				`governor_knob_original_value{cgroup="squeezed",class="batch",controller="squeeze",knob="cpu.weight"} 100`,
+			} {
+				if !strings.Contains(text, want) {
+					t.Errorf("scrape lacks %q", want)
+				}
+			}
+			pressure := strings.Count(text, "governor_cgroup_pressure_avg10_ratio{")
+			if pressure != 3*len(tc.exported) {
+				t.Errorf("%d pressure series for %d cgroups", pressure, len(tc.exported))
+			}
+			if !strings.Contains(text, `governor_cgroup_pressure_avg10_ratio{cgroup="busy",class="batch",kind="some",resource="memory"} 0.4`) {
+				t.Errorf("no pressure of the busy cgroup:\n%s", text)
+			}
+			promtoolCheck(t, []byte(text))
+		})
+	}
+}
+
+// stateSeries is the exposition without the process's and Go runtime's own
+// series, which move between two scrapes.
+func stateSeries(text string) string {
+	var b strings.Builder
+	for _, l := range strings.Split(text, "\n") {
+		if strings.Contains(l, "process_") || strings.Contains(l, "go_") {
+			continue
+		}
+		b.WriteString(l + "\n")
+	}
+	return b.String()
+}
+
+func promtoolCheck(t *testing.T, body []byte) {
+	t.Helper()
+	promtool, err := exec.LookPath("promtool")
+	if err != nil {
+		return
+	}
+	cmd := exec.Command(promtool, "check", "metrics")
+	cmd.Stdin = bytes.NewReader(body)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Errorf("promtool check metrics: %v\n%s", err, out)
+	}
+}
+
+// BenchmarkScrape10k scrapes a running loop governing 10,000 idle cgroups
+// (all PSI and usage signals present) with the default cgroup limit, the
+// loop handing the cgroups over through VisitStatus as in the daemon:
+// B/op is what one scrape allocates (BENCHMARKS.md).
+func BenchmarkScrape10k(b *testing.B) {
+	const n = 10000
+	src := &source{}
+	for i := range n {
+		kind := "svc"
+		if i%2 == 1 {
+			kind = "batch"
+		}
+		s := governor.Sample{Ref: governor.Ref{ID: governor.CgroupID(100 + i), Path: fmt.Sprintf("bench/%s.slice/g%03d.slice/%s-%05d", kind, i/200, kind, i)}}
+		for sig := governor.Signal(0); sig < governor.RunqP50; sig++ {
+			s.Set(sig, 0)
+		}
+		src.cgs = append(src.cgs, s)
+	}
+	act := &actuator{vals: map[string]int64{}}
+	loop, err := governor.New(governor.Config{
+		Policy: &governor.Policy{Tick: time.Second, Classes: []governor.Class{
+			{Name: "svc", Match: []string{"bench/svc.slice/**"}, Protected: true},
+			{Name: "batch", Match: []string{"bench/batch.slice/*/*"}},
+		}},
+		Sources: []governor.Source{src}, Actuator: act, NumCPU: 2,
+		Caps: governor.Capabilities{Controllers: map[string]bool{"cpu": true, "memory": true, "io": true}},
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	m := New(Source{Status: loop.Status, Visit: loop.VisitStatus, Admission: loop.Admission, Reader: act, Via: act.Via}, 10*time.Second)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { loop.Run(ctx); close(done) }()
+	defer func() { cancel(); <-done }()
+	for st, _ := loop.Status(ctx); len(st.Cgroups) < n; st, _ = loop.Status(ctx) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	h := m.Handler()
+	var size int
+	b.ReportAllocs()
+	for b.Loop() {
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+		size = rec.Body.Len()
+		io.Copy(io.Discard, rec.Body)
+	}
+	b.ReportMetric(float64(size), "bytes/scrape")
+}
