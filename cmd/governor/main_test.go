@@ -59,6 +59,10 @@ func TestUsageErrors(t *testing.T) {
 	if code := dispatch([]string{"run", "--log-level", "loud"}, &out, &errOut); code != 2 {
 		t.Errorf("bad log level: exit %d", code)
 	}
+	errOut.Reset()
+	if code := dispatch([]string{"run", "--metrics-cgroup-limit", "-1"}, &out, &errOut); code != 2 || !strings.Contains(errOut.String(), "--metrics-cgroup-limit") {
+		t.Errorf("negative metrics cgroup limit: exit %d, %q", code, errOut.String())
+	}
 	out.Reset()
 	if code := dispatch([]string{"version"}, &out, &errOut); code != 0 || !strings.HasPrefix(out.String(), "governor ") {
 		t.Errorf("version: %d %q", code, out.String())

@@ -19,13 +19,16 @@ import (
 
 // opsFlags configure what the daemon offers operators besides its logs.
 type opsFlags struct {
-	metricsAddr   string
-	controlSocket string
-	controlGroup  string
+	metricsAddr        string
+	metricsCgroupLimit int
+	controlSocket      string
+	controlGroup       string
 }
 
 func (o *opsFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&o.metricsAddr, "metrics-addr", metrics.DefaultAddr, `serve Prometheus metrics at HOST:PORT/metrics, or on "unix:/path"; "" disables`)
+	fs.IntVar(&o.metricsCgroupLimit, "metrics-cgroup-limit", metrics.DefaultCgroupLimit,
+		"export per-cgroup series for at most N governed cgroups per scrape (those with changed knobs, then the last acted on, then the highest pressure); 0: all")
 	fs.StringVar(&o.controlSocket, "control-socket", "", `control socket for status, top, explain and admission (default STATE_DIR/control.sock); "none" disables`)
 	fs.StringVar(&o.controlGroup, "control-group", "", "group (name or gid) also allowed on the control socket (mode 0660); default: root only")
 }
@@ -45,6 +48,7 @@ type ops struct {
 
 func newOps(f opsFlags, stateDir, root string, log hclog.Logger) *ops {
 	o := &ops{f: f, log: log, audit: log.Named("audit"), act: sdact.NewDefault(root, log.Named("actuator")), m: metrics.New(metrics.Source{}, 0)}
+	o.m.SetCgroupLimit(f.metricsCgroupLimit)
 	switch f.controlSocket {
 	case "":
 		o.sock = filepath.Join(stateDir, "control.sock")
@@ -92,7 +96,7 @@ func auditLine(log hclog.Logger, a governor.Action) {
 // goes on without them.
 func (o *ops) start(ctx context.Context, loop *governor.Loop) {
 	via := o.act.Via
-	o.m.SetSource(metrics.Source{Status: loop.Status, Admission: loop.Admission, Reader: o.act, Via: via, BPF: o.bpf})
+	o.m.SetSource(metrics.Source{Status: loop.Status, Visit: loop.VisitStatus, Admission: loop.Admission, Reader: o.act, Via: via, BPF: o.bpf})
 	if o.f.metricsAddr != "" {
 		if _, err := metrics.Serve(ctx, o.f.metricsAddr, o.m.Handler(), o.log.Named("metrics")); err != nil {
 			o.log.Error("cannot serve metrics; continuing without", "addr", o.f.metricsAddr, "error", err)

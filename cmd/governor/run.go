@@ -68,6 +68,10 @@ func runCmd(args []string, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "governor run: unexpected argument %q\n", fs.Arg(0))
 		return 2
 	}
+	if f.ops.metricsCgroupLimit < 0 {
+		fmt.Fprintf(stderr, "governor run: --metrics-cgroup-limit must be 0 (no limit) or more, not %d\n", f.ops.metricsCgroupLimit)
+		return 2
+	}
 	level := hclog.LevelFromString(f.logLevel)
 	if level == hclog.NoLevel {
 		fmt.Fprintf(stderr, "governor run: unknown log level %q\n", f.logLevel)
