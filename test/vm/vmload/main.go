@@ -7,7 +7,9 @@
 //	vmload sample -cgroup /sys/fs/cgroup/x -out f.csv [-every 1s]
 //	vmload psi    -file memory.pressure               print some avg10
 //	vmload latency -period 10ms -work 1ms -for 20s    a periodic service: p50/p99
-//	vmload burn   -threads 2 -for 20s                 batch CPU work: ops/s
+//	vmload burn   -threads 2 -for 20s                 batch CPU work: ops/s (SIGUSR1 restarts the count, SIGTERM ends)
+//	vmload watch  -out f.csv [-every 500ms] NAME=PATH...  sample cgroup files over time
+//	vmload plot   -out f.svg -series PANEL|LABEL|FILE|COLUMN...  draw time series
 //	vmload react  -cgroup /sys/fs/cgroup/x [-every 10ms] [-wait 10s] [-for 30s]
 //	              time from the onset of memory pressure to a corrective event
 //
@@ -49,6 +51,10 @@ func main() {
 		err = latency(os.Args[2:])
 	case "burn":
 		err = burn(os.Args[2:])
+	case "watch":
+		err = watch(os.Args[2:])
+	case "plot":
+		err = plot(os.Args[2:])
 	case "react":
 		err = react(os.Args[2:])
 	default:
@@ -333,7 +339,15 @@ func latency(args []string) error {
 	period := fs.Duration("period", 10*time.Millisecond, "request period")
 	work := fs.Duration("work", time.Millisecond, "CPU work per request")
 	dur := fs.Duration("for", 20*time.Second, "how long to run")
+	tracePath := fs.String("trace", "", "also write p50/p99/max per second to this CSV (for plots)")
 	_ = fs.Parse(args)
+	var trace *latencyTrace
+	if *tracePath != "" {
+		var err error
+		if trace, err = newLatencyTrace(*tracePath, time.Second); err != nil {
+			return err
+		}
+	}
 	var lat []time.Duration
 	start := time.Now()
 	next := start
@@ -344,11 +358,15 @@ func latency(args []string) error {
 		}
 		spin(*work)
 		lat = append(lat, time.Since(next))
+		trace.add(lat[len(lat)-1])
 		// After a long stall, skip the missed requests rather than
 		// replaying them back to back.
 		if behind := time.Since(next); behind > *period {
 			next = next.Add(behind.Truncate(*period))
 		}
+	}
+	if err := trace.close(); err != nil {
+		return err
 	}
 	if len(lat) == 0 {
 		return fmt.Errorf("latency: no requests")
@@ -366,16 +384,45 @@ func burn(args []string) error {
 	dur := fs.Duration("for", 20*time.Second, "how long to run")
 	_ = fs.Parse(args)
 	var total atomic.Uint64
+	var stop atomic.Bool
 	var wg sync.WaitGroup
+	start := time.Now()
+	end := start.Add(*dur)
 	for i := 0; i < *threads; i++ {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			total.Add(spin(*dur))
+			for !stop.Load() && time.Now().Before(end) {
+				total.Add(spin(10 * time.Millisecond))
+			}
 		}()
 	}
-	wg.Wait()
-	fmt.Printf("ops_per_s=%d\n", total.Load()/uint64(dur.Seconds()+0.5))
+	// SIGUSR1 starts the count again: what was done before it (a warm-up,
+	// a settling phase) does not count. SIGTERM/SIGINT end the run early.
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, syscall.SIGUSR1, syscall.SIGTERM, syscall.SIGINT)
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	var base uint64
+	for running := true; running; {
+		select {
+		case s := <-sig:
+			if s == syscall.SIGUSR1 {
+				base, start = total.Load(), time.Now()
+				continue
+			}
+			stop.Store(true)
+			<-done
+			running = false
+		case <-done:
+			running = false
+		}
+	}
+	secs := time.Since(start).Seconds()
+	if secs <= 0 {
+		secs = 1
+	}
+	fmt.Printf("ops_per_s=%d\n", uint64(float64(total.Load()-base)/secs))
 	return nil
 }
 
