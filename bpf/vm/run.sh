@@ -14,6 +14,7 @@ imgdir=${VM_DIR:-$repo/build/vm}
 out=$repo/build/bpf-vm
 tests=${TESTS:-RealOOM|Attribution|Probe|Plumbing|MapFull}
 vm_timeout=${VM_TIMEOUT:-1500}
+test_timeout=${TEST_TIMEOUT:-$((vm_timeout - 180))}
 
 [ -f "$imgdir/image/rootfs.cpio" ] || VM_DIR=$imgdir "$repo/test/vm/build-image.sh"
 img=$imgdir/image
@@ -25,10 +26,9 @@ cat >"$out/ov/opt/bpftest/run.sh" <<SH
 #!/bin/sh
 echo "BPFTEST: kernel \$(uname -r)"
 cd /opt/bpftest
-./bpf.test -test.v -test.count=1 -test.timeout=1200s -test.run '$tests' >/tmp/bpftest.out 2>&1
-rc=\$?
-sed 's/^/BPFTEST: /' /tmp/bpftest.out
-echo "BPFTEST: EXIT \$rc"
+# Streamed to the console line by line, so a test that hangs shows where;
+# the test timeout (below the VM's) makes a hang end with a goroutine dump.
+{ ./bpf.test -test.v -test.count=1 -test.timeout=${test_timeout}s -test.run '$tests' 2>&1; echo "EXIT \$?"; } | sed -u 's/^/BPFTEST: /'
 echo "BPFTEST: DONE"
 systemctl poweroff --no-block
 SH
