@@ -9,7 +9,7 @@
 // Usage (root):
 //
 //	governor-bench scale -bin bin/governor [-ref OTHER_BINARY] [-counts 100,1000,10000]
-//	    [-duration 60s] [-out results.json] [-baseline baseline.json -tolerance 3]
+//	    [-duration 60s] [-scrape-every 15s] [-out results.json] [-baseline baseline.json -tolerance 3]
 //	governor-bench check -baseline FILE [-tolerance 3] [-write] < go-test-bench-output
 //	governor-bench cleanup [-root DIR] [-all]
 //
@@ -76,6 +76,9 @@ type Result struct {
 	RSSMiB         float64 `json:"rss_mib"`          // at the end
 	RSSNoScrapeMiB float64 `json:"rss_noscrape_mib"` // before the first metrics scrape
 	HWMMiB         float64 `json:"hwm_mib"`          // peak RSS
+	ScrapeEveryS   float64 `json:"scrape_every_s"`   // metrics scraped this often in the window (0: at its start only)
+	Scrapes        int     `json:"scrapes"`          // scrapes before RSS was read at the end
+	ScrapeBytes    int     `json:"scrape_bytes"`     // size of the last exposition
 	StepMS         float64 `json:"step_ms"`          // mean step wall time
 	Steps          float64 `json:"steps"`            // steps in the window
 	FirstMS        float64 `json:"first_ms"`         // mean over the first steps (startup walk included)
@@ -93,6 +96,7 @@ func scaleCmd(args []string) error {
 	counts := fs.String("counts", "100,1000,10000", "cgroup counts to measure")
 	dur := fs.Duration("duration", 60*time.Second, "measurement window per run (after warm-up)")
 	warm := fs.Duration("warmup", 5*time.Second, "wait after the daemon's first step before measuring")
+	every := fs.Duration("scrape-every", 15*time.Second, "scrape /metrics this often during the window, as Prometheus would (0: once, at its start)")
 	populated := fs.Int("populated", 10, "cgroups that get a sleeping process (the rest are empty)")
 	policy := fs.String("policy", "policies/default.hcl", "default policy the bench classes are added to")
 	bpf := fs.Bool("bpf", false, "let the daemon load its BPF sensors (default --no-bpf: the figures are the loop's)")
@@ -140,14 +144,14 @@ func scaleCmd(args []string) error {
 			if i == 1 {
 				label = "ref"
 			}
-			r, err := measure(ctx, *root, b, n, *populated, *dur, *warm, def, *bpf)
+			r, err := measure(ctx, *root, b, n, *populated, *dur, *warm, *every, def, *bpf)
 			if err != nil {
 				return fmt.Errorf("%s at %d cgroups: %w", b, n, err)
 			}
 			r.Label, r.Machine, r.Recorded = label, host, time.Now().UTC().Format(time.RFC3339)
 			results = append(results, r)
-			fmt.Printf("%-7s %6d cgroups: step %8.2f ms (first steps %8.2f ms)  cpu %6.3f %% of a core  rss %6.1f MiB before any scrape, %6.1f after (peak %6.1f)  [%s, %.0f steps in %.0f s]\n",
-				label, n, r.StepMS, r.FirstMS, r.CPUPct, r.RSSNoScrapeMiB, r.RSSMiB, r.HWMMiB, b, r.Steps, r.Seconds)
+			fmt.Printf("%-7s %6d cgroups: step %8.2f ms (first steps %8.2f ms)  cpu %6.3f %% of a core  rss %6.1f MiB before any scrape, %6.1f after %d (peak %6.1f)  [%s, %.0f steps in %.0f s, exposition %d KB]\n",
+				label, n, r.StepMS, r.FirstMS, r.CPUPct, r.RSSNoScrapeMiB, r.RSSMiB, r.Scrapes, r.HWMMiB, b, r.Steps, r.Seconds, r.ScrapeBytes/1000)
 		}
 	}
 	if len(bins) == 2 {
@@ -216,8 +220,8 @@ func compareScale(res []Result, path string, tol float64) error {
 }
 
 // measure creates n cgroups, runs the daemon on them and measures it.
-func measure(ctx context.Context, root, bin string, n, populated int, dur, warm time.Duration, def []byte, withBPF bool) (res Result, err error) {
-	res = Result{Binary: bin, Cgroups: n}
+func measure(ctx context.Context, root, bin string, n, populated int, dur, warm, every time.Duration, def []byte, withBPF bool) (res Result, err error) {
+	res = Result{Binary: bin, Cgroups: n, ScrapeEveryS: every.Seconds()}
 	tmp, err := os.MkdirTemp("", "governor-bench")
 	if err != nil {
 		return res, err
@@ -296,9 +300,9 @@ func measure(ctx context.Context, root, bin string, n, populated int, dur, warm 
 			return (&net.Dialer{}).DialContext(ctx, "unix", sock)
 		}}}
 	// Wait until the daemon governs, then let it settle. The metrics are
-	// not scraped before RSS is read: with per-cgroup series an exposition
-	// of 10,000 cgroups is megabytes and grows the heap by itself, so RSS
-	// is reported before the first scrape and at the end (after one).
+	// not scraped before RSS is read: a scrape grows the heap by itself, so
+	// RSS is reported before the first scrape and at the end, after a
+	// scrape every `every` through the window as Prometheus would do.
 	deadline := time.Now().Add(2 * time.Minute)
 	for !logHas(logf.Name(), "governing") {
 		if ctx.Err() != nil {
@@ -321,6 +325,7 @@ func measure(ctx context.Context, root, bin string, n, populated int, dur, warm 
 	if err != nil {
 		return res, err
 	}
+	res.Scrapes++
 	if m1.count > 0 {
 		res.FirstMS = m1.sum / m1.count * 1000
 	}
@@ -329,10 +334,22 @@ func measure(ctx context.Context, root, bin string, n, populated int, dur, warm 
 		return res, err
 	}
 	t0 := time.Now()
+	end := t0.Add(dur)
+	for every > 0 && time.Until(end) > every {
+		select {
+		case <-ctx.Done():
+			return res, ctx.Err()
+		case <-time.After(every):
+		}
+		if _, err := scrape(client); err != nil {
+			return res, err
+		}
+		res.Scrapes++
+	}
 	select {
 	case <-ctx.Done():
 		return res, ctx.Err()
-	case <-time.After(dur):
+	case <-time.After(time.Until(end)):
 	}
 	cpu1, err := procCPU(cmd.Process.Pid)
 	if err != nil {
@@ -348,6 +365,7 @@ func measure(ctx context.Context, root, bin string, n, populated int, dur, warm 
 		return res, err
 	}
 	res.Seconds = el
+	res.ScrapeBytes = m2.bytes
 	res.CPUPct = (cpu1 - cpu0) / el * 100
 	res.RSSMiB, res.HWMMiB = rss, hwm
 	res.Steps = m2.count - m1.count
@@ -509,7 +527,10 @@ reclaim "bench-batch-proactive" {
 	return []byte(s), nil
 }
 
-type metricsSnap struct{ sum, count float64 }
+type metricsSnap struct {
+	sum, count float64
+	bytes      int // size of the exposition
+}
 
 var metricLine = regexp.MustCompile(`^governor_loop_step_duration_seconds_(sum|count)\s+(\S+)`)
 
@@ -524,6 +545,7 @@ func scrape(c *http.Client) (metricsSnap, error) {
 	sc.Buffer(make([]byte, 1<<20), 1<<20)
 	found := 0
 	for sc.Scan() {
+		m.bytes += len(sc.Bytes()) + 1
 		if g := metricLine.FindStringSubmatch(sc.Text()); g != nil {
 			v, _ := strconv.ParseFloat(g[2], 64)
 			if g[1] == "sum" {
