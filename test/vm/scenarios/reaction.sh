@@ -95,7 +95,7 @@ gov_run() {
 	cg_make "reaction/g$i" || fail "cgroup"
 	echo "$high" >"$dir/memory.high"
 	out=$RESULTS/react_g$i.txt
-	vmload react -cgroup "$dir" -for 20s >"$out" 2>&1 &
+	vmload react -cgroup "$dir" -wait 30s -for 20s >"$out" 2>&1 &
 	rp=$!
 	for ((n = 0; n < 100; n++)); do armed "$dir/memory.pressure" && break; sleep 0.1; done
 	armed "$dir/memory.pressure" || log "governor run $i: no PSI trigger armed after 10 s (relying on the tick)"
