@@ -187,8 +187,15 @@ func writeSVG(w io.Writer, title string, panels []string, all []series, spans []
 		}
 		ymax = niceMax(ymax)
 		y := func(v float64) float64 { return y0 + panelH - v/ymax*panelH }
+		kinds := map[string]int{}
 		for i, s := range spans {
-			shade := []string{"#f2f2f2", "#e6f0fa", "#fdf0e6", "#eef7ea"}[i%4]
+			// Spans of one kind (the label up to its first '_': "gov_1",
+			// "gov_2") share a shade.
+			kind, _, _ := strings.Cut(s.label, "_")
+			if _, ok := kinds[kind]; !ok {
+				kinds[kind] = len(kinds)
+			}
+			shade := []string{"#f2f2f2", "#e6f0fa", "#fdf0e6", "#eef7ea", "#f5eefa"}[kinds[kind]%5]
 			fmt.Fprintf(w, `<rect x="%.1f" y="%.1f" width="%.1f" height="%.1f" fill="%s"/>`+"\n",
 				x(s.start), y0, math.Max(x(s.end)-x(s.start), 1), panelH, shade)
 			if pi == 0 {

@@ -11,6 +11,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // watch samples cgroup files into a CSV with a Unix-time column "t" until
@@ -111,6 +113,29 @@ func watchValue(path, kind string) string {
 	}
 	return ""
 }
+
+// spinCPU busy-loops until the calling thread has used d of CPU time: work
+// that takes longer in wall time when the thread has to share its CPU, as
+// a request's real work does. It locks the goroutine to its thread.
+func spinCPU(d time.Duration) {
+	runtime.LockOSThread()
+	var ts unix.Timespec
+	if unix.ClockGettime(unix.CLOCK_THREAD_CPUTIME_ID, &ts) != nil {
+		spin(d)
+		return
+	}
+	end := ts.Nano() + d.Nanoseconds()
+	for {
+		for i := 0; i < 1000; i++ {
+			spinSink++
+		}
+		if unix.ClockGettime(unix.CLOCK_THREAD_CPUTIME_ID, &ts) != nil || ts.Nano() >= end {
+			return
+		}
+	}
+}
+
+var spinSink uint64
 
 // latencyTrace writes, for every window of a periodic service's requests,
 // one CSV row "t,p50_ms,p99_ms,max_ms,n" (t in Unix seconds at the end of

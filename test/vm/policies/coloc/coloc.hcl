@@ -1,8 +1,11 @@
-# Scenario "coloc": batch CPU burners next to a latency-sensitive service;
-# while the service waits for CPU, the batch becomes SCHED_IDLE among its
-# siblings (cpu.idle = 1: the service preempts it at once on every wake-up)
-# and its cpu.max is cut. cpu.weight is deliberately not used as well: the
-# kernel refuses cpu.weight writes to a cgroup while cpu.idle is 1.
+# Scenario "coloc": four batch jobs, each its own cgroup next to a busy
+# latency-sensitive service (as when every job is a unit or a pod of its
+# own at the service's level, so that by weight the jobs together outweigh
+# the service four to one). While the service waits for CPU, every job
+# becomes SCHED_IDLE among its siblings (cpu.idle = 1: the service preempts
+# it at once on every wake-up) and its cpu.max is cut to a quarter of a
+# CPU. cpu.weight is deliberately not used as well: the kernel refuses
+# cpu.weight writes to a cgroup while cpu.idle is 1.
 governor {
   tick = "1s"
 }
@@ -13,7 +16,7 @@ class "service" {
 }
 
 class "batch" {
-  match = ["vmtest/coloc/batch"]
+  match = ["vmtest/coloc/job*"]
 }
 
 rule "batch-idle" {
@@ -53,8 +56,8 @@ suppress "batch-cpu" {
     for    = "30s"
   }
   knob "cpu.max" {
-    step     = "25%"
-    min      = 0.5
+    step     = "50%"
+    min      = 0.25
     cooldown = "2s"
   }
 }
