@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime/debug"
 	"strings"
 	"sync"
 	"syscall"
@@ -162,5 +163,19 @@ func TestRunEarlySIGTERM(t *testing.T) {
 		if err := cmd.Wait(); err != nil {
 			t.Errorf("SIGTERM %s after start: %v\n%s", extra, err, out.String())
 		}
+	}
+}
+
+// The daemon collects garbage at GOGC=50 unless GOGC is set.
+func TestSetGCPercent(t *testing.T) {
+	old := debug.SetGCPercent(100)
+	defer debug.SetGCPercent(old)
+	setGCPercent("")
+	if got := debug.SetGCPercent(100); got != defaultGCPercent {
+		t.Errorf("without GOGC: GC percent %d, want %d", got, defaultGCPercent)
+	}
+	setGCPercent("200") // the runtime read GOGC=200 at start; here it stays 100
+	if got := debug.SetGCPercent(100); got != 100 {
+		t.Errorf("with GOGC set: GC percent changed to %d", got)
 	}
 }
