@@ -4,7 +4,9 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -119,4 +121,48 @@ func removeBenchTree(b *testing.B, dir string) {
 			b.Errorf("cleanup: %v", err)
 		}
 	}
+}
+
+// BenchmarkSourceKernelBusy samples 100 real cgroups of which 10 hold a
+// sleeping task (as governor-bench scale's smallest run), so that they and
+// their ancestors are read every tick; the Filter keeps other cgroups of
+// this host out. One op is one tick's Sample.
+func BenchmarkSourceKernelBusy(b *testing.B) {
+	if os.Geteuid() != 0 {
+		b.Skip("needs root")
+	}
+	root, err := FindMount()
+	if err != nil {
+		b.Skip(err)
+	}
+	const n, populated = 100, 10
+	parent := fmt.Sprintf("governor-bench-gotest-busy-%d", os.Getpid())
+	dir := filepath.Join(root, parent)
+	var sleepers []*exec.Cmd
+	b.Cleanup(func() {
+		for _, c := range sleepers {
+			c.Process.Kill()
+			c.Wait()
+		}
+		removeBenchTree(b, dir)
+	})
+	for i := 0; i < n; i++ {
+		p := filepath.Join(dir, fmt.Sprintf("g%03d/c%05d", i/100, i))
+		if err := os.MkdirAll(p, 0o755); err != nil {
+			b.Fatal(err)
+		}
+		if i < populated {
+			c := exec.Command("sleep", "100000")
+			if err := c.Start(); err != nil {
+				b.Fatal(err)
+			}
+			sleepers = append(sleepers, c)
+			if err := os.WriteFile(filepath.Join(p, "cgroup.procs"), []byte(fmt.Sprint(c.Process.Pid)), 0); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+	src := NewSource(root, SourceOptions{Filter: func(p string) bool { return p == "" || strings.HasPrefix(p, parent) }})
+	defer src.Close()
+	benchSample(b, src, n)
 }
