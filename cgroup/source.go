@@ -821,9 +821,14 @@ var fileBits = func() map[string]uint16 {
 	return m
 }()
 
-// slowFiles are the files a refresh of a quiet cgroup reads (rdMem|rdIO).
+// slowFiles are the files a refresh of a quiet cgroup reads (rdMem|rdIO),
+// but for memory.high and memory.max, which it reads only when
+// memory.current exists: a refresh where all of these are missing has
+// nothing to read. (With them, the bits of memory.high and memory.max were
+// never set where the memory controller is off, and every quietRefresh
+// ticks each quiet cgroup's directory was opened for nothing.)
 var slowFiles = fileBits["memory.current"] | fileBits["memory.swap.current"] | fileBits["memory.stat"] |
-	fileBits["memory.high"] | fileBits["memory.max"] | fileBits["memory.events"] | fileBits["io.stat"]
+	fileBits["memory.events"] | fileBits["io.stat"]
 
 func (s *Source) malformed(smp *governor.Sample, name string, err error) {
 	s.log.Debug("malformed cgroup file", "cgroup", smp.Ref.String(), "file", name, "error", err)
