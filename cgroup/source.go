@@ -65,12 +65,18 @@ type SourceOptions struct {
 //     a memory event) — its last values are served. Page cache and writeback
 //     can still change its memory and io counters without tasks, so those
 //     files are re-read every quietRefresh ticks, spread over the ticks.
-//   - A cgroup's directory is opened once per read (from a pre-built C
-//     path) and its files relative to it (pre-built C names), one read
-//     buffer serves every file, and samples are reused (two per cgroup,
-//     alternating, so the previous snapshot stays intact): no allocation per
-//     cgroup per tick in steady state. The only fd kept between ticks is the
-//     inotify instance (Close releases it).
+//   - On cgroupfs the files of a cgroup read every tick (not quiet) stay
+//     open between ticks and are read again with one pread(2) each: a
+//     removed cgroup, or a file removed since (a controller disabled in the
+//     parent, cgroup.pressure 0), fails such a read with ENODEV, and the
+//     file is then closed and looked for by name. At most maxKeptFiles
+//     (and a quarter of the fd limit) stay open; the files of a cgroup
+//     that goes quiet or away are closed at once, and Close releases all.
+//     Otherwise a cgroup's directory is opened (from a pre-built C path)
+//     when a file of it has to be, and its files relative to it (pre-built
+//     C names). One read buffer serves every file, and samples are reused
+//     (two per cgroup, alternating, so the previous snapshot stays intact):
+//     no allocation per cgroup per tick in steady state.
 //
 // A Source is safe for concurrent use, but Sample calls are serialised.
 type Source struct {
@@ -87,14 +93,19 @@ type Source struct {
 	host      counters
 	hostSmp   [2]governor.Sample
 	hostPaths [3]string
+	hostFDs   [3]int32 // fd+1 of the host pressure files kept open, 0 none
+	hostKeep  int8     // keep them open: 1 yes (procfs), -1 no, 0 not yet known
 	gen       uint64
 	scratch   counters
-	cnames    map[string][]byte // NUL-terminated file names for openat
 
 	tree    *node
 	byWD    map[int32]*node
 	inofd   int // inotify fd, -1 without
-	ibox    *fdBox
+	box     *fdBox
+	keep    bool      // busy cgroups' files stay open between reads (cgroupfs)
+	keepNow bool      // ... and this read is one whose files may stay open
+	maxKept int       // how many files may stay open at once
+	dirfd   int       // the directory of reading, opened when a file is, -1 not
 	reads   uint64    // readCgroup calls (tests)
 	tickAt  time.Time // this Sample's time, for cgroups not read
 	reading *node     // the cgroup readCgroup is reading
@@ -105,7 +116,12 @@ type Source struct {
 	closed  bool
 }
 
-type fdBox struct{ fd int }
+// fdBox holds the descriptors a Source keeps between ticks, for the
+// cleanup of a Source that is never closed.
+type fdBox struct {
+	ino  int                // inotify, -1 none
+	kept map[int32]struct{} // files kept open (node.fds, Source.hostFDs)
+}
 
 // node is one cgroup in the Source's tree.
 type node struct {
@@ -122,7 +138,8 @@ type node struct {
 	base   governor.Sample    // the signals read (what a skipped read serves)
 	smp    [2]governor.Sample // handed out alternately
 	quiet  bool               // see Source: files not read while nothing changes
-	absent uint16             // fileBits of files found missing
+	absent uint16             // bits (1<<fXxx) of files found missing
+	fds    *[numFiles]int32   // fd+1 of files kept open, 0 none; see Source.file
 	dirty  bool               // inotify saw a change since the last read
 	gone   bool               // vanished during this tick's read
 }
@@ -170,7 +187,6 @@ const (
 const watchMask = unix.IN_CREATE | unix.IN_DELETE | unix.IN_MOVED_FROM | unix.IN_MOVED_TO |
 	unix.IN_MODIFY | unix.IN_ONLYDIR | unix.IN_DONT_FOLLOW
 
-var psiFiles = [3]string{"cpu.pressure", "memory.pressure", "io.pressure"}
 var hostPSIFiles = [3]string{"cpu", "memory", "io"}
 
 // NewSource returns a Source for the hierarchy at root. It does no I/O.
@@ -182,7 +198,7 @@ func NewSource(root string, opts SourceOptions) *Source {
 	if log == nil {
 		log = hclog.NewNullLogger()
 	}
-	return &Source{
+	s := &Source{
 		root:   root,
 		proc:   opts.ProcPressureDir,
 		filter: opts.Filter,
@@ -190,17 +206,28 @@ func NewSource(root string, opts SourceOptions) *Source {
 		now:    time.Now,
 		buf:    make([]byte, 16<<10),
 		dents:  make([]byte, 8<<10),
-		cnames: make(map[string][]byte),
 		byWD:   make(map[int32]*node),
 		inofd:  -1,
+		dirfd:  -1,
+		box:    &fdBox{ino: -1, kept: make(map[int32]struct{})},
 	}
+	// What an unclosed Source keeps open is released with it.
+	runtime.AddCleanup(s, func(b *fdBox) {
+		if b.ino >= 0 {
+			unix.Close(b.ino)
+		}
+		for fd := range b.kept {
+			unix.Close(int(fd))
+		}
+	}, s.box)
+	return s
 }
 
 // Name implements governor.Source.
 func (s *Source) Name() string { return "cgroup" }
 
-// Close releases the inotify instance. A
-// closed Source starts over (and opens them again) on its next Sample.
+// Close releases the inotify instance and the files kept open. A closed
+// Source starts over (and opens them again) on its next Sample.
 func (s *Source) Close() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -213,11 +240,13 @@ func (s *Source) reset() {
 		s.dropTree(s.tree)
 	}
 	s.tree = nil
+	for r := range s.hostFDs {
+		s.unkeep(&s.hostFDs[r])
+	}
 	if s.inofd >= 0 {
 		unix.Close(s.inofd)
 		s.inofd = -1
-		s.ibox.fd = -1 // the cleanup must not close a reused number
-		s.ibox = nil
+		s.box.ino = -1 // the cleanup must not close a reused number
 	}
 	clear(s.byWD)
 }
@@ -272,16 +301,42 @@ func (s *Source) readHost(smp *governor.Sample) {
 		if s.hostPaths[r] == "" {
 			s.hostPaths[r] = filepath.Join(s.proc, name)
 		}
-		b, err := s.readPath(s.hostPaths[r])
-		if err != nil {
-			if !errors.Is(err, unix.ENOENT) {
-				s.log.Debug("reading host pressure", "file", name, "error", err)
+		b, ok := s.readKept(&s.hostFDs[r])
+		if !ok {
+			var err error
+			if b, err = s.readHost1(r); err != nil {
+				if !errors.Is(err, unix.ENOENT) {
+					s.log.Debug("reading host pressure", "file", name, "error", err)
+				}
+				continue
 			}
-			continue
 		}
 		s.psi(smp, cur, &s.host, r, b, name)
 	}
 	s.host = *cur
+}
+
+// readHost1 reads host pressure file r by name, and keeps it open where
+// it is procfs's.
+func (s *Source) readHost1(r int) ([]byte, error) {
+	fd, err := unix.Open(s.hostPaths[r], unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, err
+	}
+	b, err := s.readAll(fd)
+	if s.hostKeep == 0 {
+		s.hostKeep = -1
+		var fs unix.Statfs_t
+		if unix.Fstatfs(fd, &fs) == nil && fs.Type == unix.PROC_SUPER_MAGIC {
+			s.hostKeep = 1
+		}
+	}
+	if err == nil && len(b) > 0 && s.hostKeep > 0 {
+		s.keepFD(&s.hostFDs[r], fd)
+	} else {
+		unix.Close(fd)
+	}
+	return b, err
 }
 
 // update brings the tree up to date: the first time (and after an inotify
@@ -307,15 +362,10 @@ func (s *Source) update() error {
 				s.walkAll = true
 			} else {
 				s.inofd = fd
-				// An unclosed Source's inotify fd is released with it.
-				s.ibox = &fdBox{fd}
-				runtime.AddCleanup(s, func(b *fdBox) {
-					if b.fd >= 0 {
-						unix.Close(b.fd)
-					}
-				}, s.ibox)
+				s.box.ino = fd
 			}
 		}
+		s.keep, s.maxKept = keepFiles(s.root)
 		n, err := s.newNode(nil, "", s.root)
 		if err != nil {
 			return fmt.Errorf("open cgroup root %s: %w", s.root, err)
@@ -347,7 +397,7 @@ func (s *Source) newNode(parent *node, name, path string) (*node, error) {
 		unix.Close(fd)
 		return nil, err
 	}
-	// The fd is not kept: dir caches fds of cgroups read every tick only.
+	// The fd is not kept (see dir).
 	unix.Close(fd)
 	n := &node{name: name, cpath: cpath, id: governor.CgroupID(st.Ino), parent: parent, wd: -1}
 	if parent != nil {
@@ -387,9 +437,9 @@ func openDir(cpath []byte) (int, error) {
 	}
 }
 
-// dir opens n's directory. Fds are not cached across ticks: a cached fd
-// of a removed and recreated cgroup would read the old one, and the path
-// walk costs little next to the files read (only busy cgroups get here).
+// dir opens n's directory. Directory fds are not kept across ticks: a kept
+// one of a removed and recreated cgroup would open the old one's files
+// (kept files fail with ENODEV instead; see file).
 func (s *Source) dir(n *node) (int, error) { return openDir(n.cpath) }
 
 // list reconciles n's children with its directory listing, recursively
@@ -474,6 +524,7 @@ func (s *Source) dropTree(n *node) {
 		s.dropTree(c)
 	}
 	n.children = nil
+	s.unkeepAll(n)
 	if n.wd >= 0 {
 		delete(s.byWD, n.wd)
 		if s.inofd >= 0 {
@@ -599,6 +650,7 @@ func (s *Source) sample(n *node, isRoot bool) error {
 	if s.filter != nil && !s.filter(n.rel) {
 		n.base = governor.Sample{Ref: governor.Ref{ID: n.id, Path: n.rel}, Populated: isRoot}
 		n.read, n.quiet, n.dirty = false, false, false
+		s.unkeepAll(n)
 		return nil
 	}
 	what := rdAll
@@ -612,23 +664,26 @@ func (s *Source) sample(n *node, isRoot bool) error {
 		}
 		what = rdMem | rdIO
 	}
-	fd, err := s.dir(n)
-	if err != nil {
-		if gone(err) {
-			return errVanished
-		}
-		return err
-	}
 	s.reading = n
-	err = s.readCgroup(fd, n, isRoot, what)
+	// A full read is of a cgroup not known to be quiet: its files may stay
+	// open for the next tick (a refresh of a quiet one closes them).
+	s.keepNow = s.keep && what == rdAll
+	err := s.readCgroup(n, isRoot, what)
 	s.reading = nil
-	unix.Close(fd)
+	if s.dirfd >= 0 {
+		unix.Close(s.dirfd)
+		s.dirfd = -1
+	}
 	if err != nil {
+		s.unkeepAll(n)
 		return err
 	}
 	n.dirty = false
 	if what == rdAll {
 		n.quiet = !isRoot && isQuiet(&n.base)
+	}
+	if n.quiet {
+		s.unkeepAll(n) // not read every tick any more
 	}
 	return nil
 }
@@ -716,17 +771,147 @@ func gone(err error) bool {
 	return errors.Is(err, unix.ENOENT) || errors.Is(err, unix.ENODEV)
 }
 
-// readAt reads the file name in the open directory dirfd into the shared
-// buffer. The result is valid until the next read.
-func (s *Source) readAt(dirfd int, name string) ([]byte, error) {
-	cname, ok := s.cnames[name]
-	if !ok {
-		cname = append([]byte(name), 0)
-		s.cnames[name] = cname
+// The files of a cgroup the Source reads, numbered for node.absent and
+// node.fds.
+const (
+	fEvents = iota
+	fCPUPressure
+	fMemoryPressure
+	fIOPressure
+	fMemoryCurrent
+	fMemorySwap
+	fMemoryStat
+	fMemoryHigh
+	fMemoryMax
+	fMemoryEvents
+	fCPUStat
+	fIOStat
+	numFiles
+)
+
+var fileNames = [numFiles]string{"cgroup.events", "cpu.pressure", "memory.pressure", "io.pressure",
+	"memory.current", "memory.swap.current", "memory.stat", "memory.high", "memory.max",
+	"memory.events", "cpu.stat", "io.stat"}
+
+// cfileNames are fileNames NUL-terminated, for openat(2): unix.Openat would
+// allocate a C string for every file of every cgroup on every tick.
+var cfileNames = func() (c [numFiles][]byte) {
+	for i, name := range fileNames {
+		c[i] = append([]byte(name), 0)
 	}
-	// openat(2) with a cached NUL-terminated name: unix.Openat would
-	// allocate a C string for every file of every cgroup on every tick.
-	// O_NOFOLLOW: a symlink planted in the tree must not be read (ELOOP).
+	return c
+}()
+
+// slowFiles are the files a refresh of a quiet cgroup reads (rdMem|rdIO),
+// but for memory.high and memory.max, which it reads only when
+// memory.current exists: a refresh where all of these are missing has
+// nothing to read.
+const slowFiles = 1<<fMemoryCurrent | 1<<fMemorySwap | 1<<fMemoryStat | 1<<fMemoryEvents | 1<<fIOStat
+
+// maxKeptFiles bounds the files a Source keeps open between ticks (each
+// costs the kernel an open file and a page of seq_file buffer): with all
+// twelve files, the cgroups read every tick up to about 85 of them; the
+// files of more are opened for each read.
+const maxKeptFiles = 1024
+
+// keepFiles tells whether the files of busy cgroups below root may stay
+// open between reads, and how many: only on cgroupfs, where reading an open
+// file of a removed cgroup (or of a controller disabled since) fails with
+// ENODEV instead of serving stale content, and at most a quarter of the
+// process's file descriptor limit.
+func keepFiles(root string) (bool, int) {
+	var fs unix.Statfs_t
+	if err := unix.Statfs(root, &fs); err != nil || fs.Type != unix.CGROUP2_SUPER_MAGIC {
+		return false, 0
+	}
+	n := maxKeptFiles
+	var lim unix.Rlimit
+	if err := unix.Getrlimit(unix.RLIMIT_NOFILE, &lim); err == nil && lim.Cur/4 < uint64(n) {
+		n = int(lim.Cur / 4)
+	}
+	return true, n
+}
+
+// keepFD keeps the open file fd at *kfd (fd+1) when the budget allows, or
+// closes it.
+func (s *Source) keepFD(kfd *int32, fd int) {
+	if len(s.box.kept) >= s.maxKept {
+		unix.Close(fd)
+		return
+	}
+	*kfd = int32(fd + 1)
+	s.box.kept[int32(fd)] = struct{}{}
+}
+
+// unkeep closes the file kept at *kfd, if any.
+func (s *Source) unkeep(kfd *int32) {
+	if *kfd == 0 {
+		return
+	}
+	fd := *kfd - 1
+	*kfd = 0
+	delete(s.box.kept, fd)
+	unix.Close(int(fd))
+}
+
+// unkeepAll closes every file kept open for n.
+func (s *Source) unkeepAll(n *node) {
+	if n.fds == nil {
+		return
+	}
+	for f := range n.fds {
+		s.unkeep(&n.fds[f])
+	}
+}
+
+// readKept reads the file kept open at *kfd from its start. ok is false
+// when none is kept or the read failed or came back empty; the file is then
+// closed, and the caller reads it by name (which tells a removed file from
+// a removed cgroup; ENODEV is what both give an open file). An empty file
+// is not kept because a seq_file that read empty at offset 0 is not
+// necessarily generated again by the next read at 0 on older kernels.
+func (s *Source) readKept(kfd *int32) (b []byte, ok bool) {
+	if *kfd == 0 {
+		return nil, false
+	}
+	b, err := s.pread(int(*kfd - 1))
+	if err == nil && len(b) > 0 {
+		return b, true
+	}
+	s.unkeep(kfd)
+	return nil, false
+}
+
+// pread reads the kept file fd from offset 0 into the shared buffer (a
+// seq_file generates its content again on a read at offset 0). The files
+// kept are cgroupfs and procfs seq_files of a single record, which one read
+// returns whole when the buffer holds it: a short read is the end of the
+// file, and the read that would return 0 is spared.
+func (s *Source) pread(fd int) ([]byte, error) {
+	n := 0
+	for {
+		if n == len(s.buf) {
+			if err := s.grow(); err != nil {
+				return nil, err
+			}
+		}
+		m, err := unix.Pread(fd, s.buf[n:], int64(n))
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		n += m
+		if m == 0 || n < len(s.buf) {
+			return s.buf[:n], nil
+		}
+	}
+}
+
+// openAt opens the file cname (NUL-terminated) in the open directory dirfd.
+// O_NOFOLLOW: a symlink planted in the tree must not be read (ELOOP).
+func openAt(dirfd int, cname []byte) (int, error) {
 	for {
 		r, _, e := unix.Syscall6(unix.SYS_OPENAT, uintptr(dirfd), uintptr(unsafe.Pointer(&cname[0])),
 			uintptr(unix.O_RDONLY|unix.O_CLOEXEC|unix.O_NOFOLLOW), 0, 0, 0)
@@ -734,32 +919,21 @@ func (s *Source) readAt(dirfd int, name string) ([]byte, error) {
 			continue
 		}
 		if e != 0 {
-			return nil, e
+			return -1, e
 		}
-		return s.readFD(int(r))
+		return int(r), nil
 	}
 }
 
-func (s *Source) readPath(p string) ([]byte, error) {
-	fd, err := unix.Open(p, unix.O_RDONLY|unix.O_CLOEXEC, 0)
-	if err != nil {
-		return nil, err
-	}
-	return s.readFD(fd)
-}
-
-// readFD reads fd to EOF into s.buf, growing it when full, and closes fd.
-func (s *Source) readFD(fd int) ([]byte, error) {
-	defer unix.Close(fd)
+// readAll reads fd to EOF into s.buf, growing it when full. The result is
+// valid until the next read.
+func (s *Source) readAll(fd int) ([]byte, error) {
 	n := 0
 	for {
 		if n == len(s.buf) {
-			if len(s.buf) >= 16<<20 {
-				return nil, fmt.Errorf("file larger than %d bytes", len(s.buf))
+			if err := s.grow(); err != nil {
+				return nil, err
 			}
-			nb := make([]byte, 2*len(s.buf))
-			copy(nb, s.buf)
-			s.buf = nb
 		}
 		m, err := unix.Read(fd, s.buf[n:])
 		if err == unix.EINTR {
@@ -775,60 +949,79 @@ func (s *Source) readFD(fd int) ([]byte, error) {
 	}
 }
 
-// file reads one file of a cgroup. ok is false when the file is missing or
-// unreadable (signal absent); a removal of the cgroup (ENODEV) yields
-// errVanished.
+// grow doubles the read buffer, keeping its content.
+func (s *Source) grow() error {
+	if len(s.buf) >= 16<<20 {
+		return fmt.Errorf("file larger than %d bytes", len(s.buf))
+	}
+	nb := make([]byte, 2*len(s.buf))
+	copy(nb, s.buf)
+	s.buf = nb
+	return nil
+}
+
+// file reads file f of the cgroup being read (s.reading). ok is false when
+// the file is missing or unreadable (signal absent); a removal of the
+// cgroup (ENODEV) yields errVanished.
 //
 // A file found missing is not asked for again (the syscall saved is most of
 // the cost of a read where controllers are missing) until the cgroup is
 // probed: on its first read, after a change in its directory or in its
 // parent's cgroup.subtree_control (which creates and removes controller
 // files), and every probeEvery ticks.
-func (s *Source) file(dirfd int, name string) (b []byte, ok bool, err error) {
+//
+// On cgroupfs the files of a cgroup read every tick stay open between
+// reads (see keepFiles; sample closes them when the cgroup goes quiet):
+// one pread(2) instead of opening the directory and the file, two reads and
+// two closes. The directory is opened only when a file has to be opened by
+// name.
+func (s *Source) file(f int) (b []byte, ok bool, err error) {
 	n := s.reading
-	bit := fileBits[name]
-	if n != nil && !s.probe && n.absent&bit != 0 {
+	if n.fds != nil {
+		if b, ok := s.readKept(&n.fds[f]); ok {
+			return b, true, nil
+		}
+	}
+	bit := uint16(1) << f
+	if !s.probe && n.absent&bit != 0 {
 		return nil, false, nil
 	}
-	b, err = s.readAt(dirfd, name)
-	if err == nil {
-		if n != nil {
-			n.absent &^= bit
+	if s.dirfd < 0 {
+		fd, err := s.dir(n)
+		if err != nil {
+			if gone(err) {
+				return nil, false, errVanished
+			}
+			return nil, false, err
 		}
+		s.dirfd = fd
+	}
+	fd, err := openAt(s.dirfd, cfileNames[f])
+	if err == nil {
+		b, err = s.readAll(fd)
+		if err == nil && len(b) > 0 && s.keepNow && len(s.box.kept) < s.maxKept {
+			if n.fds == nil {
+				n.fds = new([numFiles]int32)
+			}
+			s.keepFD(&n.fds[f], fd)
+		} else {
+			unix.Close(fd)
+		}
+	}
+	if err == nil {
+		n.absent &^= bit
 		return b, true, nil
 	}
 	if errors.Is(err, unix.ENODEV) {
 		return nil, false, errVanished
 	}
 	if errors.Is(err, unix.ENOENT) {
-		if n != nil {
-			n.absent |= bit
-		}
+		n.absent |= bit
 	} else {
-		s.log.Debug("reading cgroup file", "file", name, "error", err)
+		s.log.Debug("reading cgroup file", "file", fileNames[f], "error", err)
 	}
 	return nil, false, nil
 }
-
-// fileBits number the files of a cgroup for node.absent.
-var fileBits = func() map[string]uint16 {
-	m := make(map[string]uint16)
-	for i, name := range [...]string{"cgroup.events", "cpu.pressure", "memory.pressure", "io.pressure",
-		"memory.current", "memory.swap.current", "memory.stat", "memory.high", "memory.max",
-		"memory.events", "cpu.stat", "io.stat"} {
-		m[name] = 1 << i
-	}
-	return m
-}()
-
-// slowFiles are the files a refresh of a quiet cgroup reads (rdMem|rdIO),
-// but for memory.high and memory.max, which it reads only when
-// memory.current exists: a refresh where all of these are missing has
-// nothing to read. (With them, the bits of memory.high and memory.max were
-// never set where the memory controller is off, and every quietRefresh
-// ticks each quiet cgroup's directory was opened for nothing.)
-var slowFiles = fileBits["memory.current"] | fileBits["memory.swap.current"] | fileBits["memory.stat"] |
-	fileBits["memory.events"] | fileBits["io.stat"]
 
 func (s *Source) malformed(smp *governor.Sample, name string, err error) {
 	s.log.Debug("malformed cgroup file", "cgroup", smp.Ref.String(), "file", name, "error", err)
@@ -844,10 +1037,10 @@ var slowSignals = [...]governor.Signal{
 	governor.IOReadBytes, governor.IOWriteBytes,
 }
 
-// readCgroup reads the files what asks for from the cgroup open at dirfd
-// into n.base and n.prev. A full read (rdAll) starts from nothing; a
-// partial one keeps the other signals and counters.
-func (s *Source) readCgroup(dirfd int, n *node, isRoot bool, what int) error {
+// readCgroup reads the files what asks for from cgroup n into n.base and
+// n.prev. A full read (rdAll) starts from nothing; a partial one keeps the
+// other signals and counters.
+func (s *Source) readCgroup(n *node, isRoot bool, what int) error {
 	s.reads++
 	now := s.now()
 	smp := &n.base
@@ -872,7 +1065,7 @@ func (s *Source) readCgroup(dirfd int, n *node, isRoot bool, what int) error {
 	if !isRoot && what == rdAll {
 		// Every non-root cgroup has cgroup.events; its absence means the
 		// cgroup went away after we opened it.
-		b, ok, err := s.file(dirfd, "cgroup.events")
+		b, ok, err := s.file(fEvents)
 		if err != nil || !ok {
 			return errVanished
 		}
@@ -883,30 +1076,28 @@ func (s *Source) readCgroup(dirfd int, n *node, isRoot bool, what int) error {
 		}
 	}
 
-	for r, name := range psiFiles {
-		if what&rdPSI == 0 {
-			break
-		}
-		b, ok, err := s.file(dirfd, name)
+	for r := 0; r < 3 && what&rdPSI != 0; r++ {
+		f := fCPUPressure + r
+		b, ok, err := s.file(f)
 		if err != nil {
 			return err
 		}
 		if ok {
-			s.psi(smp, cur, prev, r, b, name)
+			s.psi(smp, cur, prev, r, b, fileNames[f])
 		}
 	}
 	if what&rdMem != 0 {
-		if err := s.readMemory(dirfd, smp, cur, prev, now); err != nil {
+		if err := s.readMemory(smp, cur, prev, now); err != nil {
 			return err
 		}
 	}
 	if what&rdCPU != 0 {
-		if err := s.readCPU(dirfd, smp, cur, prev, now); err != nil {
+		if err := s.readCPU(smp, cur, prev, now); err != nil {
 			return err
 		}
 	}
 	if what&rdIO != 0 {
-		if err := s.readIO(dirfd, smp, cur, prev, now); err != nil {
+		if err := s.readIO(smp, cur, prev, now); err != nil {
 			return err
 		}
 	}
@@ -915,9 +1106,9 @@ func (s *Source) readCgroup(dirfd int, n *node, isRoot bool, what int) error {
 	return nil
 }
 
-func (s *Source) readMemory(dirfd int, smp *governor.Sample, cur, prev *counters, now time.Time) error {
+func (s *Source) readMemory(smp *governor.Sample, cur, prev *counters, now time.Time) error {
 	var current int64 = -1
-	if b, ok, err := s.file(dirfd, "memory.current"); err != nil {
+	if b, ok, err := s.file(fMemoryCurrent); err != nil {
 		return err
 	} else if ok {
 		if v, err := ParseValue(b); err == nil && v >= 0 && v != governor.Unlimited {
@@ -927,14 +1118,14 @@ func (s *Source) readMemory(dirfd int, smp *governor.Sample, cur, prev *counters
 			s.malformed(smp, "memory.current", err)
 		}
 	}
-	if b, ok, err := s.file(dirfd, "memory.swap.current"); err != nil {
+	if b, ok, err := s.file(fMemorySwap); err != nil {
 		return err
 	} else if ok {
 		if v, err := ParseValue(b); err == nil && v >= 0 && v != governor.Unlimited {
 			smp.Set(governor.MemorySwap, float64(v))
 		}
 	}
-	if b, ok, err := s.file(dirfd, "memory.stat"); err != nil {
+	if b, ok, err := s.file(fMemoryStat); err != nil {
 		return err
 	} else if ok {
 		if st, err := ParseMemoryStat(b); err == nil {
@@ -946,10 +1137,10 @@ func (s *Source) readMemory(dirfd int, smp *governor.Sample, cur, prev *counters
 	}
 	if current >= 0 {
 		for _, lim := range [...]struct {
-			file string
+			file int
 			sig  governor.Signal
-		}{{"memory.high", governor.MemoryHighRatio}, {"memory.max", governor.MemoryMaxRatio}} {
-			b, ok, err := s.file(dirfd, lim.file)
+		}{{fMemoryHigh, governor.MemoryHighRatio}, {fMemoryMax, governor.MemoryMaxRatio}} {
+			b, ok, err := s.file(lim.file)
 			if err != nil {
 				return err
 			}
@@ -958,7 +1149,7 @@ func (s *Source) readMemory(dirfd int, smp *governor.Sample, cur, prev *counters
 			}
 			v, err := ParseValue(b)
 			if err != nil {
-				s.malformed(smp, lim.file, err)
+				s.malformed(smp, fileNames[lim.file], err)
 				continue
 			}
 			if v > 0 && v != governor.Unlimited {
@@ -966,7 +1157,7 @@ func (s *Source) readMemory(dirfd int, smp *governor.Sample, cur, prev *counters
 			}
 		}
 	}
-	if b, ok, err := s.file(dirfd, "memory.events"); err != nil {
+	if b, ok, err := s.file(fMemoryEvents); err != nil {
 		return err
 	} else if ok {
 		if ev, err := ParseMemoryEvents(b); err == nil {
@@ -987,8 +1178,8 @@ func (s *Source) readMemory(dirfd int, smp *governor.Sample, cur, prev *counters
 	return nil
 }
 
-func (s *Source) readCPU(dirfd int, smp *governor.Sample, cur, prev *counters, now time.Time) error {
-	if b, ok, err := s.file(dirfd, "cpu.stat"); err != nil {
+func (s *Source) readCPU(smp *governor.Sample, cur, prev *counters, now time.Time) error {
+	if b, ok, err := s.file(fCPUStat); err != nil {
 		return err
 	} else if ok {
 		if st, err := ParseCPUStat(b); err == nil {
@@ -1014,8 +1205,8 @@ func (s *Source) readCPU(dirfd int, smp *governor.Sample, cur, prev *counters, n
 	return nil
 }
 
-func (s *Source) readIO(dirfd int, smp *governor.Sample, cur, prev *counters, now time.Time) error {
-	if b, ok, err := s.file(dirfd, "io.stat"); err != nil {
+func (s *Source) readIO(smp *governor.Sample, cur, prev *counters, now time.Time) error {
+	if b, ok, err := s.file(fIOStat); err != nil {
 		return err
 	} else if ok {
 		ios, err := ParseIOStat(b, s.ios[:0])

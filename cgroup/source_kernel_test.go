@@ -111,3 +111,129 @@ func TestKernelSourceNotifications(t *testing.T) {
 		}
 	}
 }
+
+// TestKernelSourceKeptFiles checks, on the real cgroup2 hierarchy, the files
+// the Source keeps open for the cgroups it reads every tick: the same
+// descriptors serve tick after tick with fresh content, a file hidden since
+// (cgroup.pressure 0 removes the pressure files) is told from a removed
+// cgroup, a removed cgroup's files are closed, and Close releases all.
+func TestKernelSourceKeptFiles(t *testing.T) {
+	root := kernelRoot(t)
+	rel := testCgroup(t, root, "busy")
+	parent := filepath.Dir(rel)
+	dir := filepath.Join(root, rel)
+	baseline := fdCount(t)
+	src := NewSource(root, SourceOptions{Filter: func(p string) bool { return p == "" || strings.HasPrefix(p, parent) }})
+	var snap governor.Snapshot
+	sample := func() *governor.Sample {
+		t.Helper()
+		time.Sleep(20 * time.Millisecond)
+		snap.Reset(time.Now())
+		if err := src.Sample(context.Background(), &snap); err != nil {
+			t.Fatal(err)
+		}
+		for _, c := range snap.Cgroups {
+			if c.Path == rel {
+				return c
+			}
+		}
+		return nil
+	}
+	cmd := exec.Command("sleep", "30")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { cmd.Process.Kill(); cmd.Wait() }()
+	if err := os.WriteFile(filepath.Join(dir, "cgroup.procs"), []byte(strconv.Itoa(cmd.Process.Pid)), 0); err != nil {
+		t.Fatal(err)
+	}
+	sample()
+	s := sample()
+	if s == nil || !s.Populated {
+		t.Fatalf("busy cgroup %s not sampled as populated: %+v", rel, s)
+	}
+	if !src.keep {
+		t.Fatal("no files kept open on cgroupfs")
+	}
+	var n *node
+	for _, c := range src.tree.children {
+		if c.rel == parent {
+			n, _ = c.child("busy")
+		}
+	}
+	if n == nil || n.fds == nil {
+		t.Fatalf("no files kept for the busy cgroup: %+v", n)
+	}
+	for _, f := range []int{fEvents, fCPUPressure, fMemoryPressure, fIOPressure, fCPUStat} {
+		if n.fds[f] == 0 {
+			t.Errorf("%s not kept open", fileNames[f])
+		}
+	}
+	kept := *n.fds
+	for i := 0; i < 3; i++ {
+		s = sample()
+	}
+	if *n.fds != kept {
+		t.Errorf("kept files opened again: %v, then %v", kept, *n.fds)
+	}
+	for _, sig := range []governor.Signal{governor.CPUSomeAvg10, governor.CPUSomeStall, governor.CPUUsage} {
+		if _, ok := s.Get(sig); !ok {
+			t.Errorf("%s absent", sig)
+		}
+	}
+
+	// Hidden pressure files: the kept ones fail (ENODEV), as a removed
+	// cgroup's would, but the cgroup is still there, without PSI signals.
+	if err := os.WriteFile(filepath.Join(dir, "cgroup.pressure"), []byte("0"), 0); err != nil {
+		t.Fatal(err)
+	}
+	if s = sample(); s == nil {
+		t.Fatal("cgroup with its pressure files hidden left out of the snapshot")
+	}
+	if _, ok := s.Get(governor.CPUSomeAvg10); ok {
+		t.Error("cpu.some.avg10 present with the pressure files hidden")
+	}
+	if _, ok := s.Get(governor.CPUUsage); !ok {
+		t.Error("cpu.usage absent with the pressure files hidden")
+	}
+	if n.fds[fCPUPressure] != 0 {
+		t.Error("hidden cpu.pressure still kept open")
+	}
+	if err := os.WriteFile(filepath.Join(dir, "cgroup.pressure"), []byte("1"), 0); err != nil {
+		t.Fatal(err)
+	}
+	if s = sample(); s == nil {
+		t.Fatal("cgroup left out of the snapshot")
+	}
+	if _, ok := s.Get(governor.CPUSomeAvg10); !ok {
+		t.Error("cpu.some.avg10 absent once the pressure files are back")
+	}
+
+	// Removed: out of the snapshot, its files closed.
+	cmd.Process.Kill()
+	cmd.Wait()
+	for i := 0; ; i++ {
+		err := os.Remove(dir)
+		if err == nil {
+			break
+		}
+		if i == 200 {
+			t.Fatalf("rmdir %s: %v", dir, err)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if s = sample(); s != nil {
+		t.Error("removed cgroup still sampled")
+	}
+	if *n.fds != ([numFiles]int32{}) {
+		t.Errorf("files of the removed cgroup still open: %v", *n.fds)
+	}
+	if len(src.box.kept) > src.maxKept {
+		t.Errorf("%d files kept, over the bound %d", len(src.box.kept), src.maxKept)
+	}
+	src.Close()
+	if len(src.box.kept) != 0 {
+		t.Errorf("%d files kept open after Close", len(src.box.kept))
+	}
+	waitFDs(t, baseline)
+}

@@ -444,6 +444,11 @@ func TestSourceSteadyStateAllocs(t *testing.T) {
 	if allocs > 8 {
 		t.Errorf("%v allocations per Sample of %d cgroups in steady state", allocs, len(snap.Cgroups))
 	}
+	// Files stay open between ticks on cgroupfs only: a fixture file
+	// removed or replaced must be seen as such.
+	if src.keep || len(src.box.kept) != 0 {
+		t.Errorf("%d files kept open on a fixture tree", len(src.box.kept))
+	}
 }
 
 // Files found missing are skipped until a change in the directory says
