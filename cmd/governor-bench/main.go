@@ -562,8 +562,40 @@ func scrape(c *http.Client) (metricsSnap, error) {
 	return m, sc.Err()
 }
 
-// procCPU returns utime+stime of pid in seconds.
+// procCPU returns the CPU time pid has used, in seconds: the larger of the
+// sum of its threads' run time in /proc/PID/task/*/schedstat (nanoseconds;
+// a thread that exited is no longer counted there) and utime+stime from
+// /proc/PID/stat (the same run time, counting exited threads, but truncated
+// to clock ticks of 10 ms: at 100 cgroups a minute's window held 5 of
+// them, so the figure moved in steps of 0.017 % of a core).
 func procCPU(pid int) (float64, error) {
+	st, err := procStatCPU(pid)
+	if err != nil {
+		return 0, err
+	}
+	return max(st, procSchedCPU(pid)), nil
+}
+
+// procSchedCPU sums the run time of pid's threads from schedstat, 0 if
+// unavailable.
+func procSchedCPU(pid int) float64 {
+	files, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/schedstat", pid))
+	var ns float64
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			continue // the thread exited
+		}
+		if fs := strings.Fields(string(b)); len(fs) > 0 {
+			v, _ := strconv.ParseFloat(fs[0], 64)
+			ns += v
+		}
+	}
+	return ns / 1e9
+}
+
+// procStatCPU returns utime+stime of pid in seconds.
+func procStatCPU(pid int) (float64, error) {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 	if err != nil {
 		return 0, err
