@@ -194,8 +194,13 @@ func promtoolCheck(t *testing.T, body []byte) {
 // (all PSI and usage signals present) with the default cgroup limit, the
 // loop handing the cgroups over through VisitStatus as in the daemon:
 // B/op is what one scrape allocates (BENCHMARKS.md).
-func BenchmarkScrape10k(b *testing.B) {
-	const n = 10000
+func BenchmarkScrape10k(b *testing.B) { benchScrape(b, 10000) }
+
+// BenchmarkScrape100 is BenchmarkScrape10k at 100 cgroups, every one of
+// them exported: what a scrape costs a small host.
+func BenchmarkScrape100(b *testing.B) { benchScrape(b, 100) }
+
+func benchScrape(b *testing.B, n int) {
 	src := &source{}
 	for i := range n {
 		kind := "svc"
