@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"runtime/debug"
 	"strings"
 	"sync"
@@ -163,6 +164,21 @@ func TestRunEarlySIGTERM(t *testing.T) {
 		if err := cmd.Wait(); err != nil {
 			t.Errorf("SIGTERM %s after start: %v\n%s", extra, err, out.String())
 		}
+	}
+}
+
+// The daemon runs on one P unless GOMAXPROCS is set.
+func TestSetMaxProcs(t *testing.T) {
+	old := runtime.GOMAXPROCS(2)
+	defer runtime.GOMAXPROCS(old)
+	setMaxProcs("")
+	if got := runtime.GOMAXPROCS(0); got != defaultMaxProcs {
+		t.Errorf("without GOMAXPROCS: %d, want %d", got, defaultMaxProcs)
+	}
+	runtime.GOMAXPROCS(2)
+	setMaxProcs("2") // the runtime applied GOMAXPROCS=2 at start
+	if got := runtime.GOMAXPROCS(0); got != 2 {
+		t.Errorf("with GOMAXPROCS set: changed to %d", got)
 	}
 }
 
