@@ -24,19 +24,7 @@ func TestKernelSourceNotifications(t *testing.T) {
 	src := NewSource(root, SourceOptions{Filter: func(p string) bool { return p == "" || strings.HasPrefix(p, parent) }})
 	defer src.Close()
 	var snap governor.Snapshot
-	sample := func() *governor.Sample {
-		t.Helper()
-		snap.Reset(time.Now())
-		if err := src.Sample(context.Background(), &snap); err != nil {
-			t.Fatal(err)
-		}
-		for _, c := range snap.Cgroups {
-			if c.Path == rel {
-				return c
-			}
-		}
-		return nil
-	}
+	sample := func() *governor.Sample { t.Helper(); return sampleCgroup(t, src, &snap, rel) }
 	if sample() == nil {
 		t.Fatal("test cgroup not sampled")
 	}
@@ -128,16 +116,7 @@ func TestKernelSourceKeptFiles(t *testing.T) {
 	sample := func() *governor.Sample {
 		t.Helper()
 		time.Sleep(20 * time.Millisecond)
-		snap.Reset(time.Now())
-		if err := src.Sample(context.Background(), &snap); err != nil {
-			t.Fatal(err)
-		}
-		for _, c := range snap.Cgroups {
-			if c.Path == rel {
-				return c
-			}
-		}
-		return nil
+		return sampleCgroup(t, src, &snap, rel)
 	}
 	cmd := exec.Command("sleep", "30")
 	if err := cmd.Start(); err != nil {
@@ -236,4 +215,20 @@ func TestKernelSourceKeptFiles(t *testing.T) {
 		t.Errorf("%d files kept open after Close", len(src.box.kept))
 	}
 	waitFDs(t, baseline)
+}
+
+// sampleCgroup takes one Sample into snap and returns the cgroup at rel in
+// it (nil when the Source did not report it).
+func sampleCgroup(t *testing.T, src *Source, snap *governor.Snapshot, rel string) *governor.Sample {
+	t.Helper()
+	snap.Reset(time.Now())
+	if err := src.Sample(context.Background(), snap); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range snap.Cgroups {
+		if c.Path == rel {
+			return c
+		}
+	}
+	return nil
 }
