@@ -87,7 +87,7 @@ timeout -k 10 "$vm_timeout" qemu-system-x86_64 \
 	-append "console=ttyS0 rdinit=/sbin/init panic=-1 loglevel=4 mitigations=off systemd.show_status=error ${VM_APPEND:-}" \
 	-drive "file=$vmdir/results.img,format=raw,if=virtio,cache=unsafe" \
 	-drive "file=$vmdir/scratch.img,format=raw,if=virtio,cache=unsafe" \
-	</dev/null 2>&1 | tr -d '\r' | tee "$console" |
+	</dev/null 2>&1 | stdbuf -oL tr -d '\r' | tee "$console" |
 	grep --line-buffered -E 'VMTEST:|Kernel panic|end Kernel panic' | sed -u 's/^/  guest| /'
 qrc=${PIPESTATUS[0]}
 set -e
