@@ -100,6 +100,16 @@ var tracepoints = []struct {
 	{"mark_victim", "mark_victim", "oom", false, false},
 }
 
+// Tracepoints returns the names of the kernel tracepoints the sensors can
+// attach to (both program sets), in a fixed order.
+func Tracepoints() []string {
+	out := make([]string, 0, len(tracepoints))
+	for _, tp := range tracepoints {
+		out = append(out, tp.tp)
+	}
+	return out
+}
+
 // oom:mark_victim argument layouts (oom_layout in the C source).
 const (
 	oomLayoutTask uint32 = 0 // (struct task_struct *, uid_t)

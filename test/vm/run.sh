@@ -11,6 +11,7 @@
 #   SCENARIO_TIMEOUT  per-scenario limit inside the guest (default 600)
 #   VM_DIR       work and cache directory (default <repo>/build/vm)
 #   VM_APPEND    extra kernel command line arguments
+#   VM_TRIES     boots when the guest kernel locks up (default 2)
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -69,28 +70,44 @@ chmod -R go-w "$ov"
 (cd "$ov" && find . -print0 | cpio --null -o -H newc -R 0:0 --quiet) >"$vmdir/overlay.cpio"
 cat "$img/rootfs.cpio" "$vmdir/overlay.cpio" >"$vmdir/initrd.cpio"
 
-# Disks, in this order: vda carries the results back (a raw tar), vdb is
-# scratch (the guest makes an ext4 file system on it).
-rm -f "$vmdir/results.img" "$vmdir/scratch.img"
-truncate -s 256M "$vmdir/results.img"
-truncate -s 2G "$vmdir/scratch.img"
-
+# shellcheck source=stallwatch.sh
+. "$here/stallwatch.sh"
 console=$vmdir/console.log
-log "booting $(cat "$img/kver") with ${mem} RAM, $smp CPUs (TCG); scenarios: $list"
-log "console: $console"
+tries=${VM_TRIES:-2}
 t1=$(date +%s)
-set +e
-timeout -k 10 "$vm_timeout" qemu-system-x86_64 \
-	-accel tcg,thread=multi -cpu max -smp "$smp" -m "$mem" \
-	-nographic -no-reboot -nic none \
-	-kernel "$img/vmlinuz" -initrd "$vmdir/initrd.cpio" \
-	-append "console=ttyS0 rdinit=/sbin/init panic=-1 loglevel=4 mitigations=off systemd.show_status=error ${VM_APPEND:-}" \
-	-drive "file=$vmdir/results.img,format=raw,if=virtio,cache=unsafe" \
-	-drive "file=$vmdir/scratch.img,format=raw,if=virtio,cache=unsafe" \
-	</dev/null 2>&1 | stdbuf -oL tr -d '\r' | tee "$console" |
-	grep --line-buffered -E 'VMTEST:|Kernel panic|end Kernel panic' | sed -u 's/^/  guest| /'
-qrc=${PIPESTATUS[0]}
-set -e
+for ((try = 1; try <= tries; try++)); do
+	# Disks, in this order: vda carries the results back (a raw tar), vdb is
+	# scratch (the guest makes an ext4 file system on it).
+	rm -f "$vmdir/results.img" "$vmdir/scratch.img"
+	truncate -s 256M "$vmdir/results.img"
+	truncate -s 2G "$vmdir/scratch.img"
+
+	log "booting $(cat "$img/kver") with ${mem} RAM, $smp CPUs (TCG); scenarios: $list (try $try of $tries)"
+	log "console: $console"
+	: >"$console"
+	watcher=$(stall_watch "$console" "$vmdir/qemu.pid" "$vmdir/stall")
+	set +e
+	# loglevel=5: a lockup report comes with its backtraces.
+	timeout -k 10 "$vm_timeout" qemu-system-x86_64 \
+		-accel tcg,thread=multi -cpu max -smp "$smp" -m "$mem" \
+		-nographic -no-reboot -nic none -pidfile "$vmdir/qemu.pid" \
+		-kernel "$img/vmlinuz" -initrd "$vmdir/initrd.cpio" \
+		-append "console=ttyS0 rdinit=/sbin/init panic=-1 loglevel=5 mitigations=off systemd.show_status=error ${VM_APPEND:-}" \
+		-drive "file=$vmdir/results.img,format=raw,if=virtio,cache=unsafe" \
+		-drive "file=$vmdir/scratch.img,format=raw,if=virtio,cache=unsafe" \
+		</dev/null 2>&1 | stdbuf -oL tr -d '\r' | tee "$console" |
+		grep --line-buffered -E 'VMTEST:|Kernel panic|end Kernel panic' | sed -u 's/^/  guest| /'
+	qrc=${PIPESTATUS[0]}
+	set -e
+	kill "$watcher" 2>/dev/null || true
+	[ -f "$vmdir/stall" ] || break
+	# A guest kernel that locked up says nothing about the scenarios: boot
+	# again (the whole run), loudly.
+	cp "$console" "$vmdir/console.try$try.log"
+	echo "vm-test: try $try: the guest kernel locked up ($(cat "$vmdir/stall")); console: $vmdir/console.try$try.log" >&2
+	grep -a -m1 -A 40 'BUG: soft lockup\|detected stalls on CPUs' "$console" | grep -a 'Call Trace\|+0x\|RIP' | head -30 >&2
+	[ "$try" -lt "$tries" ] || die "the guest kernel locked up in all $tries tries"
+done
 t_boot=$(($(date +%s) - t1))
 
 if [ "$qrc" = 124 ] || [ "$qrc" = 137 ]; then

@@ -37,6 +37,15 @@ fi
 } >$results/guest.txt
 say "guest: $(tr '\n' ' ' <$results/guest.txt)"
 
+# Two no-op probes on every tracepoint the sensors use, held for the whole
+# run: the daemon's BPF attach and detach then patch no kernel text, which
+# under multi-threaded TCG can lock the guest up (see vmload/pin.go).
+pinlog=$results/pin-tracepoints.txt
+vmload pin-tracepoints >"$pinlog" 2>&1 &
+pin=$!
+for _ in $(seq 100); do grep -q '^pinned' "$pinlog" && break; kill -0 $pin 2>/dev/null || break; sleep 0.2; done
+say "$(grep '^pinned' "$pinlog" || echo "pin-tracepoints failed: $(tail -1 "$pinlog")")"
+
 timeout_s=$(cat $VMTEST/timeout 2>/dev/null || echo 600)
 while read -r name; do
 	[ -n "$name" ] || continue

@@ -12,6 +12,8 @@
 //	vmload plot   -out f.svg -series PANEL|LABEL|FILE|COLUMN...  draw time series
 //	vmload react  -cgroup /sys/fs/cgroup/x [-every 10ms] [-wait 10s] [-for 30s]
 //	              time from the onset of memory pressure to a corrective event
+//	vmload pin-tracepoints [-probes 2]  hold no-op probes on the sensors' tracepoints
+//	              (so attaching the sensors patches no kernel text: see pin.go)
 //
 // Sizes accept K, M, G suffixes (powers of 1024).
 package main
@@ -34,7 +36,7 @@ import (
 
 func main() {
 	if len(os.Args) < 2 {
-		fmt.Fprintln(os.Stderr, "usage: vmload anon|grow|sample|psi|latency|burn|react [flags]")
+		fmt.Fprintln(os.Stderr, "usage: vmload anon|grow|sample|psi|latency|burn|watch|plot|react|pin-tracepoints [flags]")
 		os.Exit(2)
 	}
 	var err error
@@ -57,6 +59,8 @@ func main() {
 		err = plot(os.Args[2:])
 	case "react":
 		err = react(os.Args[2:])
+	case "pin-tracepoints":
+		err = pinTracepoints(os.Args[2:])
 	default:
 		err = fmt.Errorf("unknown command %q", os.Args[1])
 	}
