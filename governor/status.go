@@ -273,3 +273,58 @@ func (l *Loop) explain(path string) ([]string, error) {
 	}
 	return out, nil
 }
+
+// RankKey orders governed cgroups by what an operator looks at first, for
+// views that show only some of them (the metrics' cgroup limit, governor
+// top). In order of precedence:
+//
+//  1. cgroups whose knobs the governor holds changed (or frozen): what it
+//     did and what it will restore;
+//  2. cgroups it has acted on (a last action), the most recent first;
+//  3. the rest by pressure: the highest PSI avg10 of cpu, memory or io.
+//
+// Ties go to the smaller path, so the idle cgroups shown stay the same from
+// one look to the next.
+type RankKey struct {
+	Tier     uint8   // 0 knobs held changed, 1 acted on, 2 neither
+	Last     int64   // the last action's time (Unix ns)
+	Pressure float64 // the highest PSI some/full avg10
+	Path     string
+}
+
+var rankSignals = [...]string{
+	CPUSomeAvg10.Name(), CPUFullAvg10.Name(), MemorySomeAvg10.Name(),
+	MemoryFullAvg10.Name(), IOSomeAvg10.Name(), IOFullAvg10.Name(),
+}
+
+// Rank returns cs's key.
+func (cs *CgroupStatus) Rank() RankKey {
+	k := RankKey{Tier: 2, Path: cs.Path}
+	for _, s := range rankSignals {
+		k.Pressure = max(k.Pressure, cs.Signals[s])
+	}
+	if cs.Last != nil {
+		k.Tier, k.Last = 1, cs.Last.Time.UnixNano()
+	}
+	for _, ks := range cs.Knobs {
+		if !ks.HandedBack {
+			k.Tier = 0
+			break
+		}
+	}
+	return k
+}
+
+// Before reports whether a comes before b.
+func (a *RankKey) Before(b *RankKey) bool {
+	if a.Tier != b.Tier {
+		return a.Tier < b.Tier
+	}
+	if a.Tier == 1 && a.Last != b.Last {
+		return a.Last > b.Last
+	}
+	if a.Pressure != b.Pressure {
+		return a.Pressure > b.Pressure
+	}
+	return a.Path < b.Path
+}

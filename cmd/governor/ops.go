@@ -104,7 +104,7 @@ func (o *ops) start(ctx context.Context, loop *governor.Loop) {
 	}
 	if o.sock != "" {
 		srv, err := control.Listen(control.Options{Path: o.sock, Group: o.f.controlGroup, Logger: o.log.Named("control")},
-			control.Backend{Status: loop.Status, Explain: loop.Explain, Admission: loop.Admission, Via: via})
+			control.Backend{Status: loop.Status, Visit: loop.VisitStatus, Explain: loop.Explain, Admission: loop.Admission, Via: via})
 		if err != nil {
 			o.log.Error("cannot open the control socket; status, top, explain and admission will not work", "path", o.sock, "error", err)
 		} else {

@@ -52,15 +52,26 @@ func printJSON(w io.Writer, v interface{}) {
 	_ = enc.Encode(v)
 }
 
-// statusCmd: governor status — one table of the governed cgroups.
+// statusCmd: governor status — one table of the governed cgroups (with -n,
+// the first N by what matters: knobs held changed, recent actions,
+// pressure).
 func statusCmd(args []string, stdout, stderr io.Writer) int {
-	c, _, ok := parseClient("status", args, stderr, 0)
-	if !ok {
+	var c clientFlags
+	var limit int
+	fs := flag.NewFlagSet("status", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	c.register(fs)
+	fs.IntVar(&limit, "n", 0, "list at most `N` cgroups: those whose knobs the governor holds changed, then the most recently acted on, then the highest pressure (0: every one)")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if fs.NArg() > 0 || limit < 0 {
+		fmt.Fprintln(stderr, "usage: governor status [--socket PATH] [--json] [-n N]")
 		return 2
 	}
 	ctx, cancel := requestCtx()
 	defer cancel()
-	st, err := control.Client{Path: c.socket}.Status(ctx)
+	st, err := control.Client{Path: c.socket}.StatusTop(ctx, limit)
 	if err != nil {
 		fmt.Fprintf(stderr, "governor status: %v\n", err)
 		return 1
@@ -165,8 +176,9 @@ func renderStatus(w io.Writer, st *control.Status, now time.Time) {
 	if st.DryRun {
 		mode = " [dry-run: nothing is written]"
 	}
+	governed := max(st.Governed, len(st.Cgroups)) // an older daemon does not say
 	fmt.Fprintf(w, "governor at %s%s — last step %s, %d cgroups seen, %d governed\n",
-		st.Time.Format("15:04:05"), mode, st.LastStep.Duration.Round(time.Microsecond), st.LastStep.Cgroups, len(st.Cgroups))
+		st.Time.Format("15:04:05"), mode, st.LastStep.Duration.Round(time.Microsecond), st.LastStep.Cgroups, governed)
 	fmt.Fprintf(w, "host pressure some avg10: cpu %s%%  memory %s%%  io %s%%\n",
 		pct(st.Host, "cpu.some.avg10"), pct(st.Host, "memory.some.avg10"), pct(st.Host, "io.some.avg10"))
 	if a := st.Admission; a != nil {
@@ -242,6 +254,9 @@ func renderStatus(w io.Writer, st *control.Status, now time.Time) {
 	tw.Flush()
 	if len(st.Cgroups) == 0 {
 		fmt.Fprintln(w, "(no cgroup belongs to a class of the policy)")
+	}
+	if st.Omitted > 0 {
+		fmt.Fprintf(w, "(%d more governed cgroups not listed: knobs held changed, recent actions and pressure come first)\n", st.Omitted)
 	}
 	if len(why) > 0 {
 		fmt.Fprintln(w, "\nwhy (last action):")

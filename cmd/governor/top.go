@@ -24,11 +24,12 @@ func topCmd(args []string, stdout, stderr io.Writer) int {
 	fs.SetOutput(stderr)
 	fs.StringVar(&c.socket, "socket", control.DefaultPath, "the daemon's control socket")
 	fs.DurationVar(&every, "interval", time.Second, "refresh interval")
+	rows := fs.Int("n", 0, "cgroups to list (0: as many as fit the terminal, 40 when it is not one)")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
-	if fs.NArg() > 0 || every <= 0 {
-		fmt.Fprintln(stderr, "usage: governor top [--socket PATH] [--interval 1s]")
+	if fs.NArg() > 0 || every <= 0 || *rows < 0 {
+		fmt.Fprintln(stderr, "usage: governor top [--socket PATH] [--interval 1s] [-n N]")
 		return 2
 	}
 	quit := make(chan struct{}, 1)
@@ -58,17 +59,23 @@ func topCmd(args []string, stdout, stderr io.Writer) int {
 			}
 		}()
 	}
-	topLoop(control.Client{Path: c.socket}, every, stdout, quit)
+	limit := func() int { return *rows }
+	if *rows == 0 {
+		limit = func() int { return terminalRows(int(os.Stdout.Fd())) }
+	}
+	topLoop(control.Client{Path: c.socket}, every, limit, stdout, quit)
 	return 0
 }
 
-// topLoop redraws the status every interval until quit.
-func topLoop(cl control.Client, every time.Duration, stdout io.Writer, quit <-chan struct{}) {
+// topLoop redraws the status every interval until quit, with at most
+// limit() cgroups: the daemon picks and copies only those (at 10,000
+// cgroups a full status is tens of MB, once a second).
+func topLoop(cl control.Client, every time.Duration, limit func() int, stdout io.Writer, quit <-chan struct{}) {
 	t := time.NewTicker(every)
 	defer t.Stop()
 	for {
 		ctx, cancel := context.WithTimeout(context.Background(), every+5*time.Second)
-		st, err := cl.Status(ctx)
+		st, err := cl.StatusTop(ctx, limit())
 		cancel()
 		// Home, clear, redraw in one write so the screen does not flicker.
 		frame := "\x1b[H\x1b[2J"
@@ -85,6 +92,16 @@ func topLoop(cl control.Client, every time.Duration, stdout io.Writer, quit <-ch
 		case <-t.C:
 		}
 	}
+}
+
+// terminalRows is how many table rows fit the terminal on fd below top's
+// header and footer (at least 5), or 40 when fd is not a terminal.
+func terminalRows(fd int) int {
+	ws, err := unix.IoctlGetWinsize(fd, unix.TIOCGWINSZ)
+	if err != nil || ws.Row == 0 {
+		return 40
+	}
+	return max(int(ws.Row)-12, 5)
 }
 
 // cbreak turns off line buffering and echo on a terminal so a single q

@@ -8,6 +8,7 @@
 //
 //	→ {"cmd":"status"}
 //	← {"status":{...}}
+//	→ {"cmd":"status","limit":40}     the first 40 cgroups by governor.RankKey
 //	→ {"cmd":"explain","cgroup":"system.slice/web.service"}
 //	← {"explain":["cgroup system.slice/web.service (id 1234)", ...]}
 //	→ {"cmd":"admission"}
@@ -17,14 +18,17 @@ package control
 
 import (
 	"bufio"
+	"container/heap"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"net"
 	"os"
 	"os/user"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -50,6 +54,9 @@ const (
 type Request struct {
 	Cmd    string `json:"cmd"`              // "status", "explain", "admission"
 	Cgroup string `json:"cgroup,omitempty"` // for explain
+	// Limit, for status: at most this many cgroups, the first by
+	// governor.RankKey, in that order (0: every one, in the loop's order).
+	Limit int `json:"limit,omitempty"`
 }
 
 // Reply is one line to a client; exactly one field is set.
@@ -68,6 +75,8 @@ type Status struct {
 	LastStep    governor.StepResult         `json:"last_step"`
 	Host        map[string]float64          `json:"host"`
 	Cgroups     []Cgroup                    `json:"cgroups"`
+	Governed    int                         `json:"governed"`          // cgroups in a class, listed or not
+	Omitted     int                         `json:"omitted,omitempty"` // governed cgroups the limit left out
 	Controllers []governor.ControllerStatus `json:"controllers"`
 	Admission   *governor.AdmissionVerdict  `json:"admission,omitempty"`
 }
@@ -112,7 +121,10 @@ func FromAction(a *governor.Action) *Action {
 
 // Backend answers requests; normally the running loop's methods.
 type Backend struct {
-	Status    func(ctx context.Context) (governor.Status, error)
+	Status func(ctx context.Context) (governor.Status, error)
+	// Visit, optional, is the loop's VisitStatus: a status with a limit
+	// then keeps copies of the cgroups it lists only.
+	Visit     func(ctx context.Context, visit func(*governor.CgroupStatus)) (governor.Status, error)
 	Explain   func(ctx context.Context, path string) ([]string, error)
 	Admission func(ctx context.Context) (governor.AdmissionVerdict, error)
 	// Via, optional, says how a cgroup's limits are written.
@@ -374,11 +386,35 @@ func (s *Server) answer(ctx context.Context, req Request) Reply {
 		if s.b.Status == nil {
 			return Reply{Error: "status unavailable"}
 		}
-		st, err := s.b.Status(ctx)
-		if err != nil {
-			return Reply{Error: "status: " + err.Error()}
+		if req.Limit < 0 {
+			return Reply{Error: fmt.Sprintf("status: limit %d is negative", req.Limit)}
 		}
-		out := convert(st, s.b.Via)
+		var out *Status
+		if req.Limit > 0 && s.b.Visit != nil {
+			top := &topN{n: req.Limit}
+			st, err := s.b.Visit(ctx, top.add)
+			if err != nil {
+				return Reply{Error: "status: " + err.Error()}
+			}
+			out = convert(st, nil)
+			out.Cgroups = top.sorted(s.b.Via)
+			out.Governed, out.Omitted = top.seen, top.seen-len(out.Cgroups)
+		} else {
+			st, err := s.b.Status(ctx)
+			if err != nil {
+				return Reply{Error: "status: " + err.Error()}
+			}
+			out = convert(st, s.b.Via)
+			out.Governed = len(out.Cgroups)
+			if req.Limit > 0 && len(st.Cgroups) > req.Limit {
+				top := &topN{n: req.Limit}
+				for i := range st.Cgroups {
+					top.add(&st.Cgroups[i])
+				}
+				out.Cgroups = top.sorted(s.b.Via)
+				out.Omitted = out.Governed - len(out.Cgroups)
+			}
+		}
 		if s.b.Admission != nil {
 			if vd, err := s.b.Admission(ctx); err == nil {
 				out.Admission = &vd
@@ -410,13 +446,76 @@ func (s *Server) answer(ctx context.Context, req Request) Reply {
 
 func convert(st governor.Status, via func(governor.Ref) string) *Status {
 	out := &Status{Time: st.Time, DryRun: st.DryRun, LastStep: st.LastStep, Host: st.Host, Controllers: st.Controllers}
-	for _, cg := range st.Cgroups {
-		c := Cgroup{Path: cg.Path, ID: uint64(cg.ID), Class: cg.Class, Protected: cg.Protected, Denied: cg.Denied,
-			Signals: cg.Signals, Knobs: cg.Knobs, Last: FromAction(cg.Last)}
-		if via != nil {
-			c.Via = via(cg.Ref)
+	for i := range st.Cgroups {
+		out.Cgroups = append(out.Cgroups, fromStatus(&st.Cgroups[i], via))
+	}
+	return out
+}
+
+func fromStatus(cg *governor.CgroupStatus, via func(governor.Ref) string) Cgroup {
+	c := Cgroup{Path: cg.Path, ID: uint64(cg.ID), Class: cg.Class, Protected: cg.Protected, Denied: cg.Denied,
+		Signals: cg.Signals, Knobs: cg.Knobs, Last: FromAction(cg.Last)}
+	if via != nil {
+		c.Via = via(cg.Ref)
+	}
+	return c
+}
+
+// topN keeps the first n cgroups by governor.RankKey as they are handed
+// over one at a time (Loop.VisitStatus reuses the status and its Signals:
+// the kept ones are copied), in a heap whose root is the one to drop next.
+type topN struct {
+	n    int
+	seen int
+	keys []governor.RankKey
+	cgs  []governor.CgroupStatus
+}
+
+func (t *topN) Len() int           { return len(t.keys) }
+func (t *topN) Less(i, j int) bool { return t.keys[j].Before(&t.keys[i]) }
+func (t *topN) Swap(i, j int) {
+	t.keys[i], t.keys[j] = t.keys[j], t.keys[i]
+	t.cgs[i], t.cgs[j] = t.cgs[j], t.cgs[i]
+}
+func (t *topN) Push(any) { panic("topN: Push") }
+func (t *topN) Pop() any { panic("topN: Pop") }
+
+func (t *topN) add(cs *governor.CgroupStatus) {
+	t.seen++
+	k := cs.Rank()
+	c := *cs
+	switch {
+	case len(t.keys) < t.n:
+		c.Signals = maps.Clone(cs.Signals)
+		t.keys, t.cgs = append(t.keys, k), append(t.cgs, c)
+		if len(t.keys) == t.n {
+			heap.Init(t)
 		}
-		out.Cgroups = append(out.Cgroups, c)
+	case k.Before(&t.keys[0]):
+		c.Signals = maps.Clone(cs.Signals)
+		t.keys[0], t.cgs[0] = k, c
+		heap.Fix(t, 0)
+	}
+}
+
+// sorted returns the kept cgroups, first first.
+func (t *topN) sorted(via func(governor.Ref) string) []Cgroup {
+	idx := make([]int, len(t.keys))
+	for i := range idx {
+		idx[i] = i
+	}
+	slices.SortFunc(idx, func(a, b int) int {
+		switch {
+		case t.keys[a].Before(&t.keys[b]):
+			return -1
+		case t.keys[b].Before(&t.keys[a]):
+			return 1
+		}
+		return 0
+	})
+	out := make([]Cgroup, 0, len(idx))
+	for _, i := range idx {
+		out = append(out, fromStatus(&t.cgs[i], via))
 	}
 	return out
 }
@@ -458,9 +557,13 @@ func (c Client) Call(ctx context.Context, req Request) (*Reply, error) {
 	return &rep, nil
 }
 
-// Status asks for the status.
-func (c Client) Status(ctx context.Context) (*Status, error) {
-	rep, err := c.Call(ctx, Request{Cmd: "status"})
+// Status asks for the status of every governed cgroup.
+func (c Client) Status(ctx context.Context) (*Status, error) { return c.StatusTop(ctx, 0) }
+
+// StatusTop asks for the status with at most limit cgroups, the first by
+// governor.RankKey (0: every one).
+func (c Client) StatusTop(ctx context.Context, limit int) (*Status, error) {
+	rep, err := c.Call(ctx, Request{Cmd: "status", Limit: limit})
 	if err != nil {
 		return nil, err
 	}

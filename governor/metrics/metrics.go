@@ -322,36 +322,24 @@ var psiSignals = [...]struct {
 }
 
 // cgRecord is what a scrape keeps of one governed cgroup: the values of its
-// per-cgroup series and its rank for the cgroup limit (see selector).
+// per-cgroup series and its rank for the cgroup limit (governor.RankKey:
+// knobs held changed, then the most recently acted on, then the highest
+// pressure).
 type cgRecord struct {
 	ref       governor.Ref
+	key       governor.RankKey
 	class     string
 	protected bool
-	tier      uint8                        // 0 knobs held changed, 1 acted on, 2 neither
 	has       uint8                        // bit i: sig[i] present
 	sig       [len(psiSignals) + 1]float64 // psiSignals' avg10, then runq.p99
-	pressure  float64                      // the highest PSI avg10
-	last      int64                        // the last action's time (Unix ns), tier 1
 	knobs     []governor.KnobStatus        // as the status gave them (handed-back ones skipped when exported)
 }
 
 const runqIdx = len(psiSignals)
 
-// rank fills the fields of r that order it (tier, last, pressure, path).
+// rank fills the fields of r that order it.
 func (r *cgRecord) rank(cs *governor.CgroupStatus) {
-	*r = cgRecord{ref: cs.Ref, tier: 2}
-	for _, p := range psiSignals {
-		r.pressure = max(r.pressure, cs.Signals[p.sig.Name()])
-	}
-	if cs.Last != nil {
-		r.tier, r.last = 1, cs.Last.Time.UnixNano()
-	}
-	for _, ks := range cs.Knobs {
-		if !ks.HandedBack {
-			r.tier = 0
-			break
-		}
-	}
+	*r = cgRecord{ref: cs.Ref, key: cs.Rank()}
 }
 
 // fill completes r, ranked from cs, with the values of its series. Only
@@ -369,27 +357,8 @@ func (r *cgRecord) fill(cs *governor.CgroupStatus) {
 }
 
 // before reports whether a goes before b when the cgroup limit leaves some
-// out. In order of precedence:
-//
-//  1. cgroups whose knobs the governor holds changed (or frozen): their
-//     knob series say what it did and what it will restore;
-//  2. cgroups it has acted on (a last action), the most recent first;
-//  3. the rest by pressure: the highest PSI avg10 of cpu, memory or io.
-//
-// Ties go to the smaller path, so the idle cgroups exported stay the same
-// from one scrape to the next.
-func before(a, b *cgRecord) bool {
-	if a.tier != b.tier {
-		return a.tier < b.tier
-	}
-	if a.tier == 1 && a.last != b.last {
-		return a.last > b.last
-	}
-	if a.pressure != b.pressure {
-		return a.pressure > b.pressure
-	}
-	return a.ref.Path < b.ref.Path
-}
+// out (governor.RankKey.Before).
+func before(a, b *cgRecord) bool { return a.key.Before(&b.key) }
 
 // selector keeps the records of the cgroups that get per-cgroup series as
 // the loop hands them over one at a time: every one without a limit (0),
