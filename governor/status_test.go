@@ -81,6 +81,34 @@ func TestStatusExplainAndActionsFromRunningLoop(t *testing.T) {
 	if !reflect.DeepEqual(visited, st.Cgroups[:2]) || vst.Cgroups != nil || len(vst.Controllers) != 1 {
 		t.Errorf("VisitStatus: %+v (status without cgroups %+v); Status: %+v", visited, vst, st.Cgroups[:2])
 	}
+	// With only, just those signals (of the ones a cgroup has).
+	only := []Signal{CPUSomeAvg10, RunqP99, MemorySomeAvg10}
+	withSome := 0
+	if _, err := h.loop.VisitStatus(qctx, func(cs *CgroupStatus) {
+		var full map[string]float64
+		for _, c := range st.Cgroups[:2] {
+			if c.Path == cs.Path {
+				full = c.Signals
+			}
+		}
+		want := map[string]float64{}
+		for _, sig := range only {
+			if v, ok := full[sig.Name()]; ok {
+				want[sig.Name()] = v
+			}
+		}
+		if len(want) > 0 {
+			withSome++
+		}
+		if !reflect.DeepEqual(cs.Signals, want) && !(len(cs.Signals) == 0 && len(want) == 0) {
+			t.Errorf("VisitStatus with only %v: %s has %v, want %v", only, cs.Path, cs.Signals, want)
+		}
+	}, only...); err != nil {
+		t.Fatal(err)
+	}
+	if withSome == 0 {
+		t.Errorf("no cgroup has any of %v: the check above proves nothing", only)
+	}
 
 	mu.Lock()
 	defer mu.Unlock()

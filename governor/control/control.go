@@ -124,7 +124,7 @@ type Backend struct {
 	Status func(ctx context.Context) (governor.Status, error)
 	// Visit, optional, is the loop's VisitStatus: a status with a limit
 	// then keeps copies of the cgroups it lists only.
-	Visit     func(ctx context.Context, visit func(*governor.CgroupStatus)) (governor.Status, error)
+	Visit     func(ctx context.Context, visit func(*governor.CgroupStatus), only ...governor.Signal) (governor.Status, error)
 	Explain   func(ctx context.Context, path string) ([]string, error)
 	Admission func(ctx context.Context) (governor.AdmissionVerdict, error)
 	// Via, optional, says how a cgroup's limits are written.

@@ -34,7 +34,7 @@ func TestStatusLimit(t *testing.T) {
 	status := func(context.Context) (governor.Status, error) {
 		return governor.Status{Cgroups: slices.Clone(all)}, nil
 	}
-	visit := func(_ context.Context, f func(*governor.CgroupStatus)) (governor.Status, error) {
+	visit := func(_ context.Context, f func(*governor.CgroupStatus), _ ...governor.Signal) (governor.Status, error) {
 		cs := governor.CgroupStatus{Signals: map[string]float64{}}
 		for i := range all {
 			sig := cs.Signals

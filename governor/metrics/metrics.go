@@ -60,7 +60,7 @@ type Source struct {
 	// Visit, when set, is used instead of Status: the loop's VisitStatus,
 	// which hands over one cgroup at a time instead of building a status
 	// of every cgroup. The scrape keeps a small record per cgroup.
-	Visit     func(ctx context.Context, visit func(*governor.CgroupStatus)) (governor.Status, error)
+	Visit     func(ctx context.Context, visit func(*governor.CgroupStatus), only ...governor.Signal) (governor.Status, error)
 	Admission func(ctx context.Context) (governor.AdmissionVerdict, error)
 	// Reader reads the current value of managed knobs (the actuator).
 	Reader interface {
@@ -337,6 +337,16 @@ type cgRecord struct {
 
 const runqIdx = len(psiSignals)
 
+// exportedSignals are the per-cgroup signals a scrape reads (the rank's
+// pressure is the PSI ones').
+var exportedSignals = func() (out [len(psiSignals) + 1]governor.Signal) {
+	for i, p := range psiSignals {
+		out[i] = p.sig
+	}
+	out[runqIdx] = governor.RunqP99
+	return
+}()
+
 // rank fills the fields of r that order it.
 func (r *cgRecord) rank(cs *governor.CgroupStatus) {
 	*r = cgRecord{ref: cs.Ref, key: cs.Rank()}
@@ -425,7 +435,7 @@ func (c *stateCollector) status(ctx context.Context) (st governor.Status, sel *s
 		sel.add(cs)
 	}
 	if c.src.Visit != nil {
-		st, err = c.src.Visit(ctx, add)
+		st, err = c.src.Visit(ctx, add, exportedSignals[:]...)
 		return
 	}
 	if st, err = c.src.Status(ctx); err != nil {
