@@ -143,7 +143,8 @@ bench-bpf:
 
 # ---- bench: performance and scale (BENCHMARKS.md) --------------------------
 # Go micro-benchmarks (-benchmem) of parsing, the Source, condition
-# evaluation, a whole Step and a metrics scrape over 10,000 cgroups, then
+# evaluation, a whole Step, a metrics scrape and a control-socket status
+# over 10,000 cgroups, then
 # (as root) the real daemon governing 100, 1,000 and 10,000 real cgroups,
 # scraped every 15 s: per-step wall time, CPU (% of a core,
 # /proc/PID/stat) and RSS. Fails only on a regression
@@ -159,7 +160,7 @@ BENCH_REF       ?=
 bench: build
 	$(GO) build -o bin/governor-bench ./cmd/governor-bench
 	@set -e; out=$$(mktemp); trap 'rm -f "$$out"' EXIT; \
-	$(GO) test -run '^$$' -bench . -benchmem -benchtime 2s -count 1 ./cgroup ./governor ./governor/metrics >"$$out" 2>&1 || { cat "$$out"; exit 1; }; \
+	$(GO) test -run '^$$' -bench . -benchmem -benchtime 2s -count 1 ./cgroup ./governor ./governor/metrics ./governor/control >"$$out" 2>&1 || { cat "$$out"; exit 1; }; \
 	bin/governor-bench check -baseline cmd/governor-bench/baseline-go.json -tolerance $(BENCH_TOLERANCE) <"$$out"
 	@if [ "$$(id -u)" != 0 ]; then echo "bench: not root; skipping the whole-daemon scale runs"; exit 0; fi; \
 	bin/governor-bench scale -bin $(BIN) $(if $(BENCH_REF),-ref $(BENCH_REF)) -counts $(BENCH_COUNTS) \
