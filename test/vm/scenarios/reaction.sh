@@ -20,12 +20,18 @@
 #     ManagedOOMMemoryPressure=kill, ManagedOOMMemoryPressureLimit=0.01% and
 #     oomd's DefaultMemoryPressureDurationSec=1s (the lowest values systemd
 #     252 accepts); cross-checked with oomd's "Killed" journal line.
-# The two legs alternate; the governor runs throughout (without BPF: the
+#   governor D-Bus leg (REACTION_DBUS_RUNS, default 6): the workload runs as
+#     the transient service govdbusN.service in reactiondbus.slice (systemd-run
+#     -p MemoryHigh=96M), so the governor raises MemoryHigh through systemd's
+#     D-Bus API and systemd writes memory.high; the event is the same file
+#     changing, and `systemctl show -P MemoryHigh` must show the new value
+#     (proof that the write went through systemd, not cgroupfs).
+# The legs alternate; the governor runs throughout (without BPF: the
 # signals are PSI), and so does oomd. oomd acts at most once per 15 s (its
 # post-action delay), so an oomd run starts 15 s after the previous kill.
 #
-# Asserts: every governor run raised memory.high and its p99 is within the
-# trigger window plus 1 s (3 s) of the onset (issue 6: "p99 <= 1 s after
+# Asserts: every governor run (both paths) raised memory.high and the p99 of
+# each path is within the trigger window plus 1 s (3 s) of the onset (issue 6: "p99 <= 1 s after
 # the PSI window closes"); oomd was active and killed the workload in every
 # oomd run. p99 is nearest-rank: with fewer than 100 runs, the slowest run.
 set -u
@@ -33,6 +39,7 @@ set -u
 require_governor
 
 runs=${REACTION_RUNS:-12}
+dbus_runs=${REACTION_DBUS_RUNS:-6}
 high=96M
 workload=("$VMTEST/bin/vmload" anon -delay 1s -size 256M -hot 100)
 target_ms=3000   # PSI trigger window (2 s) + 1 s
@@ -48,6 +55,7 @@ cleanup() {
 		systemctl stop "oomdrun$i.service" "oomdrun$i.slice" 2>/dev/null
 		rm -f "/run/systemd/system/oomdrun$i.slice"
 	done
+	systemctl stop reactiondbus.slice 2>/dev/null
 	systemctl stop systemd-oomd.service 2>/dev/null
 	rm -f "$oomd_conf"
 	systemctl daemon-reload
@@ -114,6 +122,26 @@ gov_run() {
 	rmdir "$dir" 2>/dev/null
 }
 
+dbus_run() {
+	local i=$1 unit=govdbus$i rp out l ts shown
+	out=$RESULTS/react_d$i.txt
+	vmload react -cgroup "$CGROOT/reactiondbus.slice/$unit.service" -wait 30s -for 20s >"$out" 2>&1 &
+	rp=$!
+	# The workload waits 1 s before allocating: time for the governor to
+	# see the new cgroup (inotify) and arm its PSI trigger.
+	systemd-run --quiet --collect --unit="$unit" --slice=reactiondbus.slice -p MemoryHigh="$high" "${workload[@]}" ||
+		log "D-Bus run $i: systemd-run failed"
+	wait "$rp"
+	shown=$(systemctl show -P MemoryHigh "$unit.service")
+	systemctl stop "$unit.service" 2>/dev/null
+	l=$(tail -1 "$out")
+	ts=$(grep -m1 "action: controller=reaction-high cgroup=reactiondbus.slice/$unit.service knob=memory.high" "$RESULTS/governor.log" | awk '{ print $1 }')
+	[ -n "$ts" ] && ts=$(date -d "$ts" +%s%3N 2>/dev/null)
+	record dbus "$i" "$l" "$ts"
+	echo "$i,$shown" >>"$RESULTS/dbus_memoryhigh.csv"
+	log "D-Bus run $i: $l; systemctl show MemoryHigh=$shown${ts:+ (log line at onset+$(tail -1 "$csv" | cut -d, -f12) ms)}"
+}
+
 last_kill_ms=0
 oomd_run() {
 	local i=$1 unit=oomdrun$i rp out l ts wait_ms
@@ -143,8 +171,9 @@ t0=$(date +%s)
 for ((i = 1; i <= runs; i++)); do
 	oomd_run "$i"
 	gov_run "$i"
+	[ "$i" -le "$dbus_runs" ] && dbus_run "$i"
 done
-log "$runs + $runs runs in $(($(date +%s) - t0)) s"
+log "$runs + $runs + $dbus_runs runs in $(($(date +%s) - t0)) s"
 check "systemd-oomd still active" systemctl is-active -q systemd-oomd.service
 governor_stop TERM
 
@@ -159,17 +188,28 @@ g50=$(pct governor 50 '^high$')
 g99=$(pct governor 99 '^high$')
 o50=$(pct oomd 50 '^(exit|empty)$')
 o99=$(pct oomd 99 '^(exit|empty)$')
+d50=$(pct dbus 50 '^high$')
+d99=$(pct dbus 99 '^high$')
+d_ok=$(count dbus '^high$')
+# systemd's MemoryHigh moved off 96 MiB (100663296) in every D-Bus run.
+d_shown=$(awk -F, '$2 != "" && $2 != 100663296 && $2 != "infinity"' "$RESULTS/dbus_memoryhigh.csv" 2>/dev/null | wc -l)
 g_ok=$(count governor '^high$')
 o_ok=$(count oomd '^(exit|empty)$')
 o_journal=$(journalctl -u systemd-oomd.service --no-pager | grep -c 'Killed .*/oomdrun[0-9]*\.slice/oomdrun[0-9]*\.service')
 g_logged=$(grep -c 'action: controller=reaction-high cgroup=vmtest/reaction/g[0-9]* knob=memory.high' "$RESULTS/governor.log")
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "-" || b == "-" || b == 0) print "-"; else printf "%.2f", a / b }'; }
+log "governor via D-Bus: p50 ${d50} ms, p99 ${d99} ms ($d_ok/$dbus_runs raised MemoryHigh, $d_shown/$dbus_runs visible in systemctl show)"
 log "governor: p50 ${g50} ms, p99 ${g99} ms ($g_ok/$runs raised memory.high, $g_logged logged); oomd: p50 ${o50} ms, p99 ${o99} ms ($o_ok/$runs killed, $o_journal in its journal); governor/oomd p50 $(ratio "$g50" "$o50"), p99 $(ratio "$g99" "$o99")"
-summary "runs=$runs gov_p50_ms=$g50 gov_p99_ms=$g99 oomd_p50_ms=$o50 oomd_p99_ms=$o99 ratio_p50=$(ratio "$g50" "$o50") ratio_p99=$(ratio "$g99" "$o99") gov_raised=$g_ok/$runs oomd_killed=$o_ok/$runs target_ms=$target_ms gov_start_s=$GOV_START_S"
+summary "runs=$runs gov_p50_ms=$g50 gov_p99_ms=$g99 oomd_p50_ms=$o50 oomd_p99_ms=$o99 ratio_p50=$(ratio "$g50" "$o50") ratio_p99=$(ratio "$g99" "$o99") gov_raised=$g_ok/$runs oomd_killed=$o_ok/$runs dbus_p50_ms=$d50 dbus_p99_ms=$d99 dbus_raised=$d_ok/$dbus_runs target_ms=$target_ms gov_start_s=$GOV_START_S"
 
 check "the governor raised memory.high in every run" test "$g_ok" = "$runs"
 check "the governor logged every write" test "$g_logged" -ge "$runs"
 within() { [ "$1" != - ] && [ "$1" -le "$2" ]; }
 check "governor p99 ${g99} ms <= ${target_ms} ms (trigger window + 1 s)" within "$g99" "$target_ms"
+if [ "$dbus_runs" -gt 0 ]; then
+	check "the governor raised MemoryHigh through systemd in every D-Bus run" test "$d_ok" = "$dbus_runs"
+	check "systemctl show has the governor's MemoryHigh in every D-Bus run" test "$d_shown" = "$dbus_runs"
+	check "governor via D-Bus p99 ${d99} ms <= ${target_ms} ms" within "$d99" "$target_ms"
+fi
 check "systemd-oomd killed the workload in every oomd run" test "$o_ok" = "$runs"
 check "and logged each kill" test "$o_journal" -ge "$runs"

@@ -3,12 +3,15 @@
 # and a workload that needs 256 MiB hot: as soon as it stalls for 10% of the
 # PSI trigger's 2 s window (200 ms), the kernel wakes the loop and the Step
 # raises memory.high. `min` is the initial limit, so relax never lowers it.
+# The same workload also runs as transient systemd services in
+# reactiondbus.slice: the governor then raises MemoryHigh through systemd's
+# D-Bus API (SetUnitProperties), and the scenario times that path too.
 governor {
   tick = "1s"
 }
 
 class "reaction" {
-  match = ["vmtest/reaction/*"]
+  match = ["vmtest/reaction/*", "reactiondbus.slice/govdbus*.service"]
 }
 
 memory_high "reaction-high" {
