@@ -1,6 +1,7 @@
 package governor
 
 import (
+	"container/heap"
 	"context"
 	"errors"
 	"fmt"
@@ -340,4 +341,73 @@ func (a *RankKey) Before(b *RankKey) bool {
 		return a.Pressure > b.Pressure
 	}
 	return a.Path < b.Path
+}
+
+// Top keeps the first n of the items offered to it by RankKey (every one
+// when n <= 0), as views that show only some cgroups need: the items come
+// one at a time and only those kept are built, in a heap whose root is the
+// one to drop next, so it holds n items however many are offered.
+type Top[T any] struct {
+	n     int
+	seen  int
+	keys  []RankKey
+	items []T
+}
+
+// NewTop returns a Top that keeps n items (every one when n <= 0).
+func NewTop[T any](n int) *Top[T] {
+	t := &Top[T]{n: n}
+	if c := min(n, 4096); c > 0 { // n may come from a client
+		t.keys, t.items = make([]RankKey, 0, c), make([]T, 0, c)
+	}
+	return t
+}
+
+// Offer ranks one more item; item builds it, and is called only when it is
+// kept (for now: a later offer can push it out).
+func (t *Top[T]) Offer(k RankKey, item func() T) {
+	t.seen++
+	switch {
+	case t.n <= 0 || len(t.keys) < t.n:
+		t.keys, t.items = append(t.keys, k), append(t.items, item())
+		if len(t.keys) == t.n {
+			heap.Init(topHeap[T]{t})
+		}
+	case k.Before(&t.keys[0]):
+		t.keys[0], t.items[0] = k, item()
+		heap.Fix(topHeap[T]{t}, 0)
+	}
+}
+
+// Seen is how many items were offered.
+func (t *Top[T]) Seen() int { return t.seen }
+
+// Items returns the kept items in no particular order.
+func (t *Top[T]) Items() []T { return t.items }
+
+// Ranked returns the kept items, first first.
+func (t *Top[T]) Ranked() []T {
+	sort.Sort(byRank[T]{t})
+	return t.items
+}
+
+// topHeap orders a Top's items worst first; Push and Pop are never called
+// (the heap is only initialised and fixed in place).
+type topHeap[T any] struct{ t *Top[T] }
+
+func (h topHeap[T]) Len() int           { return len(h.t.keys) }
+func (h topHeap[T]) Less(i, j int) bool { return h.t.keys[j].Before(&h.t.keys[i]) }
+func (h topHeap[T]) Swap(i, j int)      { h.t.swap(i, j) }
+func (h topHeap[T]) Push(any)           { panic("governor.Top: Push") }
+func (h topHeap[T]) Pop() any           { panic("governor.Top: Pop") }
+
+type byRank[T any] struct{ t *Top[T] }
+
+func (b byRank[T]) Len() int           { return len(b.t.keys) }
+func (b byRank[T]) Less(i, j int) bool { return b.t.keys[i].Before(&b.t.keys[j]) }
+func (b byRank[T]) Swap(i, j int)      { b.t.swap(i, j) }
+
+func (t *Top[T]) swap(i, j int) {
+	t.keys[i], t.keys[j] = t.keys[j], t.keys[i]
+	t.items[i], t.items[j] = t.items[j], t.items[i]
 }

@@ -18,7 +18,6 @@ package control
 
 import (
 	"bufio"
-	"container/heap"
 	"context"
 	"encoding/json"
 	"errors"
@@ -28,7 +27,6 @@ import (
 	"os"
 	"os/user"
 	"path/filepath"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -391,14 +389,14 @@ func (s *Server) answer(ctx context.Context, req Request) Reply {
 		}
 		var out *Status
 		if req.Limit > 0 && s.b.Visit != nil {
-			top := &topN{n: req.Limit}
+			top := newTopN(req.Limit)
 			st, err := s.b.Visit(ctx, top.add)
 			if err != nil {
 				return Reply{Error: "status: " + err.Error()}
 			}
 			out = convert(st, nil)
 			out.Cgroups = top.sorted(s.b.Via)
-			out.Governed, out.Omitted = top.seen, top.seen-len(out.Cgroups)
+			out.Governed, out.Omitted = top.top.Seen(), top.top.Seen()-len(out.Cgroups)
 		} else {
 			st, err := s.b.Status(ctx)
 			if err != nil {
@@ -407,7 +405,7 @@ func (s *Server) answer(ctx context.Context, req Request) Reply {
 			out = convert(st, s.b.Via)
 			out.Governed = len(out.Cgroups)
 			if req.Limit > 0 && len(st.Cgroups) > req.Limit {
-				top := &topN{n: req.Limit}
+				top := newTopN(req.Limit)
 				for i := range st.Cgroups {
 					top.add(&st.Cgroups[i])
 				}
@@ -462,60 +460,28 @@ func fromStatus(cg *governor.CgroupStatus, via func(governor.Ref) string) Cgroup
 }
 
 // topN keeps the first n cgroups by governor.RankKey as they are handed
-// over one at a time (Loop.VisitStatus reuses the status and its Signals:
-// the kept ones are copied), in a heap whose root is the one to drop next.
+// over one at a time; Loop.VisitStatus reuses the status and its Signals,
+// so the kept ones are copies.
 type topN struct {
-	n    int
-	seen int
-	keys []governor.RankKey
-	cgs  []governor.CgroupStatus
+	top *governor.Top[governor.CgroupStatus]
 }
 
-func (t *topN) Len() int           { return len(t.keys) }
-func (t *topN) Less(i, j int) bool { return t.keys[j].Before(&t.keys[i]) }
-func (t *topN) Swap(i, j int) {
-	t.keys[i], t.keys[j] = t.keys[j], t.keys[i]
-	t.cgs[i], t.cgs[j] = t.cgs[j], t.cgs[i]
-}
-func (t *topN) Push(any) { panic("topN: Push") }
-func (t *topN) Pop() any { panic("topN: Pop") }
+func newTopN(n int) *topN { return &topN{governor.NewTop[governor.CgroupStatus](n)} }
 
 func (t *topN) add(cs *governor.CgroupStatus) {
-	t.seen++
-	k := cs.Rank()
-	c := *cs
-	switch {
-	case len(t.keys) < t.n:
+	t.top.Offer(cs.Rank(), func() governor.CgroupStatus {
+		c := *cs
 		c.Signals = maps.Clone(cs.Signals)
-		t.keys, t.cgs = append(t.keys, k), append(t.cgs, c)
-		if len(t.keys) == t.n {
-			heap.Init(t)
-		}
-	case k.Before(&t.keys[0]):
-		c.Signals = maps.Clone(cs.Signals)
-		t.keys[0], t.cgs[0] = k, c
-		heap.Fix(t, 0)
-	}
+		return c
+	})
 }
 
 // sorted returns the kept cgroups, first first.
 func (t *topN) sorted(via func(governor.Ref) string) []Cgroup {
-	idx := make([]int, len(t.keys))
-	for i := range idx {
-		idx[i] = i
-	}
-	slices.SortFunc(idx, func(a, b int) int {
-		switch {
-		case t.keys[a].Before(&t.keys[b]):
-			return -1
-		case t.keys[b].Before(&t.keys[a]):
-			return 1
-		}
-		return 0
-	})
-	out := make([]Cgroup, 0, len(idx))
-	for _, i := range idx {
-		out = append(out, fromStatus(&t.cgs[i], via))
+	kept := t.top.Ranked()
+	out := make([]Cgroup, 0, len(kept))
+	for i := range kept {
+		out = append(out, fromStatus(&kept[i], via))
 	}
 	return out
 }

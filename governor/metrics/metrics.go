@@ -19,7 +19,6 @@ package metrics
 
 import (
 	"compress/gzip"
-	"container/heap"
 	"context"
 	"errors"
 	"fmt"
@@ -322,12 +321,9 @@ var psiSignals = [...]struct {
 }
 
 // cgRecord is what a scrape keeps of one governed cgroup: the values of its
-// per-cgroup series and its rank for the cgroup limit (governor.RankKey:
-// knobs held changed, then the most recently acted on, then the highest
-// pressure).
+// per-cgroup series.
 type cgRecord struct {
 	ref       governor.Ref
-	key       governor.RankKey
 	class     string
 	protected bool
 	has       uint8                        // bit i: sig[i] present
@@ -347,15 +343,10 @@ var exportedSignals = func() (out [len(psiSignals) + 1]governor.Signal) {
 	return
 }()
 
-// rank fills the fields of r that order it.
-func (r *cgRecord) rank(cs *governor.CgroupStatus) {
-	*r = cgRecord{ref: cs.Ref, key: cs.Rank()}
-}
-
-// fill completes r, ranked from cs, with the values of its series. Only
-// what cs does not reuse is kept (Loop.VisitStatus reuses cs and Signals).
-func (r *cgRecord) fill(cs *governor.CgroupStatus) {
-	r.class, r.protected, r.knobs = cs.Class, cs.Protected, cs.Knobs
+// record keeps of cs what its series need. Only what cs does not reuse is
+// kept (Loop.VisitStatus reuses cs and Signals).
+func record(cs *governor.CgroupStatus) cgRecord {
+	r := cgRecord{ref: cs.Ref, class: cs.Class, protected: cs.Protected, knobs: cs.Knobs}
 	for i, p := range psiSignals {
 		if v, ok := cs.Signals[p.sig.Name()]; ok {
 			r.sig[i], r.has = v, r.has|1<<i
@@ -364,55 +355,36 @@ func (r *cgRecord) fill(cs *governor.CgroupStatus) {
 	if v, ok := cs.Signals[governor.RunqP99.Name()]; ok {
 		r.sig[runqIdx], r.has = v, r.has|1<<runqIdx
 	}
-}
-
-// before reports whether a goes before b when the cgroup limit leaves some
-// out (governor.RankKey.Before).
-func before(a, b *cgRecord) bool { return a.key.Before(&b.key) }
-
-// selector keeps the records of the cgroups that get per-cgroup series as
-// the loop hands them over one at a time: every one without a limit (0),
-// else the first limit of them by before, in a heap whose root is the one
-// to drop next — a scrape holds limit records, however many cgroups there
-// are.
-type selector struct {
-	limit int
-	total int        // cgroups seen
-	recs  []cgRecord // a heap (worst at 0) once len(recs) == limit > 0
-}
-
-func (s *selector) Len() int           { return len(s.recs) }
-func (s *selector) Less(i, j int) bool { return before(&s.recs[j], &s.recs[i]) }
-func (s *selector) Swap(i, j int)      { s.recs[i], s.recs[j] = s.recs[j], s.recs[i] }
-func (s *selector) Push(x any)         { s.recs = append(s.recs, x.(cgRecord)) }
-func (s *selector) Pop() any {
-	r := s.recs[len(s.recs)-1]
-	s.recs = s.recs[:len(s.recs)-1]
 	return r
 }
 
+// selector keeps the records of the cgroups that get per-cgroup series as
+// the loop hands them over one at a time: every one without a limit (0),
+// else the first limit of them by governor.RankKey (knobs held changed,
+// then the most recently acted on, then the highest pressure) — a scrape
+// holds limit records, however many cgroups there are.
+type selector struct {
+	limit int
+	top   *governor.Top[cgRecord]
+	total int // cgroups seen
+}
+
 func (s *selector) add(cs *governor.CgroupStatus) {
-	s.total++
-	var r cgRecord
-	r.rank(cs)
-	switch {
-	case s.limit <= 0 || len(s.recs) < s.limit:
-		r.fill(cs)
-		s.recs = append(s.recs, r)
-		if len(s.recs) == s.limit {
-			heap.Init(s)
-		}
-	case before(&r, &s.recs[0]):
-		r.fill(cs)
-		s.recs[0] = r
-		heap.Fix(s, 0)
+	if s.top == nil {
+		s.top = governor.NewTop[cgRecord](s.limit)
 	}
+	s.top.Offer(cs.Rank(), func() cgRecord { return record(cs) })
+	s.total = s.top.Seen()
 }
 
 // kept returns the records kept, sorted by path.
 func (s *selector) kept() []cgRecord {
-	slices.SortFunc(s.recs, func(a, b cgRecord) int { return strings.Compare(a.ref.Path, b.ref.Path) })
-	return s.recs
+	if s.top == nil {
+		return nil
+	}
+	recs := s.top.Items()
+	slices.SortFunc(recs, func(a, b cgRecord) int { return strings.Compare(a.ref.Path, b.ref.Path) })
+	return recs
 }
 
 // status reads the loop's status (without its cgroups), the records of the
@@ -420,9 +392,6 @@ func (s *selector) kept() []cgRecord {
 // back, knobs held changed per controller.
 func (c *stateCollector) status(ctx context.Context) (st governor.Status, sel *selector, handedBack int, managed map[string]int, err error) {
 	sel = &selector{limit: c.limit}
-	if c.limit > 0 {
-		sel.recs = make([]cgRecord, 0, c.limit)
-	}
 	managed = map[string]int{}
 	add := func(cs *governor.CgroupStatus) {
 		for _, ks := range cs.Knobs {
