@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/governor-dev/governor/governor"
+	"github.com/governor-dev/governor/governor/govtest"
 )
 
 // A status with a limit lists the first cgroups by governor.RankKey, in
@@ -104,14 +105,7 @@ func TestStatusLimit(t *testing.T) {
 // 40 that governor top asks for.
 func BenchmarkStatus10k(b *testing.B) {
 	const n = 10000
-	src := &source{}
-	for i := range n {
-		s := governor.Sample{Ref: governor.Ref{ID: governor.CgroupID(100 + i), Path: fmt.Sprintf("bench/batch.slice/g%03d.slice/job-%05d", i/200, i)}}
-		for sig := governor.Signal(0); sig < governor.RunqP50; sig++ {
-			s.Set(sig, 0)
-		}
-		src.cgs = append(src.cgs, s)
-	}
+	src := govtest.IdleSource(n, func(i int) string { return fmt.Sprintf("bench/batch.slice/g%03d.slice/job-%05d", i/200, i) })
 	loop, err := governor.New(governor.Config{
 		Policy:  &governor.Policy{Tick: time.Second, Classes: []governor.Class{{Name: "batch", Match: []string{"bench/batch.slice/*/*"}}}},
 		Sources: []governor.Source{src}, Actuator: &actuator{vals: map[string]int64{}},
@@ -120,13 +114,7 @@ func BenchmarkStatus10k(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { loop.Run(ctx); close(done) }()
-	defer func() { cancel(); <-done }()
-	for st, _ := loop.Status(ctx); len(st.Cgroups) < n; st, _ = loop.Status(ctx) {
-		time.Sleep(10 * time.Millisecond)
-	}
+	ctx := govtest.Run(b, loop, n)
 	sock := filepath.Join(b.TempDir(), "c.sock")
 	srv, err := Listen(Options{Path: sock}, Backend{Status: loop.Status, Visit: loop.VisitStatus})
 	if err != nil {

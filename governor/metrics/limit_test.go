@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/governor-dev/governor/governor"
+	"github.com/governor-dev/governor/governor/govtest"
 )
 
 // cgs builds governed cgroups for the limit's tests: "path" alone is idle;
@@ -202,18 +203,13 @@ func BenchmarkScrape10k(b *testing.B) { benchScrape(b, 10000) }
 func BenchmarkScrape100(b *testing.B) { benchScrape(b, 100) }
 
 func benchScrape(b *testing.B, n int) {
-	src := &source{}
-	for i := range n {
+	src := govtest.IdleSource(n, func(i int) string {
 		kind := "svc"
 		if i%2 == 1 {
 			kind = "batch"
 		}
-		s := governor.Sample{Ref: governor.Ref{ID: governor.CgroupID(100 + i), Path: fmt.Sprintf("bench/%s.slice/g%03d.slice/%s-%05d", kind, i/200, kind, i)}}
-		for sig := governor.Signal(0); sig < governor.RunqP50; sig++ {
-			s.Set(sig, 0)
-		}
-		src.cgs = append(src.cgs, s)
-	}
+		return fmt.Sprintf("bench/%s.slice/g%03d.slice/%s-%05d", kind, i/200, kind, i)
+	})
 	act := &actuator{vals: map[string]int64{}}
 	loop, err := governor.New(governor.Config{
 		Policy: &governor.Policy{Tick: time.Second, Classes: []governor.Class{
@@ -227,13 +223,7 @@ func benchScrape(b *testing.B, n int) {
 		b.Fatal(err)
 	}
 	m := New(Source{Status: loop.Status, Visit: loop.VisitStatus, Admission: loop.Admission, Reader: act, Via: act.Via}, 10*time.Second)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { loop.Run(ctx); close(done) }()
-	defer func() { cancel(); <-done }()
-	for st, _ := loop.Status(ctx); len(st.Cgroups) < n; st, _ = loop.Status(ctx) {
-		time.Sleep(10 * time.Millisecond)
-	}
+	govtest.Run(b, loop, n)
 	h := m.Handler()
 	var size int
 	b.ReportAllocs()
