@@ -368,6 +368,9 @@ func TestSourceFollowsChanges(t *testing.T) {
 // its last values are served meanwhile.
 func TestSourceQuietCgroups(t *testing.T) {
 	root, proc := sourceFixture(t)
+	// A memory file for the quiet a/b to refresh (without one it is
+	// refreshed only when missing files are probed for again).
+	writeFixture(t, filepath.Join(root, "a/b", "memory.current"), "4096\n")
 	clk := &fakeClock{t: time.Unix(1000, 0)}
 	src := NewSource(root, SourceOptions{ProcPressureDir: proc})
 	defer src.Close()
@@ -385,14 +388,24 @@ func TestSourceQuietCgroups(t *testing.T) {
 	sample()
 	b := sample() // second read: rates present, all zero: quiet from now
 	wantSig(t, b, governor.CPUSomeStall, 0)
-	before := src.reads
-	for i := 0; i < 5; i++ {
-		b = sample()
-	}
 	// Root and a (populated) are read every tick, and c, which has no
-	// pressure files to tell it is quiet; a/b is quiet.
-	if got := src.reads - before; got != 15 {
-		t.Errorf("%d reads in 5 ticks, want 15 (root, a and c only)", got)
+	// pressure files to tell it is quiet; a/b is quiet, and its memory and
+	// io files are refreshed once in quietRefresh ticks (which tick
+	// depends on its cgroup id).
+	refreshes := 0
+	for i := 0; i < quietRefresh; i++ {
+		before := src.reads
+		b = sample()
+		switch got := src.reads - before; got {
+		case 3:
+		case 4:
+			refreshes++
+		default:
+			t.Fatalf("tick %d: %d cgroups read, want 3 (root, a and c) or 4 (and a refresh of a/b)", i, got)
+		}
+	}
+	if refreshes != 1 {
+		t.Errorf("a/b refreshed %d times in %d ticks, want once", refreshes, quietRefresh)
 	}
 	wantSig(t, b, governor.CPUSomeAvg10, 0)
 	wantSig(t, b, governor.CPUSomeStall, 0)
