@@ -37,11 +37,11 @@ type governorPairKey struct {
 }
 
 type governorStamp struct {
-	_    structs.HostLayout
-	Ts   uint64
-	Cgid uint64
-	Slot uint32
-	Pad  uint32
+	_      structs.HostLayout
+	Ts     uint64
+	Cgid   uint64
+	Slot   uint32
+	Pcount uint32
 }
 
 // Names of all BPF objects in the ELF.
@@ -63,6 +63,7 @@ const (
 	governorProgBtfMemcgReclaimBegin  = "btf_memcg_reclaim_begin"
 	governorProgBtfMemcgReclaimEnd    = "btf_memcg_reclaim_end"
 	governorProgBtfSchedSwitch        = "btf_sched_switch"
+	governorProgBtfSchedSwitchSi      = "btf_sched_switch_si"
 	governorProgBtfSchedWakeup        = "btf_sched_wakeup"
 	governorProgBtfSchedWakeupNew     = "btf_sched_wakeup_new"
 	governorProgRawDirectReclaimBegin = "raw_direct_reclaim_begin"
@@ -127,6 +128,7 @@ type governorProgramSpecs struct {
 	BtfMemcgReclaimBegin  *ebpf.ProgramSpec `ebpf:"btf_memcg_reclaim_begin"`
 	BtfMemcgReclaimEnd    *ebpf.ProgramSpec `ebpf:"btf_memcg_reclaim_end"`
 	BtfSchedSwitch        *ebpf.ProgramSpec `ebpf:"btf_sched_switch"`
+	BtfSchedSwitchSi      *ebpf.ProgramSpec `ebpf:"btf_sched_switch_si"`
 	BtfSchedWakeup        *ebpf.ProgramSpec `ebpf:"btf_sched_wakeup"`
 	BtfSchedWakeupNew     *ebpf.ProgramSpec `ebpf:"btf_sched_wakeup_new"`
 	RawDirectReclaimBegin *ebpf.ProgramSpec `ebpf:"raw_direct_reclaim_begin"`
@@ -228,6 +230,7 @@ type governorPrograms struct {
 	BtfMemcgReclaimBegin  *ebpf.Program `ebpf:"btf_memcg_reclaim_begin"`
 	BtfMemcgReclaimEnd    *ebpf.Program `ebpf:"btf_memcg_reclaim_end"`
 	BtfSchedSwitch        *ebpf.Program `ebpf:"btf_sched_switch"`
+	BtfSchedSwitchSi      *ebpf.Program `ebpf:"btf_sched_switch_si"`
 	BtfSchedWakeup        *ebpf.Program `ebpf:"btf_sched_wakeup"`
 	BtfSchedWakeupNew     *ebpf.Program `ebpf:"btf_sched_wakeup_new"`
 	RawDirectReclaimBegin *ebpf.Program `ebpf:"raw_direct_reclaim_begin"`
@@ -249,6 +252,7 @@ func (p *governorPrograms) Close() error {
 		p.BtfMemcgReclaimBegin,
 		p.BtfMemcgReclaimEnd,
 		p.BtfSchedSwitch,
+		p.BtfSchedSwitchSi,
 		p.BtfSchedWakeup,
 		p.BtfSchedWakeupNew,
 		p.RawDirectReclaimBegin,

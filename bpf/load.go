@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -53,6 +54,10 @@ type Options struct {
 	Logger hclog.Logger
 	// ForceRawTP loads the raw_tp program set even where tp_btf works.
 	ForceRawTP bool
+	// ForceStamps makes the tp_btf set time run-queue waits with its own
+	// wakeup stamps even where the kernel's sched_info accounting is
+	// there to read (see WaitSource).
+	ForceStamps bool
 	// HistogramSubBuckets splits each power of two of the run-queue latency
 	// histogram into 1, 2 or 4 linear buckets (0 means 4). 4 bounds the
 	// quantile error to 1/8 of the value (with interpolation).
@@ -79,35 +84,101 @@ const (
 	ModeRawTP Mode = "raw_tp"
 )
 
+// WaitSource is how run-queue waits are timed.
+type WaitSource string
+
+// The wait sources.
+const (
+	// WaitSchedInfo reads the scheduler's own per-task accounting
+	// (task->sched_info, CONFIG_SCHED_INFO) at sched_switch: no wakeup
+	// programs, no clock reads. tp_btf only.
+	WaitSchedInfo WaitSource = "sched_info"
+	// WaitStamps stamps each wakeup and preemption and subtracts at
+	// switch-in.
+	WaitStamps WaitSource = "stamps"
+)
+
+// Which variants load a program: the tp_btf set with sched_info waits,
+// the tp_btf set with stamps, the raw_tp set (always stamps).
+const (
+	inBTFSchedInfo = 1 << iota
+	inBTFStamps
+	inRaw
+	inAll    = inBTFSchedInfo | inBTFStamps | inRaw
+	inStamps = inBTFStamps | inRaw
+)
+
+// variant is the in* bit of a program set and wait source.
+func variant(mode Mode, wait WaitSource) int {
+	switch {
+	case mode == ModeRawTP:
+		return inRaw
+	case wait == WaitSchedInfo:
+		return inBTFSchedInfo
+	}
+	return inBTFStamps
+}
+
 // Tracepoints and the programs (suffixes of btf_/raw_ names) attached to them.
 var tracepoints = []struct {
 	prog, tp string
 	// group: programs that only make sense together (begin/end).
 	group    string
 	required bool
-	rawOnly  bool // only the raw_tp set has this program
+	in       int // the variants that load it (in* bits)
 }{
-	{"sched_wakeup", "sched_wakeup", "sched", true, false},
-	{"sched_wakeup_new", "sched_wakeup_new", "sched", true, false},
-	{"sched_switch", "sched_switch", "sched", true, false},
+	{"sched_wakeup", "sched_wakeup", "sched", true, inStamps},
+	{"sched_wakeup_new", "sched_wakeup_new", "sched", true, inStamps},
+	{"sched_switch", "sched_switch", "sched", true, inStamps},
+	{"sched_switch_si", "sched_switch", "sched", true, inBTFSchedInfo},
 	// raw_tp stamps live in a hash keyed by task pointer: drop them when
 	// the task is freed (task storage is freed by the kernel).
-	{"sched_process_free", "sched_process_free", "sched", true, true},
-	{"direct_reclaim_begin", "mm_vmscan_direct_reclaim_begin", "direct", false, false},
-	{"direct_reclaim_end", "mm_vmscan_direct_reclaim_end", "direct", false, false},
-	{"memcg_reclaim_begin", "mm_vmscan_memcg_reclaim_begin", "memcg", false, false},
-	{"memcg_reclaim_end", "mm_vmscan_memcg_reclaim_end", "memcg", false, false},
-	{"mark_victim", "mark_victim", "oom", false, false},
+	{"sched_process_free", "sched_process_free", "sched", true, inRaw},
+	{"direct_reclaim_begin", "mm_vmscan_direct_reclaim_begin", "direct", false, inAll},
+	{"direct_reclaim_end", "mm_vmscan_direct_reclaim_end", "direct", false, inAll},
+	{"memcg_reclaim_begin", "mm_vmscan_memcg_reclaim_begin", "memcg", false, inAll},
+	{"memcg_reclaim_end", "mm_vmscan_memcg_reclaim_end", "memcg", false, inAll},
+	{"mark_victim", "mark_victim", "oom", false, inAll},
 }
 
 // Tracepoints returns the names of the kernel tracepoints the sensors can
-// attach to (both program sets), in a fixed order.
+// attach to (any program set), each once, in a fixed order.
 func Tracepoints() []string {
 	out := make([]string, 0, len(tracepoints))
 	for _, tp := range tracepoints {
-		out = append(out, tp.tp)
+		if !slices.Contains(out, tp.tp) {
+			out = append(out, tp.tp)
+		}
 	}
 	return out
+}
+
+// haveSchedInfo reports whether kernel BTF has the task_struct fields the
+// sched_info program reads (CONFIG_SCHED_INFO).
+func haveSchedInfo(kspec *btf.Spec) error {
+	var task *btf.Struct
+	if err := kspec.TypeByName("task_struct", &task); err != nil {
+		return fmt.Errorf("task_struct: %w", err)
+	}
+	for _, m := range task.Members {
+		if m.Name != "sched_info" {
+			continue
+		}
+		si, ok := btf.UnderlyingType(m.Type).(*btf.Struct)
+		if !ok {
+			return fmt.Errorf("task_struct.sched_info is %T", m.Type)
+		}
+		var pcount, delay bool
+		for _, f := range si.Members {
+			pcount = pcount || f.Name == "pcount"
+			delay = delay || f.Name == "run_delay"
+		}
+		if !pcount || !delay {
+			return errors.New("struct sched_info has no pcount or run_delay")
+		}
+		return nil
+	}
+	return errors.New("task_struct has no sched_info (kernel without CONFIG_SCHED_INFO)")
 }
 
 // oom:mark_victim argument layouts (oom_layout in the C source).
@@ -186,6 +257,7 @@ func probeOOMLayout(kspec *btf.Spec) (uint32, error) {
 type Sensor struct {
 	log   hclog.Logger
 	mode  Mode
+	wait  WaitSource
 	hist  histLayout
 	coll  *ebpf.Collection
 	progs []loadedProg
@@ -250,11 +322,24 @@ func Load(opts Options) (*Sensor, error) {
 		log.Info("tp_btf programs unavailable, using raw_tp", "reason", err)
 		mode = ModeRawTP
 	}
-	s, err := load(opts, log, mode, sub)
+	wait := WaitStamps
+	if mode == ModeTPBTF && !opts.ForceStamps {
+		if err := schedInfoSupported(); err != nil {
+			log.Info("timing run-queue waits with wakeup stamps", "reason", err)
+		} else {
+			wait = WaitSchedInfo
+		}
+	}
+	s, err := load(opts, log, mode, wait, sub)
+	if err != nil && wait == WaitSchedInfo && !isPermission(err) {
+		log.Warn("loading the sched_info program failed, timing run-queue waits with wakeup stamps", "error", err)
+		wait = WaitStamps
+		s, err = load(opts, log, mode, wait, sub)
+	}
 	if err != nil && mode == ModeTPBTF && !isPermission(err) {
 		log.Warn("loading tp_btf programs failed, falling back to raw_tp", "error", err)
-		mode = ModeRawTP
-		s, err = load(opts, log, mode, sub)
+		mode, wait = ModeRawTP, WaitStamps
+		s, err = load(opts, log, mode, wait, sub)
 	}
 	if err != nil {
 		if isPermission(err) || errors.Is(err, ebpf.ErrNotSupported) {
@@ -271,7 +356,15 @@ func isPermission(err error) bool {
 	return errors.Is(err, os.ErrPermission) || errors.Is(err, unix.EPERM) || errors.Is(err, unix.EACCES)
 }
 
-func load(opts Options, log hclog.Logger, mode Mode, sub uint) (_ *Sensor, err error) {
+func schedInfoSupported() error {
+	kspec, err := btf.LoadKernelSpec()
+	if err != nil {
+		return err
+	}
+	return haveSchedInfo(kspec)
+}
+
+func load(opts Options, log hclog.Logger, mode Mode, wait WaitSource, sub uint) (_ *Sensor, err error) {
 	kspec, err := btf.LoadKernelSpec()
 	if err != nil {
 		return nil, fmt.Errorf("kernel BTF: %w", err)
@@ -318,9 +411,11 @@ func load(opts Options, log hclog.Logger, mode Mode, sub uint) (_ *Sensor, err e
 		delete(spec.Maps, "oom_events")
 	}
 	var want []struct{ name, tp string }
+	v := variant(mode, wait)
 	for _, tp := range tracepoints {
 		name := prefix + tp.prog
-		if tp.rawOnly && mode != ModeRawTP {
+		if tp.in&v == 0 {
+			delete(spec.Programs, name)
 			continue
 		}
 		if missing[tp.group] != nil {
@@ -364,6 +459,7 @@ func load(opts Options, log hclog.Logger, mode Mode, sub uint) (_ *Sensor, err e
 	s := &Sensor{
 		log:       log,
 		mode:      mode,
+		wait:      wait,
 		hist:      histLayout{subbits: sub},
 		coll:      coll,
 		cgSlots:   coll.Maps["cg_slots"],
@@ -421,12 +517,15 @@ func load(opts Options, log hclog.Logger, mode Mode, sub uint) (_ *Sensor, err e
 		go s.readOOM()
 	}
 	s.last = time.Now()
-	log.Info("BPF sensors loaded", "mode", mode, "programs", len(s.progs), "hist_sub_buckets", 1<<sub)
+	log.Info("BPF sensors loaded", "mode", mode, "run_queue_waits", wait, "programs", len(s.progs), "hist_sub_buckets", 1<<sub)
 	return s, nil
 }
 
 // Mode reports which program set is loaded.
 func (s *Sensor) Mode() Mode { return s.mode }
+
+// WaitSource reports how run-queue waits are timed.
+func (s *Sensor) WaitSource() WaitSource { return s.wait }
 
 // Close detaches and unloads everything and returns the first error.
 func (s *Sensor) Close() error {

@@ -285,27 +285,51 @@ func TestSensorAttribution(t *testing.T) {
 	if runtime.NumCPU() < 2 {
 		t.Skip("needs 2 CPUs")
 	}
-	for _, mode := range []Mode{ModeTPBTF, ModeRawTP} {
-		t.Run(string(mode), func(t *testing.T) { testAttribution(t, mode) })
+	for _, v := range loadVariants {
+		t.Run(v.name, func(t *testing.T) { testAttribution(t, v) })
 	}
 }
 
-func testAttribution(t *testing.T, mode Mode) {
+// loadVariant is one way Load can set the sensors up; the tests run each.
+type loadVariant struct {
+	name string
+	mode Mode
+	wait WaitSource
+}
+
+var loadVariants = []loadVariant{
+	{"tp_btf", ModeTPBTF, WaitSchedInfo},
+	{"tp_btf_stamps", ModeTPBTF, WaitStamps},
+	{"raw_tp", ModeRawTP, WaitStamps},
+}
+
+// load loads the variant and fails the test when Load picked another.
+func (v loadVariant) load(t *testing.T, opts Options) *Sensor {
+	t.Helper()
 	var logs bytes.Buffer
-	s, err := Load(Options{Logger: testLogger(t, &logs), ForceRawTP: mode == ModeRawTP})
+	opts.Logger = testLogger(t, &logs)
+	opts.ForceRawTP = v.mode == ModeRawTP
+	opts.ForceStamps = v.wait == WaitStamps
+	s, err := Load(opts)
 	if err != nil {
 		t.Fatalf("Load: %v", err)
 	}
+	if s.Mode() != v.mode || s.WaitSource() != v.wait {
+		s.Close()
+		t.Fatalf("loaded %s with %s waits, want %s with %s; log:\n%s", s.Mode(), s.WaitSource(), v.mode, v.wait, logs.String())
+	}
+	return s
+}
+
+func testAttribution(t *testing.T, v loadVariant) {
+	s := v.load(t, Options{})
 	defer func() {
 		if err := s.Close(); err != nil {
 			t.Errorf("Close: %v", err)
 		}
 	}()
-	if s.Mode() != mode {
-		t.Fatalf("mode %s, want %s; log:\n%s", s.Mode(), mode, logs.String())
-	}
 
-	base := mkCgroup(t, unifiedRoot, fmt.Sprintf("governor-bpf-test-%d-%s", os.Getpid(), mode))
+	base := mkCgroup(t, unifiedRoot, fmt.Sprintf("governor-bpf-test-%d-%s", os.Getpid(), v.name))
 	a := mkCgroup(t, base.dir, "a")
 	b := mkCgroup(t, base.dir, "b")
 	c := mkCgroup(t, base.dir, "c")
@@ -476,10 +500,14 @@ func TestProbeOOMLayout(t *testing.T) {
 	for _, p := range s.Stats() {
 		names = append(names, p.Tracepoint)
 	}
-	// 6.18 has every tracepoint the sensors use.
-	want := []string{"sched_wakeup", "sched_wakeup_new", "sched_switch",
+	// 6.18 (and Debian's 6.1) have every tracepoint the sensors use, and
+	// sched_info: no wakeup programs.
+	want := []string{"sched_switch",
 		"mm_vmscan_direct_reclaim_begin", "mm_vmscan_direct_reclaim_end",
 		"mm_vmscan_memcg_reclaim_begin", "mm_vmscan_memcg_reclaim_end", "mark_victim"}
+	if s.WaitSource() != WaitSchedInfo {
+		t.Errorf("run-queue waits from %s, want %s", s.WaitSource(), WaitSchedInfo)
+	}
 	if strings.Join(names, ",") != strings.Join(want, ",") {
 		t.Errorf("attached %v, want %v", names, want)
 	}
@@ -728,5 +756,48 @@ func TestRealOOMAndReclaim(t *testing.T) {
 	}
 	if v, _ := snap.Cgroups[0].Get(governor.OOMKills); v != 0 {
 		t.Errorf("oom.kills of the parent = %v, want 0 (signals are per cgroup)", v)
+	}
+}
+
+// TestHaveSchedInfo: the sched_info program is chosen only where kernel BTF
+// has task_struct.sched_info with pcount and run_delay.
+func TestHaveSchedInfo(t *testing.T) {
+	u64 := &btf.Int{Name: "unsigned long long", Size: 8}
+	spec := func(task *btf.Struct) *btf.Spec {
+		t.Helper()
+		b, err := btf.NewBuilder([]btf.Type{task}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		raw, err := b.Marshal(nil, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s, err := btf.LoadSpecFromReader(bytes.NewReader(raw))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	pid := btf.Member{Name: "pid", Type: &btf.Int{Name: "int", Size: 4, Encoding: btf.Signed}}
+	full := &btf.Struct{Name: "sched_info", Size: 16, Members: []btf.Member{
+		{Name: "pcount", Type: u64}, {Name: "run_delay", Type: u64, Offset: 64}}}
+	partial := &btf.Struct{Name: "sched_info", Size: 8, Members: []btf.Member{{Name: "pcount", Type: u64}}}
+	for _, c := range []struct {
+		name string
+		task *btf.Struct
+		ok   bool
+	}{
+		{"with sched_info", &btf.Struct{Name: "task_struct", Size: 24, Members: []btf.Member{pid, {Name: "sched_info", Type: full, Offset: 64}}}, true},
+		{"without CONFIG_SCHED_INFO", &btf.Struct{Name: "task_struct", Size: 4, Members: []btf.Member{pid}}, false},
+		{"without run_delay", &btf.Struct{Name: "task_struct", Size: 16, Members: []btf.Member{pid, {Name: "sched_info", Type: partial, Offset: 64}}}, false},
+	} {
+		err := haveSchedInfo(spec(c.task))
+		if (err == nil) != c.ok {
+			t.Errorf("%s: haveSchedInfo = %v, want ok %v", c.name, err, c.ok)
+		}
+	}
+	if kspec, err := btf.LoadKernelSpec(); err == nil {
+		t.Logf("this kernel: %v", haveSchedInfo(kspec))
 	}
 }

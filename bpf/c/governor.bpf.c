@@ -4,12 +4,15 @@
 /*
  * governor's in-kernel sensors:
  *
- *  - run-queue latency per cgroup: sched_wakeup / sched_wakeup_new stamp the
- *    woken task, sched_switch turns now - stamp of `next` into a histogram
- *    sample of next's own cgroup (CO-RE task->cgroups->dfl_cgrp->kn->id; never
- *    the current task's cgroup, which at sched_switch is prev's and at wakeup
- *    the waker's). A task switched out while still runnable (involuntary
+ *  - run-queue latency per cgroup, two ways (the loader loads one):
+ *    stamps: sched_wakeup / sched_wakeup_new stamp the woken task,
+ *    sched_switch turns now - stamp of `next` into a histogram sample of
+ *    next's own cgroup (CO-RE task->cgroups->dfl_cgrp->kn->id; never the
+ *    current task's cgroup, which at sched_switch is prev's and at wakeup the
+ *    waker's). A task switched out while still runnable (involuntary
  *    preemption, or __state still TASK_RUNNING) is re-stamped.
+ *    sched_info (btf_sched_switch_si): the scheduler's own per-task wait
+ *    accounting, read when the task is switched out; see that program.
  *  - preemptions: a task switched out while runnable counts against its
  *    cgroup, and the (victim cgroup, next task's cgroup) pair is counted so
  *    user space can name the noisy neighbour. Offender 0 means the CPU went
@@ -69,13 +72,15 @@ struct oom_event {
 	char comm[16];
 };
 
-/* Task local storage: the wakeup stamp, and the task's cgroup and its slot
- * as last seen, which saves the cg_index lookup while the task stays put. */
+/* Task local storage: the wakeup stamp (stamp programs) or the task's
+ * sched_info as of its last switch-out (sched_info program), and the task's
+ * cgroup and its slot as last seen, which saves the cg_index lookup while
+ * the task stays put. */
 struct stamp {
-	__u64 ts;
+	__u64 ts;     /* stamps: wakeup time; sched_info: run_delay */
 	__u64 cgid;
 	__u32 slot;
-	__u32 pad;
+	__u32 pcount; /* sched_info: low 32 bits of pcount; 0: not seen yet */
 };
 
 enum drop_kind {
@@ -395,6 +400,63 @@ int BPF_PROG(btf_sched_switch, bool preempt, struct task_struct *prev, struct ta
 		s = cg_get_cached(nst, next_cg);
 		if (s)
 			cg_add_wait(s, now - ts);
+	}
+	return 0;
+}
+
+/*
+ * The same measurement from the scheduler's own accounting, where the kernel
+ * has CONFIG_SCHED_INFO: no wakeup programs and no clock reads. A task's
+ * sched_info.run_delay grows by each wait when the task is switched in (after
+ * this tracepoint), so at the task's next switch-out run_delay minus its
+ * value at the previous switch-out is the wait that preceded this run, and
+ * pcount has grown by one. The sample is charged to the task's own cgroup
+ * (prev is current here), one run later than the stamp programs charge it.
+ * A task first seen with pcount 1 has waited once: run_delay is that wait;
+ * one first seen later has an unknown history and gives no sample.
+ */
+SEC("tp_btf/sched_switch")
+int BPF_PROG(btf_sched_switch_si, bool preempt, struct task_struct *prev, struct task_struct *next)
+{
+	__u64 delay, prev_cg = 0, next_cg = 0;
+	struct cg_stats *s;
+	struct stamp *st;
+	__u32 n, seen;
+
+	if (prev->pid == 0)
+		return 0;
+	n = prev->sched_info.pcount;
+	delay = prev->sched_info.run_delay;
+	st = bpf_task_storage_get(&task_stamps, prev, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
+	if (!st) {
+		drop(DROP_STAMP);
+	} else if ((seen = st->pcount) != n) {
+		__u64 wait = delay - st->ts;
+
+		st->ts = delay;
+		st->pcount = n;
+		if (seen || n == 1) {
+			prev_cg = btf_task_cgid(prev);
+			s = cg_get_cached(st, prev_cg);
+			if (s) {
+				__sync_fetch_and_add(&s->wait_ns, wait);
+				/* Several waits since the last switch-out (missed
+				 * switch-outs) cannot be split into samples. */
+				if (n - seen == 1) {
+					__u32 idx = bucket(wait);
+
+					if (idx < NBUCKETS)
+						__sync_fetch_and_add(&s->hist[idx], 1);
+				}
+			}
+		}
+	}
+	if (preempt || btf_task_state(prev) == TASK_RUNNING) {
+		if (!prev_cg)
+			prev_cg = btf_task_cgid(prev);
+		if (next->pid)
+			next_cg = btf_task_cgid(next);
+		preempt_record(prev_cg, next_cg);
 	}
 	return 0;
 }

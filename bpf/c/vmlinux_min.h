@@ -55,12 +55,22 @@ struct css_set {
 	struct cgroup *dfl_cgrp;
 } __attribute__((preserve_access_index));
 
+/* CONFIG_SCHED_INFO: the scheduler's own run-queue accounting. run_delay
+ * sums the time the task waited on a run queue (enqueue or preemption to
+ * switch-in, migrations included); pcount counts the waits that ended in a
+ * switch-in. Both are updated after the sched_switch tracepoint fires. */
+struct sched_info {
+	unsigned long pcount;
+	unsigned long long run_delay;
+} __attribute__((preserve_access_index));
+
 struct task_struct {
 	unsigned int __state; /* 5.14+; "long state" before, see task_struct___pre514 */
 	int pid;
 	int tgid;
 	char comm[16];
 	struct css_set *cgroups;
+	struct sched_info sched_info;
 } __attribute__((preserve_access_index));
 
 /* Kernels before 5.14 name the state field "state" (and make it a long). */

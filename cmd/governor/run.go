@@ -37,6 +37,7 @@ type runFlags struct {
 	stateDir      string
 	cgroupRoot    string
 	noBPF         bool
+	bpfStamps     bool
 	allowInsecure bool
 	allowSystemd  stringList
 	ops           opsFlags
@@ -60,6 +61,7 @@ func runCmd(args []string, stderr io.Writer) int {
 	fs.StringVar(&f.stateDir, "state-dir", "/run/governor", "where originals of changed knobs are recorded for crash recovery")
 	fs.StringVar(&f.cgroupRoot, "cgroup-root", "", "cgroup2 mount point (default: found in /proc/self/mountinfo)")
 	fs.BoolVar(&f.noBPF, "no-bpf", false, "do not load the BPF sensors (PSI and cgroup statistics only)")
+	fs.BoolVar(&f.bpfStamps, "bpf-wakeup-stamps", false, "time run-queue waits with BPF wakeup stamps instead of the kernel's sched_info accounting (about twice the BPF cost)")
 	fs.Var(&f.allowSystemd, "allow-systemd", "let policies limit this systemd service (e.g. systemd-oomd.service; repeatable): systemd's own services and D-Bus are otherwise never limited, frozen or killed")
 	fs.BoolVar(&f.allowInsecure, "allow-insecure-config", false, "accept policy files not owned by root or writable by group/others (tests only)")
 	f.ops.register(fs)
@@ -170,12 +172,12 @@ func run(f runFlags, log hclog.Logger, diagOut io.Writer, sigs <-chan os.Signal)
 	var bpfStats func() []bpf.ProgStats
 	sources := []governor.Source{cgroup.NewSource(root, cgroup.SourceOptions{Logger: log.Named("source")})}
 	if !f.noBPF {
-		sensor, err := bpf.Load(bpf.Options{Logger: log.Named("bpf")})
+		sensor, err := bpf.Load(bpf.Options{Logger: log.Named("bpf"), ForceStamps: f.bpfStamps})
 		if err != nil {
 			log.Warn("BPF sensing unavailable; continuing with PSI and cgroup statistics only (runq.* and reclaim.stall signals absent)", "error", err)
 		} else {
 			defer sensor.Close()
-			log.Info("BPF sensing loaded", "mode", sensor.Mode())
+			log.Info("BPF sensing loaded", "mode", sensor.Mode(), "run_queue_waits", sensor.WaitSource())
 			bpfStats = sensor.Stats
 			sources = append(sources, sensor)
 		}
