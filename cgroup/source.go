@@ -65,6 +65,14 @@ type SourceOptions struct {
 //     a memory event) — its last values are served. Page cache and writeback
 //     can still change its memory and io counters without tasks, so those
 //     files are re-read every quietRefresh ticks, spread over the ticks.
+//   - On cgroupfs, a busy cgroup's pressure file of a resource is not read
+//     when nothing can have changed in it: its parent's "some" total of that
+//     resource stood still since the previous tick (every stall of a task
+//     counts in all its ancestors, so no descendant stalled either), its own
+//     averages read zero last time, and it was read (or skipped likewise) on
+//     the previous tick. Its values are served: averages 0, stall rate 0.
+//     An idle slice with idle services under it costs one read of its
+//     pressure files per tick, not one per cgroup. See psiStill.
 //   - On cgroupfs the files of a cgroup read every tick (not quiet) stay
 //     open between ticks and are read again with one pread(2) each: a
 //     removed cgroup, or a file removed since (a controller disabled in the
@@ -103,10 +111,12 @@ type Source struct {
 	inofd   int // inotify fd, -1 without
 	box     *fdBox
 	keep    bool      // busy cgroups' files stay open between reads (cgroupfs)
+	psiGate bool      // skip pressure files that cannot have changed (cgroupfs; see psiStill)
 	keepNow bool      // ... and this read is one whose files may stay open
 	maxKept int       // how many files may stay open at once
 	dirfd   int       // the directory of reading, opened when a file is, -1 not
 	reads   uint64    // readCgroup calls (tests)
+	psiRead uint64    // pressure files read (tests)
 	tickAt  time.Time // this Sample's time, for cgroups not read
 	reading *node     // the cgroup readCgroup is reading
 	probe   bool      // ... and whether to try files known missing
@@ -142,6 +152,15 @@ type node struct {
 	fds    *[numFiles]int32   // fd+1 of files kept open, 0 none; see Source.file
 	dirty  bool               // inotify saw a change since the last read
 	gone   bool               // vanished during this tick's read
+
+	// Pressure of resource r (bit 1<<r): psiZero, its averages read zero at
+	// the last read; psiStill, its "some" total stood still between the
+	// previous tick and tick stillGen (read, or skipped by psiStill);
+	// psiMoved[r], when (UnixNano) a read last found the total changed.
+	psiZero  uint8
+	psiStill uint8
+	stillGen uint64
+	psiMoved [3]int64
 }
 
 // counters are the cumulative values of one cgroup at one read, kept to
@@ -366,6 +385,7 @@ func (s *Source) update() error {
 			}
 		}
 		s.keep, s.maxKept = keepFiles(s.root)
+		s.psiGate = s.keep
 		n, err := s.newNode(nil, "", s.root)
 		if err != nil {
 			return fmt.Errorf("open cgroup root %s: %w", s.root, err)
@@ -1076,15 +1096,38 @@ func (s *Source) readCgroup(n *node, isRoot bool, what int) error {
 		}
 	}
 
-	for r := 0; r < 3 && what&rdPSI != 0; r++ {
-		f := fCPUPressure + r
-		b, ok, err := s.file(f)
-		if err != nil {
-			return err
+	if what&rdPSI != 0 {
+		still := uint8(0)
+		for r := 0; r < 3; r++ {
+			bit := uint8(1) << r
+			if s.psiStill(n, prev, r) {
+				psiCarry(smp, cur, prev, r)
+				still |= bit
+				continue
+			}
+			f := fCPUPressure + r
+			s.psiRead++
+			b, ok, err := s.file(f)
+			if err != nil {
+				return err
+			}
+			n.psiZero &^= bit
+			if !ok {
+				continue
+			}
+			if s.psi(smp, cur, prev, r, b, fileNames[f]) {
+				n.psiZero |= bit
+			}
+			some := hasPSI0 << (r * 2)
+			if prev != nil && prev.has&some != 0 && cur.has&some != 0 && cur.psi[r][0] == prev.psi[r][0] {
+				if prev.gen+1 == s.gen {
+					still |= bit
+				}
+			} else {
+				n.psiMoved[r] = now.UnixNano()
+			}
 		}
-		if ok {
-			s.psi(smp, cur, prev, r, b, fileNames[f])
-		}
+		n.psiStill, n.stillGen = still, s.gen
 	}
 	if what&rdMem != 0 {
 		if err := s.readMemory(smp, cur, prev, now); err != nil {
@@ -1231,18 +1274,67 @@ func (s *Source) readIO(smp *governor.Sample, cur, prev *counters, now time.Time
 
 // psi records one pressure file's averages and, given the previous total,
 // its stall share.
-func (s *Source) psi(smp *governor.Sample, cur, prev *counters, r int, b []byte, name string) {
+// psiStill reports whether n's pressure file of resource r can be left
+// unread this tick: nothing in it can have changed since n's previous read
+// (see Source). Stalls are hierarchical: a task stalled in n is stalled in
+// n's parent, whose "some" total then grows; so if the parent's stood
+// still since the previous tick, and n was read (or skipped) on that tick,
+// n's total is the same. Its averages must have read zero at that read,
+// and its total must have stood still for psiSettle before it: the kernel
+// folds stalls into the averages every 2 s (and on a read once that is
+// due), so a recent stall could still raise them, and non-zero ones decay.
+// Every quietRefresh ticks the file is read anyway (spread by cgroup id),
+// which also notices files hidden since (cgroup.pressure set to 0).
+func (s *Source) psiStill(n *node, prev *counters, r int) bool {
+	p := n.parent
+	bit := uint8(1) << r
+	return s.psiGate && p != nil && !n.dirty && prev != nil && prev.gen+1 == s.gen &&
+		(s.gen+uint64(n.id))%quietRefresh != 0 &&
+		prev.has&(hasPSI0<<(r*2)) != 0 && n.psiZero&bit != 0 &&
+		prev.at.UnixNano()-n.psiMoved[r] >= int64(psiSettle) &&
+		p.stillGen == s.gen && p.psiStill&bit != 0
+}
+
+// psiSettle: the kernel's averaging period (PSI_FREQ, 2 s) and a margin.
+const psiSettle = 3 * time.Second
+
+// psiCarry serves the pressure signals of resource r a read would give
+// when psiStill holds: the averages 0, the totals of the previous read and
+// so a stall rate of 0.
+func psiCarry(smp *governor.Sample, cur, prev *counters, r int) {
+	for l := 0; l < 2; l++ {
+		bit := hasPSI0 << (r*2 + l)
+		if prev.has&bit == 0 {
+			continue
+		}
+		full := l == 1
+		for w := 0; w < 3; w++ {
+			smp.Set(governor.PSISignal(r, full, w), 0)
+		}
+		cur.psi[r][l] = prev.psi[r][l]
+		cur.has |= bit
+		if _, ok := elapsed(prev, cur.at, bit); ok {
+			smp.Set(governor.PSISignal(r, full, 3), 0)
+		}
+	}
+}
+
+// psi parses a pressure file into smp and cur; it reports whether every
+// average read zero.
+func (s *Source) psi(smp *governor.Sample, cur, prev *counters, r int, b []byte, name string) bool {
 	p, err := ParsePressure(b)
 	if err != nil {
 		s.malformed(smp, name, err)
-		return
+		return false
 	}
+	zero := true
 	lines := [2]*PressureLine{&p.Some, &p.Full}
 	for l, pl := range lines {
 		if l == 1 && !p.HasFull {
 			continue
 		}
 		full := l == 1
+		zero = zero && pl.Avg10 == 0 && pl.Avg60 == 0 && pl.Avg300 == 0
 		smp.Set(governor.PSISignal(r, full, 0), pl.Avg10)
 		smp.Set(governor.PSISignal(r, full, 1), pl.Avg60)
 		smp.Set(governor.PSISignal(r, full, 2), pl.Avg300)
@@ -1254,6 +1346,7 @@ func (s *Source) psi(smp *governor.Sample, cur, prev *counters, r int, b []byte,
 			smp.Set(governor.PSISignal(r, full, 3), v)
 		}
 	}
+	return zero
 }
 
 // elapsed returns the seconds since prev was read, if prev holds the

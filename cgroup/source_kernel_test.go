@@ -232,3 +232,94 @@ func sampleCgroup(t *testing.T, src *Source, snap *governor.Snapshot, rel string
 	}
 	return nil
 }
+
+// TestKernelSourcePSIGate checks the pressure-file gate (psiStill) on the
+// real hierarchy: an idle child's pressure files stop being read once its
+// parent's totals stand still, and a CPU stall in the child is seen at the
+// next tick, through the parent's total.
+func TestKernelSourcePSIGate(t *testing.T) {
+	root := kernelRoot(t)
+	rel := testCgroup(t, root, "gate")
+	parent := filepath.Join(root, filepath.Dir(rel))
+	dir := filepath.Join(root, rel)
+	if _, err := os.Stat(filepath.Join(dir, "cpu.pressure")); err != nil {
+		t.Skip("no cpu.pressure (PSI off)")
+	}
+	start := func(args ...string) *exec.Cmd {
+		t.Helper()
+		cmd := exec.Command(args[0], args[1:]...)
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+		if err := os.WriteFile(filepath.Join(dir, "cgroup.procs"), []byte(strconv.Itoa(cmd.Process.Pid)), 0); err != nil {
+			t.Fatal(err)
+		}
+		return cmd
+	}
+	start("sleep", "60")
+
+	// The Source's root is the test cgroup: it is read in full every tick,
+	// and the child below it is the one the gate applies to.
+	src := NewSource(parent, SourceOptions{})
+	defer src.Close()
+	clk := &fakeClock{t: time.Now()}
+	src.now = clk.now
+	var snap governor.Snapshot
+	tick := func() (uint64, *governor.Sample) {
+		t.Helper()
+		time.Sleep(50 * time.Millisecond)
+		clk.t = clk.t.Add(time.Second)
+		before := src.psiRead
+		c := sampleCgroup(t, src, &snap, "gate")
+		return src.psiRead - before, c
+	}
+	tick()
+	if !src.psiGate {
+		t.Fatal("pressure gate off on cgroupfs")
+	}
+	id := inode(t, dir)
+	gated := 0
+	for i := 0; i < 12; i++ {
+		refresh := (src.gen+1+uint64(id))%quietRefresh == 0
+		n, c := tick()
+		if c == nil || !c.Populated {
+			t.Fatalf("child not sampled as populated: %+v", c)
+		}
+		if n == 3 {
+			gated++
+			if v, ok := c.Get(governor.CPUSomeAvg10); !ok || v != 0 {
+				t.Errorf("gated child: cpu.some.avg10 %v %v, want 0 present", v, ok)
+			}
+		} else if i >= 5 && !refresh {
+			t.Errorf("tick %d: %d pressure files read with the child idle, want 3 (the parent's)", i, n)
+		}
+	}
+	if gated == 0 {
+		t.Fatal("the idle child's pressure files were read on every tick")
+	}
+
+	// Two CPU hogs on one CPU in the child: it stalls on CPU, so does the
+	// parent, and the child's file is read again.
+	if _, err := exec.LookPath("taskset"); err != nil {
+		t.Skip("taskset not installed")
+	}
+	for i := 0; i < 2; i++ {
+		start("taskset", "-c", "0", "sh", "-c", "while :; do :; done")
+	}
+	var stall float64
+	ticks := 0
+	for ticks < 10 && stall == 0 {
+		ticks++
+		_, c := tick()
+		stall, _ = c.Get(governor.CPUSomeStall)
+	}
+	if stall <= 0 {
+		t.Fatal("the child's CPU stall was not seen")
+	}
+	// The hogs are in the child before the first tick's 50 ms sleep.
+	if ticks > 2 {
+		t.Errorf("the child's CPU stall seen only at tick %d after the hogs started", ticks)
+	}
+	t.Logf("gated %d of 12 idle ticks; child's cpu.some.stall %.1f%% at tick %d once hogs ran", gated, stall, ticks)
+}

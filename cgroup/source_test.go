@@ -488,3 +488,115 @@ func TestSourceMissingFilesProbedOnChange(t *testing.T) {
 	}
 	wantSig(t, snap.Lookup(b), governor.MemoryCurrent, 4096)
 }
+
+// TestSourcePSIGate checks the skipping of pressure files that cannot have
+// changed (psiStill), on a fixture whose totals respect the kernel's
+// hierarchy (a child's stall is its parent's too). The gate is on by
+// default only on cgroupfs; TestKernelSourcePSIGate runs it there.
+func TestSourcePSIGate(t *testing.T) {
+	base := t.TempDir()
+	root, proc := filepath.Join(base, "cg"), filepath.Join(base, "pressure")
+	idle := func(total int) string {
+		return "some avg10=0.00 avg60=0.00 avg300=0.00 total=" + itoa(total) + "\n" +
+			"full avg10=0.00 avg60=0.00 avg300=0.00 total=0\n"
+	}
+	mkCgroup(t, proc, "", map[string]string{"cpu": idle(0), "memory": idle(0), "io": idle(0)})
+	pressure := func(total int) map[string]string {
+		return map[string]string{"cgroup.events": "populated 1\nfrozen 0\n",
+			"cpu.pressure": idle(total), "memory.pressure": idle(total), "io.pressure": idle(total)}
+	}
+	mkCgroup(t, root, "", pressure(1000))
+	mkCgroup(t, root, "p", pressure(500))
+	mkCgroup(t, root, "p/c", pressure(200))
+	clk := &fakeClock{t: time.Unix(1000, 0)}
+	src := NewSource(root, SourceOptions{ProcPressureDir: proc})
+	defer src.Close()
+	src.now = clk.now
+	cID := inode(t, filepath.Join(root, "p/c"))
+	var snap governor.Snapshot
+	// tick samples one second later and returns the pressure files read
+	// and c's sample.
+	tick := func() (uint64, *governor.Sample) {
+		t.Helper()
+		clk.t = clk.t.Add(time.Second)
+		snap.Reset(clk.t)
+		before := src.psiRead
+		if err := src.Sample(context.Background(), &snap); err != nil {
+			t.Fatal(err)
+		}
+		return src.psiRead - before, snap.Lookup(cID)
+	}
+	tick()
+	src.psiGate = true // the fixture is not cgroupfs
+	// write changes fixture files the way the kernel would: without the
+	// inotify events a write to a fixture file gives (pressure files of
+	// cgroupfs send none).
+	write := func(rel, file, content string) {
+		t.Helper()
+		writeFixture(t, filepath.Join(root, rel, file), content)
+		src.drain()
+		var clean func(n *node)
+		clean = func(n *node) {
+			n.dirty = false
+			for _, c := range n.children {
+				clean(c)
+			}
+		}
+		clean(src.tree)
+	}
+	// refreshed: c's or p's id-spread tick of reading anyway.
+	refreshed := func() bool {
+		g := src.gen + 1
+		return (g+uint64(cID))%quietRefresh == 0 || (g+uint64(inode(t, filepath.Join(root, "p"))))%quietRefresh == 0
+	}
+	steady := func(what string) *governor.Sample {
+		t.Helper()
+		var c *governor.Sample
+		for i := 0; i < 20; i++ {
+			r := refreshed()
+			var n uint64
+			n, c = tick()
+			if n == 3 {
+				return c
+			}
+			if i >= 4 && !r {
+				t.Fatalf("%s: %d pressure files read %d ticks on, want 3 (the root's only)", what, n, i+1)
+			}
+		}
+		t.Fatalf("%s: never settled to the root's 3 files", what)
+		return nil
+	}
+	c := steady("idle")
+	for _, sig := range []governor.Signal{governor.CPUSomeAvg10, governor.CPUSomeStall, governor.MemoryFullAvg300, governor.IOSomeStall} {
+		if v, ok := c.Get(sig); !ok || v != 0 {
+			t.Errorf("skipped c: %s = %v %v, want 0 present", sig, v, ok)
+		}
+	}
+
+	// c stalls on CPU (and so do its ancestors): read at the next tick.
+	write("", "cpu.pressure", idle(1000+250000))
+	write("p", "cpu.pressure", idle(500+250000))
+	write("p/c", "cpu.pressure", idle(200+250000))
+	n, c := tick()
+	if n != 5 {
+		t.Errorf("after a CPU stall: %d pressure files read, want 5 (root's 3, cpu of p and c)", n)
+	}
+	wantSig(t, c, governor.CPUSomeStall, 25)
+	c = steady("after the stall")
+	wantSig(t, c, governor.CPUSomeStall, 0)
+
+	// A file whose averages are above zero is read every tick (they
+	// decay), though its parent's total stands still.
+	write("", "io.pressure", idle(1000+9000))
+	write("p", "io.pressure", idle(500+9000))
+	write("p/c", "io.pressure", "some avg10=0.50 avg60=0.10 avg300=0.02 total=9200\n"+
+		"full avg10=0.00 avg60=0.00 avg300=0.00 total=0\n")
+	for i := 0; i < 10; i++ {
+		r := refreshed()
+		n, c = tick()
+		if i >= 4 && n != 4 && !r {
+			t.Fatalf("tick %d with c's io averages above zero: %d pressure files read, want 4 (the root's, c's io)", i, n)
+		}
+	}
+	wantSig(t, c, governor.IOSomeAvg10, 0.5)
+}
