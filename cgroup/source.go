@@ -68,11 +68,13 @@ type SourceOptions struct {
 //   - On cgroupfs, a busy cgroup's pressure file of a resource is not read
 //     when nothing can have changed in it: its parent's "some" total of that
 //     resource stood still since the previous tick (every stall of a task
-//     counts in all its ancestors, so no descendant stalled either), its own
-//     averages read zero last time, and it was read (or skipped likewise) on
-//     the previous tick. Its values are served: averages 0, stall rate 0.
-//     An idle slice with idle services under it costs one read of its
-//     pressure files per tick, not one per cgroup. See psiStill.
+//     counts in all its ancestors, so no descendant stalled either), it was
+//     read (or skipped likewise) on the previous tick, and its own total has
+//     stood still and its averages read zero for psiSettle. Its values are
+//     served: averages 0, stall rate 0. Each such file is still read once
+//     every quietRefresh ticks. An idle slice with idle services under it
+//     costs one read of its pressure files per tick, not one per cgroup.
+//     See psiStill.
 //   - On cgroupfs the files of a cgroup read every tick (not quiet) stay
 //     open between ticks and are read again with one pread(2) each: a
 //     removed cgroup, or a file removed since (a controller disabled in the
@@ -1272,8 +1274,6 @@ func (s *Source) readIO(smp *governor.Sample, cur, prev *counters, now time.Time
 	return nil
 }
 
-// psi records one pressure file's averages and, given the previous total,
-// its stall share.
 // psiStill reports whether n's pressure file of resource r can be left
 // unread this tick: nothing in it can have changed since n's previous read
 // (see Source). Stalls are hierarchical: a task stalled in n is stalled in
@@ -1319,8 +1319,8 @@ func psiCarry(smp *governor.Sample, cur, prev *counters, r int) {
 	}
 }
 
-// psi parses a pressure file into smp and cur; it reports whether every
-// average read zero.
+// psi records one pressure file's averages and, given the previous total,
+// its stall share; it reports whether every average read zero.
 func (s *Source) psi(smp *governor.Sample, cur, prev *counters, r int, b []byte, name string) bool {
 	p, err := ParsePressure(b)
 	if err != nil {
