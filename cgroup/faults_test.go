@@ -13,25 +13,8 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/governor-dev/governor/governor"
+	"github.com/governor-dev/governor/governor/govtest"
 )
-
-// staticSource serves a fixed set of cgroups with fixed signals.
-type staticSource struct {
-	host governor.Sample
-	cgs  []governor.Sample
-}
-
-func (s *staticSource) Name() string { return "static" }
-
-func (s *staticSource) Sample(_ context.Context, snap *governor.Snapshot) error {
-	h := s.host
-	snap.Host = &h
-	for i := range s.cgs {
-		c := s.cgs[i]
-		snap.Cgroups = append(snap.Cgroups, &c)
-	}
-	return nil
-}
 
 type lockedBuf struct {
 	mu sync.Mutex
@@ -74,8 +57,8 @@ func TestLoopWithBlockingMemoryHighWrite(t *testing.T) {
 			return n, err
 		}, closed: new(atomic.Bool)}, nil
 	}
-	src := &staticSource{cgs: []governor.Sample{{Ref: governor.Ref{ID: 7, Path: "batch/job"}, Populated: true}}}
-	src.host.Set(governor.MemorySomeAvg10, 50)
+	src := &govtest.Source{Cgs: []governor.Sample{{Ref: governor.Ref{ID: 7, Path: "batch/job"}, Populated: true}}}
+	src.Host.Set(governor.MemorySomeAvg10, 50)
 	policy := func() *governor.Policy {
 		return &governor.Policy{
 			Classes: []governor.Class{{Name: "batch", Match: []string{"batch/*"}}},

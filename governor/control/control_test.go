@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/governor-dev/governor/governor"
+	"github.com/governor-dev/governor/governor/govtest"
 )
 
 // A re-executed test binary acts as a client of the socket named here, so
@@ -37,23 +38,11 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
-type source struct {
-	mu  sync.Mutex
-	cgs []governor.Sample
-}
-
-func (s *source) Name() string { return "test" }
-
-func (s *source) Sample(_ context.Context, snap *governor.Snapshot) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	snap.Host = &governor.Sample{}
-	snap.Host.Set(governor.MemorySomeAvg10, 1)
-	for i := range s.cgs {
-		c := s.cgs[i]
-		snap.Cgroups = append(snap.Cgroups, &c)
-	}
-	return nil
+// newSource serves cgs and a host with a little memory pressure.
+func newSource(cgs ...governor.Sample) *govtest.Source {
+	src := &govtest.Source{Cgs: cgs}
+	src.Host.Set(governor.MemorySomeAvg10, 1)
+	return src
 }
 
 type actuator struct {
@@ -93,7 +82,7 @@ func runLoop(t *testing.T) *governor.Loop {
 	web.Set(governor.CPUSomeAvg10, 40)
 	web.Set(governor.RunqP99, 0.004)
 	job := governor.Sample{Ref: governor.Ref{ID: 3, Path: "batch.slice/job1"}, Populated: true}
-	src := &source{cgs: []governor.Sample{web, job}}
+	src := newSource(web, job)
 	p := &governor.Policy{
 		Tick: 10 * time.Millisecond,
 		Classes: []governor.Class{
@@ -220,7 +209,7 @@ func TestStatusRoundTrip(t *testing.T) {
 }
 
 func TestLoopNotRunning(t *testing.T) {
-	loop, err := governor.New(governor.Config{Policy: &governor.Policy{}, Sources: []governor.Source{&source{}}, Actuator: &actuator{}})
+	loop, err := governor.New(governor.Config{Policy: &governor.Policy{}, Sources: []governor.Source{newSource()}, Actuator: &actuator{}})
 	if err != nil {
 		t.Fatal(err)
 	}

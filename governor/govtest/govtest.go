@@ -12,10 +12,12 @@ import (
 	"github.com/governor-dev/governor/governor"
 )
 
-// Source hands the loop the same samples every tick.
+// Source hands the loop the same samples every tick: a copy of Host as
+// the host's, and of each of Cgs.
 type Source struct {
-	mu  sync.Mutex
-	Cgs []governor.Sample
+	mu   sync.Mutex
+	Host governor.Sample
+	Cgs  []governor.Sample
 }
 
 func (s *Source) Name() string { return "govtest" }
@@ -23,7 +25,8 @@ func (s *Source) Name() string { return "govtest" }
 func (s *Source) Sample(_ context.Context, snap *governor.Snapshot) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	snap.Host = &governor.Sample{}
+	h := s.Host
+	snap.Host = &h
 	for i := range s.Cgs {
 		c := s.Cgs[i]
 		snap.Cgroups = append(snap.Cgroups, &c)

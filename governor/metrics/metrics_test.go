@@ -18,27 +18,8 @@ import (
 
 	"github.com/governor-dev/governor/bpf"
 	"github.com/governor-dev/governor/governor"
+	"github.com/governor-dev/governor/governor/govtest"
 )
-
-type source struct {
-	mu   sync.Mutex
-	host governor.Sample
-	cgs  []governor.Sample
-}
-
-func (s *source) Name() string { return "test" }
-
-func (s *source) Sample(_ context.Context, snap *governor.Snapshot) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	h := s.host
-	snap.Host = &h
-	for i := range s.cgs {
-		c := s.cgs[i]
-		snap.Cgroups = append(snap.Cgroups, &c)
-	}
-	return nil
-}
 
 type actuator struct {
 	mu   sync.Mutex
@@ -105,16 +86,16 @@ func policy() *governor.Policy {
 // A real scrape over HTTP of a running loop (fake source and actuator),
 // checked by promtool when it is installed (make deps-test installs it).
 func TestScrapeRunningLoop(t *testing.T) {
-	src := &source{}
-	src.host.Set(governor.MemorySomeAvg10, 12.5)
-	src.host.Set(governor.CPUSomeAvg10, 3)
+	src := &govtest.Source{}
+	src.Host.Set(governor.MemorySomeAvg10, 12.5)
+	src.Host.Set(governor.CPUSomeAvg10, 3)
 	web := governor.Sample{Ref: governor.Ref{ID: 2, Path: "system.slice/web.service"}, Populated: true}
 	web.Set(governor.CPUSomeAvg10, 40)
 	web.Set(governor.CPUFullAvg10, 5)
 	web.Set(governor.RunqP99, 0.012)
 	job := governor.Sample{Ref: governor.Ref{ID: 3, Path: "batch.slice/job1"}, Populated: true}
 	job.Set(governor.MemorySomeAvg10, 0.5)
-	src.cgs = []governor.Sample{web, job}
+	src.Cgs = []governor.Sample{web, job}
 	act := &actuator{vals: map[string]int64{}}
 
 	m := New(Source{}, time.Second)
