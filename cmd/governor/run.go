@@ -133,18 +133,17 @@ func setMaxProcs(env string) {
 }
 
 // loadPolicy reads the configured policy files, or the built-in default.
-func loadPolicy(f runFlags, log hclog.Logger, diagOut io.Writer) (*governor.Policy, error) {
+func loadPolicy(f runFlags, log hclog.Logger, _ io.Writer) (*governor.Policy, error) {
 	if len(f.configs) == 0 {
 		log.Info("no --config given: using the built-in default policy (see README, 'Default policy')")
 		return policies.Default(), nil
 	}
 	res := policies.Load(f.configs, policies.Options{AllowInsecure: f.allowInsecure})
-	if len(res.Diags) > 0 {
-		writeCompact(diagOut, res.Diags)
-		_ = res.WriteDiagnostics(diagOut, false)
-	}
+	// Each diagnostic once, through the logger: with --log-json every
+	// line stays one JSON object.
+	errs := logDiagnostics(log.Named("policy"), res)
 	if res.Diags.HasErrors() {
-		return nil, fmt.Errorf("policy %s has errors: %s", strings.Join(f.configs, ", "), res.Diags.Error())
+		return nil, policyError(f.configs, max(errs, 1))
 	}
 	return res.Policy, nil
 }
