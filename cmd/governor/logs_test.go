@@ -2,6 +2,8 @@ package main
 
 import (
 	"bufio"
+	"bytes"
+	"context"
 	"encoding/json"
 	"io"
 	"os"
@@ -12,6 +14,10 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/governor-dev/governor/governor"
 )
 
 // buildBinary builds the governor binary once per test binary run.
@@ -186,4 +192,116 @@ func TestRunDiagnosticsOnce(t *testing.T) {
 	if !strings.Contains(text, "node.hcl") || !strings.Contains(text, "line=3") {
 		t.Errorf("no position:\n%s", text)
 	}
+}
+
+// hostFullSrc: the host's memory is stalled (a last resort's trigger) and
+// batch.slice/runaway is the only member of its class.
+type hostFullSrc struct{}
+
+func (hostFullSrc) Name() string { return "fake" }
+func (hostFullSrc) Sample(_ context.Context, snap *governor.Snapshot) error {
+	snap.Host = &governor.Sample{}
+	snap.Host.Set(governor.MemoryFullAvg10, 80)
+	b := &governor.Sample{Ref: governor.Ref{ID: 3, Path: "batch.slice/runaway"}, Populated: true}
+	b.Set(governor.MemoryCurrent, 1<<30)
+	snap.Cgroups = append(snap.Cgroups, b)
+	return nil
+}
+
+// Each action is one log line, the audit's, carrying everything: a
+// suppress write and restore for real, and a last-resort freeze in
+// dry-run, whose line says it would be done and whose time carries no
+// monotonic clock reading.
+func TestOneLinePerAction(t *testing.T) {
+	run := func(t *testing.T, pol *governor.Policy, src governor.Source, dry bool, steps int) (string, []governor.Action) {
+		var mu sync.Mutex
+		var buf bytes.Buffer
+		log := hclog.New(&hclog.LoggerOptions{Name: "governor", Output: lockedWriter{&mu, &buf}, Level: hclog.Info})
+		o := newOps(opsFlags{}, t.TempDir(), t.TempDir(), log)
+		var acts []governor.Action
+		loop, err := governor.New(governor.Config{
+			Policy: pol, Sources: []governor.Source{src}, Actuator: &memAct{vals: map[string]int64{}}, Logger: log.Named("loop"),
+			Caps:     governor.Capabilities{Controllers: map[string]bool{"cpu": true, "memory": true}, Freeze: true, Kill: true},
+			DryRun:   dry,
+			OnAction: func(a governor.Action) { acts = append(acts, a); o.onAction(a) },
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := 0; i < steps; i++ {
+			if err := loop.Step(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			time.Sleep(time.Millisecond)
+		}
+		if err := loop.Close(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		return buf.String(), acts
+	}
+	t.Run("suppress", func(t *testing.T) {
+		text, acts := run(t, squeezePolicy(), fakeSrc{}, false, 3)
+		if len(acts) != 2 {
+			t.Fatalf("want a write and a restore, got %+v\n%s", acts, text)
+		}
+		if n := actionLines(text, "batch.slice/job1"); n != len(acts) {
+			t.Errorf("%d lines name the cgroup for %d actions:\n%s", n, len(acts), text)
+		}
+		for _, want := range []string{"governor.audit: action: controller=squeeze cgroup=batch.slice/job1 knob=cpu.weight old=100 new=50 kind=write",
+			"kind=restore why=\"governor stopping\""} {
+			if !strings.Contains(text, want) {
+				t.Errorf("log lacks %q:\n%s", want, text)
+			}
+		}
+	})
+	t.Run("dry-run freeze", func(t *testing.T) {
+		pol := &governor.Policy{
+			Classes: []governor.Class{{Name: "batch", Match: []string{"batch.slice/*"}}},
+			LastResort: []governor.LastResortController{{Name: "lr", Target: "batch", Grace: 20 * time.Second, Kill: false,
+				Trigger: governor.Trigger{When: []governor.Condition{{Scope: governor.ScopeHost, Signal: governor.MemoryFullAvg10, Op: governor.Above, Value: 40}}}}},
+		}
+		text, acts := run(t, pol, hostFullSrc{}, true, 2)
+		if len(acts) != 2 || acts[0].Kind != "freeze" || acts[1].Kind != "thaw" {
+			t.Fatalf("want a freeze and the thaw at exit, got %+v\n%s", acts, text)
+		}
+		if n := actionLines(text, "batch.slice/runaway"); n != len(acts) {
+			t.Errorf("%d lines name the cgroup for %d actions:\n%s", n, len(acts), text)
+		}
+		var freeze string
+		for _, l := range strings.Split(text, "\n") {
+			if strings.Contains(l, "kind=freeze") {
+				freeze = l
+			}
+		}
+		for _, want := range []string{"[WARN]", "would act (dry-run: nothing written)", "stays frozen until it recovers (kill = false)", "dry_run=true"} {
+			if !strings.Contains(freeze, want) {
+				t.Errorf("freeze line lacks %q: %s", want, freeze)
+			}
+		}
+		if strings.Contains(text, "kill_after") || strings.Contains(text, "m=+") {
+			t.Errorf("kill_after or a monotonic clock reading in the log:\n%s", text)
+		}
+		i := strings.Index(freeze, "at=")
+		if i < 0 {
+			t.Fatalf("no at: %s", freeze)
+		}
+		at := strings.Fields(freeze[i+3:])[0]
+		if ts, err := time.Parse(time.RFC3339Nano, at); err != nil || ts.Location() != time.UTC {
+			t.Errorf("at=%s is not RFC 3339 in UTC: %v", at, err)
+		}
+	})
+}
+
+// actionLines counts the log lines naming cgroup, but for the periodic
+// pressure report (an observation, not an action).
+func actionLines(text, cgroup string) int {
+	n := 0
+	for _, l := range strings.Split(text, "\n") {
+		if strings.Contains(l, cgroup) && !strings.Contains(l, " pressure: ") {
+			n++
+		}
+	}
+	return n
 }

@@ -7,6 +7,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"syscall"
+	"time"
 
 	"github.com/hashicorp/go-hclog"
 
@@ -78,17 +79,31 @@ func (o *ops) onAction(a governor.Action) {
 	auditLine(o.audit, a)
 }
 
+// auditLine logs one action as the single line the daemon writes for it:
+// what (controller, cgroup, knob, old and new value, kind), why (the signal
+// values against thresholds) and when (at, RFC 3339 in UTC). The fields
+// lead with controller, cgroup and knob so a grep for
+// "action: controller=X cgroup=Y knob=Z" finds it. Freezes, kills and
+// hand-backs are warnings, failures errors; in dry-run the message says
+// the action would have been taken.
 func auditLine(log hclog.Logger, a governor.Action) {
 	args := []interface{}{
-		"controller", a.Controller, "cgroup", a.Cgroup.String(), "cgroup_id", uint64(a.Cgroup.ID),
-		"kind", a.Kind, "knob", a.Knob, "old", a.Old, "new", a.New, "why", a.Reason,
-		"dry_run", a.DryRun, "at", a.Time,
+		"controller", a.Controller, "cgroup", a.Cgroup.String(), "knob", a.Knob, "old", a.Old, "new", a.New,
+		"kind", a.Kind, "why", a.Reason, "cgroup_id", uint64(a.Cgroup.ID), "dry_run", a.DryRun,
+		"at", a.Time.UTC().Format(time.RFC3339Nano),
 	}
-	if a.Err != nil {
-		log.Error("action failed", append(args, "error", a.Err.Error())...)
-		return
+	msg := "action"
+	if a.DryRun {
+		msg = "would act (dry-run: nothing written)"
 	}
-	log.Info("action", args...)
+	switch {
+	case a.Err != nil:
+		log.Error(msg+" failed", append(args, "error", a.Err.Error())...)
+	case a.Kind == "freeze" || a.Kind == "kill" || a.Kind == "hand-back":
+		log.Warn(msg, args...)
+	default:
+		log.Info(msg, args...)
+	}
 }
 
 // start serves metrics and the control socket for loop and watches

@@ -62,8 +62,11 @@ func TestAuditLineJSON(t *testing.T) {
 		if a.Err != nil && (m["error"] != a.Err.Error() || m["@level"] != "error") {
 			t.Errorf("failed action: %s", l)
 		}
-		if a.Err == nil && m["@message"] != "action" {
+		if msg := "action"; a.DryRun && m["@message"] != "would act (dry-run: nothing written)" || !a.DryRun && a.Err == nil && m["@message"] != msg {
 			t.Errorf("message: %s", l)
+		}
+		if at, _ := m["at"].(string); at != "2026-01-02T03:04:05Z" {
+			t.Errorf("at = %q, want RFC 3339 in UTC", at)
 		}
 	}
 }
