@@ -27,11 +27,11 @@ type opsFlags struct {
 }
 
 func (o *opsFlags) register(fs *flag.FlagSet) {
-	fs.StringVar(&o.metricsAddr, "metrics-addr", metrics.DefaultAddr, `serve Prometheus metrics at HOST:PORT/metrics, or on "unix:/path"; "" disables`)
+	fs.StringVar(&o.metricsAddr, "metrics-addr", metrics.DefaultAddr, "serve Prometheus metrics at `ADDR` (HOST:PORT, path /metrics), or on \"unix:/path\"; \"\" disables")
 	fs.IntVar(&o.metricsCgroupLimit, "metrics-cgroup-limit", metrics.DefaultCgroupLimit,
-		"export per-cgroup series for at most N governed cgroups per scrape (those with changed knobs, then the last acted on, then the highest pressure); 0: all")
-	fs.StringVar(&o.controlSocket, "control-socket", "", `control socket for status, top, explain and admission (default STATE_DIR/control.sock); "none" disables`)
-	fs.StringVar(&o.controlGroup, "control-group", "", "group (name or gid) also allowed on the control socket (mode 0660); default: root only")
+		"export per-cgroup series for at most `N` governed cgroups per scrape (those with changed knobs, then the last acted on, then the highest pressure); 0: all")
+	fs.StringVar(&o.controlSocket, "control-socket", "", "control socket `PATH` for status, top, explain and admission (default STATE_DIR/control.sock); \"none\" disables")
+	fs.StringVar(&o.controlGroup, "control-group", "", "`GROUP` (name or gid) also allowed on the control socket (mode 0660); default: root only")
 }
 
 // ops is the daemon's operator-facing side: the actuator (systemd for unit

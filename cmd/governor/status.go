@@ -4,9 +4,11 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"net"
 	"sort"
 	"strings"
 	"text/tabwriter"
@@ -22,25 +24,57 @@ type clientFlags struct {
 	json   bool
 }
 
+const socketUsage = "`PATH` of the daemon's control socket; a daemon run with --state-dir DIR listens on DIR/control.sock, or where its --control-socket says"
+
 func (c *clientFlags) register(fs *flag.FlagSet) {
-	fs.StringVar(&c.socket, "socket", control.DefaultPath, "the daemon's control socket")
-	fs.BoolVar(&c.json, "json", false, "print the daemon's JSON reply")
+	c.registerSocket(fs)
+	fs.BoolVar(&c.json, "json", false, "print JSON (snake_case keys, durations in seconds; docs/OPERATIONS.md, \"JSON output\")")
 }
 
-func parseClient(name string, args []string, stderr io.Writer, maxArgs int) (*clientFlags, []string, bool) {
-	var c clientFlags
-	fs := flag.NewFlagSet(name, flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	c.register(fs)
-	if err := fs.Parse(args); err != nil {
-		return nil, nil, false
-	}
-	if fs.NArg() > maxArgs {
-		fmt.Fprintf(stderr, "governor %s: unexpected argument %q\n", name, fs.Arg(maxArgs))
-		return nil, nil, false
-	}
-	return &c, fs.Args(), true
+func (c *clientFlags) registerSocket(fs *flag.FlagSet) {
+	fs.StringVar(&c.socket, "socket", control.DefaultPath, socketUsage)
 }
+
+// parseClient parses the flags of explain and admission; ok false means
+// return code.
+func parseClient(h help, args []string, stdout, stderr io.Writer, maxArgs int) (c *clientFlags, rest []string, code int, ok bool) {
+	c = &clientFlags{}
+	fs := flag.NewFlagSet(h.name, flag.ContinueOnError)
+	c.register(fs)
+	rest, code, ok = parseFlags(fs, h, args, stdout, stderr)
+	if !ok {
+		return nil, nil, code, false
+	}
+	if len(rest) > maxArgs {
+		fmt.Fprintf(stderr, "governor %s: unexpected argument %q\nUsage: %s\n", h.name, rest[maxArgs], h.usage)
+		return nil, nil, 2, false
+	}
+	return c, rest, 0, true
+}
+
+// clientError prints a failed request; when the socket cannot be reached
+// it says which one was tried and how to name another.
+func clientError(w io.Writer, name, socket string, err error) {
+	var op *net.OpError
+	if errors.As(err, &op) && op.Op == "dial" {
+		fmt.Fprintf(w, "governor %s: cannot reach the control socket %s: %v\n", name, socket, op.Err)
+		fmt.Fprintf(w, "Is the daemon running, and are you root (or in its --control-group)? A daemon started with\n"+
+			"--state-dir DIR listens on DIR/control.sock, or where its --control-socket PATH says:\n"+
+			"pass that with --socket PATH.\n")
+		return
+	}
+	fmt.Fprintf(w, "governor %s: %v\n", name, err)
+}
+
+var statusHelp = help{name: "status", usage: "governor status [--socket PATH] [--json] [-n N]",
+	about: `The running daemon's governed cgroups: their class, how their limits are
+written (VIA), pressure (PSI some avg10 of cpu, memory and io, in percent),
+run-queue latency, limits now (and originally) and the last action, then why
+that action was taken. Text is for people; --json for scripts.`}
+
+var admissionHelp = help{name: "admission", usage: "governor admission [--socket PATH] [--json]",
+	about: `The node's verdict for batch schedulers and the conditions behind it.
+Exit status 0: accepting batch work; 1: not accepting; 2: no answer.`}
 
 func requestCtx() (context.Context, context.CancelFunc) {
 	return context.WithTimeout(context.Background(), 10*time.Second)
@@ -59,21 +93,21 @@ func statusCmd(args []string, stdout, stderr io.Writer) int {
 	var c clientFlags
 	var limit int
 	fs := flag.NewFlagSet("status", flag.ContinueOnError)
-	fs.SetOutput(stderr)
 	c.register(fs)
 	fs.IntVar(&limit, "n", 0, "list at most `N` cgroups: those whose knobs the governor holds changed, then the most recently acted on, then the highest pressure (0: every one)")
-	if err := fs.Parse(args); err != nil {
-		return 2
+	rest, code, ok := parseFlags(fs, statusHelp, args, stdout, stderr)
+	if !ok {
+		return code
 	}
-	if fs.NArg() > 0 || limit < 0 {
-		fmt.Fprintln(stderr, "usage: governor status [--socket PATH] [--json] [-n N]")
+	if len(rest) > 0 || limit < 0 {
+		fmt.Fprintf(stderr, "Usage: %s\n", statusHelp.usage)
 		return 2
 	}
 	ctx, cancel := requestCtx()
 	defer cancel()
 	st, err := control.Client{Path: c.socket}.StatusTop(ctx, limit)
 	if err != nil {
-		fmt.Fprintf(stderr, "governor status: %v\n", err)
+		clientError(stderr, "status", c.socket, err)
 		return 1
 	}
 	if c.json {
@@ -87,15 +121,15 @@ func statusCmd(args []string, stdout, stderr io.Writer) int {
 // admissionCmd: governor admission — the verdict for batch schedulers;
 // exit status 0 while accepting, 1 while not, 2 when it cannot tell.
 func admissionCmd(args []string, stdout, stderr io.Writer) int {
-	c, _, ok := parseClient("admission", args, stderr, 0)
+	c, _, code, ok := parseClient(admissionHelp, args, stdout, stderr, 0)
 	if !ok {
-		return 2
+		return code
 	}
 	ctx, cancel := requestCtx()
 	defer cancel()
 	vd, err := control.Client{Path: c.socket}.Admission(ctx)
 	if err != nil {
-		fmt.Fprintf(stderr, "governor admission: %v\n", err)
+		clientError(stderr, "admission", c.socket, err)
 		return 2
 	}
 	if c.json {

@@ -15,21 +15,27 @@ import (
 	"github.com/governor-dev/governor/governor/control"
 )
 
+var topHelp = help{name: "top", usage: "governor top [--socket PATH] [--interval DURATION] [-n N]",
+	about: `The status table, redrawn every interval until q or Ctrl-C, clipped to the
+terminal: the cgroups an operator looks at first (knobs held changed, then
+recent actions, then pressure), as many as fit. Not on a terminal it prints
+plain frames, without escape codes.`}
+
 // topCmd: governor top — the status table, redrawn every second until q or
 // Ctrl-C.
 func topCmd(args []string, stdout, stderr io.Writer) int {
 	var c clientFlags
 	var every time.Duration
 	fs := flag.NewFlagSet("top", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.StringVar(&c.socket, "socket", control.DefaultPath, "the daemon's control socket")
-	fs.DurationVar(&every, "interval", time.Second, "refresh interval")
-	rows := fs.Int("n", 0, "cgroups to list (0: as many as fit the terminal, 40 when it is not one)")
-	if err := fs.Parse(args); err != nil {
-		return 2
+	c.registerSocket(fs)
+	fs.DurationVar(&every, "interval", time.Second, "redraw every `DURATION` (e.g. 500ms, 2s)")
+	rows := fs.Int("n", 0, "list at most `N` cgroups (0: as many as fit the terminal, 40 when it is not one)")
+	rest, code, ok := parseFlags(fs, topHelp, args, stdout, stderr)
+	if !ok {
+		return code
 	}
-	if fs.NArg() > 0 || every <= 0 || *rows < 0 {
-		fmt.Fprintln(stderr, "usage: governor top [--socket PATH] [--interval 1s] [-n N]")
+	if len(rest) > 0 || every <= 0 || *rows < 0 {
+		fmt.Fprintf(stderr, "Usage: %s\n", topHelp.usage)
 		return 2
 	}
 	quit := make(chan struct{}, 1)
