@@ -251,7 +251,7 @@ func TestClientCommands(t *testing.T) {
 		t.Errorf("admission: exit %d\n%s", code, out.String())
 	}
 	out.Reset()
-	if code := dispatch([]string{"admission", "--json", "--socket", sock}, &out, &errOut); code != 0 || !strings.Contains(out.String(), `"Accepting": true`) {
+	if code := dispatch([]string{"admission", "--json", "--socket", sock}, &out, &errOut); code != 0 || !strings.Contains(out.String(), `"accepting": true`) {
 		t.Errorf("admission --json: exit %d\n%s", code, out.String())
 	}
 	if code := dispatch([]string{"admission", "--socket", filepath.Join(t.TempDir(), "none.sock")}, &out, &errOut); code != 2 {

@@ -80,8 +80,11 @@ func requestCtx() (context.Context, context.CancelFunc) {
 	return context.WithTimeout(context.Background(), 10*time.Second)
 }
 
+// printJSON prints v indented, with <, > and & as themselves (reasons
+// read "cpu.some.avg10=23.40% > 10.00%").
 func printJSON(w io.Writer, v interface{}) {
 	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false)
 	enc.SetIndent("", "  ")
 	_ = enc.Encode(v)
 }

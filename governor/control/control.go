@@ -12,7 +12,7 @@
 //	→ {"cmd":"explain","cgroup":"system.slice/web.service"}
 //	← {"explain":["cgroup system.slice/web.service (id 1234)", ...]}
 //	→ {"cmd":"admission"}
-//	← {"admission":{"Accepting":true,...}}
+//	← {"admission":{"accepting":true,...}}
 //	← {"error":"..."}   on any failure
 package control
 
