@@ -38,7 +38,7 @@ func explainCmd(args []string, stdout, stderr io.Writer) int {
 		return 0
 	}
 	for _, l := range lines {
-		fmt.Fprintln(stdout, l)
+		fmt.Fprintln(stdout, termSafe(l))
 	}
 	return 0
 }

@@ -363,7 +363,7 @@ func TestTopLoop(t *testing.T) {
 	var out bytes.Buffer
 	done := make(chan struct{})
 	go func() {
-		topLoop(control.Client{Path: sock}, 20*time.Millisecond, func() int { return 40 }, lockedWriter{&mu, &out}, quit)
+		topLoop(control.Client{Path: sock}, 20*time.Millisecond, func() int { return 40 }, screen{w: lockedWriter{&mu, &out}, size: func() (int, int) { return 24, 80 }}, quit)
 		close(done)
 	}()
 	for {
@@ -386,7 +386,7 @@ func TestTopLoop(t *testing.T) {
 	var bad bytes.Buffer
 	q := make(chan struct{})
 	close(q)
-	topLoop(control.Client{Path: filepath.Join(t.TempDir(), "none.sock")}, time.Second, func() int { return 40 }, &bad, q)
+	topLoop(control.Client{Path: filepath.Join(t.TempDir(), "none.sock")}, time.Second, func() int { return 40 }, screen{w: &bad}, q)
 	if !strings.Contains(bad.String(), "governor top: cannot reach") {
 		t.Errorf("no daemon: %q", bad.String())
 	}

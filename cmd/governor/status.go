@@ -151,8 +151,8 @@ func renderAdmission(w io.Writer, vd *governor.AdmissionVerdict, now time.Time) 
 	if !vd.Accepting {
 		word = "NOT accepting"
 	}
-	fmt.Fprintf(w, "%s batch work since %s (%s ago; rule: %s)\n", word, vd.Since.Format(time.RFC3339), ago(now, vd.Since), vd.Origin)
-	fmt.Fprintf(w, "reason: %s\n", vd.Reason)
+	fmt.Fprintf(w, "%s batch work since %s (%s ago; rule: %s)\n", word, vd.Since.Format(time.RFC3339), ago(now, vd.Since), termSafe(vd.Origin))
+	fmt.Fprintf(w, "reason: %s\n", termSafe(vd.Reason))
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "SUBJECT\tSIGNAL\tVALUE\tTHRESHOLD\tFOR\tHEADROOM")
 	for _, c := range vd.Conditions {
@@ -164,7 +164,7 @@ func renderAdmission(w io.Writer, vd *governor.AdmissionVerdict, now time.Time) 
 		if c.Holding {
 			mark = "  crossed"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s %s\t%s\t%s%s\n", c.Subject, c.Signal, val, c.Op, fmtVal(c.Signal, c.Threshold), c.For, fmtVal(c.Signal, c.Headroom), mark)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s %s\t%s\t%s%s\n", termSafe(c.Subject), termSafe(c.Signal), val, c.Op, fmtVal(c.Signal, c.Threshold), c.For, fmtVal(c.Signal, c.Headroom), mark)
 	}
 	tw.Flush()
 }
@@ -209,6 +209,22 @@ func pct(sig map[string]float64, name string) string {
 
 // renderStatus prints the header, the controllers and the cgroup table.
 func renderStatus(w io.Writer, st *control.Status, now time.Time) {
+	renderStatusPaths(w, st, now, 0)
+}
+
+// shortenPath keeps the last max columns of an (escaped) cgroup path, the
+// part that tells cgroups apart, behind a "…"; max <= 0: the whole path.
+func shortenPath(p string, max int) string {
+	r := []rune(p)
+	if max <= 0 || len(r) <= max {
+		return p
+	}
+	return "…" + string(r[len(r)-max+1:])
+}
+
+// renderStatusPaths is renderStatus with the CGROUP column at most
+// maxPath columns wide (0: no limit).
+func renderStatusPaths(w io.Writer, st *control.Status, now time.Time, maxPath int) {
 	mode := ""
 	if st.DryRun {
 		mode = " [dry-run: nothing is written]"
@@ -223,7 +239,7 @@ func renderStatus(w io.Writer, st *control.Status, now time.Time) {
 		if !a.Accepting {
 			word = "NOT accepting"
 		}
-		fmt.Fprintf(w, "admission: %s batch work for %s — %s\n", word, ago(now, a.Since), a.Reason)
+		fmt.Fprintf(w, "admission: %s batch work for %s — %s\n", word, ago(now, a.Since), termSafe(a.Reason))
 	}
 	for _, c := range st.Controllers {
 		state := "no class- or host-wide trigger; per cgroup, see governor explain CGROUP"
@@ -235,11 +251,12 @@ func renderStatus(w io.Writer, st *control.Status, now time.Time) {
 		case c.Because != "":
 			state = "idle: " + c.Because
 		}
-		fmt.Fprintf(w, "%s %q → %s: %s\n", c.Kind, c.Name, c.Target, state)
+		fmt.Fprintf(w, "%s %q → %s: %s\n", termSafe(c.Kind), c.Name, termSafe(c.Target), termSafe(state))
 	}
 	fmt.Fprintln(w)
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "CGROUP\tCLASS\tVIA\tCPU%\tMEM%\tIO%\tRUNQ p99\tLIMITS now (original)\tLAST ACTION")
+	// The pressure columns are PSI (share of time stalled), not usage.
+	fmt.Fprintln(tw, "CGROUP\tCLASS\tVIA\tCPU PSI%\tMEM PSI%\tIO PSI%\tRUNQ p99\tLIMITS now (original)\tLAST ACTION")
 	var why []string
 	for _, cg := range st.Cgroups {
 		class := cg.Class
@@ -277,16 +294,18 @@ func renderStatus(w io.Writer, st *control.Status, now time.Time) {
 				reason = "error: " + a.Error
 			}
 			if reason != "" {
-				why = append(why, fmt.Sprintf("  %s: %s", cg.Path, reason))
+				why = append(why, fmt.Sprintf("  %s: %s", termSafe(cg.Path), termSafe(reason)))
 			}
 		}
 		via := cg.Via
 		if via == "" {
 			via = "-"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", cg.Path, class, via,
+		// Names and values from the daemon are escaped: a cgroup's name
+		// may hold any byte, terminal controls included.
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", shortenPath(termSafe(cg.Path), maxPath), termSafe(class), termSafe(via),
 			pct(cg.Signals, "cpu.some.avg10"), pct(cg.Signals, "memory.some.avg10"), pct(cg.Signals, "io.some.avg10"),
-			runq, limits, last)
+			runq, termSafe(limits), termSafe(last))
 	}
 	tw.Flush()
 	if len(st.Cgroups) == 0 {
@@ -301,12 +320,13 @@ func renderStatus(w io.Writer, st *control.Status, now time.Time) {
 			fmt.Fprintln(w, l)
 		}
 	}
-	fmt.Fprintln(w, "\n* protected class: never written. Pressure: PSI some avg10.")
+	fmt.Fprintln(w, "\n* protected class: never written. PSI%: share of time some tasks stalled (PSI some avg10), not utilisation.")
 }
 
-// statusText renders into a string (for top).
-func statusText(st *control.Status, now time.Time) string {
+// statusText renders into a string (for top), the CGROUP column at most
+// maxPath columns wide (0: no limit).
+func statusText(st *control.Status, now time.Time, maxPath int) string {
 	var b bytes.Buffer
-	renderStatus(&b, st, now)
+	renderStatusPaths(&b, st, now, maxPath)
 	return b.String()
 }

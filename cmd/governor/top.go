@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
@@ -69,35 +70,73 @@ func topCmd(args []string, stdout, stderr io.Writer) int {
 	if *rows == 0 {
 		limit = func() int { return terminalRows(int(os.Stdout.Fd())) }
 	}
-	topLoop(control.Client{Path: c.socket}, every, limit, stdout, quit)
+	scr := screen{w: stdout}
+	if f, ok := stdout.(*os.File); ok && isTerminal(int(f.Fd())) {
+		scr.size = func() (int, int) { return terminalSize(int(f.Fd())) }
+	}
+	topLoop(control.Client{Path: c.socket}, every, limit, scr, quit)
 	return 0
+}
+
+// screen is where top draws: a terminal (size set) gets each frame in
+// place, clipped to its size; anything else gets plain frames one after
+// the other, without escape codes.
+type screen struct {
+	w    io.Writer
+	size func() (rows, cols int)
 }
 
 // topLoop redraws the status every interval until quit, with at most
 // limit() cgroups: the daemon picks and copies only those (at 10,000
 // cgroups a full status is tens of MB, once a second).
-func topLoop(cl control.Client, every time.Duration, limit func() int, stdout io.Writer, quit <-chan struct{}) {
+func topLoop(cl control.Client, every time.Duration, limit func() int, scr screen, quit <-chan struct{}) {
 	t := time.NewTicker(every)
 	defer t.Stop()
 	for {
 		ctx, cancel := context.WithTimeout(context.Background(), every+5*time.Second)
 		st, err := cl.StatusTop(ctx, limit())
 		cancel()
-		// Home, clear, redraw in one write so the screen does not flicker.
-		frame := "\x1b[H\x1b[2J"
-		if err != nil {
-			frame += fmt.Sprintf("governor top: %v\n", err)
-		} else {
-			frame += statusText(st, time.Now())
+		rows, cols := 0, 0
+		if scr.size != nil {
+			rows, cols = scr.size()
 		}
-		frame += "\n(q or Ctrl-C quits)\n"
-		io.WriteString(stdout, frame)
+		var text string
+		if err != nil {
+			text = termSafe(fmt.Sprintf("governor top: %v", err)) + "\n"
+		} else {
+			// Long cgroup paths keep their tail, so the columns after
+			// them stay on screen.
+			text = statusText(st, time.Now(), cols/3)
+		}
+		var frame string
+		if scr.size != nil {
+			// Home, clear, redraw in one write so the screen does not
+			// flicker; clipped so that long lines do not wrap and push
+			// the header off the top. The last line is the footer, with
+			// no newline after it (that would scroll).
+			body := clip(text, rows-1, cols)
+			frame = "\x1b[H\x1b[2J" + body + clip("(q or Ctrl-C quits)", 1, cols)
+			frame = strings.TrimSuffix(frame, "\n")
+		} else {
+			frame = text + "\n"
+		}
+		io.WriteString(scr.w, frame)
 		select {
 		case <-quit:
 			return
 		case <-t.C:
 		}
 	}
+}
+
+// terminalSize is the size of the terminal on fd (24x80 if it cannot
+// tell).
+func terminalSize(fd int) (rows, cols int) {
+	ws, err := unix.IoctlGetWinsize(fd, unix.TIOCGWINSZ)
+	if err != nil || ws.Row == 0 || ws.Col == 0 {
+		return 24, 80
+	}
+	return int(ws.Row), int(ws.Col)
 }
 
 // terminalRows is how many table rows fit the terminal on fd below top's
