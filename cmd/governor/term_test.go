@@ -22,13 +22,13 @@ const evilName = "batch.slice/evil\x1b]0;owned\x07\x1b[2J\x7fname\xff\xfe\u0085\
 
 func TestTermSafe(t *testing.T) {
 	for in, want := range map[string]string{
-		"batch.slice/job-17.scope":               "batch.slice/job-17.scope",
-		"system-systemd\\x2dfsck.slice":          "system-systemd\\x2dfsck.slice", // systemd's escapes stay
-		"a → b — ü 日本":                           "a → b — ü 日本",
-		"esc\x1b[31mred":                         `esc\x1b[31mred`,
-		"del\x7f tab\t nl\n":                     `del\x7f tab\x09 nl\x0a`,
-		"c1\u0085 \u009b bidi\u202e":             `c1\u0085 \u009b bidi\u202e`,
-		"bad\xff\xfe utf8\xe2\x82":               `bad\xff\xfe utf8\xe2\x82`,
+		"batch.slice/job-17.scope":              "batch.slice/job-17.scope",
+		"system-systemd\\x2dfsck.slice":         "system-systemd\\x2dfsck.slice", // systemd's escapes stay
+		"a → b — ü 日本":                          "a → b — ü 日本",
+		"esc\x1b[31mred":                        `esc\x1b[31mred`,
+		"del\x7f tab\t nl\n":                    `del\x7f tab\x09 nl\x0a`,
+		"c1\u0085 \u009b bidi\u202e":            `c1\u0085 \u009b bidi\u202e`,
+		"bad\xff\xfe utf8\xe2\x82":              `bad\xff\xfe utf8\xe2\x82`,
 		string([]byte{'o', 'k', 0xc3, 0xa9, 0}): `oké\x00`,
 	} {
 		if got := termSafe(in); got != want {
