@@ -28,6 +28,14 @@ var buildOnce struct {
 	out  []byte
 }
 
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if buildOnce.path != "" {
+		os.RemoveAll(filepath.Dir(buildOnce.path))
+	}
+	os.Exit(code)
+}
+
 func buildBinary(t *testing.T) string {
 	t.Helper()
 	buildOnce.Do(func() {
