@@ -3,7 +3,9 @@ package main
 import (
 	"bytes"
 	"fmt"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"sync"
 	"syscall"
@@ -205,4 +207,69 @@ func TestRenderStatusEscapesInvalidUTF8(t *testing.T) {
 	if !strings.Contains(b.String(), `evil\x1b]0;owned\x07\x1b[2J\x7fname\xff\xfe\u0085\u202e.scope`) {
 		t.Errorf("name not escaped byte by byte:\n%s", b.String())
 	}
+}
+
+// The real daemon on this host's cgroup2 hierarchy, with cgroups whose
+// names hold ESC, BEL, DEL and a byte that is not UTF-8 (mkdir takes any
+// byte but '/' and NUL): status and explain print them escaped.
+func TestEscapedNamesOnHost(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root")
+	}
+	root := "/sys/fs/cgroup/unified"
+	if _, err := os.Stat(filepath.Join(root, "cgroup.procs")); err != nil {
+		t.Skip("no cgroup2 hierarchy at " + root)
+	}
+	parent := fmt.Sprintf("governor-esc-%d", os.Getpid())
+	names := []string{"evil\x1b[2J\x7f\xff", "evil\x1b]0;owned\x07"}
+	if err := os.Mkdir(filepath.Join(root, parent), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		for _, n := range names {
+			os.Remove(filepath.Join(root, parent, n))
+		}
+		os.Remove(filepath.Join(root, parent))
+	})
+	for _, n := range names {
+		if err := os.Mkdir(filepath.Join(root, parent, n), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	pol := filepath.Join(t.TempDir(), "esc.hcl")
+	if err := os.WriteFile(pol, []byte(fmt.Sprintf("class \"esc\" {\n  match = [%q]\n}\n", parent+"/*")), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	state := t.TempDir()
+	d := startDaemon(t, buildBinary(t), "run", "--dry-run", "--no-bpf", "--config", pol, "--cgroup-root", root,
+		"--state-dir", state, "--metrics-addr", "")
+	d.wait(t, "control socket listening")
+	sock := filepath.Join(state, "control.sock")
+	var text string
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		var out, errOut bytes.Buffer
+		dispatch([]string{"status", "--socket", sock}, &out, &errOut)
+		if text = out.String(); strings.Count(text, parent+"/evil") >= 2 {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if bad := unsafeForTerminal(text); bad != "" {
+		t.Errorf("status prints %s:\n%q", bad, text)
+	}
+	for _, want := range []string{parent + `/evil\x1b[2J\x7f` + "\ufffd", parent + `/evil\x1b]0;owned\x07`} {
+		if !strings.Contains(text, want) {
+			t.Errorf("status lacks %q:\n%s", want, text)
+		}
+	}
+	var out, errOut bytes.Buffer
+	if code := dispatch([]string{"explain", "--socket", sock, parent + "/" + names[1]}, &out, &errOut); code != 0 {
+		t.Fatalf("explain: exit %d %s", code, errOut.String())
+	}
+	if bad := unsafeForTerminal(out.String()); bad != "" || !strings.Contains(out.String(), `evil\x1b]0;owned\x07`) {
+		t.Errorf("explain prints %q", out.String())
+	}
+	d.cmd.Process.Signal(syscall.SIGTERM)
+	d.cmd.Wait()
 }
