@@ -15,8 +15,9 @@ import (
 )
 
 // `make run`, the README's first command: the daemon is make's own child
-// (the recipe's shell exec'ed it), and a SIGTERM to make stops it cleanly —
-// no daemon left running as an orphan.
+// (the recipe's shell exec'ed it), and a SIGTERM to make, or a SIGINT to
+// its process group (Ctrl-C on a terminal), stops it cleanly — no daemon
+// left running as an orphan.
 func TestMakeRunSIGTERM(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("needs root (the daemon on the host's cgroup2 hierarchy)")
@@ -28,6 +29,11 @@ func TestMakeRunSIGTERM(t *testing.T) {
 		t.Skip("kernel without PSI")
 	}
 	bin := filepath.Join(t.TempDir(), "governor")
+	t.Run("SIGTERM to make", func(t *testing.T) { makeRun(t, bin, false) })
+	t.Run("SIGINT to the group", func(t *testing.T) { makeRun(t, bin, true) })
+}
+
+func makeRun(t *testing.T, bin string, group bool) {
 	state := t.TempDir()
 	cmd := exec.Command("make", "--no-print-directory", "-C", "../..", "run", "BIN="+bin,
 		"ARGS=--dry-run --no-bpf --state-dir "+state+" --metrics-addr '' --control-socket none")
@@ -72,13 +78,17 @@ func TestMakeRunSIGTERM(t *testing.T) {
 	if exe, _ := os.Readlink("/proc/" + f[0] + "/exe"); exe != bin {
 		t.Fatalf("make's child is %s, want the daemon %s (exec'ed by the recipe)", exe, bin)
 	}
-	cmd.Process.Signal(syscall.SIGTERM)
+	if group {
+		syscall.Kill(-cmd.Process.Pid, syscall.SIGINT)
+	} else {
+		cmd.Process.Signal(syscall.SIGTERM)
+	}
 	done := make(chan error, 1)
 	go func() { done <- cmd.Wait() }()
 	select {
 	case <-done:
 	case <-time.After(30 * time.Second):
-		t.Fatalf("make did not end after SIGTERM:\n%s", text())
+		t.Fatalf("make did not end after the signal:\n%s", text())
 	}
 	// make reaped it, so its pid is gone (an orphan would live on under init).
 	if err := syscall.Kill(daemon, 0); err != syscall.ESRCH {
