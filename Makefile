@@ -11,6 +11,19 @@ all: build
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/governor
 
+# The daemon in the foreground, on this host (as root): builds $(BIN) and
+# execs it with ARGS (make run ARGS="--dry-run --config my.hcl"). The shell
+# of the recipe is replaced by the daemon, so make waits on the daemon
+# itself: Ctrl-C reaches it with the terminal's process group, and GNU
+# make passes a SIGTERM it receives on to it; either way it restores every
+# changed knob and exits, and make with it. (`go run` would leave the
+# daemon running when it is sent SIGTERM.) Other signals (SIGHUP to reload)
+# go to the daemon's own pid: pkill -HUP -x governor.
+.PHONY: run
+ARGS ?=
+run: build
+	exec $(BIN) run $(ARGS)
+
 # Unit tests (fixture trees, fakes) plus, as root, the tests against this
 # host's cgroup2 hierarchy, PSI and BPF. Without root those skip.
 test: deps-test

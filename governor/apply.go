@@ -130,8 +130,6 @@ func (l *Loop) apply(ctx context.Context) {
 			}
 			delete(l.managed, key)
 			l.dirty = true
-			l.log.Info("action", "controller", p.owner, "cgroup", p.cg.ref.String(), "knob", p.knob.String(),
-				"old", p.knob.FormatValue(st.oldVal), "new", m.orig.Raw, "restored", true, "why", p.reason)
 			l.emit(Action{Controller: p.owner, Cgroup: p.cg.ref, Kind: "restore", Knob: p.knob.String(), Old: p.knob.FormatValue(st.oldVal), New: m.orig.Raw, Reason: p.reason})
 			continue
 		}
@@ -150,8 +148,6 @@ func (l *Loop) apply(ctx context.Context) {
 					l.dirty = true
 				}
 			}
-			l.log.Info("action", "controller", p.owner, "cgroup", p.cg.ref.String(), "knob", p.knob.String(),
-				"old", p.knob.FormatValue(st.oldVal), "new", p.knob.FormatValue(p.value), "why", p.reason)
 			l.emit(Action{Controller: p.owner, Cgroup: p.cg.ref, Kind: "write", Knob: p.knob.String(), Old: p.knob.FormatValue(st.oldVal), New: p.knob.FormatValue(p.value), Reason: p.reason})
 		case errors.Is(err, ErrTimeout):
 			l.result.Errors++
@@ -252,7 +248,6 @@ func (l *Loop) Close(ctx context.Context) error {
 		}
 		delete(l.managed, key)
 		restored++
-		l.log.Info("restored knob", "cgroup", m.ref.String(), "knob", key.knob.String(), "value", m.orig.Raw)
 		l.emit(Action{Controller: m.owner, Cgroup: m.ref, Kind: "restore", Knob: key.knob.String(), Old: key.knob.FormatValue(m.written), New: m.orig.Raw, Reason: "governor stopping"})
 	}
 	for _, f := range l.frozen {
@@ -308,11 +303,9 @@ func (l *Loop) freeze(ctx context.Context, cg *cgState, owner, reason string) bo
 	if err := l.freezeCall(ctx, cg.ref, true); err != nil {
 		l.result.Errors++
 		l.emit(Action{Controller: owner, Cgroup: cg.ref, Kind: "freeze", Knob: "cgroup.freeze", Old: "0", New: "1", Reason: reason, Err: err})
-		l.log.Error("freeze failed", "controller", owner, "cgroup", cg.ref.String(), "error", err)
 		// It may be partly frozen: keep the record so it gets thawed.
 		return false
 	}
-	l.log.Info("action", "controller", owner, "cgroup", cg.ref.String(), "knob", "cgroup.freeze", "old", "0", "new", "1", "why", reason)
 	l.emit(Action{Controller: owner, Cgroup: cg.ref, Kind: "freeze", Knob: "cgroup.freeze", Old: "0", New: "1", Reason: reason})
 	return true
 }
@@ -327,6 +320,5 @@ func (l *Loop) thaw(ctx context.Context, f *frozenCG, reason string) {
 	}
 	delete(l.frozen, f.ref.ID)
 	l.dirty = true
-	l.log.Info("action", "controller", f.owner, "cgroup", f.ref.String(), "knob", "cgroup.freeze", "old", "1", "new", "0", "why", reason)
 	l.emit(Action{Controller: f.owner, Cgroup: f.ref, Kind: "thaw", Knob: "cgroup.freeze", Old: "1", New: "0", Reason: reason})
 }

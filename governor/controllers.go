@@ -460,13 +460,10 @@ func (r *reclaimCtl) step(ctx context.Context, l *Loop, v *view) {
 		l.result.Actions++
 		if err != nil {
 			l.result.Errors++
-			l.log.Error("reclaim failed", "controller", r.c.Name, "cgroup", cg.ref.String(), "bytes", amount, "error", err)
 			l.emit(Action{Controller: r.c.Name, Cgroup: cg.ref, Kind: "reclaim", Knob: "memory.reclaim", New: FormatBytes(amount), Err: err})
 			continue
 		}
 		why := fmt.Sprintf("%s=%s < goal %s", r.c.Signal.Name(), formatSignal(r.c.Signal, pressure), formatSignal(r.c.Signal, r.c.Goal))
-		l.log.Info("action", "controller", r.c.Name, "cgroup", cg.ref.String(), "knob", "memory.reclaim",
-			"bytes", FormatBytes(amount), "memory.current", FormatBytes(int64(usage)), "why", why)
 		l.emit(Action{Controller: r.c.Name, Cgroup: cg.ref, Kind: "reclaim", Knob: "memory.reclaim", Old: FormatBytes(int64(usage)), New: FormatBytes(amount), Reason: why})
 	}
 }
@@ -680,13 +677,10 @@ func (r *lastResortCtl) step(ctx context.Context, l *Loop, v *view) {
 			cancel()
 			if err != nil {
 				l.result.Errors++
-				l.log.Error("kill failed", "controller", r.c.Name, "cgroup", r.victim.ref.String(), "error", err)
 				l.emit(Action{Controller: r.c.Name, Cgroup: r.victim.ref, Kind: "kill", Knob: "cgroup.kill", New: "1", Err: err})
 				return
 			}
-			l.log.Warn("action: killed every process of the cgroup (last resort)", "controller", r.c.Name, "cgroup", r.victim.ref.String(),
-				"knob", "cgroup.kill", "frozen_for", v.now.Sub(r.since).String(), "why", ts.describe(r.trig.t, false))
-			l.emit(Action{Controller: r.c.Name, Cgroup: r.victim.ref, Kind: "kill", Knob: "cgroup.kill", New: "1", Reason: ts.describe(r.trig.t, false)})
+			l.emit(Action{Controller: r.c.Name, Cgroup: r.victim.ref, Kind: "kill", Knob: "cgroup.kill", New: "1", Reason: "frozen " + v.now.Sub(r.since).String() + " and still " + ts.describe(r.trig.t, false)})
 			if f != nil {
 				l.thaw(ctx, f, "killed; thawing the empty cgroup")
 			}
@@ -699,8 +693,11 @@ func (r *lastResortCtl) step(ctx context.Context, l *Loop, v *view) {
 		return
 	}
 	why := worstActive.describe(r.trig.t, false)
-	if l.freeze(ctx, worst, r.c.Name, fmt.Sprintf("last resort (memory.current=%s): %s", FormatBytes(int64(worstMem)), why)) {
+	next := "stays frozen until it recovers (kill = false)"
+	if r.c.Kill {
+		next = "killed after " + r.c.Grace.String() + " unless it recovers"
+	}
+	if l.freeze(ctx, worst, r.c.Name, fmt.Sprintf("last resort (memory.current=%s): %s; %s", FormatBytes(int64(worstMem)), why, next)) {
 		r.victim, r.since = worst, v.now
-		l.log.Warn("froze cgroup as a last resort", "controller", r.c.Name, "cgroup", worst.ref.String(), "kill_after", r.c.Grace.String(), "kill", r.c.Kill)
 	}
 }

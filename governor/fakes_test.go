@@ -160,6 +160,9 @@ type harness struct {
 	loop  *Loop
 	logs  *strings.Builder
 	cfg   Config
+	// actions are those the loop handed to Config.OnAction (the audit
+	// trail), unless a test sets its own hook.
+	actions []Action
 }
 
 func newHarness(t *testing.T, p *Policy, mod ...func(*Config)) *harness {
@@ -180,6 +183,7 @@ func newHarness(t *testing.T, p *Policy, mod ...func(*Config)) *harness {
 		StatePath: filepath.Join(t.TempDir(), "state.json"),
 		Caps:      Capabilities{Root: "/fake", Controllers: map[string]bool{"memory": true, "cpu": true, "io": true}, Reclaim: true, Freeze: true, Kill: true},
 		NumCPU:    4,
+		OnAction:  func(a Action) { h.actions = append(h.actions, a) },
 	}
 	for _, m := range mod {
 		m(&h.cfg)
@@ -215,6 +219,16 @@ func (h *harness) sortedWrites() []string {
 	w := append([]string(nil), h.act.writes...)
 	sort.Strings(w)
 	return w
+}
+
+// action returns the first action of kind on cgroup path, or nil.
+func (h *harness) action(kind, path string) *Action {
+	for i := range h.actions {
+		if a := &h.actions[i]; a.Kind == kind && a.Cgroup.Path == path {
+			return a
+		}
+	}
+	return nil
 }
 
 func (h *harness) logText() string {

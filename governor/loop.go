@@ -648,15 +648,11 @@ func (l *Loop) checkManaged(ctx context.Context) {
 			continue
 		}
 		if s.Value != m.written {
-			l.log.Warn("knob changed by someone else; handing it back and leaving it alone",
-				"cgroup", m.ref.String(), "knob", key.knob.String(),
-				"ours", key.knob.FormatValue(m.written), "now", key.knob.FormatValue(s.Value),
-				"original", m.orig.Raw, "owner", m.owner)
 			delete(l.managed, key)
 			cg.handedBack[key.knob] = true
 			l.dirty = true
 			l.emit(Action{Controller: m.owner, Cgroup: m.ref, Kind: "hand-back", Knob: key.knob.String(),
-				Old: key.knob.FormatValue(m.written), New: key.knob.FormatValue(s.Value), Reason: "changed by someone else"})
+				Old: key.knob.FormatValue(m.written), New: key.knob.FormatValue(s.Value), Reason: "changed by someone else; handed back, left alone (original " + m.orig.Raw + ")"})
 		}
 	}
 }

@@ -70,33 +70,35 @@ func pressureArgs(s *Sample) []interface{} {
 	return args
 }
 
-// dryRun wraps an Actuator: reads pass through, changes are only logged.
+// dryRun wraps an Actuator: reads pass through, changes are not made. The
+// audit line of each action (Config.OnAction) says what would have been
+// done; these debug lines only trace the actuator calls.
 type dryRun struct {
 	Actuator
 	log hclog.Logger
 }
 
 func (d dryRun) Write(_ context.Context, cg Ref, k Knob, v int64) error {
-	d.log.Info("would write", "cgroup", cg.String(), "knob", k.String(), "value", k.FormatValue(v))
+	d.log.Debug("would write", "cgroup", cg.String(), "knob", k.String(), "value", k.FormatValue(v))
 	return nil
 }
 
 func (d dryRun) Restore(_ context.Context, cg Ref, k Knob, s Setting) error {
-	d.log.Info("would restore", "cgroup", cg.String(), "knob", k.String(), "value", s.Raw)
+	d.log.Debug("would restore", "cgroup", cg.String(), "knob", k.String(), "value", s.Raw)
 	return nil
 }
 
 func (d dryRun) Reclaim(_ context.Context, cg Ref, bytes int64) error {
-	d.log.Info("would reclaim", "cgroup", cg.String(), "bytes", FormatBytes(bytes))
+	d.log.Debug("would reclaim", "cgroup", cg.String(), "bytes", FormatBytes(bytes))
 	return nil
 }
 
 func (d dryRun) Freeze(_ context.Context, cg Ref, frozen bool) error {
-	d.log.Info("would "+map[bool]string{true: "freeze", false: "thaw"}[frozen], "cgroup", cg.String())
+	d.log.Debug("would "+map[bool]string{true: "freeze", false: "thaw"}[frozen], "cgroup", cg.String())
 	return nil
 }
 
 func (d dryRun) Kill(_ context.Context, cg Ref) error {
-	d.log.Info("would kill every process", "cgroup", cg.String())
+	d.log.Debug("would kill every process", "cgroup", cg.String())
 	return nil
 }

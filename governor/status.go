@@ -60,22 +60,22 @@ type CgroupStatus struct {
 
 // KnobStatus is a knob the governor manages or has handed back.
 type KnobStatus struct {
-	Knob       string
-	Value      string
-	Original   string
-	Owner      string
-	HandedBack bool
-	Since      time.Time
+	Knob       string    `json:"knob"`
+	Value      string    `json:"value"`
+	Original   string    `json:"original"`
+	Owner      string    `json:"owner"`
+	HandedBack bool      `json:"handed_back"`
+	Since      time.Time `json:"since"`
 }
 
 // ControllerStatus describes one controller of the policy.
 type ControllerStatus struct {
-	Name     string
-	Kind     string
-	Target   string
-	Disabled string // why it cannot act on this host
-	Active   bool   // trigger active (global triggers only)
-	Because  string // its conditions and their current values
+	Name     string `json:"name"`
+	Kind     string `json:"kind"`
+	Target   string `json:"target"`
+	Disabled string `json:"disabled,omitempty"` // why it cannot act on this host
+	Active   bool   `json:"active"`             // trigger active (global triggers only)
+	Because  string `json:"because,omitempty"`  // its conditions and their current values
 }
 
 // Do runs f on the loop's goroutine between two Steps, so f may read the

@@ -21,15 +21,23 @@ var version = "dev"
 const usage = `governor: adaptive resource governor for cgroup v2
 
 Usage:
-  governor run [--config PATH]... [--dry-run] [--log-level LEVEL] [--log-json] [--state-dir DIR]
+  governor run [--config PATH]... [--dry-run] [--log-level LEVEL] [--log-json] [--state-dir DIR] [...]
+                                      the daemon, in the foreground
   governor validate [--strict-perms] FILE_OR_DIR...
-  governor status [--json]          governed cgroups: pressure, limits now and originally, last action
-  governor top                      the same, redrawn every second (q quits)
-  governor explain CGROUP           why the daemon does what it does to one cgroup
-  governor admission [--json]       accepting batch work? exit 0 yes, 1 no, 2 unknown
+                                      check policy files
+  governor status [--socket PATH] [--json] [-n N]
+                                      governed cgroups: pressure, limits now and originally, last action
+  governor top [--socket PATH] [--interval DURATION] [-n N]
+                                      the same, redrawn every second, as many rows as fit (q quits)
+  governor explain [--socket PATH] [--json] CGROUP
+                                      why the daemon does what it does to one cgroup
+  governor admission [--socket PATH] [--json]
+                                      accepting batch work? exit 0 yes, 1 no, 2 unknown
   governor version
 
-Run "governor COMMAND -h" for a command's flags.
+--socket defaults to /run/governor/control.sock; a daemon run with
+--state-dir DIR listens on DIR/control.sock. Flags may follow arguments.
+Run "governor COMMAND --help" (or -h) for a command's flags.
 `
 
 func main() {
@@ -43,7 +51,7 @@ func dispatch(args []string, stdout, stderr io.Writer) int {
 	}
 	switch args[0] {
 	case "run":
-		return runCmd(args[1:], stderr)
+		return runCmd(args[1:], stdout, stderr)
 	case "validate":
 		return validateCmd(args[1:], stdout, stderr)
 	case "status":
@@ -57,7 +65,10 @@ func dispatch(args []string, stdout, stderr io.Writer) int {
 	case "version", "--version", "-v":
 		fmt.Fprintf(stdout, "governor %s\n", version)
 		return 0
-	case "help", "-h", "--help":
+	case "help", "-h", "-help", "--help":
+		if len(args) > 1 && args[0] == "help" && args[1] != "help" {
+			return dispatch([]string{args[1], "--help"}, stdout, stderr)
+		}
 		fmt.Fprint(stdout, usage)
 		return 0
 	}

@@ -7,6 +7,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"syscall"
+	"time"
 
 	"github.com/hashicorp/go-hclog"
 
@@ -26,11 +27,11 @@ type opsFlags struct {
 }
 
 func (o *opsFlags) register(fs *flag.FlagSet) {
-	fs.StringVar(&o.metricsAddr, "metrics-addr", metrics.DefaultAddr, `serve Prometheus metrics at HOST:PORT/metrics, or on "unix:/path"; "" disables`)
+	fs.StringVar(&o.metricsAddr, "metrics-addr", metrics.DefaultAddr, "serve Prometheus metrics at `ADDR` (HOST:PORT, path /metrics), or on \"unix:/path\"; \"\" disables")
 	fs.IntVar(&o.metricsCgroupLimit, "metrics-cgroup-limit", metrics.DefaultCgroupLimit,
-		"export per-cgroup series for at most N governed cgroups per scrape (those with changed knobs, then the last acted on, then the highest pressure); 0: all")
-	fs.StringVar(&o.controlSocket, "control-socket", "", `control socket for status, top, explain and admission (default STATE_DIR/control.sock); "none" disables`)
-	fs.StringVar(&o.controlGroup, "control-group", "", "group (name or gid) also allowed on the control socket (mode 0660); default: root only")
+		"export per-cgroup series for at most `N` governed cgroups per scrape (those with changed knobs, then the last acted on, then the highest pressure); 0: all")
+	fs.StringVar(&o.controlSocket, "control-socket", "", "control socket `PATH` for status, top, explain and admission (default STATE_DIR/control.sock); \"none\" disables")
+	fs.StringVar(&o.controlGroup, "control-group", "", "`GROUP` (name or gid) also allowed on the control socket (mode 0660); default: root only")
 }
 
 // ops is the daemon's operator-facing side: the actuator (systemd for unit
@@ -78,17 +79,31 @@ func (o *ops) onAction(a governor.Action) {
 	auditLine(o.audit, a)
 }
 
+// auditLine logs one action as the single line the daemon writes for it:
+// what (controller, cgroup, knob, old and new value, kind), why (the signal
+// values against thresholds) and when (at, RFC 3339 in UTC). The fields
+// lead with controller, cgroup and knob so a grep for
+// "action: controller=X cgroup=Y knob=Z" finds it. Freezes, kills and
+// hand-backs are warnings, failures errors; in dry-run the message says
+// the action would have been taken.
 func auditLine(log hclog.Logger, a governor.Action) {
 	args := []interface{}{
-		"controller", a.Controller, "cgroup", a.Cgroup.String(), "cgroup_id", uint64(a.Cgroup.ID),
-		"kind", a.Kind, "knob", a.Knob, "old", a.Old, "new", a.New, "why", a.Reason,
-		"dry_run", a.DryRun, "at", a.Time,
+		"controller", a.Controller, "cgroup", a.Cgroup.String(), "knob", a.Knob, "old", a.Old, "new", a.New,
+		"kind", a.Kind, "why", a.Reason, "cgroup_id", uint64(a.Cgroup.ID), "dry_run", a.DryRun,
+		"at", a.Time.UTC().Format(time.RFC3339Nano),
 	}
-	if a.Err != nil {
-		log.Error("action failed", append(args, "error", a.Err.Error())...)
-		return
+	msg := "action"
+	if a.DryRun {
+		msg = "would act (dry-run: nothing written)"
 	}
-	log.Info("action", args...)
+	switch {
+	case a.Err != nil:
+		log.Error(msg+" failed", append(args, "error", a.Err.Error())...)
+	case a.Kind == "freeze" || a.Kind == "kill" || a.Kind == "hand-back":
+		log.Warn(msg, args...)
+	default:
+		log.Info(msg, args...)
+	}
 }
 
 // start serves metrics and the control socket for loop and watches

@@ -62,8 +62,11 @@ func TestAuditLineJSON(t *testing.T) {
 		if a.Err != nil && (m["error"] != a.Err.Error() || m["@level"] != "error") {
 			t.Errorf("failed action: %s", l)
 		}
-		if a.Err == nil && m["@message"] != "action" {
+		if msg := "action"; a.DryRun && m["@message"] != "would act (dry-run: nothing written)" || !a.DryRun && a.Err == nil && m["@message"] != msg {
 			t.Errorf("message: %s", l)
+		}
+		if at, _ := m["at"].(string); at != "2026-01-02T03:04:05Z" {
+			t.Errorf("at = %q, want RFC 3339 in UTC", at)
 		}
 	}
 }
@@ -248,7 +251,7 @@ func TestClientCommands(t *testing.T) {
 		t.Errorf("admission: exit %d\n%s", code, out.String())
 	}
 	out.Reset()
-	if code := dispatch([]string{"admission", "--json", "--socket", sock}, &out, &errOut); code != 0 || !strings.Contains(out.String(), `"Accepting": true`) {
+	if code := dispatch([]string{"admission", "--json", "--socket", sock}, &out, &errOut); code != 0 || !strings.Contains(out.String(), `"accepting": true`) {
 		t.Errorf("admission --json: exit %d\n%s", code, out.String())
 	}
 	if code := dispatch([]string{"admission", "--socket", filepath.Join(t.TempDir(), "none.sock")}, &out, &errOut); code != 2 {
@@ -360,7 +363,7 @@ func TestTopLoop(t *testing.T) {
 	var out bytes.Buffer
 	done := make(chan struct{})
 	go func() {
-		topLoop(control.Client{Path: sock}, 20*time.Millisecond, func() int { return 40 }, lockedWriter{&mu, &out}, quit)
+		topLoop(control.Client{Path: sock}, 20*time.Millisecond, func() int { return 40 }, screen{w: lockedWriter{&mu, &out}, size: func() (int, int) { return 24, 80 }}, quit)
 		close(done)
 	}()
 	for {
@@ -383,7 +386,7 @@ func TestTopLoop(t *testing.T) {
 	var bad bytes.Buffer
 	q := make(chan struct{})
 	close(q)
-	topLoop(control.Client{Path: filepath.Join(t.TempDir(), "none.sock")}, time.Second, func() int { return 40 }, &bad, q)
+	topLoop(control.Client{Path: filepath.Join(t.TempDir(), "none.sock")}, time.Second, func() int { return 40 }, screen{w: &bad}, q)
 	if !strings.Contains(bad.String(), "governor top: cannot reach") {
 		t.Errorf("no daemon: %q", bad.String())
 	}

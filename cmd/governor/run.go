@@ -43,7 +43,7 @@ type runFlags struct {
 	ops           opsFlags
 }
 
-func runCmd(args []string, stderr io.Writer) int {
+func runCmd(args []string, stdout, stderr io.Writer) int {
 	// Catch signals from the start: loading the BPF programs can take
 	// seconds (tens under emulation), and a SIGTERM meanwhile must still end
 	// in a clean stop, not the default death. Signals that arrive before the
@@ -53,23 +53,23 @@ func runCmd(args []string, stderr io.Writer) int {
 	defer signal.Stop(sigs)
 	var f runFlags
 	fs := flag.NewFlagSet("run", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Var(&f.configs, "config", "policy file or directory of *.hcl files (repeatable); none: the built-in default policy")
+	fs.Var(&f.configs, "config", "policy file, or directory of *.hcl files (`PATH`; repeatable); none: the built-in default policy")
 	fs.BoolVar(&f.dryRun, "dry-run", false, "log every action it would take; write nothing")
-	fs.StringVar(&f.logLevel, "log-level", "info", "trace, debug, info, warn or error")
+	fs.StringVar(&f.logLevel, "log-level", "info", "`LEVEL`: trace, debug, info, warn or error")
 	fs.BoolVar(&f.logJSON, "log-json", false, "log JSON lines (for journald and log shippers)")
-	fs.StringVar(&f.stateDir, "state-dir", "/run/governor", "where originals of changed knobs are recorded for crash recovery")
-	fs.StringVar(&f.cgroupRoot, "cgroup-root", "", "cgroup2 mount point (default: found in /proc/self/mountinfo)")
+	fs.StringVar(&f.stateDir, "state-dir", "/run/governor", "`DIR` where originals of changed knobs are recorded for crash recovery (and the control socket)")
+	fs.StringVar(&f.cgroupRoot, "cgroup-root", "", "cgroup2 mount point `DIR` (default: found in /proc/self/mountinfo)")
 	fs.BoolVar(&f.noBPF, "no-bpf", false, "do not load the BPF sensors (PSI and cgroup statistics only)")
 	fs.BoolVar(&f.bpfStamps, "bpf-wakeup-stamps", false, "time run-queue waits with BPF wakeup stamps instead of the kernel's sched_info accounting (about twice the BPF cost)")
-	fs.Var(&f.allowSystemd, "allow-systemd", "let policies limit this systemd service (e.g. systemd-oomd.service; repeatable): systemd's own services and D-Bus are otherwise never limited, frozen or killed")
+	fs.Var(&f.allowSystemd, "allow-systemd", "let policies limit this systemd service `UNIT` (e.g. systemd-oomd.service; repeatable): systemd's own services and D-Bus are otherwise never limited, frozen or killed")
 	fs.BoolVar(&f.allowInsecure, "allow-insecure-config", false, "accept policy files not owned by root or writable by group/others (tests only)")
 	f.ops.register(fs)
-	if err := fs.Parse(args); err != nil {
-		return 2
+	rest, code, ok := parseFlags(fs, runHelp, args, stdout, stderr)
+	if !ok {
+		return code
 	}
-	if fs.NArg() > 0 {
-		fmt.Fprintf(stderr, "governor run: unexpected argument %q\n", fs.Arg(0))
+	if len(rest) > 0 {
+		fmt.Fprintf(stderr, "governor run: unexpected argument %q\n", rest[0])
 		return 2
 	}
 	if f.ops.metricsCgroupLimit < 0 {
@@ -133,18 +133,17 @@ func setMaxProcs(env string) {
 }
 
 // loadPolicy reads the configured policy files, or the built-in default.
-func loadPolicy(f runFlags, log hclog.Logger, diagOut io.Writer) (*governor.Policy, error) {
+func loadPolicy(f runFlags, log hclog.Logger, _ io.Writer) (*governor.Policy, error) {
 	if len(f.configs) == 0 {
 		log.Info("no --config given: using the built-in default policy (see README, 'Default policy')")
 		return policies.Default(), nil
 	}
 	res := policies.Load(f.configs, policies.Options{AllowInsecure: f.allowInsecure})
-	if len(res.Diags) > 0 {
-		writeCompact(diagOut, res.Diags)
-		_ = res.WriteDiagnostics(diagOut, false)
-	}
+	// Each diagnostic once, through the logger: with --log-json every
+	// line stays one JSON object.
+	errs := logDiagnostics(log.Named("policy"), res)
 	if res.Diags.HasErrors() {
-		return nil, fmt.Errorf("policy %s has errors: %s", strings.Join(f.configs, ", "), res.Diags.Error())
+		return nil, policyError(f.configs, max(errs, 1))
 	}
 	return res.Policy, nil
 }

@@ -4,9 +4,11 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"net"
 	"sort"
 	"strings"
 	"text/tabwriter"
@@ -22,32 +24,67 @@ type clientFlags struct {
 	json   bool
 }
 
+const socketUsage = "`PATH` of the daemon's control socket; a daemon run with --state-dir DIR listens on DIR/control.sock, or where its --control-socket says"
+
 func (c *clientFlags) register(fs *flag.FlagSet) {
-	fs.StringVar(&c.socket, "socket", control.DefaultPath, "the daemon's control socket")
-	fs.BoolVar(&c.json, "json", false, "print the daemon's JSON reply")
+	c.registerSocket(fs)
+	fs.BoolVar(&c.json, "json", false, "print JSON (snake_case keys, durations in seconds; docs/OPERATIONS.md, \"JSON output\")")
 }
 
-func parseClient(name string, args []string, stderr io.Writer, maxArgs int) (*clientFlags, []string, bool) {
-	var c clientFlags
-	fs := flag.NewFlagSet(name, flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	c.register(fs)
-	if err := fs.Parse(args); err != nil {
-		return nil, nil, false
-	}
-	if fs.NArg() > maxArgs {
-		fmt.Fprintf(stderr, "governor %s: unexpected argument %q\n", name, fs.Arg(maxArgs))
-		return nil, nil, false
-	}
-	return &c, fs.Args(), true
+func (c *clientFlags) registerSocket(fs *flag.FlagSet) {
+	fs.StringVar(&c.socket, "socket", control.DefaultPath, socketUsage)
 }
+
+// parseClient parses the flags of explain and admission; ok false means
+// return code.
+func parseClient(h help, args []string, stdout, stderr io.Writer, maxArgs int) (c *clientFlags, rest []string, code int, ok bool) {
+	c = &clientFlags{}
+	fs := flag.NewFlagSet(h.name, flag.ContinueOnError)
+	c.register(fs)
+	rest, code, ok = parseFlags(fs, h, args, stdout, stderr)
+	if !ok {
+		return nil, nil, code, false
+	}
+	if len(rest) > maxArgs {
+		fmt.Fprintf(stderr, "governor %s: unexpected argument %q\nUsage: %s\n", h.name, rest[maxArgs], h.usage)
+		return nil, nil, 2, false
+	}
+	return c, rest, 0, true
+}
+
+// clientError prints a failed request; when the socket cannot be reached
+// it says which one was tried and how to name another.
+func clientError(w io.Writer, name, socket string, err error) {
+	var op *net.OpError
+	if errors.As(err, &op) && op.Op == "dial" {
+		fmt.Fprintf(w, "governor %s: cannot reach the control socket %s: %v\n", name, socket, op.Err)
+		fmt.Fprintf(w, "Is the daemon running, and are you root (or in its --control-group)? A daemon started with\n"+
+			"--state-dir DIR listens on DIR/control.sock, or where its --control-socket PATH says:\n"+
+			"pass that with --socket PATH.\n")
+		return
+	}
+	fmt.Fprintf(w, "governor %s: %v\n", name, err)
+}
+
+var statusHelp = help{name: "status", usage: "governor status [--socket PATH] [--json] [-n N]",
+	about: `The running daemon's governed cgroups: their class, how their limits are
+written (VIA), pressure (PSI some avg10 of cpu, memory and io, in percent),
+run-queue latency, limits now (and originally) and the last action, then why
+that action was taken. Text is for people; --json for scripts.`}
+
+var admissionHelp = help{name: "admission", usage: "governor admission [--socket PATH] [--json]",
+	about: `The node's verdict for batch schedulers and the conditions behind it.
+Exit status 0: accepting batch work; 1: not accepting; 2: no answer.`}
 
 func requestCtx() (context.Context, context.CancelFunc) {
 	return context.WithTimeout(context.Background(), 10*time.Second)
 }
 
+// printJSON prints v indented, with <, > and & as themselves (reasons
+// read "cpu.some.avg10=23.40% > 10.00%").
 func printJSON(w io.Writer, v interface{}) {
 	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false)
 	enc.SetIndent("", "  ")
 	_ = enc.Encode(v)
 }
@@ -59,21 +96,21 @@ func statusCmd(args []string, stdout, stderr io.Writer) int {
 	var c clientFlags
 	var limit int
 	fs := flag.NewFlagSet("status", flag.ContinueOnError)
-	fs.SetOutput(stderr)
 	c.register(fs)
 	fs.IntVar(&limit, "n", 0, "list at most `N` cgroups: those whose knobs the governor holds changed, then the most recently acted on, then the highest pressure (0: every one)")
-	if err := fs.Parse(args); err != nil {
-		return 2
+	rest, code, ok := parseFlags(fs, statusHelp, args, stdout, stderr)
+	if !ok {
+		return code
 	}
-	if fs.NArg() > 0 || limit < 0 {
-		fmt.Fprintln(stderr, "usage: governor status [--socket PATH] [--json] [-n N]")
+	if len(rest) > 0 || limit < 0 {
+		fmt.Fprintf(stderr, "Usage: %s\n", statusHelp.usage)
 		return 2
 	}
 	ctx, cancel := requestCtx()
 	defer cancel()
 	st, err := control.Client{Path: c.socket}.StatusTop(ctx, limit)
 	if err != nil {
-		fmt.Fprintf(stderr, "governor status: %v\n", err)
+		clientError(stderr, "status", c.socket, err)
 		return 1
 	}
 	if c.json {
@@ -87,15 +124,15 @@ func statusCmd(args []string, stdout, stderr io.Writer) int {
 // admissionCmd: governor admission — the verdict for batch schedulers;
 // exit status 0 while accepting, 1 while not, 2 when it cannot tell.
 func admissionCmd(args []string, stdout, stderr io.Writer) int {
-	c, _, ok := parseClient("admission", args, stderr, 0)
+	c, _, code, ok := parseClient(admissionHelp, args, stdout, stderr, 0)
 	if !ok {
-		return 2
+		return code
 	}
 	ctx, cancel := requestCtx()
 	defer cancel()
 	vd, err := control.Client{Path: c.socket}.Admission(ctx)
 	if err != nil {
-		fmt.Fprintf(stderr, "governor admission: %v\n", err)
+		clientError(stderr, "admission", c.socket, err)
 		return 2
 	}
 	if c.json {
@@ -114,8 +151,8 @@ func renderAdmission(w io.Writer, vd *governor.AdmissionVerdict, now time.Time) 
 	if !vd.Accepting {
 		word = "NOT accepting"
 	}
-	fmt.Fprintf(w, "%s batch work since %s (%s ago; rule: %s)\n", word, vd.Since.Format(time.RFC3339), ago(now, vd.Since), vd.Origin)
-	fmt.Fprintf(w, "reason: %s\n", vd.Reason)
+	fmt.Fprintf(w, "%s batch work since %s (%s ago; rule: %s)\n", word, vd.Since.Format(time.RFC3339), ago(now, vd.Since), termSafe(vd.Origin))
+	fmt.Fprintf(w, "reason: %s\n", termSafe(vd.Reason))
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "SUBJECT\tSIGNAL\tVALUE\tTHRESHOLD\tFOR\tHEADROOM")
 	for _, c := range vd.Conditions {
@@ -127,7 +164,7 @@ func renderAdmission(w io.Writer, vd *governor.AdmissionVerdict, now time.Time) 
 		if c.Holding {
 			mark = "  crossed"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s %s\t%s\t%s%s\n", c.Subject, c.Signal, val, c.Op, fmtVal(c.Signal, c.Threshold), c.For, fmtVal(c.Signal, c.Headroom), mark)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s %s\t%s\t%s%s\n", termSafe(c.Subject), termSafe(c.Signal), val, c.Op, fmtVal(c.Signal, c.Threshold), c.For, fmtVal(c.Signal, c.Headroom), mark)
 	}
 	tw.Flush()
 }
@@ -172,6 +209,22 @@ func pct(sig map[string]float64, name string) string {
 
 // renderStatus prints the header, the controllers and the cgroup table.
 func renderStatus(w io.Writer, st *control.Status, now time.Time) {
+	renderStatusPaths(w, st, now, 0)
+}
+
+// shortenPath keeps the last max columns of an (escaped) cgroup path, the
+// part that tells cgroups apart, behind a "…"; max <= 0: the whole path.
+func shortenPath(p string, max int) string {
+	r := []rune(p)
+	if max <= 0 || len(r) <= max {
+		return p
+	}
+	return "…" + string(r[len(r)-max+1:])
+}
+
+// renderStatusPaths is renderStatus with the CGROUP column at most
+// maxPath columns wide (0: no limit).
+func renderStatusPaths(w io.Writer, st *control.Status, now time.Time, maxPath int) {
 	mode := ""
 	if st.DryRun {
 		mode = " [dry-run: nothing is written]"
@@ -186,7 +239,7 @@ func renderStatus(w io.Writer, st *control.Status, now time.Time) {
 		if !a.Accepting {
 			word = "NOT accepting"
 		}
-		fmt.Fprintf(w, "admission: %s batch work for %s — %s\n", word, ago(now, a.Since), a.Reason)
+		fmt.Fprintf(w, "admission: %s batch work for %s — %s\n", word, ago(now, a.Since), termSafe(a.Reason))
 	}
 	for _, c := range st.Controllers {
 		state := "no class- or host-wide trigger; per cgroup, see governor explain CGROUP"
@@ -198,11 +251,12 @@ func renderStatus(w io.Writer, st *control.Status, now time.Time) {
 		case c.Because != "":
 			state = "idle: " + c.Because
 		}
-		fmt.Fprintf(w, "%s %q → %s: %s\n", c.Kind, c.Name, c.Target, state)
+		fmt.Fprintf(w, "%s %q → %s: %s\n", termSafe(c.Kind), c.Name, termSafe(c.Target), termSafe(state))
 	}
 	fmt.Fprintln(w)
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "CGROUP\tCLASS\tVIA\tCPU%\tMEM%\tIO%\tRUNQ p99\tLIMITS now (original)\tLAST ACTION")
+	// The pressure columns are PSI (share of time stalled), not usage.
+	fmt.Fprintln(tw, "CGROUP\tCLASS\tVIA\tCPU PSI%\tMEM PSI%\tIO PSI%\tRUNQ p99\tLIMITS now (original)\tLAST ACTION")
 	var why []string
 	for _, cg := range st.Cgroups {
 		class := cg.Class
@@ -240,16 +294,18 @@ func renderStatus(w io.Writer, st *control.Status, now time.Time) {
 				reason = "error: " + a.Error
 			}
 			if reason != "" {
-				why = append(why, fmt.Sprintf("  %s: %s", cg.Path, reason))
+				why = append(why, fmt.Sprintf("  %s: %s", termSafe(cg.Path), termSafe(reason)))
 			}
 		}
 		via := cg.Via
 		if via == "" {
 			via = "-"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", cg.Path, class, via,
+		// Names and values from the daemon are escaped: a cgroup's name
+		// may hold any byte, terminal controls included.
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", shortenPath(termSafe(cg.Path), maxPath), termSafe(class), termSafe(via),
 			pct(cg.Signals, "cpu.some.avg10"), pct(cg.Signals, "memory.some.avg10"), pct(cg.Signals, "io.some.avg10"),
-			runq, limits, last)
+			runq, termSafe(limits), termSafe(last))
 	}
 	tw.Flush()
 	if len(st.Cgroups) == 0 {
@@ -264,12 +320,13 @@ func renderStatus(w io.Writer, st *control.Status, now time.Time) {
 			fmt.Fprintln(w, l)
 		}
 	}
-	fmt.Fprintln(w, "\n* protected class: never written. Pressure: PSI some avg10.")
+	fmt.Fprintln(w, "\n* protected class: never written. PSI%: share of time some tasks stalled (PSI some avg10), not utilisation.")
 }
 
-// statusText renders into a string (for top).
-func statusText(st *control.Status, now time.Time) string {
+// statusText renders into a string (for top), the CGROUP column at most
+// maxPath columns wide (0: no limit).
+func statusText(st *control.Status, now time.Time, maxPath int) string {
 	var b bytes.Buffer
-	renderStatus(&b, st, now)
+	renderStatusPaths(&b, st, now, maxPath)
 	return b.String()
 }

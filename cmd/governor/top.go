@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
@@ -15,21 +16,27 @@ import (
 	"github.com/governor-dev/governor/governor/control"
 )
 
+var topHelp = help{name: "top", usage: "governor top [--socket PATH] [--interval DURATION] [-n N]",
+	about: `The status table, redrawn every interval until q or Ctrl-C, clipped to the
+terminal: the cgroups an operator looks at first (knobs held changed, then
+recent actions, then pressure), as many as fit. Not on a terminal it prints
+plain frames, without escape codes.`}
+
 // topCmd: governor top — the status table, redrawn every second until q or
 // Ctrl-C.
 func topCmd(args []string, stdout, stderr io.Writer) int {
 	var c clientFlags
 	var every time.Duration
 	fs := flag.NewFlagSet("top", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.StringVar(&c.socket, "socket", control.DefaultPath, "the daemon's control socket")
-	fs.DurationVar(&every, "interval", time.Second, "refresh interval")
-	rows := fs.Int("n", 0, "cgroups to list (0: as many as fit the terminal, 40 when it is not one)")
-	if err := fs.Parse(args); err != nil {
-		return 2
+	c.registerSocket(fs)
+	fs.DurationVar(&every, "interval", time.Second, "redraw every `DURATION` (e.g. 500ms, 2s)")
+	rows := fs.Int("n", 0, "list at most `N` cgroups (0: as many as fit the terminal, 40 when it is not one)")
+	rest, code, ok := parseFlags(fs, topHelp, args, stdout, stderr)
+	if !ok {
+		return code
 	}
-	if fs.NArg() > 0 || every <= 0 || *rows < 0 {
-		fmt.Fprintln(stderr, "usage: governor top [--socket PATH] [--interval 1s] [-n N]")
+	if len(rest) > 0 || every <= 0 || *rows < 0 {
+		fmt.Fprintf(stderr, "Usage: %s\n", topHelp.usage)
 		return 2
 	}
 	quit := make(chan struct{}, 1)
@@ -63,35 +70,73 @@ func topCmd(args []string, stdout, stderr io.Writer) int {
 	if *rows == 0 {
 		limit = func() int { return terminalRows(int(os.Stdout.Fd())) }
 	}
-	topLoop(control.Client{Path: c.socket}, every, limit, stdout, quit)
+	scr := screen{w: stdout}
+	if f, ok := stdout.(*os.File); ok && isTerminal(int(f.Fd())) {
+		scr.size = func() (int, int) { return terminalSize(int(f.Fd())) }
+	}
+	topLoop(control.Client{Path: c.socket}, every, limit, scr, quit)
 	return 0
+}
+
+// screen is where top draws: a terminal (size set) gets each frame in
+// place, clipped to its size; anything else gets plain frames one after
+// the other, without escape codes.
+type screen struct {
+	w    io.Writer
+	size func() (rows, cols int)
 }
 
 // topLoop redraws the status every interval until quit, with at most
 // limit() cgroups: the daemon picks and copies only those (at 10,000
 // cgroups a full status is tens of MB, once a second).
-func topLoop(cl control.Client, every time.Duration, limit func() int, stdout io.Writer, quit <-chan struct{}) {
+func topLoop(cl control.Client, every time.Duration, limit func() int, scr screen, quit <-chan struct{}) {
 	t := time.NewTicker(every)
 	defer t.Stop()
 	for {
 		ctx, cancel := context.WithTimeout(context.Background(), every+5*time.Second)
 		st, err := cl.StatusTop(ctx, limit())
 		cancel()
-		// Home, clear, redraw in one write so the screen does not flicker.
-		frame := "\x1b[H\x1b[2J"
-		if err != nil {
-			frame += fmt.Sprintf("governor top: %v\n", err)
-		} else {
-			frame += statusText(st, time.Now())
+		rows, cols := 0, 0
+		if scr.size != nil {
+			rows, cols = scr.size()
 		}
-		frame += "\n(q or Ctrl-C quits)\n"
-		io.WriteString(stdout, frame)
+		var text string
+		if err != nil {
+			text = termSafe(fmt.Sprintf("governor top: %v", err)) + "\n"
+		} else {
+			// Long cgroup paths keep their tail, so the columns after
+			// them stay on screen.
+			text = statusText(st, time.Now(), cols/3)
+		}
+		var frame string
+		if scr.size != nil {
+			// Home, clear, redraw in one write so the screen does not
+			// flicker; clipped so that long lines do not wrap and push
+			// the header off the top. The last line is the footer, with
+			// no newline after it (that would scroll).
+			body := clip(text, rows-1, cols)
+			frame = "\x1b[H\x1b[2J" + body + clip("(q or Ctrl-C quits)", 1, cols)
+			frame = strings.TrimSuffix(frame, "\n")
+		} else {
+			frame = text + "\n"
+		}
+		io.WriteString(scr.w, frame)
 		select {
 		case <-quit:
 			return
 		case <-t.C:
 		}
 	}
+}
+
+// terminalSize is the size of the terminal on fd (24x80 if it cannot
+// tell).
+func terminalSize(fd int) (rows, cols int) {
+	ws, err := unix.IoctlGetWinsize(fd, unix.TIOCGWINSZ)
+	if err != nil || ws.Row == 0 || ws.Col == 0 {
+		return 24, 80
+	}
+	return int(ws.Row), int(ws.Col)
 }
 
 // terminalRows is how many table rows fit the terminal on fd below top's

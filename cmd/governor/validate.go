@@ -31,24 +31,25 @@ func writeCompact(w io.Writer, diags hcl.Diagnostics) {
 	fmt.Fprintln(w)
 }
 
+var validateHelp = help{name: "validate", usage: "governor validate [--strict-perms] FILE_OR_DIR...",
+	about: `Check policy files (a directory: its *.hcl files) as run would load them.
+Prints one file:line:column: error: ... line per problem, then the source
+with the range marked; exit status 1 on any error, 0 and a summary if none.`}
+
 // validateCmd checks policy files and prints hcl diagnostics with file,
 // line, column and the offending source. Exit 1 on any error.
 func validateCmd(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("validate", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	strict := fs.Bool("strict-perms", false, "also refuse files not owned by root or writable by group/others, as `run` does")
-	fs.Usage = func() {
-		fmt.Fprintln(stderr, "Usage: governor validate [--strict-perms] FILE_OR_DIR...")
-		fs.PrintDefaults()
+	strict := fs.Bool("strict-perms", false, "also refuse files not owned by root or writable by group/others, as governor run does")
+	files, code, ok := parseFlags(fs, validateHelp, args, stdout, stderr)
+	if !ok {
+		return code
 	}
-	if err := fs.Parse(args); err != nil {
+	if len(files) == 0 {
+		fmt.Fprintf(stderr, "Usage: %s\n", validateHelp.usage)
 		return 2
 	}
-	if fs.NArg() == 0 {
-		fs.Usage()
-		return 2
-	}
-	res := policies.Load(fs.Args(), policies.Options{AllowInsecure: !*strict})
+	res := policies.Load(files, policies.Options{AllowInsecure: !*strict})
 	if len(res.Diags) > 0 {
 		writeCompact(stderr, res.Diags)
 		if err := res.WriteDiagnostics(stderr, false); err != nil {

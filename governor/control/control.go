@@ -12,7 +12,7 @@
 //	→ {"cmd":"explain","cgroup":"system.slice/web.service"}
 //	← {"explain":["cgroup system.slice/web.service (id 1234)", ...]}
 //	→ {"cmd":"admission"}
-//	← {"admission":{"Accepting":true,...}}
+//	← {"admission":{"accepting":true,...}}
 //	← {"error":"..."}   on any failure
 package control
 
@@ -22,6 +22,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"maps"
 	"net"
 	"os"
@@ -233,7 +234,11 @@ func (s *Server) Path() string { return s.path }
 // Serve accepts connections until ctx ends or Close is called.
 func (s *Server) Serve(ctx context.Context) error {
 	go func() { <-ctx.Done(); s.Close() }()
-	s.log.Info("control socket listening", "path", s.path, "group", s.gid)
+	if s.gid < 0 {
+		s.log.Info("control socket listening", "path", s.path, "access", "root only")
+	} else {
+		s.log.Info("control socket listening", "path", s.path, "access", "root and group", "gid", s.gid)
+	}
 	for {
 		c, err := s.ln.AcceptUnix()
 		if err != nil {
@@ -512,15 +517,37 @@ func (c Client) Call(ctx context.Context, req Request) (*Reply, error) {
 	var rep Reply
 	dec := json.NewDecoder(bufio.NewReader(conn))
 	if err := dec.Decode(&rep); err != nil {
-		if werr != nil {
-			return nil, fmt.Errorf("control socket %s: %w", path, werr)
+		// Name the daemon by its credentials, not by the socket's address
+		// (the temporary name it was bound under before the rename).
+		who := path
+		if uc, ok := conn.(*net.UnixConn); ok {
+			if cred, cerr := peer(uc); cerr == nil {
+				who = fmt.Sprintf("%s (daemon pid %d, uid %d)", path, cred.Pid, cred.Uid)
+			}
 		}
-		return nil, fmt.Errorf("control socket %s: reading reply: %w", path, err)
+		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, unix.ECONNRESET) {
+			return nil, fmt.Errorf("control socket %s: the daemon closed the connection without a reply", who)
+		}
+		if werr != nil {
+			return nil, fmt.Errorf("control socket %s: %w", who, bareNetError(werr))
+		}
+		return nil, fmt.Errorf("control socket %s: reading reply: %w", who, bareNetError(err))
 	}
 	if rep.Error != "" {
 		return &rep, errors.New(rep.Error)
 	}
 	return &rep, nil
+}
+
+// bareNetError drops a *net.OpError's addresses ("read unix
+// @->/run/governor/control.sock.1234.tmp: ..."): the caller names the
+// socket and its peer itself.
+func bareNetError(err error) error {
+	var op *net.OpError
+	if errors.As(err, &op) && op.Err != nil {
+		return op.Err
+	}
+	return err
 }
 
 // Status asks for the status of every governed cgroup.
