@@ -106,7 +106,7 @@ sleep 2
 journal
 check "reload of a broken policy: still active (reload exit $reload_rc)" test "$(systemctl is-active governor.service)" = active
 check "reload of a broken policy: the error is logged" grep -q 'reload failed; keeping the running policy' "$RESULTS/governor.log"
-check "reload of a broken policy: diagnostics name the file and line" grep -q 'node.hcl:[0-9]*:[0-9]*: error' "$RESULTS/governor.log"
+check "reload of a broken policy: diagnostics name the file and line" grep -Eq '"@message":"policy error".*"file":"[^"]*node\.hcl".*"line":[0-9]+' "$RESULTS/governor.log"
 check "reload of a broken policy: the old policy still holds" applied
 install_policy "$pol/node.hcl" /etc/governor/node.hcl
 systemctl reload governor.service || fail "reload of the good policy"
