@@ -70,10 +70,17 @@ type proc struct {
 
 func startDaemon(t *testing.T, cred *syscall.Credential, args ...string) *proc {
 	t.Helper()
-	d := &proc{cmd: exec.Command(governorBinary(t), append([]string{"run"}, args...)...), line: make(chan string, 1024), done: make(chan error, 1)}
+	cmd := exec.Command(governorBinary(t), append([]string{"run"}, args...)...)
 	if cred != nil {
-		d.cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred}
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred}
 	}
+	return startCmd(t, cmd)
+}
+
+// startCmd starts cmd, collecting its stderr.
+func startCmd(t *testing.T, cmd *exec.Cmd) *proc {
+	t.Helper()
+	d := &proc{cmd: cmd, line: make(chan string, 1024), done: make(chan error, 1)}
 	stderr, err := d.cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -203,6 +210,31 @@ func TestSIGTERMDuringBlockedPolicyLoad(t *testing.T) {
 		}
 		if !strings.Contains(d.output(), "stopped cleanly") {
 			t.Errorf("no clean stop:\n%s", d.output())
+		}
+	})
+
+	// A reload that does not finish is given up after reloadTimeout; the
+	// next one works.
+	t.Run("abandoned reload", func(t *testing.T) {
+		policy := writePolicy(t)
+		d := startDaemon(t, nil, append(common, "--config", policy, "--state-dir", t.TempDir())...)
+		d.waitFor(t, "governing", 30*time.Second)
+		fifo := filepath.Join(policy, "zz-fifo.hcl")
+		if err := syscall.Mkfifo(fifo, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		d.cmd.Process.Signal(syscall.SIGHUP)
+		// Abandoned, or refused outright by a loader that skips FIFOs.
+		d.waitFor(t, "reload", reloadTimeout+5*time.Second)
+		if out := d.output(); !strings.Contains(out, "reload did not finish") && !strings.Contains(out, "reload failed") {
+			t.Fatalf("a reload blocked on a FIFO neither abandoned nor refused:\n%s", out)
+		}
+		os.Remove(fifo)
+		d.cmd.Process.Signal(syscall.SIGHUP)
+		d.waitFor(t, "policy reloaded", 10*time.Second)
+		d.cmd.Process.Signal(syscall.SIGTERM)
+		if err := d.exit(t, 10*time.Second); err != nil {
+			t.Fatalf("exit: %v\n%s", err, d.output())
 		}
 	})
 
@@ -428,6 +460,36 @@ func TestRunRefusesWithoutPrivileges(t *testing.T) {
 	d.cmd.Process.Signal(syscall.SIGTERM)
 	if err := d.exit(t, 10*time.Second); err != nil {
 		t.Errorf("--dry-run as nobody: %v\n%s", err, d.output())
+	}
+}
+
+// Root holding only CAP_BPF and CAP_PERFMON (in the ambient set, as a
+// unit with SecureBits=noroot-locked must grant them) governs with BPF;
+// with them only in the bounding set it holds none and is refused.
+func TestRunWithMinimalCapabilities(t *testing.T) {
+	needHostRoot(t)
+	setpriv, err := exec.LookPath("setpriv")
+	if err != nil {
+		t.Skip("no setpriv (util-linux)")
+	}
+	policy := writePolicy(t)
+	args := []string{"--cgroup-root", hostRoot, "--config", policy, "--metrics-addr", "", "--control-socket", "none"}
+	unit := []string{"--bounding-set", "-all,+bpf,+perfmon", "--securebits", "+noroot,+noroot_locked"}
+	run := func(extra ...string) *proc {
+		return startCmd(t, exec.Command(setpriv, append(append(append(extra, unit...), governorBinary(t), "run", "--state-dir", t.TempDir()), args...)...))
+	}
+	d := run()
+	if err := d.exit(t, 20*time.Second); exitCode(err) != 1 || !strings.Contains(d.output(), "CAP_BPF and CAP_PERFMON") {
+		t.Errorf("bounding set only: %v\n%s", err, d.output())
+	}
+	d = run("--inh-caps", "+bpf,+perfmon", "--ambient-caps", "+bpf,+perfmon")
+	d.waitFor(t, "governing", 60*time.Second)
+	if !strings.Contains(d.output(), "BPF sensing loaded") {
+		t.Errorf("BPF not loaded with CAP_BPF and CAP_PERFMON:\n%s", d.output())
+	}
+	d.cmd.Process.Signal(syscall.SIGTERM)
+	if err := d.exit(t, 10*time.Second); err != nil {
+		t.Errorf("exit: %v\n%s", err, d.output())
 	}
 }
 
