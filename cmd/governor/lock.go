@@ -18,8 +18,9 @@ import (
 // freezes and remove each other's socket. So `run` takes two exclusive
 // flock(2) locks before it touches anything and holds them for its life:
 //
-//   - STATE_DIR/governor.lock, a file holding the owner's pid and cgroup
-//     root (for the message a second instance prints);
+//   - STATE_DIR/governor.lock, a file holding the owner's pid, cgroup root
+//     and "dry-run" for a dry run (for the message a second instance
+//     prints);
 //   - the cgroup root directory itself (opened read-only): the lock is on
 //     the hierarchy's inode, so it is keyed by the hierarchy's identity
 //     whatever path or state directory names it, and needs no writable
@@ -68,14 +69,22 @@ func lockDaemon(stateDir, root string, dryRun bool) (*daemonLock, error) {
 		if !errors.Is(err, unix.EWOULDBLOCK) {
 			return nil, fmt.Errorf("lock %s: %w", path, err)
 		}
-		pid, theirRoot := readLockFile(path)
+		pid, theirRoot, theirDry := readLockFile(path)
 		if pid == 0 {
 			pid = lockHolder(path)
 		}
 		if theirRoot == "" {
 			theirRoot = "a cgroup hierarchy"
 		}
-		return nil, fmt.Errorf("another governor (%s) governs %s; state dir %s (locked: %s)", pidText(pid), theirRoot, stateDir, path)
+		who := pidText(pid)
+		if theirDry {
+			who += ", dry run"
+		}
+		hint := ""
+		if dryRun {
+			hint = "; a --dry-run beside it needs a --state-dir (and --metrics-addr) of its own"
+		}
+		return nil, fmt.Errorf("another governor (%s) governs %s; state dir %s (locked: %s)%s", who, theirRoot, stateDir, path, hint)
 	}
 	l.files = append(l.files, sf)
 	if !dryRun {
@@ -99,13 +108,13 @@ func lockDaemon(stateDir, root string, dryRun bool) (*daemonLock, error) {
 		}
 		l.files = append(l.files, rf)
 	}
-	// Ours now: say whose it is.
-	what := root
+	// Ours now: say whose it is (pid, cgroup root, "dry-run" for one).
+	text := fmt.Sprintf("%d\n%s\n", os.Getpid(), root)
 	if dryRun {
-		what = "(dry run)"
+		text += "dry-run\n"
 	}
 	if err := sf.Truncate(0); err == nil {
-		_, _ = sf.WriteAt([]byte(fmt.Sprintf("%d\n%s\n", os.Getpid(), what)), 0)
+		_, _ = sf.WriteAt([]byte(text), 0)
 	}
 	return l, nil
 }
@@ -117,19 +126,19 @@ func pidText(pid int) string {
 	return "pid " + strconv.Itoa(pid)
 }
 
-// readLockFile returns the pid and cgroup root a lock file's owner wrote.
-func readLockFile(path string) (int, string) {
+// readLockFile returns the pid and cgroup root a lock file's owner wrote,
+// and whether it is a dry run.
+func readLockFile(path string) (pid int, root string, dry bool) {
 	b, err := os.ReadFile(path)
 	if err != nil {
-		return 0, ""
+		return 0, "", false
 	}
 	lines := strings.Split(string(b), "\n")
-	pid, _ := strconv.Atoi(strings.TrimSpace(lines[0]))
-	root := ""
+	pid, _ = strconv.Atoi(strings.TrimSpace(lines[0]))
 	if len(lines) > 1 {
 		root = strings.TrimSpace(lines[1])
 	}
-	return pid, root
+	return pid, root, len(lines) > 2 && strings.TrimSpace(lines[2]) == "dry-run"
 }
 
 // lockHolder finds the pid holding a flock on path in /proc/locks (0 if

@@ -258,6 +258,22 @@ func TestSIGTERMDuringBlockedPolicyLoad(t *testing.T) {
 			t.Errorf("exit %d:\n%s", code, out)
 		}
 	})
+
+	// The state file of an earlier run is read before the loop starts:
+	// a FIFO there blocked the start for ever, SIGTERM included.
+	t.Run("crash recovery", func(t *testing.T) {
+		state := t.TempDir()
+		if err := syscall.Mkfifo(filepath.Join(state, "state.json"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		d := startDaemon(t, nil, append(common, "--config", writePolicy(t), "--state-dir", state)...)
+		d.waitFor(t, "starting", 30*time.Second)
+		time.Sleep(time.Second) // policy loaded, reading the state file
+		d.cmd.Process.Signal(syscall.SIGTERM)
+		if err := d.exit(t, 10*time.Second); err != nil {
+			t.Errorf("exit: %v\n%s", err, d.output())
+		}
+	})
 }
 
 // stateFile writes a state file saying an earlier run froze cgroup rel.
@@ -306,7 +322,7 @@ func TestOneDaemonPerHierarchy(t *testing.T) {
 	}{
 		{"same state dir", []string{"--state-dir", stateA}, "another governor (pid " + pidA + ") governs " + hostRoot + "; state dir " + stateA},
 		{"other state dir", []string{"--state-dir", t.TempDir()}, "another governor (pid " + pidA + ") governs " + hostRoot + "; state dir " + stateA},
-		{"dry run, same state dir", []string{"--state-dir", stateA, "--dry-run"}, "another governor (pid " + pidA + ")"},
+		{"dry run, same state dir", []string{"--state-dir", stateA, "--dry-run"}, "another governor (pid " + pidA + ") governs " + hostRoot + "; state dir " + stateA + " (locked: " + filepath.Join(stateA, "governor.lock") + "); a --dry-run beside it needs a --state-dir (and --metrics-addr) of its own"},
 	} {
 		b := startDaemon(t, nil, append(base, tc.args...)...)
 		err := b.exit(t, 20*time.Second)
