@@ -410,10 +410,11 @@ func TestBrokenStderrPipe(t *testing.T) {
 	for sc.Scan() && !strings.Contains(sc.Text(), "governing") {
 	}
 	r.Close() // the reader goes away
-	// Make it log: each SIGUSR1 logs "log level changed".
-	for range 3 {
-		cmd.Process.Signal(syscall.SIGUSR1)
-		time.Sleep(100 * time.Millisecond)
+	// Make it log: a SIGHUP reloads the policy, a SIGUSR1 changes the
+	// log level; each logs a line.
+	for _, s := range []syscall.Signal{syscall.SIGHUP, syscall.SIGUSR1, syscall.SIGHUP} {
+		cmd.Process.Signal(s)
+		time.Sleep(150 * time.Millisecond)
 	}
 	done := make(chan error, 1)
 	go func() { done <- cmd.Wait() }()
