@@ -20,39 +20,11 @@ import (
 	"github.com/governor-dev/governor/governor"
 )
 
-// buildBinary builds the governor binary once per test binary run.
-var buildOnce struct {
-	sync.Once
-	path string
-	err  error
-	out  []byte
-}
-
-func TestMain(m *testing.M) {
-	code := m.Run()
-	if buildOnce.path != "" {
-		os.RemoveAll(filepath.Dir(buildOnce.path))
-	}
-	os.Exit(code)
-}
-
+// buildBinary is governorBinary (process_test.go): the daemon built once
+// per test run.
 func buildBinary(t *testing.T) string {
 	t.Helper()
-	buildOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "governor-bin-")
-		if err != nil {
-			buildOnce.err = err
-			return
-		}
-		buildOnce.path = filepath.Join(dir, "governor")
-		cmd := exec.Command("go", "build", "-o", buildOnce.path, ".")
-		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-		buildOnce.out, buildOnce.err = cmd.CombinedOutput()
-	})
-	if buildOnce.err != nil {
-		t.Fatalf("build: %v\n%s", buildOnce.err, buildOnce.out)
-	}
-	return buildOnce.path
+	return governorBinary(t)
 }
 
 // testDaemon is a running governor whose stderr is collected line by line.
@@ -63,7 +35,7 @@ type testDaemon struct {
 	done  chan struct{}
 }
 
-func startDaemon(t *testing.T, bin string, args ...string) *testDaemon {
+func startJSONDaemon(t *testing.T, bin string, args ...string) *testDaemon {
 	t.Helper()
 	d := &testDaemon{cmd: exec.Command(bin, args...), done: make(chan struct{})}
 	stderr, err := d.cmd.StderrPipe()
@@ -131,7 +103,7 @@ func TestLogJSONFailedReload(t *testing.T) {
 	if err := os.WriteFile(pol, []byte(good), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	d := startDaemon(t, bin, "run", "--log-json", "--dry-run", "--no-bpf", "--config", pol,
+	d := startJSONDaemon(t, bin, "run", "--log-json", "--dry-run", "--no-bpf", "--config", pol,
 		"--state-dir", t.TempDir(), "--metrics-addr", "", "--control-socket", "none")
 	d.wait(t, `"governing"`)
 	broken := good + "\nsuppress \"s\" {\n  target = \"batch\"\n  when {\n    class  = \"web\"\n    signal = \"cpu.some.avg10\"\n    above  = \"10%\"\n  }\n  knob \"cpu.weight\" { step = \"50%\" }\n}\n"

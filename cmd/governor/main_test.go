@@ -87,7 +87,7 @@ func TestRunDryRunOnHost(t *testing.T) {
 	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("build: %v\n%s", err, out)
 	}
-	cmd := exec.Command(bin, "run", "--dry-run", "--state-dir", t.TempDir())
+	cmd := exec.Command(bin, "run", "--dry-run", "--state-dir", t.TempDir(), "--metrics-addr", "127.0.0.1:0")
 	stderr, _ := cmd.StderrPipe()
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

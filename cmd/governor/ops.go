@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"flag"
+	"fmt"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -107,26 +108,27 @@ func auditLine(log hclog.Logger, a governor.Action) {
 }
 
 // start serves metrics and the control socket for loop and watches
-// SIGUSR1/SIGUSR2 until ctx ends. Failures to serve are logged; governing
-// goes on without them.
-func (o *ops) start(ctx context.Context, loop *governor.Loop) {
+// SIGUSR1/SIGUSR2 until ctx ends. An address or socket that cannot be
+// bound is an error: the daemon does not start without what it was told
+// to offer ("" and "none" disable them).
+func (o *ops) start(ctx context.Context, loop *governor.Loop) error {
 	via := o.act.Via
 	o.m.SetSource(metrics.Source{Status: loop.Status, Visit: loop.VisitStatus, Admission: loop.Admission, Reader: o.act, Via: via, BPF: o.bpf})
 	if o.f.metricsAddr != "" {
 		if _, err := metrics.Serve(ctx, o.f.metricsAddr, o.m.Handler(), o.log.Named("metrics")); err != nil {
-			o.log.Error("cannot serve metrics; continuing without", "addr", o.f.metricsAddr, "error", err)
+			return fmt.Errorf("cannot serve metrics on %s (--metrics-addr \"\" disables them): %w", o.f.metricsAddr, err)
 		}
 	}
 	if o.sock != "" {
 		srv, err := control.Listen(control.Options{Path: o.sock, Group: o.f.controlGroup, Logger: o.log.Named("control")},
 			control.Backend{Status: loop.Status, Visit: loop.VisitStatus, Explain: loop.Explain, Admission: loop.Admission, Via: via})
 		if err != nil {
-			o.log.Error("cannot open the control socket; status, top, explain and admission will not work", "path", o.sock, "error", err)
-		} else {
-			go srv.Serve(ctx)
+			return fmt.Errorf("cannot open the control socket %s (--control-socket none disables it): %w", o.sock, err)
 		}
+		go srv.Serve(ctx)
 	}
 	go watchLogLevel(ctx, o.log)
+	return nil
 }
 
 // levels, quietest last.

@@ -7,13 +7,11 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/signal"
 	"path/filepath"
 	"runtime"
 	"runtime/debug"
 	"sort"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -44,13 +42,12 @@ type runFlags struct {
 }
 
 func runCmd(args []string, stdout, stderr io.Writer) int {
-	// Catch signals from the start: loading the BPF programs can take
-	// seconds (tens under emulation), and a SIGTERM meanwhile must still end
-	// in a clean stop, not the default death. Signals that arrive before the
-	// loop runs wait in the channel.
-	sigs := make(chan os.Signal, 4)
-	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
-	defer signal.Stop(sigs)
+	// Signals first of all, on a goroutine of their own (signals.go): a
+	// SIGTERM during the policy load, the BPF load (seconds, tens under
+	// emulation), crash recovery or a reload must end in a clean stop,
+	// not the default death or a wait behind a blocked read.
+	sig := catchSignals()
+	defer sig.stop()
 	var f runFlags
 	fs := flag.NewFlagSet("run", flag.ContinueOnError)
 	fs.Var(&f.configs, "config", "policy file, or directory of *.hcl files (`PATH`; repeatable); none: the built-in default policy")
@@ -81,6 +78,14 @@ func runCmd(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "governor run: unknown log level %q\n", f.logLevel)
 		return 2
 	}
+	if !f.dryRun {
+		// Refuse at once, before anything is touched, rather than
+		// "govern" with every write failing.
+		if err := checkPrivileges(f); err != nil {
+			fmt.Fprintf(stderr, "governor run: %v\n", err)
+			return 1
+		}
+	}
 	log := hclog.New(&hclog.LoggerOptions{
 		Name:       "governor",
 		Level:      level,
@@ -90,7 +95,7 @@ func runCmd(args []string, stdout, stderr io.Writer) int {
 	})
 	setGCPercent(os.Getenv("GOGC"))
 	setMaxProcs(os.Getenv("GOMAXPROCS"))
-	if err := run(f, log, stderr, sigs); err != nil {
+	if err := run(f, log, stderr, sig); err != nil {
 		log.Error("governor stopped", "error", err)
 		return 1
 	}
@@ -148,19 +153,55 @@ func loadPolicy(f runFlags, log hclog.Logger, _ io.Writer) (*governor.Policy, er
 	return res.Policy, nil
 }
 
-func run(f runFlags, log hclog.Logger, diagOut io.Writer, sigs <-chan os.Signal) error {
+// reloadTimeout bounds a policy reload: a load that takes longer (a FIFO
+// or a hung file system under the policy directory) is abandoned and the
+// running policy kept.
+const reloadTimeout = 10 * time.Second
+
+// policyResult is loadPolicy's result, passed between goroutines.
+type policyResult struct {
+	pol *governor.Policy
+	err error
+}
+
+func run(f runFlags, log hclog.Logger, diagOut io.Writer, sig *signals) error {
+	ctx := sig.ctx
 	log.Info("starting", "version", version, "dry_run", f.dryRun)
-	pol, err := loadPolicy(f, log, diagOut)
-	if err != nil {
-		return err
+	// stoppedEarly: a stop signal before the loop ran; nothing has been
+	// changed yet, so there is nothing to restore (a crashed run's state
+	// file stays for the next start).
+	stoppedEarly := func(during string) error {
+		log.Info("signal received while starting; nothing changed yet; stopping", "signal", fmt.Sprint(sig.stopSignal()), "during", during)
+		return nil
 	}
 
 	root := f.cgroupRoot
 	if root == "" {
+		var err error
 		if root, err = cgroup.FindMount(); err != nil {
 			return fmt.Errorf("no cgroup v2 hierarchy: %w", err)
 		}
 	}
+	// One daemon per hierarchy and per state directory (lock.go), before
+	// anything is read or written for governing.
+	lock, err := lockDaemon(f.stateDir, root, f.dryRun)
+	if err != nil {
+		return err
+	}
+	defer lock.Close()
+
+	res, ok := within(ctx, func() policyResult {
+		p, err := loadPolicy(f, log, diagOut)
+		return policyResult{p, err}
+	})
+	if !ok {
+		return stoppedEarly("policy load")
+	}
+	if res.err != nil {
+		return res.err
+	}
+	pol := res.pol
+
 	caps, err := cgroup.Probe(root)
 	if err != nil {
 		return fmt.Errorf("probe cgroup2 hierarchy %s: %w", root, err)
@@ -171,15 +212,29 @@ func run(f runFlags, log hclog.Logger, diagOut io.Writer, sigs <-chan os.Signal)
 	var bpfStats func() []bpf.ProgStats
 	sources := []governor.Source{cgroup.NewSource(root, cgroup.SourceOptions{Logger: log.Named("source")})}
 	if !f.noBPF {
-		sensor, err := bpf.Load(bpf.Options{Logger: log.Named("bpf"), ForceStamps: f.bpfStamps})
-		if err != nil {
-			log.Warn("BPF sensing unavailable; continuing with PSI and cgroup statistics only (runq.* and reclaim.stall signals absent)", "error", err)
+		type loaded struct {
+			s   *bpf.Sensor
+			err error
+		}
+		r, ok := within(ctx, func() loaded {
+			s, err := bpf.Load(bpf.Options{Logger: log.Named("bpf"), ForceStamps: f.bpfStamps})
+			return loaded{s, err}
+		})
+		if !ok {
+			return stoppedEarly("BPF load")
+		}
+		if r.err != nil {
+			log.Warn("BPF sensing unavailable; continuing with PSI and cgroup statistics only (runq.* and reclaim.stall signals absent)", "error", r.err)
 		} else {
+			sensor := r.s
 			defer sensor.Close()
 			log.Info("BPF sensing loaded", "mode", sensor.Mode(), "run_queue_waits", sensor.WaitSource())
 			bpfStats = sensor.Stats
 			sources = append(sources, sensor)
 		}
+	}
+	if ctx.Err() != nil {
+		return stoppedEarly("start-up")
 	}
 
 	trig, err := cgroup.NewTriggers(log.Named("psi"))
@@ -216,35 +271,27 @@ func run(f runFlags, log hclog.Logger, diagOut io.Writer, sigs <-chan os.Signal)
 	if err != nil {
 		return err
 	}
-	if err := loop.Recover(); err != nil {
-		log.Error("cannot use the state file of an earlier run; starting without it", "error", err)
+	// A metrics address or control socket that cannot be bound is a
+	// start-up error (they are disabled with --metrics-addr "" and
+	// --control-socket none), found before anything is changed.
+	if err := ops.start(ctx, loop); err != nil {
+		return err
 	}
-
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	ops.start(ctx, loop)
-	go func() {
-		for s := range sigs {
-			if s != syscall.SIGHUP {
-				log.Info("signal received; restoring every changed knob and stopping", "signal", s.String())
-				sd.stopping()
-				cancel()
-				return
-			}
-			sd.reloading()
-			p, err := loadPolicy(f, log, diagOut)
-			if err != nil {
-				log.Error("reload failed; keeping the running policy", "error", err)
-			} else {
-				loop.SetPolicy(p)
-				log.Info("policy reloaded", "config", f.configs.String())
-			}
-			sd.ready()
-		}
-	}()
+	recovered, ok := within(ctx, loop.Recover)
+	if !ok {
+		return stoppedEarly("crash recovery")
+	}
+	if recovered != nil {
+		log.Error("cannot use the state file of an earlier run; starting without it", "error", recovered)
+	}
+	go reloadPolicies(ctx, sig.reload, f, log, diagOut, sd, loop)
 
 	log.Info("governing", "cgroup_root", root, "self", "/"+self, "tick", pol.Tick.String(), "classes", len(pol.Classes), "state", cfg.StatePath)
 	runErr := loop.Run(ctx)
+	if s := sig.stopSignal(); s != nil {
+		log.Info("signal received; restoring every changed knob and stopping", "signal", s.String())
+		sd.stopping()
+	}
 	closeCtx, closeCancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer closeCancel()
 	closeErr := loop.Close(closeCtx)
@@ -256,6 +303,39 @@ func run(f runFlags, log hclog.Logger, diagOut io.Writer, sigs <-chan os.Signal)
 	}
 	log.Info("stopped cleanly")
 	return nil
+}
+
+// reloadPolicies loads the policy again on each SIGHUP, off the signal
+// goroutine, until ctx ends. A load that does not finish within
+// reloadTimeout, or when a stop signal comes, is abandoned: the running
+// policy stays.
+func reloadPolicies(ctx context.Context, reload <-chan struct{}, f runFlags, log hclog.Logger, diagOut io.Writer, sd *systemd, loop *governor.Loop) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-reload:
+		}
+		sd.reloading()
+		rctx, cancel := context.WithTimeout(ctx, reloadTimeout)
+		res, ok := within(rctx, func() policyResult {
+			p, err := loadPolicy(f, log, diagOut)
+			return policyResult{p, err}
+		})
+		cancel()
+		switch {
+		case ctx.Err() != nil:
+			return
+		case !ok:
+			log.Error("reload did not finish; abandoned, keeping the running policy (is a policy file a FIFO, or its file system hung?)", "timeout", reloadTimeout.String(), "config", f.configs.String())
+		case res.err != nil:
+			log.Error("reload failed; keeping the running policy", "error", res.err)
+		default:
+			loop.SetPolicy(res.pol)
+			log.Info("policy reloaded", "config", f.configs.String())
+		}
+		sd.ready()
+	}
 }
 
 // logCapabilities tells the operator what the hierarchy allows.

@@ -241,7 +241,7 @@ func TestEscapedNamesOnHost(t *testing.T) {
 		t.Fatal(err)
 	}
 	state := t.TempDir()
-	d := startDaemon(t, buildBinary(t), "run", "--dry-run", "--no-bpf", "--config", pol, "--cgroup-root", root,
+	d := startJSONDaemon(t, buildBinary(t), "run", "--dry-run", "--no-bpf", "--config", pol, "--cgroup-root", root,
 		"--state-dir", state, "--metrics-addr", "")
 	d.wait(t, "control socket listening")
 	sock := filepath.Join(state, "control.sock")

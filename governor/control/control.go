@@ -44,9 +44,18 @@ import (
 const DefaultPath = "/run/governor/control.sock"
 
 const (
-	maxLine  = 64 << 10
-	maxConns = 16
-	connIdle = 30 * time.Second
+	maxLine = 64 << 10
+	// maxConns connections are served at once; the last rootReserve of
+	// them only to root, so that users of --control-group cannot crowd
+	// root out, and each other uid gets at most maxPerUID.
+	maxConns    = 16
+	rootReserve = 4
+	maxPerUID   = 4
+	// connLife is a connection's whole lifetime: it is set once, when the
+	// connection is accepted, and input does not extend it (an idle
+	// timeout reset by every line let clients sending empty lines hold a
+	// slot for ever). The CLI makes one request per connection.
+	connLife = 30 * time.Second
 )
 
 // Request is one line from a client.
@@ -140,6 +149,9 @@ type Options struct {
 	Logger hclog.Logger
 	// Timeout bounds each request's wait for the loop (default 5 s).
 	Timeout time.Duration
+	// ConnLife bounds each connection's whole lifetime, however active
+	// (default 30 s).
+	ConnLife time.Duration
 }
 
 // Server is a listening control socket.
@@ -150,9 +162,15 @@ type Server struct {
 	log     hclog.Logger
 	b       Backend
 	timeout time.Duration
-	sem     chan struct{}
+	life    time.Duration
 	wg      sync.WaitGroup
 	mode    os.FileMode // tests widen it to reach the credential check
+
+	mu       sync.Mutex
+	open     int            // connections being served
+	byUID    map[uint32]int // of which per uid
+	busyLogs time.Time      // last "busy" log line (at most one per 10 s)
+	busyMiss int            // busy refusals not logged since
 }
 
 // LookupGroup resolves a group name or numeric gid.
@@ -180,7 +198,11 @@ func Listen(opts Options, b Backend) (*Server, error) {
 	if opts.Timeout <= 0 {
 		opts.Timeout = 5 * time.Second
 	}
-	s := &Server{path: opts.Path, gid: -1, log: opts.Logger, b: b, timeout: opts.Timeout, sem: make(chan struct{}, maxConns), mode: 0o600}
+	if opts.ConnLife <= 0 {
+		opts.ConnLife = connLife
+	}
+	s := &Server{path: opts.Path, gid: -1, log: opts.Logger, b: b, timeout: opts.Timeout, life: opts.ConnLife,
+		byUID: make(map[uint32]int), mode: 0o600}
 	if opts.Group != "" {
 		gid, err := LookupGroup(opts.Group)
 		if err != nil {
@@ -250,20 +272,82 @@ func (s *Server) Serve(ctx context.Context) error {
 			time.Sleep(100 * time.Millisecond)
 			continue
 		}
-		select {
-		case s.sem <- struct{}{}:
-		default:
-			c.Close() // too many clients at once
+		// Who it is decides whether it gets a slot; both answers below
+		// are a line written to a fresh socket, which does not block.
+		cred, err := peer(c)
+		if err != nil || !s.allowed(cred) {
+			s.refuse(c, cred)
+			continue
+		}
+		if why := s.take(cred.Uid); why != "" {
+			s.busy(c, cred, why)
 			continue
 		}
 		s.wg.Add(1)
 		go func() {
 			defer s.wg.Done()
-			defer func() { <-s.sem }()
+			defer s.release(cred.Uid)
 			s.handle(ctx, c)
 		}()
 	}
 }
+
+// take reserves a slot for a connection of uid, or says why there is none.
+func (s *Server) take(uid uint32) string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	switch {
+	case s.open >= maxConns:
+		return fmt.Sprintf("%d connections open, the most served at once", s.open)
+	case uid != 0 && s.open-s.byUID[0] >= maxConns-rootReserve:
+		return fmt.Sprintf("%d connections of users other than root open, the most served at once (%d more are kept for root)", s.open-s.byUID[0], rootReserve)
+	case uid != 0 && s.byUID[uid] >= maxPerUID:
+		return fmt.Sprintf("uid %d has %d connections open, the most per user", uid, s.byUID[uid])
+	}
+	s.open++
+	s.byUID[uid]++
+	return ""
+}
+
+func (s *Server) release(uid uint32) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.open--
+	if s.byUID[uid]--; s.byUID[uid] <= 0 {
+		delete(s.byUID, uid)
+	}
+}
+
+// refuse answers a peer that may not use the socket, and closes it.
+func (s *Server) refuse(c *net.UnixConn, cred *unix.Ucred) {
+	defer c.Close()
+	who := "unknown"
+	if cred != nil {
+		who = fmt.Sprintf("uid %d gid %d pid %d", cred.Uid, cred.Gid, cred.Pid)
+	}
+	s.log.Warn("control socket: refused a client", "peer", who)
+	_ = c.SetWriteDeadline(time.Now().Add(time.Second))
+	_ = json.NewEncoder(c).Encode(Reply{Error: "permission denied: the control socket is for root" + s.groupNote()})
+}
+
+// busy answers a client turned away for want of a slot, and closes it.
+func (s *Server) busy(c *net.UnixConn, cred *unix.Ucred, why string) {
+	defer c.Close()
+	_ = c.SetWriteDeadline(time.Now().Add(time.Second))
+	_ = json.NewEncoder(c).Encode(Reply{Error: ErrBusy + ": " + why + "; try again shortly"})
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if time.Since(s.busyLogs) < 10*time.Second {
+		s.busyMiss++
+		return
+	}
+	s.log.Warn("control socket busy: turned a client away", "peer", fmt.Sprintf("uid %d pid %d", cred.Uid, cred.Pid), "why", why, "also_turned_away", s.busyMiss)
+	s.busyLogs, s.busyMiss = time.Now(), 0
+}
+
+// ErrBusy starts the error reply of a client turned away because too many
+// connections are open.
+const ErrBusy = "busy"
 
 // Close stops listening and removes the socket.
 func (s *Server) Close() error {
@@ -318,20 +402,11 @@ func (s *Server) allowed(cred *unix.Ucred) bool {
 
 func (s *Server) handle(ctx context.Context, c *net.UnixConn) {
 	defer c.Close()
-	cred, err := peer(c)
-	if err != nil || !s.allowed(cred) {
-		who := "unknown"
-		if cred != nil {
-			who = fmt.Sprintf("uid %d gid %d pid %d", cred.Uid, cred.Gid, cred.Pid)
-		}
-		s.log.Warn("control socket: refused a client", "peer", who)
-		_ = json.NewEncoder(c).Encode(Reply{Error: "permission denied: the control socket is for root" + s.groupNote()})
-		return
-	}
+	// One deadline for the connection's whole life, never extended.
+	_ = c.SetDeadline(time.Now().Add(s.life))
 	r := bufio.NewReaderSize(c, 4096)
 	enc := json.NewEncoder(c)
 	for {
-		_ = c.SetDeadline(time.Now().Add(connIdle))
 		line, err := readLine(r)
 		if err != nil {
 			if len(line) > 0 {

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -24,6 +25,10 @@ import (
 const childEnv = "GOVERNOR_CONTROL_TEST_CLIENT"
 
 func TestMain(m *testing.M) {
+	if path := os.Getenv(holdEnv); path != "" {
+		holdConnections(path)
+		os.Exit(0)
+	}
 	if path := os.Getenv(childEnv); path != "" {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
@@ -295,5 +300,169 @@ func TestPeerCredentials(t *testing.T) {
 	os.Chmod(grp, 0o666)
 	if out := client(t, grp, 65533, 65533); !strings.HasPrefix(out, "ERR: permission denied") {
 		t.Errorf("not a group member: %q", out)
+	}
+}
+
+// holdEnv names the socket a re-executed test binary floods: it opens
+// holdTries connections, sends an empty line on each held one every 50 ms,
+// prints "held N busy M: first busy reply" and keeps them until its stdin
+// closes.
+const (
+	holdEnv   = "GOVERNOR_CONTROL_TEST_HOLD"
+	holdTries = 20
+)
+
+func holdConnections(path string) {
+	var held []net.Conn
+	busy, first := 0, ""
+	for range holdTries {
+		c, err := net.Dial("unix", path)
+		if err != nil {
+			fmt.Println("ERR:", err)
+			return
+		}
+		// A slot-less client is answered at once, without a request.
+		c.SetReadDeadline(time.Now().Add(200 * time.Millisecond))
+		line, err := bufio.NewReader(c).ReadString('\n')
+		c.SetReadDeadline(time.Time{})
+		if err == nil {
+			busy++
+			if first == "" {
+				first = strings.TrimSpace(line)
+			}
+			c.Close()
+			continue
+		}
+		held = append(held, c)
+	}
+	fmt.Printf("held %d busy %d: %s\n", len(held), busy, first)
+	done := make(chan struct{})
+	go func() { io.Copy(io.Discard, os.Stdin); close(done) }()
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		select {
+		case <-done:
+			return
+		case <-tick.C:
+			for _, c := range held {
+				c.Write([]byte("\n"))
+			}
+		}
+	}
+}
+
+// Issue "Trust boundaries" case 14: clients that keep sending empty lines
+// held every slot for ever (the idle deadline was reset by each line), and
+// root's admission got no answer; clients turned away were closed without
+// a word. Now a user of the socket's group gets at most maxPerUID slots,
+// root always finds one, a client turned away is told "busy", and a
+// connection's lifetime is not extended by input.
+func TestConnectionSlots(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to run a client as another user")
+	}
+	loop := runLoop(t)
+	dir := openDir(t)
+	bin := filepath.Join(dir, "client.test")
+	if b, err := os.ReadFile(os.Args[0]); err != nil {
+		t.Fatal(err)
+	} else if err := os.WriteFile(bin, b, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, "group.sock")
+	serve(t, Options{Path: path, Group: "65534"}, backend(loop))
+
+	// nobody, a member of the socket's group, floods it.
+	cmd := exec.Command(bin, "-test.run=^$")
+	cmd.Env = append(os.Environ(), holdEnv+"="+path)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534, Groups: []uint32{}}}
+	stdin, _ := cmd.StdinPipe()
+	stdout, _ := cmd.StdoutPipe()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { stdin.Close(); cmd.Wait() }()
+	report, err := bufio.NewReader(stdout).ReadString('\n')
+	if err != nil {
+		t.Fatalf("flooding client: %v", err)
+	}
+	var held, busy int
+	var first string
+	fmt.Sscanf(report, "held %d busy %d:", &held, &busy)
+	if _, after, ok := strings.Cut(report, ": "); ok {
+		first = strings.TrimSpace(after)
+	}
+	if held != maxPerUID || busy != holdTries-maxPerUID {
+		t.Errorf("one uid flooding: %q, want %d held and the rest turned away", report, maxPerUID)
+	}
+	var rep Reply
+	if err := json.Unmarshal([]byte(first), &rep); err != nil || !strings.HasPrefix(rep.Error, ErrBusy+": ") || !strings.Contains(rep.Error, "uid 65534") {
+		t.Errorf("reply to a client turned away: %q (%v), want a JSON error line starting %q", first, err, ErrBusy)
+	}
+
+	// Root still gets answers while they are held, and the CLI's client
+	// shows a turned-away reply as an error saying busy.
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if _, err := (Client{Path: path}).Admission(ctx); err != nil {
+		t.Fatalf("root's admission while another user floods the socket: %v", err)
+	}
+	var mine []net.Conn
+	defer func() {
+		for _, c := range mine {
+			c.Close()
+		}
+	}()
+	for range maxConns - maxPerUID {
+		c, err := net.Dial("unix", path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		mine = append(mine, c)
+	}
+	// Let the server account for them (they are accepted in order).
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		_, err := (Client{Path: path}).Admission(ctx)
+		if err != nil && strings.HasPrefix(err.Error(), ErrBusy+": ") && strings.Contains(err.Error(), "16 connections open") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("17th connection: %v, want a busy error", err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// A connection's lifetime is fixed when it is accepted: input (here an
+// empty line every 20 ms) does not extend it.
+func TestConnectionLifetime(t *testing.T) {
+	loop := runLoop(t)
+	path := filepath.Join(t.TempDir(), "c.sock")
+	serve(t, Options{Path: path, ConnLife: 300 * time.Millisecond}, backend(loop))
+	c, err := net.Dial("unix", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	start := time.Now()
+	closed := make(chan error, 1)
+	go func() { _, err := io.Copy(io.Discard, c); closed <- err }()
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		select {
+		case <-closed:
+			if d := time.Since(start); d < 250*time.Millisecond {
+				t.Errorf("closed after %v, before its lifetime", d)
+			}
+			return
+		case <-tick.C:
+			if time.Since(start) > 5*time.Second {
+				t.Fatal("a client sending empty lines kept its connection past the 300 ms lifetime")
+			}
+			c.Write([]byte("\n"))
+		}
 	}
 }
