@@ -204,7 +204,16 @@ func (l *loader) file(name string, f *os.File, fi fs.FileInfo) {
 }
 
 func (l *loader) parse(name string, src []byte) {
+	// The shape check comes before the parser sees the bytes: a file it
+	// refuses could crash the parser (see limits.go).
+	if diags := checkShape(name, src); diags.HasErrors() {
+		l.diags = append(l.diags, diags...)
+		return
+	}
 	f, diags := l.parser.ParseHCL(src, name)
+	if f != nil && !diags.HasErrors() {
+		diags = append(diags, checkLoops(f)...)
+	}
 	l.diags = append(l.diags, diags...)
 	if f != nil && !diags.HasErrors() {
 		l.files = append(l.files, f)
