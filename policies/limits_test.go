@@ -191,3 +191,23 @@ func TestGoodPoliciesPassShape(t *testing.T) {
 		}
 	}
 }
+
+// TestGlobLimits: a pattern with more "**" or elements than the limit, and
+// a class with more patterns than the limit, are refused at their line
+// (ten "**" against a 33-deep path used to stall the loop for ~44 s).
+func TestGlobLimits(t *testing.T) {
+	ten := strings.Repeat("**/", 10) + "y"
+	loadWant(t, "ten **", "class \"x\" {\n  match = [\"a\",\n    \""+ten+"\"]\n}\n", "has 10 \"**\" elements; the limit is 4", 3, 5)
+	long := strings.Repeat("a/", 40) + "b"
+	loadWant(t, "41 elements", "class \"x\" {\n  match = [\"a\"]\n  exclude = [\""+long+"\"]\n}\n", "has 41 elements; the limit is 32", 3, 14)
+	var pats []string
+	for i := range 40 {
+		pats = append(pats, fmt.Sprintf("%q", fmt.Sprintf("s%d.slice/**", i)))
+	}
+	list := "[" + strings.Join(pats, ", ") + "]"
+	loadWant(t, "80 patterns", "\n\nclass \"x\" {\n  match = "+list+"\n  exclude = "+list+"\n}\n", "has 80 match and exclude patterns; the limit is 64", 3, 1)
+	ok := "class \"x\" {\n  match = [\"adv/**/x/**/*.scope\", \"" + strings.Repeat("**/", 4) + "y\"]\n  exclude = " + list + "\n}\n"
+	if r := LoadSource("t.hcl", []byte(ok)); r.Policy == nil {
+		t.Errorf("patterns within the limits refused: %v", r.Diags)
+	}
+}
