@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/hashicorp/go-hclog"
 
@@ -62,6 +63,12 @@ func (a *memActuator) Restore(ctx context.Context, cg governor.Ref, k governor.K
 func (a *memActuator) Reclaim(context.Context, governor.Ref, int64) error { return nil }
 func (a *memActuator) Freeze(context.Context, governor.Ref, bool) error   { return nil }
 func (a *memActuator) Kill(context.Context, governor.Ref) error           { return nil }
+
+// fixedClock stands still: the same policy takes the same path through a
+// step every time (the fuzzer minimises an input by re-running it).
+type fixedClock struct{}
+
+func (fixedClock) Now() time.Time { return time.Unix(1_800_000_000, 0) }
 
 // fixtureSource is a node under pressure: services, batch jobs, user
 // sessions, pods and one deep chain, every signal high.
@@ -118,6 +125,7 @@ func FuzzPolicyStep(f *testing.F) {
 				Sources:  []governor.Source{fixtureSource()},
 				Actuator: &memActuator{vals: map[string]int64{}},
 				Logger:   hclog.NewNullLogger(),
+				Clock:    fixedClock{},
 				Caps: governor.Capabilities{
 					Controllers: map[string]bool{"memory": true, "cpu": true, "io": true, "pids": true},
 					Reclaim:     true, Freeze: true, Kill: true,
