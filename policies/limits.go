@@ -26,9 +26,10 @@ const (
 	maxNesting = 64
 	// maxUnaryRun bounds a run of consecutive unary operators ("!", "-").
 	maxUnaryRun = 16
-	// maxOperators bounds the operator tokens in one file (arithmetic,
-	// comparison, logic, "!", "?", ":", ".", "...", "=>", and every "[" and
-	// "("): each makes the parse tree one level deeper at worst.
+	// maxOperators bounds the operator characters in one file (arithmetic,
+	// comparison, logic, "!", "?", ":", ".", and a "[" that indexes a
+	// value): each makes the parse tree one level deeper at worst, and the
+	// parser builds a long chain of them (1+1+...) as a deep tree.
 	maxOperators = 4096
 )
 
@@ -52,6 +53,9 @@ func checkShape(name string, src []byte) hcl.Diagnostics {
 	var stack []frame
 	line, lineStart := 1, 0
 	unary, ops := 0, 0
+	// afterValue: the last thing in code was a value (a name, number,
+	// string or closing bracket), so a "[" there indexes it.
+	afterValue := false
 	fail := func(i, n int, summary, format string, args ...any) hcl.Diagnostics {
 		col := utf8.RuneCount(src[lineStart:i]) + 1
 		return hcl.Diagnostics{{
@@ -115,6 +119,7 @@ func checkShape(name string, src []byte) hcl.Diagnostics {
 				}
 			case '"':
 				stack = stack[:len(stack)-1]
+				afterValue = true
 			case '\n':
 				newline(i)
 			}
@@ -128,6 +133,7 @@ func checkShape(name string, src []byte) hcl.Diagnostics {
 				}
 				if bytes.Equal(bytes.TrimSpace(src[i:i+end]), top.marker) && i+end < len(src) {
 					stack = stack[:len(stack)-1]
+					afterValue = true
 					i += end // the newline is the code's again
 					continue
 				}
@@ -189,6 +195,8 @@ func checkShape(name string, src []byte) hcl.Diagnostics {
 		} else {
 			unary = 0
 		}
+		index := c == '[' && afterValue
+		afterValue = c == ')' || c == ']' || c == '}'
 		switch {
 		case c == '"':
 			if d := push(i, 1, frame{kind: '"'}); d != nil {
@@ -226,6 +234,7 @@ func checkShape(name string, src []byte) hcl.Diagnostics {
 			}
 		case c >= '0' && c <= '9':
 			i = skipNumber(src, i)
+			afterValue = true
 			continue
 		case c == '_' || c >= 0x80 || (c|0x20 >= 'a' && c|0x20 <= 'z'):
 			for i++; i < len(src); i++ {
@@ -234,12 +243,13 @@ func checkShape(name string, src []byte) hcl.Diagnostics {
 					break
 				}
 			}
+			afterValue = true
 			continue
 		}
-		if strings.IndexByte("+-*/%<>!?:.&|[(", c) >= 0 {
+		if index || strings.IndexByte("+-*/%<>!?:.&|", c) >= 0 {
 			if ops++; ops > maxOperators {
 				return fail(i, 1, "Too many operators",
-					"This file has more than %d operators, brackets and parentheses; policy files allow at most %d (see Limits in the policy reference).", maxOperators, maxOperators)
+					"This file has more than %d operators; policy files allow at most %d (see Limits in the policy reference).", maxOperators, maxOperators)
 			}
 		}
 		i++

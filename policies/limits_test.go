@@ -56,7 +56,21 @@ func TestNestingBombs(t *testing.T) {
 		loadWant(t, c.name, src, c.want, 3, col+c.at)
 	}
 	src := pre + strings.Repeat("1+", n) + "1\n}\n"
-	loadWant(t, "a million additions", src, "Too many operators", 3, 0)
+	loadWant(t, "a million additions", src, "Too many operators", 3, col+2*maxOperators+1)
+	src = pre + "[true]" + strings.Repeat("[0]", n) + "\n}\n"
+	loadWant(t, "a million indexes", src, "Too many operators", 3, col+6+3*maxOperators)
+}
+
+// TestManyClassesPass: the operator limit counts operators, not lists: a
+// generated policy with 5,000 classes, each with two lists, loads.
+func TestManyClassesPass(t *testing.T) {
+	var b strings.Builder
+	for i := range 5000 {
+		fmt.Fprintf(&b, "class \"c%d\" {\n  match = [\"s%d.slice/**\", \"t%d.slice\"]\n  exclude = [\"s%d.slice/x\"]\n}\n", i, i, i, i)
+	}
+	if r := LoadSource("t.hcl", []byte(b.String())); r.Policy == nil {
+		t.Fatalf("5,000 classes refused: %v", r.Diags)
+	}
 }
 
 // TestNestingLimitsAreGenerous: a policy nested up to the limit loads.
