@@ -93,7 +93,8 @@ FUZZ_TARGETS = \
 	./cgroup:FuzzPressureRoundTrip ./cgroup:FuzzMemoryStat ./cgroup:FuzzMemoryEvents \
 	./cgroup:FuzzCPUStat ./cgroup:FuzzCPUMax ./cgroup:FuzzIOStatRoundTrip \
 	./cgroup:FuzzIOWeight ./cgroup:FuzzEvents ./cgroup:FuzzValue ./cgroup:FuzzMountinfo \
-	./policies:FuzzLoadSource ./policies:FuzzLoadSourceInvariants
+	./policies:FuzzLoadSource ./policies:FuzzLoadSourceInvariants \
+	./policies:FuzzCheckShape ./policies:FuzzPolicyStep
 
 fuzz:
 	@set -e; log=$$(mktemp); trap 'rm -f "$$log"' EXIT; \

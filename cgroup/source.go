@@ -9,6 +9,7 @@ import (
 	"runtime"
 	"slices"
 	"sort"
+	"strconv"
 	"sync"
 	"time"
 	"unsafe"
@@ -409,19 +410,18 @@ func (s *Source) update() error {
 
 // newNode opens the directory at path, records its id and watches it.
 func (s *Source) newNode(parent *node, name, path string) (*node, error) {
-	cpath := append([]byte(path), 0)
-	fd, err := openDir(cpath)
+	n := &node{name: name, cpath: append([]byte(path), 0), parent: parent, wd: -1}
+	fd, err := s.dir(n)
 	if err != nil {
 		return nil, err
 	}
+	// The fd is not kept (see dir).
+	defer unix.Close(fd)
 	var st unix.Stat_t
 	if err := unix.Fstat(fd, &st); err != nil {
-		unix.Close(fd)
 		return nil, err
 	}
-	// The fd is not kept (see dir).
-	unix.Close(fd)
-	n := &node{name: name, cpath: cpath, id: governor.CgroupID(st.Ino), parent: parent, wd: -1}
+	n.id = governor.CgroupID(st.Ino)
 	if parent != nil {
 		n.rel = name
 		if parent.rel != "" {
@@ -429,7 +429,14 @@ func (s *Source) newNode(parent *node, name, path string) (*node, error) {
 		}
 	}
 	if s.inofd >= 0 {
-		wd, err := unix.InotifyAddWatch(s.inofd, path, watchMask)
+		watch, mask := path, uint32(watchMask)
+		if len(n.cpath) > unix.PathMax {
+			// Too long a path for inotify_add_watch(2): watch the
+			// open directory through its /proc/self/fd link (a link
+			// to follow, so without IN_DONT_FOLLOW).
+			watch, mask = "/proc/self/fd/"+strconv.Itoa(fd), watchMask&^unix.IN_DONT_FOLLOW
+		}
+		wd, err := unix.InotifyAddWatch(s.inofd, watch, mask)
 		if err != nil {
 			s.log.Warn("cannot watch cgroup directory; listing the whole cgroup hierarchy every tick from now on",
 				"path", path, "error", err)
@@ -445,9 +452,13 @@ func (s *Source) newNode(parent *node, name, path string) (*node, error) {
 // atFDCWD as a variable: the negative constant does not convert to uintptr.
 var atFDCWD = unix.AT_FDCWD
 
-func openDir(cpath []byte) (int, error) {
+func openDir(cpath []byte) (int, error) { return openDirAt(atFDCWD, cpath) }
+
+// openDirAt opens the directory at the NUL-terminated path cpath, relative
+// to dirfd when it is relative.
+func openDirAt(dirfd int, cpath []byte) (int, error) {
 	for {
-		r, _, e := unix.Syscall6(unix.SYS_OPENAT, uintptr(atFDCWD), uintptr(unsafe.Pointer(&cpath[0])),
+		r, _, e := unix.Syscall6(unix.SYS_OPENAT, uintptr(dirfd), uintptr(unsafe.Pointer(&cpath[0])),
 			uintptr(unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC|unix.O_NOFOLLOW), 0, 0, 0)
 		if e == unix.EINTR {
 			continue
@@ -462,7 +473,28 @@ func openDir(cpath []byte) (int, error) {
 // dir opens n's directory. Directory fds are not kept across ticks: a kept
 // one of a removed and recreated cgroup would open the old one's files
 // (kept files fail with ENODEV instead; see file).
-func (s *Source) dir(n *node) (int, error) { return openDir(n.cpath) }
+//
+// A path longer than PATH_MAX (cgroups nested deep enough, about 4 KiB of
+// names) cannot be opened in one go: such a directory is opened relative
+// to the highest ancestor from which the rest of the path fits, itself
+// opened the same way, so a path of L bytes costs about L/4 KiB openat(2)
+// calls.
+func (s *Source) dir(n *node) (int, error) {
+	if len(n.cpath) <= unix.PathMax || n.parent == nil {
+		return openDir(n.cpath)
+	}
+	a := n.parent
+	for a.parent != nil && len(n.cpath)-len(a.parent.cpath) <= unix.PathMax {
+		a = a.parent
+	}
+	afd, err := s.dir(a)
+	if err != nil {
+		return -1, err
+	}
+	defer unix.Close(afd)
+	// n.cpath continues a's path with "/" and the rest, NUL-terminated.
+	return openDirAt(afd, n.cpath[len(a.cpath):])
+}
 
 // list reconciles n's children with its directory listing, recursively
 // into every child when all is set (else only into new ones).
@@ -520,6 +552,15 @@ func (s *Source) list(n *node, all bool) error {
 // from (not a removed and recreated cgroup of the same name).
 func (s *Source) sameDir(c *node) bool {
 	var st unix.Stat_t
+	if len(c.cpath) > unix.PathMax {
+		fd, err := s.dir(c)
+		if err != nil {
+			return false
+		}
+		err = unix.Fstat(fd, &st)
+		unix.Close(fd)
+		return err == nil && governor.CgroupID(st.Ino) == c.id
+	}
 	if err := unix.Stat(string(c.cpath[:len(c.cpath)-1]), &st); err != nil {
 		return false
 	}

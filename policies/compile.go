@@ -202,6 +202,10 @@ func (c *compiler) class(b *classBlock) {
 	if b.Exclude != nil {
 		cl.Exclude = c.patterns(b.Exclude, false)
 	}
+	if n := len(cl.Match) + len(cl.Exclude); n > governor.MaxClassPatterns {
+		c.errorf(b.DefRange, "Too many patterns",
+			"class %q has %d match and exclude patterns; the limit is %d (see Limits in the policy reference).", b.Name, n, governor.MaxClassPatterns)
+	}
 	cl.Protected = c.boolean(b.Protected, false)
 	c.prot[b.Name] = cl.Protected
 	c.pol.Classes = append(c.pol.Classes, cl)

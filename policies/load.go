@@ -47,8 +47,10 @@ const maxFileSize = 4 << 20
 // owned by root and not writable by group or others: a policy can freeze or
 // kill any cgroup, so whoever can write one controls the machine. Symlinks
 // are followed and the file or directory they lead to is what is checked
-// (its fstat after opening, so the check and the read see the same file).
-// The directory holding an explicitly named file is not checked.
+// (its fstat after opening, so the check and the read see the same file);
+// a symlink must lead to a *.hcl file. FIFOs, sockets and devices are
+// refused without being opened. The directory holding an explicitly named
+// file is not checked.
 func Load(paths []string, opts Options) *Result {
 	l := &loader{parser: hclparse.NewParser(), opts: opts}
 	if len(paths) == 0 {
@@ -124,22 +126,16 @@ func (l *loader) fail(summary, format string, args ...any) {
 }
 
 func (l *loader) path(p string) {
-	f, err := os.Open(p)
-	if err != nil {
-		l.fail("Cannot read policy", "%v.", err)
+	f, fi, ok := l.open(p, false)
+	if !ok {
 		return
 	}
 	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		l.fail("Cannot read policy", "%v.", err)
-		return
-	}
 	if !fi.IsDir() {
 		l.file(p, f, fi)
 		return
 	}
-	if !l.secure(p, fi) {
+	if !l.secure(p, f, fi) {
 		return
 	}
 	names, err := f.Readdirnames(-1)
@@ -150,22 +146,19 @@ func (l *loader) path(p string) {
 	sort.Strings(names)
 	n := 0
 	for _, name := range names {
+		// Names starting with '.' are not policies; that includes the
+		// "..data" and "..<timestamp>" entries of a Kubernetes ConfigMap
+		// volume, whose *.hcl files are symlinks through "..data".
 		if !strings.HasSuffix(name, ".hcl") || strings.HasPrefix(name, ".") {
 			continue
 		}
 		n++
 		full := filepath.Join(p, name)
-		g, err := os.Open(full)
-		if err != nil {
-			l.fail("Cannot read policy", "%v.", err)
+		g, gi, ok := l.open(full, true)
+		if !ok {
 			continue
 		}
-		gi, err := g.Stat()
-		if err != nil {
-			l.fail("Cannot read policy", "%v.", err)
-		} else {
-			l.file(full, g, gi)
-		}
+		l.file(full, g, gi)
 		g.Close()
 	}
 	if n == 0 {
@@ -177,12 +170,92 @@ func (l *loader) path(p string) {
 	}
 }
 
+// open opens a policy file, or a directory when it was named (not found in
+// a directory), without blocking and without reading anything but a
+// regular file or a directory. A symlink is resolved first and what it
+// leads to is what is opened and checked; it must lead to a file whose name
+// ends in ".hcl" (a symlink named "x.hcl" leading to /etc/shadow is not a
+// policy). Anything else (a FIFO, socket or device, a symlink loop) is
+// refused before it is opened, so a FIFO cannot block a reload and a
+// device is never opened; the fstat of the opened file must be the file
+// checked, or it changed in between and is refused too. A refused file is
+// never read, so no diagnostic can print its contents.
+func (l *loader) open(name string, entry bool) (*os.File, fs.FileInfo, bool) {
+	target := name
+	li, err := os.Lstat(name)
+	if err != nil {
+		l.fail("Cannot read policy", "%v.", err)
+		return nil, nil, false
+	}
+	link := li.Mode()&fs.ModeSymlink != 0
+	if link {
+		if target, err = filepath.EvalSymlinks(name); err != nil {
+			l.fail("Cannot read policy", "%s is a symlink that does not resolve: %v.", name, err)
+			return nil, nil, false
+		}
+		if li, err = os.Lstat(target); err != nil {
+			l.fail("Cannot read policy", "%v.", err)
+			return nil, nil, false
+		}
+	}
+	switch {
+	case li.Mode().IsRegular():
+		if link && !strings.HasSuffix(target, ".hcl") {
+			l.fail("Not a policy file",
+				"%s is a symlink to %s, which is not a *.hcl file; a symlink in place of a policy file must lead to one.", name, target)
+			return nil, nil, false
+		}
+	case li.IsDir() && !entry:
+	default:
+		what := "a regular file"
+		if !entry {
+			what = "a regular file or a directory"
+		}
+		if link {
+			name = fmt.Sprintf("%s (a symlink to %s)", name, target)
+		}
+		l.fail("Not a policy file", "%s is not %s but %s.", name, what, fileType(li.Mode()))
+		return nil, nil, false
+	}
+	f, err := os.OpenFile(target, os.O_RDONLY|openFlags, 0)
+	if err != nil {
+		l.fail("Cannot read policy", "%v.", err)
+		return nil, nil, false
+	}
+	fi, err := f.Stat()
+	if err != nil || !os.SameFile(li, fi) {
+		f.Close()
+		l.fail("Cannot read policy", "%s changed while it was being opened; not read.", name)
+		return nil, nil, false
+	}
+	return f, fi, true
+}
+
+// fileType names a file mode's type for a diagnostic.
+func fileType(m fs.FileMode) string {
+	switch {
+	case m.IsDir():
+		return "a directory"
+	case m&fs.ModeNamedPipe != 0:
+		return "a named pipe (FIFO)"
+	case m&fs.ModeSocket != 0:
+		return "a socket"
+	case m&fs.ModeCharDevice != 0:
+		return "a character device"
+	case m&fs.ModeDevice != 0:
+		return "a block device"
+	case m&fs.ModeSymlink != 0:
+		return "a symlink"
+	}
+	return fmt.Sprintf("a file of type %v", m.Type())
+}
+
 func (l *loader) file(name string, f *os.File, fi fs.FileInfo) {
 	if !fi.Mode().IsRegular() {
 		l.fail("Not a policy file", "%s is not a regular file.", name)
 		return
 	}
-	if !l.secure(name, fi) {
+	if !l.secure(name, f, fi) {
 		return
 	}
 	for _, prev := range l.seen {
@@ -204,7 +277,16 @@ func (l *loader) file(name string, f *os.File, fi fs.FileInfo) {
 }
 
 func (l *loader) parse(name string, src []byte) {
+	// The shape check comes before the parser sees the bytes: a file it
+	// refuses could crash the parser (see limits.go).
+	if diags := checkShape(name, src); diags.HasErrors() {
+		l.diags = append(l.diags, diags...)
+		return
+	}
 	f, diags := l.parser.ParseHCL(src, name)
+	if f != nil && !diags.HasErrors() {
+		diags = append(diags, checkLoops(f)...)
+	}
 	l.diags = append(l.diags, diags...)
 	if f != nil && !diags.HasErrors() {
 		l.files = append(l.files, f)
@@ -212,8 +294,8 @@ func (l *loader) parse(name string, src []byte) {
 }
 
 // secure applies the ownership and permission check to an opened file or
-// directory.
-func (l *loader) secure(name string, fi fs.FileInfo) bool {
+// directory; f.Name() is where a symlink named name led.
+func (l *loader) secure(name string, f *os.File, fi fs.FileInfo) bool {
 	if l.opts.AllowInsecure {
 		return true
 	}
@@ -222,9 +304,13 @@ func (l *loader) secure(name string, fi fs.FileInfo) bool {
 		if fi.IsDir() {
 			what = "directory"
 		}
+		shown, fix := name, name
+		if f.Name() != name {
+			shown, fix = fmt.Sprintf("%s (a symlink to %s)", name, f.Name()), f.Name()
+		}
 		l.fail("Insecure policy "+what,
 			"%s %v. Policy files can freeze or kill any cgroup, so only root may be able to change them: chown root %s && chmod go-w %s.",
-			name, err, name, name)
+			shown, err, fix, fix)
 		return false
 	}
 	return true

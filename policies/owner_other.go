@@ -12,3 +12,6 @@ import (
 func checkOwnership(fs.FileInfo) error {
 	return errors.New("cannot be checked for ownership on this system")
 }
+
+// openFlags: no extra open flags here (policies are refused anyway).
+const openFlags = 0

@@ -22,3 +22,8 @@ func checkOwnership(fi fs.FileInfo) error {
 	}
 	return nil
 }
+
+// openFlags are added to O_RDONLY when opening a resolved policy path: it
+// is no symlink any more (one swapped in meanwhile fails the open), and a
+// FIFO swapped in cannot block the open.
+const openFlags = syscall.O_NOFOLLOW | syscall.O_NONBLOCK | syscall.O_CLOEXEC

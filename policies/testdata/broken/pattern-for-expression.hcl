@@ -1,3 +1,3 @@
 class "escape" {
-  match = [for s in ["batch.slice/../init.scope"] : s] # want: must be a list of quoted strings
+  match = [for s in ["batch.slice/../init.scope"] : s] # want: For expressions not allowed
 }
