@@ -41,9 +41,9 @@ check "second start applies again" wait_low $want 15
 sleep 2
 governor_stop KILL
 check "SIGKILL: nothing restored it (value stays)" test "$(cg_get lifecycle/svc memory.low)" = $want
-state=$(find /run/governor -type f 2>/dev/null | head -5)
+state=$(find /run/governor -type f -name state.json 2>/dev/null | head -5)
 log "state files: ${state:-none}"
-check "state file under /run/governor" test -n "$state"
+check "state.json under /run/governor" test -n "$state"
 
 governor_start "$pol"
 check "restart keeps memory.low at 200 MiB" wait_low $want 15
