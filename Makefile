@@ -80,7 +80,8 @@ FUZZ_TARGETS = \
 	./cgroup:FuzzPressureRoundTrip ./cgroup:FuzzMemoryStat ./cgroup:FuzzMemoryEvents \
 	./cgroup:FuzzCPUStat ./cgroup:FuzzCPUMax ./cgroup:FuzzIOStatRoundTrip \
 	./cgroup:FuzzIOWeight ./cgroup:FuzzEvents ./cgroup:FuzzValue ./cgroup:FuzzMountinfo \
-	./policies:FuzzLoadSource ./policies:FuzzLoadSourceInvariants
+	./policies:FuzzLoadSource ./policies:FuzzLoadSourceInvariants \
+	./governor:FuzzRecoverState
 
 fuzz:
 	@set -e; log=$$(mktemp); trap 'rm -f "$$log"' EXIT; \
