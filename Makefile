@@ -94,7 +94,8 @@ FUZZ_TARGETS = \
 	./cgroup:FuzzCPUStat ./cgroup:FuzzCPUMax ./cgroup:FuzzIOStatRoundTrip \
 	./cgroup:FuzzIOWeight ./cgroup:FuzzEvents ./cgroup:FuzzValue ./cgroup:FuzzMountinfo \
 	./policies:FuzzLoadSource ./policies:FuzzLoadSourceInvariants \
-	./policies:FuzzCheckShape ./policies:FuzzPolicyStep
+	./policies:FuzzCheckShape ./policies:FuzzPolicyStep \
+	./governor:FuzzRecoverState
 
 fuzz:
 	@set -e; log=$$(mktemp); trap 'rm -f "$$log"' EXIT; \

@@ -466,6 +466,28 @@ func (a *Actuator) Freeze(ctx context.Context, cg governor.Ref, frozen bool) err
 	}
 }
 
+// FreezeState implements governor.FreezeReader: whether cgroup.freeze
+// holds 1 (the freeze asked for, by anyone; cgroup.events shows when it
+// has taken effect).
+func (a *Actuator) FreezeState(ctx context.Context, cg governor.Ref) (bool, error) {
+	if err := checkRel(cg.Path); err != nil {
+		return false, err
+	}
+	raw, err := a.readFile(cg, "cgroup.freeze")
+	if err != nil {
+		return false, err
+	}
+	switch raw {
+	case "0":
+		return false, nil
+	case "1":
+		return true, nil
+	}
+	return false, fmt.Errorf("read %s: unexpected content %q", a.path(cg, "cgroup.freeze"), raw)
+}
+
+var _ governor.FreezeReader = (*Actuator)(nil)
+
 // Kill implements governor.Actuator by writing 1 to cgroup.kill (Linux
 // 5.14+); without that file it returns governor.ErrUnsupported.
 func (a *Actuator) Kill(ctx context.Context, cg governor.Ref) error {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"time"
 )
 
 // plan is a knob write decided by a controller, applied after every
@@ -21,11 +22,7 @@ type plan struct {
 // set plans a write of knob k on cg. Controllers call it; it enforces the
 // deny list, hand-backs and ownership.
 func (l *Loop) set(cg *cgState, k Knob, v int64, owner, reason string) {
-	ok := l.mayTouch(cg, k)
-	if l.protectors[owner] && (k == MemoryLow || k == MemoryMin) {
-		ok = l.mayProtect(cg, k)
-	}
-	if !ok {
+	if !l.refuse(cg, l.deniedFor(cg, k, owner)) || cg.handedBack[k] || cg.unsupported[k] {
 		return
 	}
 	if m := l.managed[knobKey{cg.ref.ID, k}]; m != nil && m.owner != owner {
@@ -96,21 +93,32 @@ func (l *Loop) apply(ctx context.Context) {
 	if len(steps) == 0 {
 		return
 	}
-	// Record intent before touching anything: a crash from here on leaves
-	// a state file that names every knob that may have changed.
-	l.save()
+	// Every entry of the batch is in l.managed now: the executor's first
+	// write saves them all, so a crash from there on leaves a state file
+	// that names every knob that may have changed.
+	l.dirty = true
 
 	for _, st := range steps {
 		p, m := st.p, st.m
 		key := knobKey{p.cg.ref.ID, p.knob}
-		wctx, cancel := context.WithTimeout(ctx, l.cfg.WriteTimeout)
-		var err error
+		e := effect{kind: effWrite, cg: p.cg, knob: p.knob, value: p.value, owner: p.owner}
 		if p.release {
-			err = l.act.Restore(wctx, p.cg.ref, p.knob, m.orig)
-		} else {
-			err = l.act.Write(wctx, p.cg.ref, p.knob, p.value)
+			e = effect{kind: effRestore, cg: p.cg, knob: p.knob, orig: m.orig, owner: p.owner, recovered: m.recovered}
 		}
-		cancel()
+		err := l.exec(ctx, e)
+		if errors.Is(err, errRefused) {
+			// Not recorded (or refused): nothing was written, so the
+			// record of it goes again.
+			if !p.release {
+				if st.isNew {
+					delete(l.managed, key)
+				} else {
+					m.written = m.previous
+				}
+				l.dirty = true
+			}
+			continue
+		}
 		l.result.Actions++
 		if p.release {
 			if errors.Is(err, ErrTimeout) {
@@ -237,8 +245,12 @@ func (l *Loop) Close(ctx context.Context) error {
 				continue
 			}
 		}
-		err := l.act.Restore(wctx, m.ref, key.knob, m.orig)
 		cancel()
+		err := l.exec(ctx, effect{kind: effRestore, cg: l.cgs[key.id], ref: m.ref, knob: key.knob, orig: m.orig, owner: m.owner, recovered: m.recovered})
+		if errors.Is(err, errRefused) {
+			delete(l.managed, key) // a recovered entry the checks refuse: left untouched
+			continue
+		}
 		if err != nil && !errors.Is(err, ErrGone) {
 			l.log.Error("cannot restore knob", "cgroup", m.ref.String(), "knob", key.knob.String(), "original", m.orig.Raw, "error", err)
 			if first == nil {
@@ -261,11 +273,22 @@ func (l *Loop) Close(ctx context.Context) error {
 	return first
 }
 
-// save writes the state file (not in dry-run).
+// save writes the state file (not in dry-run), warning once while it
+// cannot.
 func (l *Loop) save() {
+	if err := l.record(); err != nil {
+		l.warnOnce("save-state", "cannot save state file; no new change is made until it can be recorded", "file", l.cfg.StatePath, "error", err)
+		return
+	}
+	delete(l.warned, "save-state")
+}
+
+// record writes the state file: every knob the governor holds changed and
+// every cgroup it froze (nothing in dry-run or without a state path).
+func (l *Loop) record() error {
 	l.dirty = false
 	if l.cfg.StatePath == "" || l.cfg.DryRun {
-		return
+		return nil
 	}
 	entries := make([]StateEntry, 0, len(l.managed)+len(l.frozen))
 	for key, m := range l.managed {
@@ -278,29 +301,33 @@ func (l *Loop) save() {
 	}
 	if err := saveState(l.cfg.StatePath, entries, l.clock.Now()); err != nil {
 		l.dirty = true
-		l.warnOnce("save-state", "cannot save state file; changes may not be restorable after a crash", "file", l.cfg.StatePath, "error", err)
-		return
+		return err
 	}
-	delete(l.warned, "save-state")
+	return nil
 }
 
-// freezeCall freezes or thaws with the write timeout.
-func (l *Loop) freezeCall(ctx context.Context, ref Ref, on bool) error {
-	wctx, cancel := context.WithTimeout(ctx, l.cfg.WriteTimeout)
-	defer cancel()
-	return l.act.Freeze(wctx, ref, on)
-}
-
-// freeze records, then freezes a cgroup.
+// freeze records, then freezes a cgroup. A cgroup someone else froze
+// already is left alone (and to them) for this trigger episode.
 func (l *Loop) freeze(ctx context.Context, cg *cgState, owner, reason string) bool {
 	if !l.allowed(cg) {
 		return false
 	}
+	if on, err := l.readFreeze(ctx, cg); err == nil && on {
+		cg.freezeBack = true
+		l.log.Warn("cgroup already frozen by someone else; leaving it to them", "controller", owner, "cgroup", cg.ref.String())
+		return false
+	}
 	f := &frozenCG{ref: cg.ref, owner: owner, since: l.clock.Now()}
 	l.frozen[cg.ref.ID] = f
-	l.save()
+	l.dirty = true
+	err := l.exec(ctx, effect{kind: effFreeze, cg: cg, owner: owner})
+	if errors.Is(err, errRefused) {
+		delete(l.frozen, cg.ref.ID)
+		l.dirty = true
+		return false
+	}
 	l.result.Actions++
-	if err := l.freezeCall(ctx, cg.ref, true); err != nil {
+	if err != nil {
 		l.result.Errors++
 		l.emit(Action{Controller: owner, Cgroup: cg.ref, Kind: "freeze", Knob: "cgroup.freeze", Old: "0", New: "1", Reason: reason, Err: err})
 		// It may be partly frozen: keep the record so it gets thawed.
@@ -312,13 +339,155 @@ func (l *Loop) freeze(ctx context.Context, cg *cgState, owner, reason string) bo
 
 // thaw unfreezes a cgroup the governor froze and forgets the record.
 func (l *Loop) thaw(ctx context.Context, f *frozenCG, reason string) {
+	err := l.exec(ctx, effect{kind: effThaw, cg: l.cgs[f.ref.ID], ref: f.ref, owner: f.owner, recovered: f.recovered})
+	if errors.Is(err, errRefused) {
+		delete(l.frozen, f.ref.ID) // a recovered entry the checks refuse: left untouched
+		l.dirty = true
+		return
+	}
 	l.result.Actions++
-	if err := l.freezeCall(ctx, f.ref, false); err != nil && !errors.Is(err, ErrGone) {
+	if err != nil && !errors.Is(err, ErrGone) {
 		l.result.Errors++
+		f.thawing = true
 		l.log.Error("thaw failed; will retry", "cgroup", f.ref.String(), "error", err)
 		return
 	}
 	delete(l.frozen, f.ref.ID)
 	l.dirty = true
 	l.emit(Action{Controller: f.owner, Cgroup: f.ref, Kind: "thaw", Knob: "cgroup.freeze", Old: "1", New: "0", Reason: reason})
+}
+
+// ---------------------------------------------------------------------------
+// The executor: every effect on a cgroup goes through exec, which checks it
+// against the deny list and protected classes and records it in the state
+// file before it happens.
+
+// effectKind is what an effect does.
+type effectKind uint8
+
+const (
+	effWrite   effectKind = iota // a knob set to a value
+	effRestore                   // a knob set back to its original
+	effReclaim                   // memory.reclaim
+	effFreeze                    // cgroup.freeze 1
+	effThaw                      // cgroup.freeze 0
+	effKill                      // cgroup.kill
+)
+
+var effectKnobs = [...]string{effReclaim: "memory.reclaim", effFreeze: freezeKnob, effThaw: freezeKnob, effKill: "cgroup.kill"}
+
+// undo reports whether the effect only takes back a change the state file
+// already names (a restore or thaw). Undoing needs no new record and is not
+// held back by a state file that cannot be saved: after a crash the entry
+// still on disk finds the original (or a thawed cgroup) and does nothing.
+func (k effectKind) undo() bool { return k == effRestore || k == effThaw }
+
+// noKnob stands for effects that are not a Knob (reclaim, freeze, kill) in
+// deniedFor.
+const noKnob = NumKnobs
+
+// effect is one change to a cgroup, as a value: what a controller (or the
+// recovery of an earlier run's state) decided, carried out by exec.
+type effect struct {
+	kind  effectKind
+	cg    *cgState // nil only for undoing on a cgroup no longer listed
+	ref   Ref      // defaults to cg.ref
+	knob  Knob     // write, restore
+	value int64    // write: the value; reclaim: bytes
+	orig  Setting  // restore
+	owner string
+	// recovered: an undo of an entry from an earlier run's state file,
+	// which is checked like a fresh effect (the file may be forged).
+	recovered bool
+}
+
+func (e *effect) knobName() string {
+	if e.kind == effWrite || e.kind == effRestore {
+		return e.knob.String()
+	}
+	return effectKnobs[e.kind]
+}
+
+// errRefused: exec did not carry out the effect (refused by the deny list
+// or a protected class, or not recordable); it has said why.
+var errRefused = errors.New("effect refused")
+
+// recordWarnEvery spaces the warnings about effects not made because the
+// state file cannot be saved.
+const recordWarnEvery = time.Minute
+
+// exec carries out one effect. Its rule: an effect that changes a cgroup
+// (knob write, memory.reclaim, freeze, kill) happens only once the state
+// file on disk names every change the governor holds, this one included
+// (the caller puts a new knob or freeze in l.managed/l.frozen first, which
+// marks the state dirty). A kill adds no entry, but it cannot be undone:
+// the state is saved before every kill, so none happens while the state
+// file cannot be written. A reclaim adds no entry and restores nothing; it
+// waits only for an unsaved state (saving before every reclaim would cost
+// an fsync each). When the state cannot be saved the effect does not
+// happen, and a warning says so at most once per recordWarnEvery.
+// Restores and thaws (undo) go ahead regardless.
+func (l *Loop) exec(ctx context.Context, e effect) error {
+	if e.cg != nil && e.ref == (Ref{}) {
+		e.ref = e.cg.ref
+	}
+	if !e.kind.undo() || e.recovered {
+		k := e.knob
+		if e.kind != effWrite && e.kind != effRestore {
+			k = noKnob
+		}
+		var why string
+		if e.cg == nil {
+			why = "the cgroup is not in the current snapshot"
+		} else {
+			why = l.deniedFor(e.cg, k, e.owner)
+		}
+		if why != "" {
+			if e.recovered {
+				l.refuseRecovered(e.cg, e.ref, e.knobName(), e.owner, why)
+			} else if e.cg != nil {
+				l.refuse(e.cg, why)
+			}
+			return errRefused
+		}
+	}
+	if !e.kind.undo() && (l.dirty || e.kind == effKill) {
+		if err := l.record(); err != nil {
+			l.unrecorded++
+			if now := l.clock.Now(); l.unrecordedAt.IsZero() || now.Sub(l.unrecordedAt) >= recordWarnEvery {
+				l.log.Warn("cannot record the change in the state file; not making it", "cgroup", e.ref.String(), "knob", e.knobName(),
+					"controller", e.owner, "file", l.cfg.StatePath, "error", err, "not_made_since_last_warning", l.unrecorded)
+				l.unrecordedAt, l.unrecorded = now, 0
+			}
+			return errRefused
+		}
+	}
+	wctx, cancel := context.WithTimeout(ctx, l.cfg.WriteTimeout)
+	defer cancel()
+	switch e.kind {
+	case effWrite:
+		return l.act.Write(wctx, e.ref, e.knob, e.value)
+	case effRestore:
+		return l.act.Restore(wctx, e.ref, e.knob, e.orig)
+	case effReclaim:
+		return l.act.Reclaim(wctx, e.ref, e.value)
+	case effFreeze:
+		return l.act.Freeze(wctx, e.ref, true)
+	case effThaw:
+		return l.act.Freeze(wctx, e.ref, false)
+	case effKill:
+		return l.act.Kill(wctx, e.ref)
+	}
+	return fmt.Errorf("unknown effect %d", e.kind)
+}
+
+// refuseRecovered logs, once per cgroup and knob, that an entry of an
+// earlier run's state file is refused and its cgroup left untouched.
+func (l *Loop) refuseRecovered(cg *cgState, ref Ref, knob, owner, why string) {
+	args := []interface{}{"cgroup", ref.String(), "knob", knob, "owner", owner, "why", why}
+	if cg == nil {
+		l.log.Warn("state file entry refused; leaving the cgroup untouched", args...)
+		return
+	}
+	l.warnOnceCG(cg, "state-refused:"+knob, "state file entry refused; leaving the cgroup untouched", args...)
 }

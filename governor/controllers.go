@@ -2,6 +2,7 @@ package governor
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -454,9 +455,10 @@ func (r *reclaimCtl) step(ctx context.Context, l *Loop, v *view) {
 		if amount < 4096 {
 			continue
 		}
-		wctx, cancel := context.WithTimeout(ctx, l.cfg.WriteTimeout)
-		err := l.act.Reclaim(wctx, cg.ref, amount)
-		cancel()
+		err := l.exec(ctx, effect{kind: effReclaim, cg: cg, value: amount, owner: r.c.Name})
+		if errors.Is(err, errRefused) {
+			continue
+		}
 		l.result.Actions++
 		if err != nil {
 			l.result.Errors++
@@ -648,6 +650,9 @@ func (r *lastResortCtl) step(ctx context.Context, l *Loop, v *view) {
 			ts.update(v, r.trig.t, s)
 		}
 		cg := l.cgs[s.ID]
+		if r.handedBack(cg, ts) {
+			continue
+		}
 		if !ts.active || !s.Populated || !l.allowed(cg) {
 			continue
 		}
@@ -664,26 +669,29 @@ func (r *lastResortCtl) step(ctx context.Context, l *Loop, v *view) {
 		}
 		ts := r.trig.state(r.victim.ref.ID)
 		f := l.frozen[r.victim.ref.ID]
+		if f == nil {
+			// Thawed by someone else (checkManaged handed it back): this
+			// episode neither kills nor freezes it again.
+			r.victim = nil
+			return
+		}
 		switch {
 		case !ts.active:
-			if f != nil {
-				l.thaw(ctx, f, "recovered: "+ts.describe(r.trig.t, true))
-			}
+			l.thaw(ctx, f, "recovered: "+ts.describe(r.trig.t, true))
 			r.victim = nil
 		case r.c.Kill && v.now.Sub(r.since) >= r.c.Grace:
+			err := l.exec(ctx, effect{kind: effKill, cg: r.victim, owner: r.c.Name})
+			if errors.Is(err, errRefused) {
+				return // not recorded: stays frozen, tried again next tick
+			}
 			l.result.Actions++
-			wctx, cancel := context.WithTimeout(ctx, l.cfg.WriteTimeout)
-			err := l.act.Kill(wctx, r.victim.ref)
-			cancel()
 			if err != nil {
 				l.result.Errors++
 				l.emit(Action{Controller: r.c.Name, Cgroup: r.victim.ref, Kind: "kill", Knob: "cgroup.kill", New: "1", Err: err})
 				return
 			}
 			l.emit(Action{Controller: r.c.Name, Cgroup: r.victim.ref, Kind: "kill", Knob: "cgroup.kill", New: "1", Reason: "frozen " + v.now.Sub(r.since).String() + " and still " + ts.describe(r.trig.t, false)})
-			if f != nil {
-				l.thaw(ctx, f, "killed; thawing the empty cgroup")
-			}
+			l.thaw(ctx, f, "killed; thawing the empty cgroup")
 			r.victim = nil
 			r.quiet = v.now.Add(r.c.Grace)
 		}
@@ -700,4 +708,28 @@ func (r *lastResortCtl) step(ctx context.Context, l *Loop, v *view) {
 	if l.freeze(ctx, worst, r.c.Name, fmt.Sprintf("last resort (memory.current=%s): %s; %s", FormatBytes(int64(worstMem)), why, next)) {
 		r.victim, r.since = worst, v.now
 	}
+}
+
+// handedBack reports whether cg was thawed (or found frozen) by someone
+// else during this trigger episode: then it is neither frozen nor killed.
+// The mark goes once the trigger is quiet for it (inactive, no condition
+// holding), so a reload, which restarts the trigger state, does not end
+// the episode while its conditions still hold.
+func (r *lastResortCtl) handedBack(cg *cgState, ts *triggerState) bool {
+	if !cg.freezeBack {
+		return false
+	}
+	if !ts.active {
+		quiet := true
+		for i := range ts.when {
+			if !ts.when[i].since.IsZero() {
+				quiet = false
+			}
+		}
+		if quiet {
+			cg.freezeBack = false
+			return false
+		}
+	}
+	return true
 }

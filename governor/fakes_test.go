@@ -145,6 +145,14 @@ func (f *fakeActuator) Freeze(_ context.Context, cg Ref, on bool) error {
 	return nil
 }
 
+// FreezeState reads back cgroup.freeze (governor.FreezeReader).
+func (f *fakeActuator) FreezeState(_ context.Context, cg Ref) (bool, error) {
+	if f.gone[cg.ID] {
+		return false, fmt.Errorf("read %s/cgroup.freeze: %w", cg.Path, ErrGone)
+	}
+	return f.frozen[cg.ID], nil
+}
+
 func (f *fakeActuator) Kill(_ context.Context, cg Ref) error {
 	f.killed[cg.ID] = true
 	f.writes = append(f.writes, cg.Path+" cgroup.kill")

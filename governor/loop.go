@@ -91,10 +91,14 @@ type Loop struct {
 
 	lastReport time.Time
 	warned     map[string]bool
-	policyCh   chan *Policy
-	doCh       chan func()
-	result     StepResult
-	adm        *admission // batch admission verdict (admission.go)
+	// Effects not made because the state file could not be saved: when
+	// that was last said, and how many since.
+	unrecordedAt time.Time
+	unrecorded   int
+	policyCh     chan *Policy
+	doCh         chan func()
+	result       StepResult
+	adm          *admission // batch admission verdict (admission.go)
 }
 
 type knobKey struct {
@@ -114,12 +118,24 @@ type managedKnob struct {
 	releasing bool
 	owner     string
 	changed   time.Time
+	recovered bool // adopted from an earlier run's state file
 }
 
 type frozenCG struct {
-	ref   Ref
-	owner string
-	since time.Time
+	ref       Ref
+	owner     string
+	since     time.Time
+	recovered bool // named by an earlier run's state file
+	thawing   bool // a thaw failed or timed out; cgroup.freeze 0 is ours
+}
+
+// FreezeReader is implemented by actuators that can read cgroup.freeze
+// back (the state asked for, which changes at once, not cgroup.events'
+// "frozen"). With it the loop treats cgroup.freeze like the knobs it
+// manages: a cgroup thawed by someone else is handed back, and one frozen
+// by someone else is not taken over.
+type FreezeReader interface {
+	FreezeState(ctx context.Context, cg Ref) (bool, error)
 }
 
 type cgState struct {
@@ -131,12 +147,16 @@ type cgState struct {
 	unsupported [NumKnobs]bool
 	failing     [NumKnobs]bool // last write failed (repeats logged at debug)
 	refused     bool           // logged that it is on the deny list
-	reads       [NumKnobs]cachedRead
-	last        *Action         // the last action on this cgroup
-	armed       bool            // PSI triggers armed on it
-	armTried    bool            // arming attempted (not retried every tick)
-	warned      map[string]bool // warn-once flags about this cgroup
-	nArmed      int
+	// freezeBack: thawed (or frozen) by someone else while a last resort
+	// held it; no last resort freezes or kills it until its trigger is
+	// quiet again (lastResortCtl.handedBack).
+	freezeBack bool
+	reads      [NumKnobs]cachedRead
+	last       *Action         // the last action on this cgroup
+	armed      bool            // PSI triggers armed on it
+	armTried   bool            // arming attempted (not retried every tick)
+	warned     map[string]bool // warn-once flags about this cgroup
+	nArmed     int
 }
 
 type cachedRead struct {
@@ -545,6 +565,19 @@ func (l *Loop) deniedAlways(cg *cgState) string {
 	return ""
 }
 
+// deniedFor says why owner may not cause an effect on knob k of cg ("" if
+// it may): the deny list and protected classes, except that a protect
+// controller may raise memory.low/min of a protected class. k is noKnob for
+// reclaim, freeze and kill. It is the one check for every effect: planned
+// writes (set), the executor (exec) and the entries of an earlier run's
+// state file (adoptState) all use it.
+func (l *Loop) deniedFor(cg *cgState, k Knob, owner string) string {
+	if l.protectors[owner] && (k == MemoryLow || k == MemoryMin) {
+		return l.deniedAlways(cg)
+	}
+	return l.denied(cg)
+}
+
 // allowed reports whether the governor may act on cg at all, logging a
 // refusal once per cgroup.
 func (l *Loop) allowed(cg *cgState) bool {
@@ -615,13 +648,52 @@ func (l *Loop) readFailed(cg *cgState, k Knob, err error) {
 	}
 }
 
+// readFreeze reads cgroup.freeze; ErrUnsupported without a FreezeReader.
+func (l *Loop) readFreeze(ctx context.Context, cg *cgState) (bool, error) {
+	fr, ok := l.act.(FreezeReader)
+	if !ok || l.cfg.DryRun {
+		return false, ErrUnsupported
+	}
+	cctx, cancel := context.WithTimeout(ctx, l.cfg.WriteTimeout)
+	defer cancel()
+	return fr.FreezeState(cctx, cg.ref)
+}
+
 // checkManaged verifies, every tick, that each managed knob still holds the
 // value the governor wrote. If someone else changed it, the governor hands it
 // back: it forgets the knob (no restore) and leaves it alone for the life of
-// the cgroup.
+// the cgroup. cgroup.freeze of a cgroup it froze is checked alike: thawed by
+// someone else, it is handed back (no thaw, no kill) and no last resort
+// freezes it again until its trigger is quiet (cgState.freezeBack).
 func (l *Loop) checkManaged(ctx context.Context) {
 	if l.cfg.DryRun {
 		return
+	}
+	for id, f := range l.frozen {
+		cg := l.cgs[id]
+		if cg == nil {
+			continue
+		}
+		on, err := l.readFreeze(ctx, cg)
+		if err != nil {
+			if !errors.Is(err, ErrGone) && !errors.Is(err, ErrUnsupported) {
+				l.warnOnceCG(cg, "read:"+freezeKnob, "cannot read knob", "cgroup", cg.ref.String(), "knob", freezeKnob, "error", err)
+			}
+			continue
+		}
+		if on {
+			continue
+		}
+		delete(l.frozen, id)
+		l.dirty = true
+		if f.thawing {
+			l.log.Info("late thaw completed", "cgroup", f.ref.String())
+			continue
+		}
+		cg.freezeBack = true
+		l.log.Warn("cgroup thawed by someone else; handing it back: it is not killed or frozen again until its trigger is quiet",
+			"cgroup", f.ref.String(), "knob", freezeKnob, "owner", f.owner, "frozen_for", l.clock.Now().Sub(f.since).String())
+		l.emit(Action{Controller: f.owner, Cgroup: f.ref, Kind: "hand-back", Knob: freezeKnob, Old: "1", New: "0", Reason: "thawed by someone else"})
 	}
 	for key, m := range l.managed {
 		cg := l.cgs[key.id]
@@ -658,6 +730,9 @@ func (l *Loop) checkManaged(ctx context.Context) {
 }
 
 // adoptState resolves entries of the state file against the first snapshot.
+// Each entry passes the same check as a fresh effect of its owner
+// (deniedFor): one the deny list or a protected class refuses is logged
+// once and its cgroup left untouched, never adopted, restored or thawed.
 func (l *Loop) adoptState(ctx context.Context) {
 	entries := l.adopt
 	l.adopt = nil
@@ -668,9 +743,17 @@ func (l *Loop) adoptState(ctx context.Context) {
 			continue
 		}
 		if e.Knob == freezeKnob {
-			if err := l.freezeCall(ctx, cg.ref, false); err != nil {
+			if _, held := l.frozen[e.ID]; held {
+				continue // a duplicate entry
+			}
+			f := &frozenCG{ref: cg.ref, owner: e.Owner, since: l.clock.Now(), recovered: true}
+			err := l.exec(ctx, effect{kind: effThaw, cg: cg, owner: e.Owner, recovered: true})
+			if errors.Is(err, errRefused) {
+				continue
+			}
+			if err != nil && !errors.Is(err, ErrGone) {
 				l.log.Error("cannot thaw cgroup frozen by an earlier run", "cgroup", e.Path, "error", err)
-				l.frozen[e.ID] = &frozenCG{ref: cg.ref, owner: e.Owner, since: l.clock.Now()}
+				l.frozen[e.ID] = f
 				continue
 			}
 			l.log.Info("thawed cgroup frozen by an earlier run", "cgroup", e.Path)
@@ -679,6 +762,10 @@ func (l *Loop) adoptState(ctx context.Context) {
 		k, ok := KnobByName(e.Knob)
 		if !ok {
 			l.log.Warn("unknown knob in state file; ignoring", "knob", e.Knob, "cgroup", e.Path)
+			continue
+		}
+		if why := l.deniedFor(cg, k, e.Owner); why != "" {
+			l.refuseRecovered(cg, cg.ref, e.Knob, e.Owner, why)
 			continue
 		}
 		s, err := l.read(ctx, cg, k)
@@ -693,7 +780,7 @@ func (l *Loop) adoptState(ctx context.Context) {
 		}
 		l.managed[knobKey{e.ID, k}] = &managedKnob{
 			ref: cg.ref, knob: k, orig: Setting{Value: e.OrigVal, Raw: e.Original},
-			written: s.Value, previous: e.Previous, owner: e.Owner, changed: l.clock.Now(),
+			written: s.Value, previous: e.Previous, owner: e.Owner, changed: l.clock.Now(), recovered: true,
 		}
 		l.log.Info("re-adopted knob changed by an earlier run", "cgroup", e.Path, "knob", e.Knob, "value", s.Raw, "original", e.Original, "owner", e.Owner)
 	}

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"sort"
@@ -38,17 +39,26 @@ type stateFile struct {
 	Entries []StateEntry `json:"entries"`
 }
 
-// LoadState reads a state file. A missing file is no error (nil entries). A
-// truncated or corrupt file is reported as an error naming the file; the
-// caller logs it and starts without it (the file is kept as .corrupt for
-// inspection).
+// MaxStateSize bounds how much of a state file is read at start-up. 16 MiB
+// holds some 70,000 entries (about 240 bytes each): more than a large host
+// has cgroups times the knobs a policy changes. A larger file is refused.
+const MaxStateSize = 16 << 20
+
+// LoadState reads a state file. A missing file is no error (nil entries).
+//
+// The file says which knobs to restore to which values, so it is trusted
+// only when nobody but the governor can have written it: its directory and
+// the file belong to the daemon's uid and are not group/world-writable, and
+// the file is a regular file (not a symlink, FIFO or device: it is opened
+// with O_NOFOLLOW|O_NONBLOCK and checked with fstat) of at most
+// MaxStateSize bytes. A file that fails a check is moved aside as
+// <file>.refused-<time> and the error says why. A truncated or corrupt file
+// is reported as an error naming the file (kept as .corrupt). Either way the
+// caller logs the error and starts without the state.
 func LoadState(path string) ([]StateEntry, error) {
-	b, err := os.ReadFile(path)
-	if errors.Is(err, os.ErrNotExist) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, fmt.Errorf("read state file: %w", err)
+	b, err := readState(path)
+	if err != nil || b == nil {
+		return nil, err
 	}
 	var f stateFile
 	if err := json.Unmarshal(b, &f); err != nil {
@@ -59,6 +69,76 @@ func LoadState(path string) ([]StateEntry, error) {
 		return nil, fmt.Errorf("state file %s has version %d, this governor understands %d", path, f.Version, stateVersion)
 	}
 	return f.Entries, nil
+}
+
+// readState returns the state file's content, nil if there is none, or an
+// error after moving a file it refuses aside.
+func readState(path string) ([]byte, error) {
+	dir := filepath.Dir(path)
+	if err := checkStateDir(dir); err != nil {
+		if _, lerr := os.Lstat(path); errors.Is(lerr, os.ErrNotExist) {
+			return nil, fmt.Errorf("state directory %s: %v; not using it", dir, err)
+		}
+		return nil, refuseState(path, fmt.Errorf("its directory %s %v", dir, err))
+	}
+	f, err := os.OpenFile(path, os.O_RDONLY|stateOpenFlags, 0)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		if fi, lerr := os.Lstat(path); lerr == nil && fi.Mode()&os.ModeSymlink != 0 {
+			return nil, refuseState(path, errors.New("it is a symbolic link"))
+		}
+		return nil, refuseState(path, err)
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, refuseState(path, err)
+	}
+	if !fi.Mode().IsRegular() {
+		return nil, refuseState(path, fmt.Errorf("it is not a regular file (%s)", fi.Mode().Type()))
+	}
+	if err := checkStateOwner(fi); err != nil {
+		return nil, refuseState(path, fmt.Errorf("it %v", err))
+	}
+	if fi.Size() > MaxStateSize {
+		return nil, refuseState(path, fmt.Errorf("it is %d bytes, more than the %d a state file may have", fi.Size(), MaxStateSize))
+	}
+	b, err := io.ReadAll(io.LimitReader(f, MaxStateSize+1))
+	if err != nil {
+		return nil, fmt.Errorf("read state file: %w", err)
+	}
+	if len(b) > MaxStateSize {
+		return nil, refuseState(path, fmt.Errorf("it grew beyond the %d bytes a state file may have", MaxStateSize))
+	}
+	return b, nil
+}
+
+// checkStateDir requires the state directory to be a directory of the
+// daemon's uid that nobody else can write to.
+func checkStateDir(dir string) error {
+	fi, err := os.Stat(dir)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil // created 0700 by the first save
+	}
+	if err != nil {
+		return err
+	}
+	if !fi.IsDir() {
+		return errors.New("is not a directory")
+	}
+	return checkStateOwner(fi)
+}
+
+// refuseState moves a state file the governor will not trust aside (as
+// <file>.refused-<time>, for the operator to inspect) and says why.
+func refuseState(path string, why error) error {
+	aside := path + ".refused-" + time.Now().UTC().Format("20060102T150405Z")
+	if err := os.Rename(path, aside); err != nil {
+		return fmt.Errorf("state file %s refused: %v; starting without it (could not move it aside: %v)", path, why, err)
+	}
+	return fmt.Errorf("state file %s refused: %v; starting without it (moved aside as %s)", path, why, aside)
 }
 
 // saveState writes the state file atomically: a temporary file in the same
@@ -85,6 +165,11 @@ func saveState(path string, entries []StateEntry, now time.Time) error {
 	dir := filepath.Dir(path)
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return fmt.Errorf("state directory: %w", err)
+	}
+	// A file in a directory others can write is refused on the next start:
+	// recording there is not recording.
+	if err := checkStateDir(dir); err != nil {
+		return fmt.Errorf("state directory %s %v", dir, err)
 	}
 	tmp, err := os.CreateTemp(dir, ".state-*")
 	if err != nil {

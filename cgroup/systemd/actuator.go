@@ -422,6 +422,16 @@ func (a *Actuator) settle(ctx context.Context, ref governor.Ref, k governor.Knob
 	}
 }
 
+// FreezeState implements governor.FreezeReader: systemd's FreezeUnit
+// writes cgroup.freeze too, so the file tells either way.
+func (a *Actuator) FreezeState(ctx context.Context, ref governor.Ref) (bool, error) {
+	fr, ok := a.fs.(governor.FreezeReader)
+	if !ok {
+		return false, governor.ErrUnsupported
+	}
+	return fr.FreezeState(ctx, ref)
+}
+
 // Reclaim implements governor.Actuator: memory.reclaim is stateless and
 // always written in cgroupfs.
 func (a *Actuator) Reclaim(ctx context.Context, ref governor.Ref, bytes int64) error {

@@ -210,8 +210,21 @@ func Listen(opts Options, b Backend) (*Server, error) {
 		}
 		s.gid, s.mode = gid, 0o660
 	}
-	if err := os.MkdirAll(filepath.Dir(s.path), 0o755); err != nil {
+	// The directory is also the state directory (--state-dir): created
+	// 0700 (docs/THREAT-MODEL.md), or 0710 with the socket's group so that
+	// its members can reach the socket and nothing else.
+	dir := filepath.Dir(s.path)
+	_, missing := os.Stat(dir)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, err
+	}
+	if s.gid >= 0 && errors.Is(missing, os.ErrNotExist) {
+		if err := os.Chown(dir, -1, s.gid); err != nil {
+			return nil, fmt.Errorf("control socket directory: %w", err)
+		}
+		if err := os.Chmod(dir, 0o710); err != nil {
+			return nil, fmt.Errorf("control socket directory: %w", err)
+		}
 	}
 	if fi, err := os.Lstat(s.path); err == nil {
 		if fi.Mode()&os.ModeSocket == 0 {
