@@ -36,9 +36,10 @@ import (
 // live daemon, with a state directory (and metrics address) of its own.
 const lockName = "governor.lock"
 
-// stateDirMode is the mode of a state directory the daemon creates (the
-// control socket's directory is made with the same mode).
-const stateDirMode = 0o755
+// stateDirMode is the mode of a state directory the daemon creates: 0700
+// (docs/THREAT-MODEL.md). With --control-group, control.Listen then opens
+// it to the socket's group (0710).
+const stateDirMode = 0o700
 
 type daemonLock struct {
 	files []*os.File

@@ -18,6 +18,16 @@ func TestLockDaemon(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// A state directory it has to make is made 0700 (docs/THREAT-MODEL.md).
+	fresh := filepath.Join(t.TempDir(), "run", "governor")
+	fl, err := lockDaemon(fresh, t.TempDir(), true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fl.Close()
+	if fi, err := os.Stat(fresh); err != nil || fi.Mode().Perm() != 0o700 {
+		t.Errorf("new state directory: %v, %v; want mode 0700", fi.Mode().Perm(), err)
+	}
 	want := fmt.Sprintf("another governor (pid %d) governs %s; state dir %s", os.Getpid(), root, stateA)
 	for _, tc := range []struct {
 		name, state string

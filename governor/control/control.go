@@ -213,12 +213,15 @@ func Listen(opts Options, b Backend) (*Server, error) {
 	// The directory is also the state directory (--state-dir): created
 	// 0700 (docs/THREAT-MODEL.md), or 0710 with the socket's group so that
 	// its members can reach the socket and nothing else.
+	// The daemon may have made it already (its lock lives there, 0700):
+	// a directory the daemon made, or finds at 0700, is opened to the
+	// group; one an operator made otherwise is left as it is.
 	dir := filepath.Dir(s.path)
-	_, missing := os.Stat(dir)
+	fi, missing := os.Stat(dir)
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, err
 	}
-	if s.gid >= 0 && errors.Is(missing, os.ErrNotExist) {
+	if s.gid >= 0 && (errors.Is(missing, os.ErrNotExist) || (missing == nil && fi.Mode().Perm() == 0o700)) {
 		if err := os.Chown(dir, -1, s.gid); err != nil {
 			return nil, fmt.Errorf("control socket directory: %w", err)
 		}
