@@ -66,6 +66,8 @@ type proc struct {
 	log  strings.Builder
 	line chan string
 	done chan error
+	// exited is closed once the process is reaped.
+	exited chan struct{}
 }
 
 func startDaemon(t *testing.T, cred *syscall.Credential, args ...string) *proc {
@@ -80,7 +82,7 @@ func startDaemon(t *testing.T, cred *syscall.Credential, args ...string) *proc {
 // startCmd starts cmd, collecting its stderr.
 func startCmd(t *testing.T, cmd *exec.Cmd) *proc {
 	t.Helper()
-	d := &proc{cmd: cmd, line: make(chan string, 1024), done: make(chan error, 1)}
+	d := &proc{cmd: cmd, line: make(chan string, 1024), done: make(chan error, 1), exited: make(chan struct{})}
 	stderr, err := d.cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -100,11 +102,17 @@ func startCmd(t *testing.T, cmd *exec.Cmd) *proc {
 			}
 		}
 		d.done <- d.cmd.Wait()
+		close(d.exited)
 		close(d.line)
 	}()
+	// Killed and reaped before the next test starts: a daemon left alive
+	// would still hold the hierarchy's lock.
 	t.Cleanup(func() {
-		if d.cmd.ProcessState == nil {
-			d.cmd.Process.Kill()
+		d.cmd.Process.Kill()
+		select {
+		case <-d.exited:
+		case <-time.After(10 * time.Second):
+			t.Errorf("daemon pid %d not reaped 10 s after SIGKILL", d.cmd.Process.Pid)
 		}
 	})
 	return d
@@ -225,7 +233,9 @@ func TestSIGTERMDuringBlockedPolicyLoad(t *testing.T) {
 		}
 		d.cmd.Process.Signal(syscall.SIGHUP)
 		// Abandoned, or refused outright by a loader that skips FIFOs.
-		d.waitFor(t, "reload", reloadTimeout+5*time.Second)
+		// ("keeping the running policy" ends both lines; a bare "reload"
+		// would match this subtest's temporary directory in the paths.)
+		d.waitFor(t, "keeping the running policy", reloadTimeout+5*time.Second)
 		if out := d.output(); !strings.Contains(out, "reload did not finish") && !strings.Contains(out, "reload failed") {
 			t.Fatalf("a reload blocked on a FIFO neither abandoned nor refused:\n%s", out)
 		}
