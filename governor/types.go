@@ -245,6 +245,9 @@ type Capabilities struct {
 	Reclaim     bool            // memory.reclaim exists
 	Freeze      bool            // cgroup.freeze exists
 	Kill        bool            // cgroup.kill exists
+	// FeaturesFrom says where Freeze and Kill were detected: a non-root
+	// cgroup's files, the kernel's symbol table, or why neither worked.
+	FeaturesFrom string
 }
 
 // Clock is the loop's time; tests inject a fake one.

@@ -269,7 +269,7 @@ func logCapabilities(log hclog.Logger, c governor.Capabilities) {
 	}
 	sort.Strings(have)
 	log.Info("cgroup2 hierarchy", "root", c.Root, "controllers", strings.Join(have, " "),
-		"memory.reclaim", c.Reclaim, "cgroup.freeze", c.Freeze, "cgroup.kill", c.Kill)
+		"memory.reclaim", c.Reclaim, "cgroup.freeze", c.Freeze, "cgroup.kill", c.Kill, "detected_from", c.FeaturesFrom)
 	var missing []string
 	for _, ctl := range []string{"memory", "cpu", "io"} {
 		if !c.Controllers[ctl] {
