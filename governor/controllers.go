@@ -633,13 +633,11 @@ func (r *lastResortCtl) next(l *Loop, cg *cgState) string {
 		}
 		return "frozen until the trigger recovers"
 	}
-	return "freeze the largest cgroup of the class when the trigger is active"
+	return fmt.Sprintf("freeze the cgroup of the class with the largest %s (preferred ones first, avoided ones last) when the trigger is active", r.c.Rank.Signal().Name())
 }
 
 func (r *lastResortCtl) step(ctx context.Context, l *Loop, v *view) {
-	var worst *cgState
-	var worstActive *triggerState
-	worstMem := -1.0
+	var cands []candidate
 	if !r.trig.perCG {
 		if active, changed := r.trig.global.update(v, r.trig.t, nil); changed && active {
 			l.log.Warn("last-resort trigger active", "controller", r.c.Name, "because", r.trig.global.describe(r.trig.t, false))
@@ -654,10 +652,7 @@ func (r *lastResortCtl) step(ctx context.Context, l *Loop, v *view) {
 		if !ts.active || !s.Populated || !l.allowed(cg) {
 			continue
 		}
-		mem, _ := s.Get(MemoryCurrent)
-		if mem > worstMem {
-			worst, worstActive, worstMem = cg, ts, mem
-		}
+		cands = append(cands, candidate{cg: cg, ts: ts})
 	}
 
 	if r.victim != nil {
@@ -695,11 +690,16 @@ func (r *lastResortCtl) step(ctx context.Context, l *Loop, v *view) {
 		}
 		return
 	}
-	if worst == nil || v.now.Before(r.quiet) {
+	if len(cands) == 0 || v.now.Before(r.quiet) {
 		return
 	}
-	why := worstActive.describe(r.trig.t, false)
-	if l.freeze(ctx, worst, r.c.Name, fmt.Sprintf("last resort (memory.current=%s): %s", FormatBytes(int64(worstMem)), why)) {
+	ch := l.chooseVictim(r.c.Rank, cands)
+	worst := ch.cg
+	reason := fmt.Sprintf("last resort (%s): %s", ch.describe(r.c.Rank, len(cands)), ch.ts.describe(r.trig.t, false))
+	if out := l.runHook(ctx, r.c, worst.ref, reason); out != "" {
+		reason += "; " + out
+	}
+	if l.freeze(ctx, worst, r.c.Name, reason) {
 		r.victim, r.since = worst, v.now
 		l.log.Warn("froze cgroup as a last resort", "controller", r.c.Name, "cgroup", worst.ref.String(), "kill_after", r.c.Grace.String(), "kill", r.c.Kill)
 	}

@@ -208,6 +208,7 @@ func run(f runFlags, log hclog.Logger, diagOut io.Writer, sigs <-chan os.Signal)
 		AllowSystemd: f.allowSystemd,
 		AfterStep:    ops.afterStep(sd.afterStep),
 		OnAction:     ops.onAction,
+		Hints:        cgroup.XattrHints{Root: root},
 	}
 	if trig != nil {
 		cfg.Notifier = trig
