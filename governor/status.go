@@ -58,6 +58,9 @@ type CgroupStatus struct {
 	Signals   map[string]float64
 	Knobs     []KnobStatus
 	Last      *Action
+	// Stalled: the pressure files' cumulative totals (for the metrics'
+	// counters; not part of the JSON status).
+	Stalled PSITotals `json:"-"`
 }
 
 // KnobStatus is a knob the governor manages or has handed back.
@@ -182,6 +185,9 @@ func (l *Loop) cgroupStatus(cs *CgroupStatus, cg *cgState, only []Signal) {
 	}
 	fillSignals(m, cg.sample, only...)
 	*cs = CgroupStatus{Ref: cg.ref, Class: cl.Name, Protected: cl.Protected, Denied: l.denied(cg), Signals: m, Last: cg.last, Knobs: l.knobStatus(cg)}
+	if cg.sample != nil {
+		cs.Stalled = cg.sample.Stalled
+	}
 }
 
 func (l *Loop) status() Status {
