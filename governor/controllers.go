@@ -700,7 +700,9 @@ func (r *lastResortCtl) step(ctx context.Context, l *Loop, v *view) {
 		reason += "; " + out
 	}
 	if l.freeze(ctx, worst, r.c.Name, reason) {
-		r.victim, r.since = worst, v.now
+		// The grace runs from the freeze, not from the step's start: the
+		// hook may have taken seconds since.
+		r.victim, r.since = worst, l.clock.Now()
 		l.log.Warn("froze cgroup as a last resort", "controller", r.c.Name, "cgroup", worst.ref.String(), "kill_after", r.c.Grace.String(), "kill", r.c.Kill)
 	}
 }

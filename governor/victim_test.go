@@ -321,3 +321,38 @@ func TestActiveTriggerSaysWhatHoldsNow(t *testing.T) {
 		t.Errorf("explain:\n%s", text)
 	}
 }
+
+// TestLastResortGraceFromFreeze: the grace period runs from the freeze,
+// not from the start of the step whose hook took its time (the VM's
+// runaway scenario showed a 3 s grace cut to 1.5 s by a 2 s hook).
+func TestLastResortGraceFromFreeze(t *testing.T) {
+	p := lastResortPolicy(true) // grace 10s
+	p.LastResort[0].Hook = []string{"/bin/slow"}
+	var h *harness
+	var frozeAt, killedAt time.Time
+	h = newHarness(t, p, func(c *Config) {
+		c.RunHook = func(context.Context, []string, []string) ([]byte, error) {
+			h.clock.Advance(4 * time.Second) // a slow hook
+			return nil, nil
+		}
+		c.OnAction = func(a Action) {
+			switch a.Kind {
+			case "freeze":
+				frozeAt = a.Time
+			case "kill":
+				killedAt = a.Time
+			}
+		}
+	})
+	h.src.add(batch, "batch.slice/job").Set(MemoryCurrent, 1<<30)
+	h.src.host.Set(MemoryFullAvg10, 60)
+	for i := 0; i < 20 && killedAt.IsZero(); i++ {
+		h.tick(time.Second)
+	}
+	if frozeAt.IsZero() || killedAt.IsZero() {
+		t.Fatalf("froze at %v, killed at %v", frozeAt, killedAt)
+	}
+	if d := killedAt.Sub(frozeAt); d < 10*time.Second {
+		t.Errorf("killed %v after the freeze, want at least the 10s grace", d)
+	}
+}
