@@ -11,13 +11,14 @@ import (
 
 // Victim hints are extended attributes of a cgroup's directory that tell
 // last_resort which cgroup to freeze first (prefer) or only when nothing
-// else qualifies (avoid). The governor's own names come in two namespaces:
-// trusted.* (settable only by root, CAP_SYS_ADMIN) and user.* (settable by
-// whoever owns the cgroup directory, e.g. a delegated subtree's user;
-// cgroupfs supports user.* xattrs since Linux 5.7). oomd's names are
-// honoured too, so that cgroups already marked for oomd keep their meaning
-// when the governor is the one choosing: "kill me first/last" is the same
-// request to any killer.
+// else qualifies (avoid). trusted.* attributes can be set only by root
+// (CAP_SYS_ADMIN); user.* ones by whoever owns the cgroup directory, such
+// as the user of a delegated subtree (cgroupfs supports them since Linux
+// 5.7). So user.* counts for prefer only: a tenant may volunteer its own
+// cgroup to go first, but not shield it and push the freeze onto others.
+// oomd's names are honoured too, so that cgroups already marked for oomd
+// keep their meaning when the governor is the one choosing: "kill me
+// first/last" is the same request to any killer.
 var hintNames = []struct {
 	name string
 	hint governor.Hint
@@ -27,7 +28,6 @@ var hintNames = []struct {
 	// is not chosen first).
 	{"trusted.governor.avoid", governor.HintAvoid},
 	{"trusted.governor.prefer", governor.HintPrefer},
-	{"user.governor.avoid", governor.HintAvoid},
 	{"user.governor.prefer", governor.HintPrefer},
 	{"trusted.oomd_avoid", governor.HintAvoid},
 	{"trusted.oomd_prefer", governor.HintPrefer},

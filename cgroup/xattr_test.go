@@ -31,7 +31,8 @@ func TestKernelXattrHints(t *testing.T) {
 	}{
 		"none":           {governor.HintNone, ""},
 		"prefer":         {governor.HintPrefer, "trusted.governor.prefer"},
-		"user-avoid":     {governor.HintAvoid, "user.governor.avoid"},
+		"user-avoid":     {governor.HintNone, ""}, // a tenant cannot shield itself
+		"user-prefer":    {governor.HintPrefer, "user.governor.prefer"},
 		"oomd-prefer":    {governor.HintPrefer, "trusted.oomd_prefer"},
 		"both":           {governor.HintAvoid, "trusted.governor.avoid"},
 		"ours-over-oomd": {governor.HintPrefer, "user.governor.prefer"},
