@@ -447,8 +447,8 @@ func TestProbeFixture(t *testing.T) {
 	if !caps.Controllers["cpu"] || !caps.Controllers["memory"] || caps.Controllers["io"] || caps.Root != root {
 		t.Errorf("caps %+v", caps)
 	}
-	// batch has no files; the first child probed is "batch", so features
-	// come from the root only here.
+	// batch has no files and is no cgroup; the first cgroup the walk finds
+	// is "nomem", which has neither cgroup.freeze nor cgroup.kill.
 	if caps.Freeze || caps.Kill {
 		t.Errorf("features from an empty child: %+v", caps)
 	}

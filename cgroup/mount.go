@@ -1,6 +1,7 @@
 package cgroup
 
 import (
+	"bufio"
 	"bytes"
 	"errors"
 	"fmt"
@@ -84,10 +85,21 @@ func unescapeMount(s string) string {
 
 // Probe reports what the hierarchy at root offers. Controllers are those the
 // root enables for its children (cgroup.subtree_control), which is what the
-// governed cgroups can use. Features are detected by file presence: the root
-// cgroup lacks cgroup.freeze and cgroup.kill, so those are looked for in the
-// first child cgroup found (none found: reported false).
+// governed cgroups can use. Features are detected by file presence, but
+// the root cgroup has no cgroup.freeze or cgroup.kill (and the kernel's
+// delegate and features files in /sys/kernel/cgroup do not list them), so
+// they are looked for in a non-root cgroup found by a bounded walk of the
+// hierarchy; on a hierarchy that has none yet, the kernel is asked through
+// /proc/kallsyms, which names the handlers of those files
+// (cgroup_freeze_write, cgroup_kill_write) on every kernel that has them.
 func Probe(root string) (governor.Capabilities, error) {
+	return probe(root, "/proc/kallsyms")
+}
+
+// probeWalk bounds the search for a non-root cgroup (directories read).
+const probeWalk = 64
+
+func probe(root, kallsyms string) (governor.Capabilities, error) {
 	caps := governor.Capabilities{Root: root, Controllers: map[string]bool{}}
 	if _, err := os.ReadFile(filepath.Join(root, "cgroup.controllers")); err != nil {
 		return caps, fmt.Errorf("probe %s: %w", root, err)
@@ -99,15 +111,21 @@ func Probe(root string) (governor.Capabilities, error) {
 	for _, c := range strings.Fields(string(sub)) {
 		caps.Controllers[c] = true
 	}
-	dirs := []string{root}
-	if child := firstChild(root); child != "" {
-		dirs = append(dirs, child)
+	caps.Reclaim = exists(filepath.Join(root, "memory.reclaim"))
+	if child := someCgroup(root); child != "" {
+		caps.Reclaim = caps.Reclaim || exists(filepath.Join(child, "memory.reclaim"))
+		caps.Freeze = exists(filepath.Join(child, "cgroup.freeze"))
+		caps.Kill = exists(filepath.Join(child, "cgroup.kill"))
+		caps.FeaturesFrom = child
+		return caps, nil
 	}
-	for _, d := range dirs {
-		caps.Reclaim = caps.Reclaim || exists(filepath.Join(d, "memory.reclaim"))
-		caps.Freeze = caps.Freeze || exists(filepath.Join(d, "cgroup.freeze"))
-		caps.Kill = caps.Kill || exists(filepath.Join(d, "cgroup.kill"))
+	syms, err := kernelSymbols(kallsyms, "cgroup_freeze_write", "cgroup_kill_write")
+	if err != nil {
+		caps.FeaturesFrom = "unknown: no cgroup below the root and " + err.Error()
+		return caps, nil
 	}
+	caps.Freeze, caps.Kill = syms[0], syms[1]
+	caps.FeaturesFrom = kallsyms
 	return caps, nil
 }
 
@@ -116,16 +134,66 @@ func exists(p string) bool {
 	return err == nil
 }
 
-// firstChild returns the first child cgroup directory of dir.
-func firstChild(dir string) string {
-	ents, err := os.ReadDir(dir)
-	if err != nil {
-		return ""
-	}
-	for _, e := range ents {
-		if e.IsDir() {
-			return filepath.Join(dir, e.Name())
+// someCgroup returns a non-root cgroup below root, a directory with
+// cgroup.events (which every non-root cgroup has, like cgroup.freeze; a
+// fixture's bare directory is not taken for one), looking into no more
+// than probeWalk directories breadth first; "" if none.
+func someCgroup(root string) string {
+	queue := []string{root}
+	for n := 0; len(queue) > 0 && n < probeWalk; n++ {
+		dir := queue[0]
+		queue = queue[1:]
+		ents, err := os.ReadDir(dir)
+		if err != nil {
+			continue
+		}
+		for _, e := range ents {
+			if !e.IsDir() {
+				continue
+			}
+			p := filepath.Join(dir, e.Name())
+			if exists(filepath.Join(p, "cgroup.events")) {
+				return p
+			}
+			queue = append(queue, p)
 		}
 	}
 	return ""
+}
+
+// kernelSymbols reports which of names the kernel symbol table at path
+// lists (a line "ADDRESS TYPE NAME [MODULE]"; addresses may read zero
+// without privilege, the names are there regardless).
+func kernelSymbols(path string, names ...string) ([]bool, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	found := make([]bool, len(names))
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		line := sc.Bytes()
+		// The name is the third field.
+		_, rest, ok := bytes.Cut(line, []byte(" "))
+		if !ok {
+			continue
+		}
+		_, name, ok := bytes.Cut(rest, []byte(" "))
+		if !ok {
+			continue
+		}
+		if i := bytes.IndexByte(name, '\t'); i >= 0 {
+			name = name[:i]
+		}
+		for i, n := range names {
+			if string(name) == n {
+				found[i] = true
+			}
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return found, nil
 }

@@ -1353,6 +1353,7 @@ func psiCarry(smp *governor.Sample, cur, prev *counters, r int) {
 			smp.Set(governor.PSISignal(r, full, w), 0)
 		}
 		cur.psi[r][l] = prev.psi[r][l]
+		smp.Stalled.Set(r, l, prev.psi[r][l])
 		cur.has |= bit
 		if _, ok := elapsed(prev, cur.at, bit); ok {
 			smp.Set(governor.PSISignal(r, full, 3), 0)
@@ -1381,6 +1382,7 @@ func (s *Source) psi(smp *governor.Sample, cur, prev *counters, r int, b []byte,
 		smp.Set(governor.PSISignal(r, full, 2), pl.Avg300)
 		bit := hasPSI0 << (r*2 + l)
 		cur.psi[r][l] = pl.Total
+		smp.Stalled.Set(r, l, pl.Total)
 		cur.has |= bit
 		if dt, ok := elapsed(prev, cur.at, bit); ok && pl.Total >= prev.psi[r][l] {
 			v := float64(pl.Total-prev.psi[r][l]) / (dt * 1e6) * 100

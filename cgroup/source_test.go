@@ -126,6 +126,9 @@ func TestSourceFixture(t *testing.T) {
 	wantSig(t, a, governor.MemoryAnon, 600)
 	wantSig(t, a, governor.MemoryFile, 300)
 	wantSig(t, a, governor.MemoryMaxRatio, 50)
+	wantStalled(t, a, 0, 0, 1_000_000)
+	wantStalled(t, a, 0, 1, 500_000)
+	wantStalled(t, a, 2, 0, 0)
 	noSig(t, a, governor.MemoryHighRatio, // memory.high is max
 		governor.CPUSomeStall, governor.CPUUsage, governor.CPUThrottled, // first sample: no rates
 		governor.MemoryEventsHigh, governor.IOReadBytes)
@@ -136,6 +139,9 @@ func TestSourceFixture(t *testing.T) {
 	}
 	wantSig(t, b, governor.CPUSomeAvg10, 0)
 	noSig(t, b, governor.CPUFullAvg10, governor.MemoryCurrent, governor.MemorySomeAvg10, governor.CPUUsage)
+	if _, ok := b.Stalled.Get(0, 1); ok || b.Stalled.Has != 1 {
+		t.Errorf("a/b stall totals %+v, want cpu some only", b.Stalled)
+	}
 
 	// One second later: counters advance.
 	clk.t = clk.t.Add(time.Second)
@@ -159,6 +165,7 @@ func TestSourceFixture(t *testing.T) {
 	a = snap.Lookup(inode(t, dir))
 	wantSig(t, a, governor.CPUSomeStall, 50)
 	wantSig(t, a, governor.CPUFullStall, 10)
+	wantStalled(t, a, 0, 0, 1_500_000)
 	wantSig(t, a, governor.MemorySomeStall, 0)
 	wantSig(t, a, governor.CPUUsage, 1.5)
 	wantSig(t, a, governor.CPUThrottled, 25)
@@ -567,6 +574,8 @@ func TestSourcePSIGate(t *testing.T) {
 		return nil
 	}
 	c := steady("idle")
+	wantStalled(t, c, 0, 0, 200) // carried over from the last read
+	wantStalled(t, c, 1, 1, 0)
 	for _, sig := range []governor.Signal{governor.CPUSomeAvg10, governor.CPUSomeStall, governor.MemoryFullAvg300, governor.IOSomeStall} {
 		if v, ok := c.Get(sig); !ok || v != 0 {
 			t.Errorf("skipped c: %s = %v %v, want 0 present", sig, v, ok)
@@ -582,7 +591,9 @@ func TestSourcePSIGate(t *testing.T) {
 		t.Errorf("after a CPU stall: %d pressure files read, want 5 (root's 3, cpu of p and c)", n)
 	}
 	wantSig(t, c, governor.CPUSomeStall, 25)
+	wantStalled(t, c, 0, 0, 200+250000)
 	c = steady("after the stall")
+	wantStalled(t, c, 0, 0, 200+250000)
 	wantSig(t, c, governor.CPUSomeStall, 0)
 
 	// A file whose averages are above zero is read every tick (they
@@ -599,4 +610,12 @@ func TestSourcePSIGate(t *testing.T) {
 		}
 	}
 	wantSig(t, c, governor.IOSomeAvg10, 0.5)
+}
+
+// wantStalled checks a sample's PSI total of resource r, line l (µs).
+func wantStalled(t *testing.T, s *governor.Sample, r, l int, want uint64) {
+	t.Helper()
+	if got, ok := s.Stalled.Get(r, l); !ok || got != want {
+		t.Errorf("%s: stall total [%d][%d] = %d (read %v), want %d", s.Ref, r, l, got, ok, want)
+	}
 }

@@ -632,13 +632,11 @@ func (r *lastResortCtl) next(l *Loop, cg *cgState) string {
 		}
 		return "frozen until the trigger recovers"
 	}
-	return "freeze the largest cgroup of the class when the trigger is active"
+	return fmt.Sprintf("freeze the cgroup of the class with the largest %s (preferred ones first, avoided ones last) when the trigger is active", r.c.Rank.Signal().Name())
 }
 
 func (r *lastResortCtl) step(ctx context.Context, l *Loop, v *view) {
-	var worst *cgState
-	var worstActive *triggerState
-	worstMem := -1.0
+	var cands []candidate
 	if !r.trig.perCG {
 		if active, changed := r.trig.global.update(v, r.trig.t, nil); changed && active {
 			l.log.Warn("last-resort trigger active", "controller", r.c.Name, "because", r.trig.global.describe(r.trig.t, false))
@@ -656,10 +654,7 @@ func (r *lastResortCtl) step(ctx context.Context, l *Loop, v *view) {
 		if !ts.active || !s.Populated || !l.allowed(cg) {
 			continue
 		}
-		mem, _ := s.Get(MemoryCurrent)
-		if mem > worstMem {
-			worst, worstActive, worstMem = cg, ts, mem
-		}
+		cands = append(cands, candidate{cg: cg, ts: ts})
 	}
 
 	if r.victim != nil {
@@ -697,16 +692,23 @@ func (r *lastResortCtl) step(ctx context.Context, l *Loop, v *view) {
 		}
 		return
 	}
-	if worst == nil || v.now.Before(r.quiet) {
+	if len(cands) == 0 || v.now.Before(r.quiet) {
 		return
 	}
-	why := worstActive.describe(r.trig.t, false)
+	ch := l.chooseVictim(r.c.Rank, cands)
+	worst := ch.cg
 	next := "stays frozen until it recovers (kill = false)"
 	if r.c.Kill {
 		next = "killed after " + r.c.Grace.String() + " unless it recovers"
 	}
-	if l.freeze(ctx, worst, r.c.Name, fmt.Sprintf("last resort (memory.current=%s): %s; %s", FormatBytes(int64(worstMem)), why, next)) {
-		r.victim, r.since = worst, v.now
+	reason := fmt.Sprintf("last resort (%s): %s; %s", ch.describe(r.c.Rank, len(cands)), ch.ts.describe(r.trig.t, false), next)
+	if out := l.runHook(ctx, r.c, worst.ref, reason); out != "" {
+		reason += "; " + out
+	}
+	if l.freeze(ctx, worst, r.c.Name, reason) {
+		// The grace runs from the freeze, not from the step's start: the
+		// hook may have taken seconds since.
+		r.victim, r.since = worst, l.clock.Now()
 	}
 }
 

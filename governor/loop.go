@@ -51,6 +51,10 @@ type Config struct {
 	// bounds how many (default 256).
 	Armer       Armer
 	MaxTriggers int
+	// Hints, optional, reads operators' victim hints for last_resort
+	// (cgroup xattrs); RunHook runs last_resort hooks (default ExecHook).
+	Hints   HintReader
+	RunHook HookRunner
 }
 
 // StepResult summarises one Step.

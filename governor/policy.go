@@ -203,14 +203,19 @@ type ProtectController struct {
 }
 
 // LastResortController freezes, then kills: when Trigger is active, the
-// worst cgroup of Target (largest memory.current) is frozen; if the trigger
-// is still active after Grace the frozen cgroup is killed (cgroup.kill),
-// otherwise it is thawed. Kill=false stops at freezing (thaw on recovery).
+// worst cgroup of Target is frozen (largest value of Rank's signal, with
+// operators' hints first: see chooseVictim); if the trigger is still
+// active after Grace the frozen cgroup is killed (cgroup.kill), otherwise
+// it is thawed. Kill=false stops at freezing (thaw on recovery). Hook, when
+// set, runs before the freeze, for at most HookTimeout.
 type LastResortController struct {
-	Name    string
-	Origin  string
-	Target  string
-	Trigger Trigger
-	Grace   time.Duration
-	Kill    bool
+	Name        string
+	Origin      string
+	Target      string
+	Trigger     Trigger
+	Grace       time.Duration
+	Kill        bool
+	Rank        VictimRank
+	Hook        []string
+	HookTimeout time.Duration
 }

@@ -27,7 +27,9 @@ type Action struct {
 func (l *Loop) emit(a Action) {
 	a.Time = l.clock.Now()
 	a.DryRun = l.cfg.DryRun
-	if cg := l.cgs[a.Cgroup.ID]; cg != nil {
+	// The thaw that follows a kill (the kill path thaws the emptied
+	// cgroup) is clean-up: the cgroup's last action stays the kill.
+	if cg := l.cgs[a.Cgroup.ID]; cg != nil && !(a.Kind == "thaw" && a.Err == nil && cg.last != nil && cg.last.Kind == "kill" && cg.last.Err == nil) {
 		cp := a
 		cg.last = &cp
 	}
@@ -56,6 +58,9 @@ type CgroupStatus struct {
 	Signals   map[string]float64
 	Knobs     []KnobStatus
 	Last      *Action
+	// Stalled: the pressure files' cumulative totals (for the metrics'
+	// counters; not part of the JSON status).
+	Stalled PSITotals `json:"-"`
 }
 
 // KnobStatus is a knob the governor manages or has handed back.
@@ -180,6 +185,9 @@ func (l *Loop) cgroupStatus(cs *CgroupStatus, cg *cgState, only []Signal) {
 	}
 	fillSignals(m, cg.sample, only...)
 	*cs = CgroupStatus{Ref: cg.ref, Class: cl.Name, Protected: cl.Protected, Denied: l.denied(cg), Signals: m, Last: cg.last, Knobs: l.knobStatus(cg)}
+	if cg.sample != nil {
+		cs.Stalled = cg.sample.Stalled
+	}
 }
 
 func (l *Loop) status() Status {
@@ -202,8 +210,15 @@ func (l *Loop) statusHead() Status {
 	for _, c := range l.ctrls {
 		cs := ControllerStatus{Name: c.name(), Kind: c.kind(), Target: c.target(), Disabled: l.disabled[c.name()]}
 		if tr := c.trigger(); tr != nil && !tr.perCG {
-			cs.Active = tr.global.active
-			cs.Because = tr.global.describe(tr.t, false)
+			switch {
+			case cs.Disabled != "":
+				cs.Because = notEvaluated(cs.Disabled)
+			case tr.global.active:
+				cs.Active = true
+				cs.Because = tr.global.describeActive(tr.t)
+			default:
+				cs.Because = tr.global.describe(tr.t, false)
+			}
 		}
 		st.Controllers = append(st.Controllers, cs)
 	}
@@ -263,17 +278,24 @@ func (l *Loop) explain(path string) ([]string, error) {
 			role = "reads its signals"
 		}
 		line := fmt.Sprintf("%s %q %s", c.kind(), c.name(), role)
-		if why := l.disabled[c.name()]; why != "" {
+		why := l.disabled[c.name()]
+		if why != "" {
 			line += "; impossible here: " + why
 		}
 		out = append(out, line)
+		if why != "" {
+			// Its conditions are not evaluated: their values would be
+			// zeros from no reading at all.
+			out = append(out, "  "+notEvaluated(why))
+			continue
+		}
 		if tr := c.trigger(); tr != nil {
 			ts := tr.state(cg.ref.ID)
-			state := "inactive"
 			if ts.active {
-				state = "active since " + ts.changedAt.Format(time.RFC3339)
+				out = append(out, "  trigger active since "+ts.changedAt.Format(time.RFC3339)+": "+ts.describeActive(tr.t))
+			} else {
+				out = append(out, "  trigger inactive: when "+ts.describe(tr.t, false))
 			}
-			out = append(out, "  trigger "+state+": when "+ts.describe(tr.t, false))
 			if len(tr.t.Recover) > 0 {
 				out = append(out, "  recover: "+ts.describe(tr.t, true))
 			}
@@ -286,6 +308,12 @@ func (l *Loop) explain(path string) ([]string, error) {
 		out = append(out, "no controller targets or reads this class")
 	}
 	return out, nil
+}
+
+// notEvaluated is what status and explain say of a disabled controller's
+// conditions.
+func notEvaluated(why string) string {
+	return "not evaluated (impossible here: " + why + ")"
 }
 
 // RankKey orders governed cgroups by what an operator looks at first, for

@@ -87,6 +87,7 @@ type triggerState struct {
 	recover    []condState
 	clearSince time.Time // without Recover: since when no When condition holds
 	changedAt  time.Time
+	fired      string // when active: the when conditions as they stood when it fired
 }
 
 func newTriggerState(t *Trigger) *triggerState {
@@ -133,8 +134,39 @@ func (ts *triggerState) update(v *view, t *Trigger, self *Sample) (active, chang
 	}
 	if ts.active != prev {
 		ts.changedAt = v.now
+		ts.fired = ""
+		if ts.active {
+			ts.fired = ts.describe(t, false)
+		}
 	}
 	return ts.active, ts.active != prev
+}
+
+// describeActive renders an active trigger for status and explain: the
+// conditions that held when it fired, with their values then, and those
+// that hold now, with their values now. (describe alone would show
+// conditions that stopped holding, with today's values, as if they held.)
+func (ts *triggerState) describeActive(t *Trigger) string {
+	holding := 0
+	for i := range ts.when {
+		if !ts.when[i].since.IsZero() {
+			holding++
+		}
+	}
+	now := "none"
+	switch {
+	case holding > 0:
+		now = ts.describe(t, false)
+	case len(t.Recover) > 0:
+		now = "none; active until recover holds: " + ts.describe(t, true)
+	case !ts.clearSince.IsZero():
+		var longest time.Duration
+		for _, c := range t.When {
+			longest = max(longest, c.For)
+		}
+		now = fmt.Sprintf("none since %s; recovers at %s", ts.clearSince.Format(time.RFC3339), ts.clearSince.Add(longest).Format(time.RFC3339))
+	}
+	return "fired on " + ts.fired + "; holds now: " + now
 }
 
 // describe renders the conditions and their current values for log lines,

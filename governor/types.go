@@ -37,6 +37,28 @@ type Sample struct {
 	// Populated reports whether the cgroup has tasks anywhere in its subtree
 	// (cgroup.events populated).
 	Populated bool
+	// Stalled holds the pressure files' cumulative totals (for metrics'
+	// counters; the Stall signals are their rates).
+	Stalled PSITotals
+}
+
+// PSITotals are cumulative PSI stall times, the total= of a cgroup's
+// pressure files, in microseconds, by resource (0 cpu, 1 memory, 2 io, as
+// PSISignal) and line (0 some, 1 full).
+type PSITotals struct {
+	Micros [3][2]uint64
+	Has    uint8 // bit resource*2+line: read
+}
+
+// Set stores the total of resource r, line l (1: full).
+func (p *PSITotals) Set(r, l int, us uint64) {
+	p.Micros[r][l] = us
+	p.Has |= 1 << (r*2 + l)
+}
+
+// Get returns the total of resource r, line l and whether it was read.
+func (p *PSITotals) Get(r, l int) (uint64, bool) {
+	return p.Micros[r][l], p.Has&(1<<(r*2+l)) != 0
 }
 
 // Set stores a value and marks it present.
@@ -245,6 +267,9 @@ type Capabilities struct {
 	Reclaim     bool            // memory.reclaim exists
 	Freeze      bool            // cgroup.freeze exists
 	Kill        bool            // cgroup.kill exists
+	// FeaturesFrom says where Freeze and Kill were detected: a non-root
+	// cgroup's files, the kernel's symbol table, or why neither worked.
+	FeaturesFrom string
 }
 
 // Clock is the loop's time; tests inject a fake one.

@@ -3,6 +3,7 @@ package policies
 import (
 	"cmp"
 	"fmt"
+	"path/filepath"
 	"slices"
 	"sort"
 	"strings"
@@ -718,8 +719,66 @@ func (c *compiler) lastResort(b *lastResortBlock) {
 		Grace:   c.duration(b.Grace, defaultLastResortGrace),
 		Kill:    c.boolean(b.Kill, false),
 	}
+	l.Rank = c.victimRank(b.Rank)
+	l.Hook, l.HookTimeout = c.hook(b.Hook, b.HookTimeout)
 	c.claim(target, writeFreeze, n, rangeOr(b.Target, b.DefRange))
 	c.pol.LastResort = append(c.pol.LastResort, l)
+}
+
+// victimRank compiles last_resort's rank (default "memory").
+func (c *compiler) victimRank(a *hcl.Attribute) governor.VictimRank {
+	if a == nil {
+		return governor.RankMemory
+	}
+	s, ok := c.str(a)
+	if !ok {
+		return governor.RankMemory
+	}
+	names := governor.RankNames[:]
+	for i, n := range names {
+		if s == n {
+			return governor.VictimRank(i)
+		}
+	}
+	c.errorf(a.Expr.Range(), "Invalid rank", "rank must be one of %s, not %q.%s",
+		`"memory" (memory.current), "swap" (memory.swap.current) or "pressure" (memory.some.avg10)`, s, suggest(s, names))
+	return governor.RankMemory
+}
+
+// hook compiles last_resort's hook (an argv list whose first element is an
+// absolute path: no shell, no PATH search) and hook_timeout.
+func (c *compiler) hook(a, timeout *hcl.Attribute) ([]string, time.Duration) {
+	d := c.positiveDuration(timeout, governor.DefaultHookTimeout)
+	if timeout != nil && d > governor.MaxHookTimeout {
+		c.errorf(timeout.Expr.Range(), "hook_timeout too long",
+			"hook_timeout is at most %s: the control loop waits for the hook (and systemd's watchdog for the loop).", governor.MaxHookTimeout)
+		d = governor.MaxHookTimeout
+	}
+	if a == nil {
+		if timeout != nil {
+			c.errorf(timeout.NameRange, "hook_timeout without hook", "hook_timeout bounds the hook command; add hook = [\"/path/to/command\", ...] or remove it.")
+		}
+		return nil, 0
+	}
+	argv, rngs, ok := c.strList(a)
+	if !ok {
+		return nil, d
+	}
+	if len(argv) == 0 {
+		c.errorf(a.Expr.Range(), "Empty hook", "hook is the command to run before freezing, as a list: [\"/usr/local/bin/notify\", \"arg\"]; remove it to run none.")
+		return nil, d
+	}
+	if strings.ContainsAny(argv[0], " \t|;&$<>`") {
+		c.errorf(rngs[0], "Hook command looks like a shell command line",
+			"hook's first element is the program to run, not %q: it is run without a shell, so give the program and its arguments as separate list elements, e.g. [\"/usr/bin/logger\", \"-t\", \"governor\"].", argv[0])
+		return nil, d
+	}
+	if !filepath.IsAbs(argv[0]) {
+		c.errorf(rngs[0], "Hook command not an absolute path",
+			"hook's first element is the program to run and must be an absolute path (no PATH search), not %q.", argv[0])
+		return nil, d
+	}
+	return argv, d
 }
 
 // admission compiles the batch-admission verdict. Its conditions must read

@@ -112,14 +112,18 @@ type knobBlock struct {
 }
 
 type lastResortBlock struct {
-	Name      string            `hcl:"name,label"`
-	NameRange hcl.Range         `hcl:"name,label_range"`
-	Target    *hcl.Attribute    `hcl:"target,optional"`
-	Grace     *hcl.Attribute    `hcl:"grace,optional"`
-	Kill      *hcl.Attribute    `hcl:"kill,optional"`
-	When      []*conditionBlock `hcl:"when,block"`
-	Recover   []*conditionBlock `hcl:"recover,block"`
-	DefRange  hcl.Range         `hcl:",def_range"`
+	Name      string         `hcl:"name,label"`
+	NameRange hcl.Range      `hcl:"name,label_range"`
+	Target    *hcl.Attribute `hcl:"target,optional"`
+	Grace     *hcl.Attribute `hcl:"grace,optional"`
+	Kill      *hcl.Attribute `hcl:"kill,optional"`
+	// Victim choice and the pre-freeze notification (see REFERENCE.md).
+	Rank        *hcl.Attribute    `hcl:"rank,optional"`
+	Hook        *hcl.Attribute    `hcl:"hook,optional"`
+	HookTimeout *hcl.Attribute    `hcl:"hook_timeout,optional"`
+	When        []*conditionBlock `hcl:"when,block"`
+	Recover     []*conditionBlock `hcl:"recover,block"`
+	DefRange    hcl.Range         `hcl:",def_range"`
 }
 
 type ruleBlock struct {

@@ -51,6 +51,7 @@ type ops struct {
 func newOps(f opsFlags, stateDir, root string, log hclog.Logger) *ops {
 	o := &ops{f: f, log: log, audit: log.Named("audit"), act: sdact.NewDefault(root, log.Named("actuator")), m: metrics.New(metrics.Source{}, 0)}
 	o.m.SetCgroupLimit(f.metricsCgroupLimit)
+	o.m.SetBuildInfo(version)
 	switch f.controlSocket {
 	case "":
 		o.sock = filepath.Join(stateDir, "control.sock")

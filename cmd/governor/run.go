@@ -262,6 +262,7 @@ func run(f runFlags, log hclog.Logger, diagOut io.Writer, sig *signals) error {
 		AllowSystemd: f.allowSystemd,
 		AfterStep:    ops.afterStep(sd.afterStep),
 		OnAction:     ops.onAction,
+		Hints:        cgroup.XattrHints{Root: root},
 	}
 	if trig != nil {
 		cfg.Notifier = trig
@@ -348,7 +349,7 @@ func logCapabilities(log hclog.Logger, c governor.Capabilities) {
 	}
 	sort.Strings(have)
 	log.Info("cgroup2 hierarchy", "root", c.Root, "controllers", strings.Join(have, " "),
-		"memory.reclaim", c.Reclaim, "cgroup.freeze", c.Freeze, "cgroup.kill", c.Kill)
+		"memory.reclaim", c.Reclaim, "cgroup.freeze", c.Freeze, "cgroup.kill", c.Kill, "detected_from", c.FeaturesFrom)
 	var missing []string
 	for _, ctl := range []string{"memory", "cpu", "io"} {
 		if !c.Controllers[ctl] {

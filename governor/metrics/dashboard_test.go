@@ -206,7 +206,8 @@ func TestGrafanaDashboard(t *testing.T) {
 		"governor_cgroup_runq_latency_p99_seconds", "governor_knob_value",
 		"governor_knob_original_value", "governor_actions_total",
 		"governor_action_errors_total", "governor_loop_step_duration_seconds_bucket",
-		"governor_bpf_program_run_seconds_total",
+		"governor_bpf_program_run_seconds_total", "governor_admission_headroom_ratio",
+		"governor_cgroup_pressure_stall_seconds_total",
 	} {
 		if !used[must] {
 			t.Errorf("dashboard does not show %s", must)

@@ -27,6 +27,8 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime"
+	"runtime/debug"
 	"slices"
 	"strconv"
 	"strings"
@@ -80,6 +82,7 @@ type Metrics struct {
 	stepErr prometheus.Counter
 	stepDur prometheus.Histogram
 	seen    prometheus.Gauge
+	build   *prometheus.GaugeVec
 	state   *stateCollector
 }
 
@@ -116,11 +119,33 @@ func New(src Source, timeout time.Duration) *Metrics {
 			Name: "governor_cgroups_seen",
 			Help: "Cgroups in the hierarchy at the last step.",
 		}),
+		build: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "governor_build_info",
+			Help: "A metric with a constant 1 labelled by the governor's version, the Go version it was built with and its VCS revision.",
+		}, []string{"version", "goversion", "revision"}),
 		state: &stateCollector{src: src, timeout: timeout, limit: DefaultCgroupLimit},
 	}
-	m.reg.MustRegister(m.actions, m.errs, m.steps, m.stepErr, m.stepDur, m.seen,
+	m.SetBuildInfo("unknown")
+	m.reg.MustRegister(m.actions, m.errs, m.steps, m.stepErr, m.stepDur, m.seen, m.build,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
+}
+
+// SetBuildInfo sets governor_build_info{version,goversion,revision} 1:
+// the daemon's version ("unknown" until set), the Go release it was built
+// with and the VCS revision Go recorded ("" when built outside a
+// checkout). Call before serving.
+func (m *Metrics) SetBuildInfo(version string) {
+	revision := ""
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		for _, s := range bi.Settings {
+			if s.Key == "vcs.revision" {
+				revision = s.Value
+			}
+		}
+	}
+	m.build.Reset()
+	m.build.WithLabelValues(version, runtime.Version(), revision).Set(1)
 }
 
 // SetSource replaces what scrapes read (call before serving).
@@ -250,7 +275,12 @@ const (
 	fCtlDisabled
 	fAccepting
 	fAdmSince
-	fHeadroom
+	fHeadroomRatio
+	fHeadroomBytes
+	fHeadroomSeconds
+	fHeadroomPerSecond
+	fHeadroomCores
+	fStalled
 	fBPFRuns
 	fBPFTime
 	nFamilies
@@ -295,9 +325,26 @@ var families = [nFamilies]family{
 		"1 while the node accepts more batch work, 0 while pressure says it should not.", []string{"origin"}},
 	fAdmSince: {"governor_admission_since_timestamp_seconds", gaugeType,
 		"When the admission verdict last changed (Unix time).", nil},
-	fHeadroom: {"governor_admission_headroom", gaugeType,
-		"Per admission condition, distance from the current value to the threshold in the signal's unit (percentage points for pressure); negative when crossed.",
-		[]string{"signal", "subject"}},
+	// Headroom: one family per unit (Prometheus names carry the unit);
+	// kind is "class" or "host", name the class ("" for the host).
+	fHeadroomRatio: {"governor_admission_headroom_ratio", gaugeType,
+		"Per admission condition on a pressure or ratio signal, distance from the current value to the threshold as a ratio (0.05 = 5 percentage points); negative when crossed.",
+		[]string{"kind", "name", "signal"}},
+	fHeadroomBytes: {"governor_admission_headroom_bytes", gaugeType,
+		"Per admission condition on a memory signal, distance from the current value to the threshold in bytes; negative when crossed.",
+		[]string{"kind", "name", "signal"}},
+	fHeadroomSeconds: {"governor_admission_headroom_seconds", gaugeType,
+		"Per admission condition on a latency signal, distance from the current value to the threshold in seconds; negative when crossed.",
+		[]string{"kind", "name", "signal"}},
+	fHeadroomPerSecond: {"governor_admission_headroom_per_second", gaugeType,
+		"Per admission condition on an event-rate signal, distance from the current value to the threshold in events per second; negative when crossed.",
+		[]string{"kind", "name", "signal"}},
+	fHeadroomCores: {"governor_admission_headroom_cores", gaugeType,
+		"Per admission condition on a CPU-usage signal, distance from the current value to the threshold in CPUs; negative when crossed.",
+		[]string{"kind", "name", "signal"}},
+	fStalled: {"governor_cgroup_pressure_stall_seconds_total", counterType,
+		"PSI total of a governed cgroup: cumulative time some/all of its tasks stalled on the resource (rate() of it is the share of time stalled).",
+		[]string{"cgroup", "class", "kind", "resource"}},
 	fBPFRuns: {"governor_bpf_program_runs_total", counterType,
 		"Times a BPF program ran (kernel statistics).", []string{"program", "tracepoint"}},
 	fBPFTime: {"governor_bpf_program_run_seconds_total", counterType,
@@ -329,6 +376,7 @@ type cgRecord struct {
 	has       uint8                        // bit i: sig[i] present
 	sig       [len(psiSignals) + 1]float64 // psiSignals' avg10, then runq.p99
 	knobs     []governor.KnobStatus        // as the status gave them (handed-back ones skipped when exported)
+	stalled   governor.PSITotals
 }
 
 const runqIdx = len(psiSignals)
@@ -346,7 +394,7 @@ var exportedSignals = func() (out [len(psiSignals) + 1]governor.Signal) {
 // record keeps of cs what its series need. Only what cs does not reuse is
 // kept (Loop.VisitStatus reuses cs and Signals).
 func record(cs *governor.CgroupStatus) cgRecord {
-	r := cgRecord{ref: cs.Ref, class: cs.Class, protected: cs.Protected, knobs: cs.Knobs}
+	r := cgRecord{ref: cs.Ref, class: cs.Class, protected: cs.Protected, knobs: cs.Knobs, stalled: cs.Stalled}
 	for i, p := range psiSignals {
 		if v, ok := cs.Signals[p.sig.Name()]; ok {
 			r.sig[i], r.has = v, r.has|1<<i
@@ -457,6 +505,13 @@ func (c *stateCollector) write(e *expo) {
 				e.add(fPressure, r.sig[j]/100, path, r.class, p.kind, p.resource)
 			}
 		}
+		for res, name := range psiResources {
+			for l, kind := range [2]string{"some", "full"} {
+				if us, ok := r.stalled.Get(res, l); ok {
+					e.add(fStalled, float64(us)/1e6, path, r.class, kind, name)
+				}
+			}
+		}
 		if r.has&(1<<runqIdx) != 0 {
 			e.add(fRunq, r.sig[runqIdx], path, r.class)
 		}
@@ -506,10 +561,36 @@ func (c *stateCollector) write(e *expo) {
 						h = other.Headroom
 					}
 				}
-				e.add(fHeadroom, h, ac.Signal, ac.Subject)
+				f, scale, ok := headroomFamily(ac.Unit)
+				if !ok {
+					continue
+				}
+				kind, name, _ := strings.Cut(ac.Subject, " ")
+				e.add(f, h*scale, kind, name, ac.Signal)
 			}
 		}
 	}
+}
+
+// psiResources are the PSI resources by index (as governor.PSISignal).
+var psiResources = [3]string{"cpu", "memory", "io"}
+
+// headroomFamily is the headroom family for a signal's unit (as
+// governor.Unit.String gives it) and the factor to its base unit.
+func headroomFamily(unit string) (famID, float64, bool) {
+	switch unit {
+	case governor.UnitPercent.String():
+		return fHeadroomRatio, 0.01, true
+	case governor.UnitBytes.String():
+		return fHeadroomBytes, 1, true
+	case governor.UnitSeconds.String():
+		return fHeadroomSeconds, 1, true
+	case governor.UnitPerSecond.String():
+		return fHeadroomPerSecond, 1, true
+	case governor.UnitCores.String():
+		return fHeadroomCores, 1, true
+	}
+	return 0, 0, false
 }
 
 func b2f(b bool) float64 {

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -95,10 +96,13 @@ func TestScrapeRunningLoop(t *testing.T) {
 	web.Set(governor.RunqP99, 0.012)
 	job := governor.Sample{Ref: governor.Ref{ID: 3, Path: "batch.slice/job1"}, Populated: true}
 	job.Set(governor.MemorySomeAvg10, 0.5)
+	job.Stalled.Set(1, 0, 2_500_000) // memory some total=2500000 µs
+	job.Stalled.Set(2, 1, 125)
 	src.Cgs = []governor.Sample{web, job}
 	act := &actuator{vals: map[string]int64{}}
 
 	m := New(Source{}, time.Second)
+	m.SetBuildInfo("v1.2.3-test")
 	loop, err := governor.New(governor.Config{
 		Policy: policy(), Sources: []governor.Source{src}, Actuator: act,
 		Caps:      governor.Capabilities{Controllers: map[string]bool{"cpu": true, "memory": true, "io": true}},
@@ -159,8 +163,12 @@ func TestScrapeRunningLoop(t *testing.T) {
 		`governor_actions_total{controller="squeeze",kind="write"} 2`,
 		"governor_loop_step_duration_seconds_bucket",
 		`governor_admission_accepting{origin="built-in"} 1`,
-		`governor_admission_headroom{signal="memory.some.avg10",subject="host"} -2.5`,
-		`governor_admission_headroom{signal="cpu.some.avg10",subject="class web"} -20`,
+		`governor_admission_headroom_ratio{kind="host",name="",signal="memory.some.avg10"} -0.025`,
+		`governor_admission_headroom_ratio{kind="class",name="web",signal="cpu.some.avg10"} -0.2`,
+		`governor_cgroup_pressure_stall_seconds_total{cgroup="batch.slice/job1",class="batch",kind="some",resource="memory"} 2.5`,
+		`governor_cgroup_pressure_stall_seconds_total{cgroup="batch.slice/job1",class="batch",kind="full",resource="io"} 0.000125`,
+		`governor_build_info{goversion="` + runtime.Version() + `",revision="`,
+		`",version="v1.2.3-test"} 1`,
 		`governor_bpf_program_runs_total{program="btf_sched_switch",tracepoint="sched/sched_switch"} 1234`,
 		"governor_admission_since_timestamp_seconds",
 		`governor_knobs_managed{controller="squeeze"} 2`,
@@ -169,6 +177,9 @@ func TestScrapeRunningLoop(t *testing.T) {
 		if !strings.Contains(text, want) {
 			t.Errorf("scrape lacks %q", want)
 		}
+	}
+	if strings.Contains(text, `governor_cgroup_pressure_stall_seconds_total{cgroup="system.slice/web.service"`) {
+		t.Error("stall totals exported for a cgroup whose totals were not read")
 	}
 	if t.Failed() {
 		t.Logf("scrape:\n%s", text)

@@ -1,5 +1,7 @@
 # Scenario "runaway": a batch job that grows without bound is frozen, then
-# killed; the latency service next to it is protected and left alone.
+# killed; the latency service next to it is protected and left alone. A
+# smaller batch job marked trusted.governor.prefer goes first; a hook that
+# outlives its timeout runs before each freeze.
 governor {
   tick = "1s"
 }
@@ -20,19 +22,23 @@ protect "service-memory" {
 
 last_resort "runaway-batch" {
   target = "batch"
-  grace  = "4s"
+  grace  = "3s"
   kill   = true
+  rank   = "memory"
 
-  # A batch job past 1 GiB on this 2 GiB machine is about to take the
-  # service down with it.
+  # Writes a timestamp, then sleeps far past hook_timeout: the freeze
+  # must follow the timeout, not the sleep.
+  hook         = ["/run/vmtest-runaway-hook.sh", "pre-freeze"]
+  hook_timeout = "2s"
+
+  # A batch job past 600 MiB on this 2 GiB machine (the batch parent's
+  # memory.max is 1600M) is about to take the service down with it. The
+  # condition reads the class, so every batch job is a candidate and the
+  # operator's mark decides which goes first.
   when {
+    class  = "batch"
     signal = "memory.current"
-    above  = "1GiB"
+    above  = "600MiB"
     for    = "2s"
-  }
-  when {
-    signal = "memory.some.avg10"
-    above  = "20%"
-    for    = "3s"
   }
 }
