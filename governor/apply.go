@@ -163,19 +163,17 @@ func (l *Loop) apply(ctx context.Context) {
 			l.log.Error("write timed out; will check what the kernel holds on the next tick", "cgroup", p.cg.ref.String(), "knob", p.knob.String(), "value", p.knob.FormatValue(p.value), "error", err)
 		default:
 			l.result.Errors++
-			l.emit(Action{Controller: p.owner, Cgroup: p.cg.ref, Kind: "write", Knob: p.knob.String(), Old: p.knob.FormatValue(st.oldVal), New: p.knob.FormatValue(p.value), Reason: p.reason, Err: err})
+			// The audit line is the one line a failure gets: an error the
+			// first time, debug for repeats of the same knob's failure
+			// until a write of it works again (and for a cgroup that
+			// vanished under the write).
+			repeat := p.cg.failing[p.knob] || errors.Is(err, ErrGone)
+			if !errors.Is(err, ErrGone) {
+				p.cg.failing[p.knob] = true
+			}
+			l.emit(Action{Controller: p.owner, Cgroup: p.cg.ref, Kind: "write", Knob: p.knob.String(), Old: p.knob.FormatValue(st.oldVal), New: p.knob.FormatValue(p.value), Reason: p.reason, Err: err, Repeat: repeat})
 			if errors.Is(err, ErrUnsupported) {
 				p.cg.unsupported[p.knob] = true
-			}
-			if !errors.Is(err, ErrGone) {
-				// The first failure is an error; repeats of the same knob's
-				// failure stay at debug until a write succeeds again.
-				logf := l.log.Error
-				if p.cg.failing[p.knob] {
-					logf = l.log.Debug
-				}
-				p.cg.failing[p.knob] = true
-				logf("write failed", "controller", p.owner, "cgroup", p.cg.ref.String(), "knob", p.knob.String(), "value", p.knob.FormatValue(p.value), "error", err)
 			}
 			if st.isNew {
 				delete(l.managed, key)

@@ -191,7 +191,11 @@ func newHarness(t *testing.T, p *Policy, mod ...func(*Config)) *harness {
 		StatePath: filepath.Join(t.TempDir(), "state.json"),
 		Caps:      Capabilities{Root: "/fake", Controllers: map[string]bool{"memory": true, "cpu": true, "io": true}, Reclaim: true, Freeze: true, Kill: true},
 		NumCPU:    4,
-		OnAction:  func(a Action) { h.actions = append(h.actions, a) },
+		// As the daemon does: each action is one audit line in the log.
+		OnAction: func(a Action) {
+			h.actions = append(h.actions, a)
+			LogAction(h.cfg.Logger.Named("audit"), a)
+		},
 	}
 	for _, m := range mod {
 		m(&h.cfg)

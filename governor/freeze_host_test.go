@@ -107,14 +107,17 @@ func procsIn(t *testing.T, root, rel string) int {
 func hostLoop(t *testing.T, root string, p *governor.Policy, src *govtest.Source, state string, logs *strings.Builder) (*governor.Loop, *stepClock) {
 	t.Helper()
 	clock := &stepClock{t: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
+	log := hclog.New(&hclog.LoggerOptions{Output: logs, Level: hclog.Info})
 	l, err := governor.New(governor.Config{
 		Policy:    p,
 		Sources:   []governor.Source{src},
 		Actuator:  cgroup.NewActuator(root, nil),
 		Clock:     clock,
-		Logger:    hclog.New(&hclog.LoggerOptions{Output: logs, Level: hclog.Info}),
+		Logger:    log,
 		StatePath: state,
 		Caps:      governor.Capabilities{Root: root, Controllers: map[string]bool{}, Freeze: true, Kill: true},
+		// The audit line, as the daemon writes it.
+		OnAction: func(a governor.Action) { governor.LogAction(log.Named("audit"), a) },
 	})
 	if err != nil {
 		t.Fatal(err)

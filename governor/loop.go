@@ -695,9 +695,9 @@ func (l *Loop) checkManaged(ctx context.Context) {
 			continue
 		}
 		cg.freezeBack = true
-		l.log.Warn("cgroup thawed by someone else; handing it back: it is not killed or frozen again until its trigger is quiet",
-			"cgroup", f.ref.String(), "knob", freezeKnob, "owner", f.owner, "frozen_for", l.clock.Now().Sub(f.since).String())
-		l.emit(Action{Controller: f.owner, Cgroup: f.ref, Kind: "hand-back", Knob: freezeKnob, Old: "1", New: "0", Reason: "thawed by someone else"})
+		// One line, the audit's (a hand-back is a warning there).
+		l.emit(Action{Controller: f.owner, Cgroup: f.ref, Kind: "hand-back", Knob: freezeKnob, Old: "1", New: "0",
+			Reason: "thawed by someone else after " + l.clock.Now().Sub(f.since).String() + " frozen; handed back: not killed or frozen again until its trigger is quiet"})
 	}
 	for key, m := range l.managed {
 		cg := l.cgs[key.id]

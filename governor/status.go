@@ -21,6 +21,10 @@ type Action struct {
 	Reason     string
 	DryRun     bool
 	Err        error
+	// Repeat marks a failure that repeats the previous failure of the same
+	// knob (no write of it has worked since): the audit line logs it at
+	// debug, so a stuck knob is one error line, not one a tick.
+	Repeat bool
 }
 
 // emit records an action for status and passes it to the hook.

@@ -35,7 +35,7 @@ func TestAuditLineJSON(t *testing.T) {
 		{Time: at, Controller: "reclaimer", Cgroup: governor.Ref{ID: 9, Path: "batch.slice/job3"}, Kind: "reclaim", Knob: "memory.reclaim", Old: "1GiB", New: "10MiB", Reason: "memory.some.stall=0.00% < goal 0.10%", DryRun: true},
 	}
 	for _, a := range actions {
-		auditLine(log, a)
+		governor.LogAction(log, a)
 	}
 	lines := strings.Split(strings.TrimSpace(buf.String()), "\n")
 	if len(lines) != len(actions) {
@@ -471,5 +471,29 @@ func TestDaemonOpsOnHost(t *testing.T) {
 	}
 	if _, err := os.Stat(sock); !os.IsNotExist(err) {
 		t.Errorf("control socket left behind: %v", err)
+	}
+}
+
+// A failure that repeats the knob's previous failure is logged at debug:
+// a stuck knob gives one error line, not one a tick.
+func TestAuditLineRepeatIsDebug(t *testing.T) {
+	var buf bytes.Buffer
+	log := hclog.New(&hclog.LoggerOptions{Name: "governor", JSONFormat: true, Output: &buf, Level: hclog.Debug})
+	a := governor.Action{Controller: "squeeze", Cgroup: governor.Ref{ID: 7, Path: "batch.slice/job1"}, Kind: "write", Knob: "cpu.max", New: "1.5cpu", Err: errors.New("write cpu.max: device or resource busy")}
+	governor.LogAction(log, a)
+	a.Repeat = true
+	governor.LogAction(log, a)
+	lines := strings.Split(strings.TrimSpace(buf.String()), "\n")
+	if len(lines) != 2 {
+		t.Fatalf("%d lines, want 2:\n%s", len(lines), buf.String())
+	}
+	for i, want := range []string{"error", "debug"} {
+		var m map[string]interface{}
+		if err := json.Unmarshal([]byte(lines[i]), &m); err != nil {
+			t.Fatal(err)
+		}
+		if m["@level"] != want {
+			t.Errorf("line %d at %v, want %s: %s", i, m["@level"], want, lines[i])
+		}
 	}
 }
