@@ -5,11 +5,24 @@ package policies
 import (
 	"fmt"
 	"io/fs"
+	"os"
 	"syscall"
 )
 
-// checkOwnership requires uid 0 and no group/other write permission.
-func checkOwnership(fi fs.FileInfo) error {
+// checkOwnership requires uid 0 and no group/other write permission, except
+// that group/other write bits are ignored on a read-only mount.
+//
+// The exception is for Kubernetes: kubelet mounts a ConfigMap volume as a
+// directory of mode 0777 (1777 with fsGroup) that no pod spec can change
+// (kubernetes#125876, kubernetes#136032), and always mounts it read-only
+// into the container. Through a read-only mount nobody, root included, can
+// create, rename or change an entry without remounting it first, which
+// needs CAP_SYS_ADMIN in the mount's namespace (root-equivalent anyway).
+// The owner must still be root, so a user's file on a read-only mount is
+// refused as before. The read-only flag comes from fstatfs on the opened
+// file (ST_RDONLY: the mount's or the superblock's), so it describes the
+// very file that is read.
+func checkOwnership(f *os.File, fi fs.FileInfo) error {
 	st, ok := fi.Sys().(*syscall.Stat_t)
 	if !ok {
 		return fmt.Errorf("has unknown ownership")
@@ -17,7 +30,7 @@ func checkOwnership(fi fs.FileInfo) error {
 	if st.Uid != 0 {
 		return fmt.Errorf("%w (owner uid %d)", errNotRoot, st.Uid)
 	}
-	if perm := fi.Mode().Perm(); perm&0o022 != 0 {
+	if perm := fi.Mode().Perm(); perm&0o022 != 0 && !onReadOnlyMount(f) {
 		return fmt.Errorf("%w (mode %#o)", errWritable, perm)
 	}
 	return nil
