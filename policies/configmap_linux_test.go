@@ -63,9 +63,11 @@ func mountReadOnly(t *testing.T, dir string) {
 // TestConfigMapVolume: the DaemonSet's policy comes from a ConfigMap, whose
 // volume directory kubelet makes 0777 (1777 with fsGroup); `run` refused
 // it ("Insecure policy directory ... mode 0777"), so the pod crash-looped.
-// Mounted read-only, as kubelet always mounts ConfigMap volumes, it loads;
-// the same directory on a writable mount, and a file of another owner on a
-// read-only one, are still refused.
+// As the root of a read-only mount, which is how kubelet mounts ConfigMap
+// volumes, it loads. Still refused: the same directory on a writable
+// mount; a writable directory that is on a read-only mount but not its
+// root (/etc under ProtectSystem=strict, which others can write outside
+// the service); a file of another owner; a group/other-writable file.
 func TestConfigMapVolume(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("needs root: ownership checks and bind mounts")
@@ -88,6 +90,17 @@ func TestConfigMapVolume(t *testing.T) {
 			}
 		})
 	}
+	t.Run("not the mount's root", func(t *testing.T) {
+		top := t.TempDir()
+		dir := filepath.Join(top, "governor")
+		if err := os.Mkdir(dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		kubeletVolume(t, dir, 0o777, 0)
+		mountReadOnly(t, top)
+		wantRefused(t, "writable directory below a read-only mount's root", loadWithin(t, []string{dir}, Options{}),
+			dir+" is writable by group or others (mode 0777)")
+	})
 	t.Run("not root's", func(t *testing.T) {
 		dir := t.TempDir()
 		kubeletVolume(t, dir, 0o777, 1000)
@@ -96,17 +109,15 @@ func TestConfigMapVolume(t *testing.T) {
 			"is not owned by root (owner uid 1000)")
 	})
 	t.Run("writable file", func(t *testing.T) {
-		// defaultMode 0666 on a read-only mount: nobody can write it either.
+		// defaultMode 0666: the file is writable wherever else the
+		// volume is mounted; refused, read-only mount or not.
 		dir := t.TempDir()
 		kubeletVolume(t, dir, 0o777, 0)
 		if err := os.Chmod(filepath.Join(dir, "..data", "node.hcl"), 0o666); err != nil {
 			t.Fatal(err)
 		}
-		wantRefused(t, "0666 file, writable mount", loadWithin(t, []string{filepath.Join(dir, "node.hcl")}, Options{}),
-			"is writable by group or others (mode 0666)")
 		mountReadOnly(t, dir)
-		if r := loadWithin(t, []string{filepath.Join(dir, "node.hcl")}, Options{}); r.Policy == nil {
-			t.Fatalf("0666 file on a read-only mount: %v", r.Diags)
-		}
+		wantRefused(t, "0666 file on a read-only mount", loadWithin(t, []string{dir}, Options{}),
+			"is writable by group or others (mode 0666)")
 	})
 }

@@ -45,9 +45,9 @@ const maxFileSize = 4 << 20
 //
 // Unless opts.AllowInsecure, every file and every directory read must be
 // owned by root and not writable by group or others: a policy can freeze or
-// kill any cgroup, so whoever can write one controls the machine. On a
-// read-only mount (a Kubernetes ConfigMap volume) the write bits do not
-// count: see checkOwnership. Symlinks
+// kill any cgroup, so whoever can write one controls the machine; a
+// directory that is the root of a read-only mount (a Kubernetes ConfigMap
+// volume) may have write bits, see checkOwnership. Symlinks
 // are followed and the file or directory they lead to is what is checked
 // (its fstat after opening, so the check and the read see the same file);
 // a symlink must lead to a *.hcl file. FIFOs, sockets and devices are

@@ -9,19 +9,22 @@ import (
 	"syscall"
 )
 
-// checkOwnership requires uid 0 and no group/other write permission, except
-// that group/other write bits are ignored on a read-only mount.
+// checkOwnership requires uid 0 and no group/other write permission, with
+// one exception: a directory that is the root of a read-only mount may
+// have group/other write bits.
 //
-// The exception is for Kubernetes: kubelet mounts a ConfigMap volume as a
+// The exception is for Kubernetes: kubelet writes a ConfigMap volume as a
 // directory of mode 0777 (1777 with fsGroup) that no pod spec can change
-// (kubernetes#125876, kubernetes#136032), and always mounts it read-only
-// into the container. Through a read-only mount nobody, root included, can
-// create, rename or change an entry without remounting it first, which
-// needs CAP_SYS_ADMIN in the mount's namespace (root-equivalent anyway).
-// The owner must still be root, so a user's file on a read-only mount is
-// refused as before. The read-only flag comes from fstatfs on the opened
-// file (ST_RDONLY: the mount's or the superblock's), so it describes the
-// very file that is read.
+// (kubernetes#125876, kubernetes#136032) and bind-mounts it read-only into
+// the container, where it is the root of its own mount. Through that
+// mount nobody can create, rename or remove an entry without remounting
+// it, which takes CAP_SYS_ADMIN (root already); kubelet's writable copy
+// lies under /var/lib/kubelet/pods, which only root can enter. A read-only
+// mount alone is not enough: ProtectSystem=strict makes all of /etc
+// read-only inside the service while others can still write it outside,
+// so a plain directory on such a mount, and every file, is checked as
+// usual. The owner must be root in every case. Both facts come from the
+// opened directory (fstatfs, statx), so they describe what is read.
 func checkOwnership(f *os.File, fi fs.FileInfo) error {
 	st, ok := fi.Sys().(*syscall.Stat_t)
 	if !ok {
@@ -30,7 +33,7 @@ func checkOwnership(f *os.File, fi fs.FileInfo) error {
 	if st.Uid != 0 {
 		return fmt.Errorf("%w (owner uid %d)", errNotRoot, st.Uid)
 	}
-	if perm := fi.Mode().Perm(); perm&0o022 != 0 && !onReadOnlyMount(f) {
+	if perm := fi.Mode().Perm(); perm&0o022 != 0 && !(fi.IsDir() && readOnlyMountRoot(f)) {
 		return fmt.Errorf("%w (mode %#o)", errWritable, perm)
 	}
 	return nil

@@ -4,6 +4,6 @@ package policies
 
 import "os"
 
-// onReadOnlyMount: only Linux's read-only mounts are recognised; elsewhere
-// the write bits are checked as they are.
-func onReadOnlyMount(*os.File) bool { return false }
+// readOnlyMountRoot: only Linux's read-only mounts are recognised;
+// elsewhere a directory's write bits are checked as they are.
+func readOnlyMountRoot(*os.File) bool { return false }
