@@ -21,6 +21,7 @@ import (
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	"sigs.k8s.io/yaml"
 
+	"github.com/governor-dev/governor/governor"
 	"github.com/governor-dev/governor/policies"
 )
 
@@ -110,7 +111,9 @@ func TestManifests(t *testing.T) {
 					r := policies.LoadSource(f+": ConfigMap "+o.Name+": "+key, []byte(src))
 					if r.Diags.HasErrors() {
 						t.Errorf("%v", r.Diags)
+						continue
 					}
+					checkClasses(t, key, r.Policy)
 				}
 			}
 		}
@@ -195,6 +198,50 @@ func TestStrictDecode(t *testing.T) {
 		_, err := decodeAll(tc.name, []byte(tc.doc))
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%s: error %v, want one containing %q", tc.name, err, tc.want)
+		}
+	}
+}
+
+// classOf is the class the loop gives a cgroup path: the first whose match
+// and none of whose exclude patterns match ("" for none).
+func classOf(p *governor.Policy, path string) string {
+	for _, c := range p.Classes {
+		if matchAny(c.Match, path) && !matchAny(c.Exclude, path) {
+			return c.Name
+		}
+	}
+	return ""
+}
+
+func matchAny(patterns []string, path string) bool {
+	for _, pat := range patterns {
+		if governor.MatchPath(pat, path) {
+			return true
+		}
+	}
+	return false
+}
+
+// checkClasses: the example policy sorts the pod cgroups kubelet's systemd
+// driver makes (Guaranteed pods directly under kubepods.slice, the others
+// under their QoS slice) into services and batch; the governor's own pod
+// is Guaranteed, so a service.
+func checkClasses(t *testing.T, key string, p *governor.Policy) {
+	const uid = "0f6c4a3e_51b2_4c1d_9e0a_6d1f2b3c4d5e"
+	const ctr = "cri-containerd-4b1f0c2d3e4f5a6b7c8d9e0f1a2b3c4d5e6f7a8b9c0d1e2f3a4b5c6d7e8f9a0b.scope"
+	for path, want := range map[string]string{
+		"kubepods.slice/kubepods-pod" + uid + ".slice":                                      "services",
+		"kubepods.slice/kubepods-pod" + uid + ".slice/" + ctr:                               "services",
+		"kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod" + uid + ".slice":   "batch",
+		"kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod" + uid + ".slice": "batch",
+		// Batch pods are governed as a whole, their containers not one by one.
+		"kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod" + uid + ".slice/" + ctr: "",
+		"kubepods.slice": "",
+		"kubepods.slice/kubepods-burstable.slice": "",
+		"system.slice/kubelet.service":            "",
+	} {
+		if got := classOf(p, path); got != want {
+			t.Errorf("%s: %s: class %q, want %q", key, path, got, want)
 		}
 	}
 }
