@@ -182,3 +182,24 @@ bench: build
 	  -duration $(BENCH_SECONDS)s -out bin/bench-scale.json \
 	  -baseline cmd/governor-bench/baseline-scale.json -tolerance $(BENCH_TOLERANCE); \
 	rc=$$?; bin/governor-bench cleanup; exit $$rc
+
+# ---- image and package: docs/OPERATIONS.md, "Container image", "Debian package"
+# `image` writes an OCI archive of the static binary alone (FROM scratch,
+# entrypoint /usr/bin/governor, tag $(VERSION)); no base image, nothing
+# downloaded. Time stamps are the last commit's, so a commit gives one
+# digest. Load or push it with podman load, skopeo copy or ctr import.
+.PHONY: image
+IMAGE_OUT ?= bin/governor-image-$(VERSION).tar
+image: build
+	$(GO) run ./cmd/governor-image -binary $(BIN) -version $(VERSION) -arch "$$($(GO) env GOARCH)" \
+	  -revision "$$(git rev-parse HEAD 2>/dev/null)" -epoch "$$(git log -1 --format=%ct 2>/dev/null || echo 0)" \
+	  -out $(IMAGE_OUT)
+
+# `deb` builds bin/governor_DEBVERSION_ARCH.deb with dpkg-deb: the binary
+# at /usr/bin/governor, the unit in /lib/systemd/system (enabled and
+# started on install, stopped — which restores every knob — on remove),
+# /etc/governor/default.hcl as a conffile, docs and a man page. DEB_VERSION
+# and DEB_MAINTAINER override what packaging/deb/build.sh derives.
+.PHONY: deb
+deb: build
+	GOARCH="$$($(GO) env GOARCH)" packaging/deb/build.sh $(BIN) $(VERSION) bin

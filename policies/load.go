@@ -45,7 +45,9 @@ const maxFileSize = 4 << 20
 //
 // Unless opts.AllowInsecure, every file and every directory read must be
 // owned by root and not writable by group or others: a policy can freeze or
-// kill any cgroup, so whoever can write one controls the machine. Symlinks
+// kill any cgroup, so whoever can write one controls the machine; a
+// directory that is the root of a read-only mount (a Kubernetes ConfigMap
+// volume) may have write bits, see checkOwnership. Symlinks
 // are followed and the file or directory they lead to is what is checked
 // (its fstat after opening, so the check and the read see the same file);
 // a symlink must lead to a *.hcl file. FIFOs, sockets and devices are
@@ -299,7 +301,7 @@ func (l *loader) secure(name string, f *os.File, fi fs.FileInfo) bool {
 	if l.opts.AllowInsecure {
 		return true
 	}
-	if err := checkOwnership(fi); err != nil {
+	if err := checkOwnership(f, fi); err != nil {
 		what := "file"
 		if fi.IsDir() {
 			what = "directory"

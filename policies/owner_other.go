@@ -5,11 +5,12 @@ package policies
 import (
 	"errors"
 	"io/fs"
+	"os"
 )
 
 // checkOwnership cannot verify ownership here; policies are refused unless
 // Options.AllowInsecure is set.
-func checkOwnership(fs.FileInfo) error {
+func checkOwnership(*os.File, fs.FileInfo) error {
 	return errors.New("cannot be checked for ownership on this system")
 }
 

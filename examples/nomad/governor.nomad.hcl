@@ -9,7 +9,9 @@
 #   }
 #
 # The binary is expected at /usr/local/bin/governor on every client
-# (`make install`); raw_exec must be enabled in the client configuration
+# (`make install` without enabling the unit; the Debian package instead
+# runs /usr/bin/governor as governor.service, and only one daemon may
+# govern a cgroup hierarchy: use one or the other); raw_exec must be enabled in the client configuration
 # (plugin "raw_exec" { config { enabled = true } }). The sidecar needs a
 # Nomad ACL token with node:write in NOMAD_TOKEN (a Nomad variable or
 # Vault secret; left out here). See docs/OPERATIONS.md, "Admission".
@@ -47,14 +49,48 @@ job "governor" {
         change_mode = "signal"
         change_signal = "SIGHUP" # reload; a broken policy keeps the running one
         data        = <<-EOF
-          # Nomad puts allocations under nomad.slice (systemd cgroup
-          # driver): services and batch by job name prefix (adapt).
+          # Nomad (exec, raw_exec, java: tasks whose cgroup Nomad itself
+          # makes) names a task's cgroup <alloc-id>.<task>.scope on cgroup
+          # v2: under nomad.slice in Nomad 1.3-1.6, under
+          # nomad.slice/share.slice (or reserve.slice for tasks with
+          # resources.cores) from 1.7 on. The job name is not in it: the
+          # task name is the suffix. Here services are tasks named svc-*,
+          # batch tasks batch-* (adapt); others, this job's included, are
+          # in no class and never touched. The alloc id is a UUID, so a
+          # task named "x.svc-y" is not taken for "svc-y".
           class "services" {
-            match     = ["nomad.slice/share.slice/svc-*.scope", "system.slice/*.service"]
+            match = [
+              "nomad.slice/????????-????-????-????-????????????.svc-*.scope",
+              "nomad.slice/*.slice/????????-????-????-????-????????????.svc-*.scope",
+              "system.slice/*.service",
+            ]
             protected = true
           }
           class "batch" {
-            match = ["nomad.slice/share.slice/batch-*.scope"]
+            match = [
+              "nomad.slice/????????-????-????-????-????????????.batch-*.scope",
+              "nomad.slice/*.slice/????????-????-????-????-????????????.batch-*.scope",
+            ]
+          }
+          suppress "batch-yields-cpu" {
+            target = "batch"
+            when {
+              class  = "services"
+              signal = "cpu.some.avg10"
+              above  = "10%"
+              for    = "5s"
+            }
+            recover {
+              class  = "services"
+              signal = "cpu.some.avg10"
+              below  = "2%"
+              for    = "30s"
+            }
+            knob "cpu.weight" {
+              step     = "50%"
+              min      = 1
+              cooldown = "5s"
+            }
           }
           admission {
             when {
