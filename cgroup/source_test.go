@@ -586,9 +586,12 @@ func TestSourcePSIGate(t *testing.T) {
 	write("", "cpu.pressure", idle(1000+250000))
 	write("p", "cpu.pressure", idle(500+250000))
 	write("p/c", "cpu.pressure", idle(200+250000))
+	// On p's or c's once-in-quietRefresh tick (it depends on their inode
+	// numbers) the refreshed cgroup's memory and io files are read too.
+	r := refreshed()
 	n, c := tick()
-	if n != 5 {
-		t.Errorf("after a CPU stall: %d pressure files read, want 5 (root's 3, cpu of p and c)", n)
+	if n != 5 && !(r && (n == 7 || n == 9)) {
+		t.Errorf("after a CPU stall: %d pressure files read (refresh tick: %v), want 5 (root's 3, cpu of p and c)", n, r)
 	}
 	wantSig(t, c, governor.CPUSomeStall, 25)
 	wantStalled(t, c, 0, 0, 200+250000)
