@@ -30,13 +30,17 @@ test: deps-test
 	$(GO) test -count=1 ./...
 
 # Tools some tests use when present: promtool (Debian package prometheus)
-# checks the metrics exposition format. Installed as root; otherwise the
-# test that needs it skips.
+# checks the metrics exposition format, lintian the .deb of `make deb`.
+# Installed as root (apt lists refreshed by the first); otherwise the
+# checks that need them skip.
 .PHONY: deps-test
 deps-test:
 	@command -v promtool >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get update -qq && \
 		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null; } || \
 		echo "deps-test: promtool not installed; the metrics format check will skip"
+	@command -v lintian >/dev/null || { [ "$$(id -u)" = 0 ] && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends lintian >/dev/null; } || \
+		echo "deps-test: lintian not installed; the package test will not lint the .deb"
 
 # The binary, the systemd unit (plus a Type=notify drop-in for systemd
 # before 253) and the operations guide; then: systemctl enable --now governor.
