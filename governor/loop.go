@@ -475,9 +475,14 @@ func (l *Loop) forget(id CgroupID, why string) {
 	l.log.Debug("forgetting cgroup", "cgroup", cg.ref.String(), "why", why)
 }
 
-func (l *Loop) classify(p string) int {
-	for i := range l.policy.Classes {
-		c := &l.policy.Classes[i]
+func (l *Loop) classify(p string) int { return l.policy.ClassOf(p) }
+
+// ClassOf is the index of the class the loop puts cgroup path p in: the
+// first whose match and none of whose exclude patterns match p; -1 for
+// none.
+func (pol *Policy) ClassOf(p string) int {
+	for i := range pol.Classes {
+		c := &pol.Classes[i]
 		if matchAny(c.Match, p) && !matchAny(c.Exclude, p) {
 			return i
 		}

@@ -3,8 +3,6 @@ package policies
 import (
 	"context"
 	"io"
-	"os"
-	"path/filepath"
 	"runtime"
 	"strings"
 	"sync"
@@ -104,16 +102,7 @@ func fixtureSource() *govtest.Source {
 // close the loop. Nothing may panic or overflow the stack, the step may
 // not fail, and the heap afterwards stays under heapCeiling.
 func FuzzPolicyStep(f *testing.F) {
-	for _, pattern := range []string{"testdata/good/*.hcl", "testdata/broken/*.hcl", "default.hcl", "../examples/*.hcl"} {
-		paths, _ := filepath.Glob(pattern)
-		for _, p := range paths {
-			src, err := os.ReadFile(p)
-			if err != nil {
-				f.Fatal(err)
-			}
-			f.Add(src)
-		}
-	}
+	addPolicySeeds(f)
 	f.Fuzz(func(t *testing.T, src []byte) {
 		r := LoadSource("fuzz.hcl", src)
 		if err := r.WriteDiagnostics(io.Discard, false); err != nil {

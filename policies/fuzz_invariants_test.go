@@ -2,8 +2,6 @@ package policies
 
 import (
 	"fmt"
-	"os"
-	"path/filepath"
 	"sort"
 	"strings"
 	"testing"
@@ -19,16 +17,7 @@ import (
 // unique, every controller targets a declared class, and loading is
 // deterministic (the same text gives the same diagnostics).
 func FuzzLoadSourceInvariants(f *testing.F) {
-	for _, pattern := range []string{"testdata/good/*.hcl", "testdata/broken/*.hcl", "default.hcl", "../examples/*.hcl"} {
-		paths, _ := filepath.Glob(pattern)
-		for _, p := range paths {
-			src, err := os.ReadFile(p)
-			if err != nil {
-				f.Fatal(err)
-			}
-			f.Add(src)
-		}
-	}
+	addPolicySeeds(f)
 	f.Fuzz(func(t *testing.T, src []byte) {
 		r := LoadSource("fuzz.hcl", src)
 		again := LoadSource("fuzz.hcl", src)

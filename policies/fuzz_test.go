@@ -13,16 +13,7 @@ import (
 // must produce a policy exactly when there is no error, every error must
 // point into the source, and the diagnostics must always print.
 func FuzzLoadSource(f *testing.F) {
-	for _, pattern := range []string{"testdata/good/*.hcl", "testdata/broken/*.hcl", "default.hcl", "../examples/*.hcl"} {
-		paths, _ := filepath.Glob(pattern)
-		for _, p := range paths {
-			src, err := os.ReadFile(p)
-			if err != nil {
-				f.Fatal(err)
-			}
-			f.Add(src)
-		}
-	}
+	addPolicySeeds(f)
 	f.Fuzz(func(t *testing.T, src []byte) {
 		r := LoadSource("fuzz.hcl", src)
 		if r.Diags.HasErrors() != (r.Policy == nil) {
@@ -37,4 +28,20 @@ func FuzzLoadSource(f *testing.F) {
 			t.Fatal(err)
 		}
 	})
+}
+
+// addPolicySeeds seeds a policy fuzz target with every policy the
+// repository has: the test fixtures, good and broken, the built-in default
+// and the examples.
+func addPolicySeeds(f *testing.F) {
+	for _, pattern := range []string{"testdata/good/*.hcl", "testdata/broken/*.hcl", "default.hcl", "../examples/*.hcl"} {
+		paths, _ := filepath.Glob(pattern)
+		for _, p := range paths {
+			src, err := os.ReadFile(p)
+			if err != nil {
+				f.Fatal(err)
+			}
+			f.Add(src)
+		}
+	}
 }

@@ -161,16 +161,7 @@ func lexDepth(src []byte) (int, bool) {
 // nested no deeper than the limit and free of template directives, so
 // checkShape's reading of strings, heredocs and comments is the lexer's.
 func FuzzCheckShape(f *testing.F) {
-	for _, pattern := range []string{"testdata/good/*.hcl", "testdata/broken/*.hcl", "default.hcl", "../examples/*.hcl"} {
-		paths, _ := filepath.Glob(pattern)
-		for _, p := range paths {
-			src, err := os.ReadFile(p)
-			if err != nil {
-				f.Fatal(err)
-			}
-			f.Add(src)
-		}
-	}
+	addPolicySeeds(f)
 	for _, s := range []string{
 		"a = \"${\"${\"x\"}\"}\"\n", "a = <<EOT\n${\"}\"}\nEOT\nb = [\"x\"]\n", "a = <<-EOT\n  x\n  EOT\n",
 		"a = \"$${x\" # (((\n", "a = \"\\\"${1}\"\n", "a = { b = (1 }\n", "/* \" */ a = \"%%{\"\n",

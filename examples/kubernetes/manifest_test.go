@@ -202,24 +202,13 @@ func TestStrictDecode(t *testing.T) {
 	}
 }
 
-// classOf is the class the loop gives a cgroup path: the first whose match
-// and none of whose exclude patterns match ("" for none).
+// classOf is the name of the class the loop gives a cgroup path ("" for
+// none).
 func classOf(p *governor.Policy, path string) string {
-	for _, c := range p.Classes {
-		if matchAny(c.Match, path) && !matchAny(c.Exclude, path) {
-			return c.Name
-		}
+	if i := p.ClassOf(path); i >= 0 {
+		return p.Classes[i].Name
 	}
 	return ""
-}
-
-func matchAny(patterns []string, path string) bool {
-	for _, pat := range patterns {
-		if governor.MatchPath(pat, path) {
-			return true
-		}
-	}
-	return false
 }
 
 // checkClasses: the example policy sorts the pod cgroups kubelet's systemd
