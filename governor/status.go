@@ -21,6 +21,9 @@ type Action struct {
 	Reason     string
 	DryRun     bool
 	Err        error
+	// Reclaim, for Kind "reclaim", is what the write asked for and what it
+	// measurably freed.
+	Reclaim *ReclaimResult
 }
 
 // emit records an action for status and passes it to the hook.
