@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strconv"
 	"syscall"
 	"time"
 
@@ -93,6 +94,9 @@ func auditLine(log hclog.Logger, a governor.Action) {
 		"kind", a.Kind, "why", a.Reason, "cgroup_id", uint64(a.Cgroup.ID), "dry_run", a.DryRun,
 		"at", a.Time.UTC().Format(time.RFC3339Nano),
 	}
+	if r := a.Reclaim; r != nil {
+		args = append(args, reclaimArgs(r)...)
+	}
 	msg := "action"
 	if a.DryRun {
 		msg = "would act (dry-run: nothing written)"
@@ -105,6 +109,24 @@ func auditLine(log hclog.Logger, a governor.Action) {
 	default:
 		log.Info(msg, args...)
 	}
+}
+
+// reclaimArgs are a reclaim's measured result for its audit line:
+// requested and reclaimed bytes and the efficiency (pages reclaimed per
+// page scanned, memory.stat pgsteal/pgscan) — "unmeasured" where the
+// loop could not read the cgroup's memory accounting (or in dry-run).
+func reclaimArgs(r *governor.ReclaimResult) []interface{} {
+	args := []interface{}{"requested", governor.FormatBytes(r.Requested)}
+	if !r.Measured {
+		return append(args, "reclaimed", "unmeasured")
+	}
+	args = append(args, "reclaimed", governor.FormatBytes(r.Reclaimed))
+	if e := r.Efficiency(); e >= 0 {
+		args = append(args, "efficiency", strconv.FormatFloat(e, 'f', 2, 64))
+	} else {
+		args = append(args, "efficiency", "nothing scanned")
+	}
+	return args
 }
 
 // start serves metrics and the control socket for loop and watches
