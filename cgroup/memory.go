@@ -45,6 +45,7 @@ func (a *Actuator) ReadMemory(_ context.Context, cg governor.Ref) (governor.Memo
 	}
 	m.Anon, m.File, m.Shmem = int64(st.Anon), int64(st.File), int64(st.Shmem)
 	m.Pgscan, m.Pgsteal = st.Pgscan, st.Pgsteal
+	m.Refaults = st.WorkingsetRefaultAnon + st.WorkingsetRefaultFile
 	m.SwapRoom = governor.Unlimited
 	for p := cg.Path; p != "" && p != "."; p = path.Dir(p) {
 		room, ok, err := a.swapRoom(governor.Ref{Path: p})

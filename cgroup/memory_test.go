@@ -41,7 +41,7 @@ func TestParseSwaps(t *testing.T) {
 
 func TestReadMemory(t *testing.T) {
 	root := t.TempDir()
-	stat := "anon 817889280\nfile 209715200\nshmem 4194304\npgscan 1200\npgsteal 900\n"
+	stat := "anon 817889280\nfile 209715200\nshmem 4194304\npgscan 1200\npgsteal 900\nworkingset_refault_anon 7\nworkingset_refault_file 5\n"
 	swaps := filepath.Join(t.TempDir(), "swaps")
 	writeFixture(t, swaps, "Filename Type Size Used Priority\n/dev/zram0 partition 1048576 0 100\n")
 	mkCgroup(t, root, "batch.slice", map[string]string{"memory.swap.max": "max", "memory.swap.current": "0"})
@@ -56,7 +56,7 @@ func TestReadMemory(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := governor.MemoryState{Current: 1031798784, Anon: 817889280, File: 209715200, Shmem: 4194304, Pgscan: 1200, Pgsteal: 900,
+	want := governor.MemoryState{Current: 1031798784, Anon: 817889280, File: 209715200, Shmem: 4194304, Pgscan: 1200, Pgsteal: 900, Refaults: 12,
 		SwapRoom: 96 << 20, SwapTotal: 1 << 30, SwapFree: 1 << 30}
 	if m != want {
 		t.Fatalf("ReadMemory = %+v\nwant %+v", m, want)

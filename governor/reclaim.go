@@ -25,6 +25,9 @@ type MemoryState struct {
 	// Pgscan and Pgsteal are memory.stat's cumulative counts of pages
 	// scanned and reclaimed in the cgroup's subtree.
 	Pgscan, Pgsteal uint64
+	// Refaults is memory.stat's workingset_refault_anon + _file: pages
+	// read back in soon after they were reclaimed.
+	Refaults uint64
 	// SwapRoom is how much more the cgroup may swap: the smallest
 	// memory.swap.max - memory.swap.current over the cgroup and its
 	// ancestors; Unlimited when nothing limits it (or swap accounting is
@@ -75,6 +78,10 @@ type ReclaimResult struct {
 	Reclaimed int64
 	// Scanned and Stolen are the memory.stat pgscan/pgsteal deltas, pages.
 	Scanned, Stolen uint64
+	// Refaulted is what the cgroup read back in (workingset refaults)
+	// between the previous write and this one: reclaim that only makes
+	// hot pages cycle shows as Refaulted close to Reclaimed.
+	Refaulted int64
 	// Measured says Reclaimed and the page counts are real measurements.
 	Measured bool
 }
@@ -130,6 +137,8 @@ type reclaimState struct {
 	parked bool
 	// what the cgroup had when the backoff started, to notice change.
 	atSwap, atFile int64
+	// refaults after the last measured write (0: none yet).
+	refaults uint64
 }
 
 // reclaimPlan is one decided write.
@@ -337,8 +346,14 @@ func (r *reclaimCtl) measure(ctx context.Context, l *Loop, cg *cgState, p reclai
 		res.Stolen = after.Pgsteal - p.before.Pgsteal
 	}
 	res.Reclaimed = max(0, p.before.Current-after.Current, int64(res.Stolen)*pageSize)
+	if st.refaults > 0 && p.before.Refaults >= st.refaults {
+		res.Refaulted = int64(p.before.Refaults-st.refaults) * pageSize
+	}
+	st.refaults = after.Refaults
 
-	if float64(res.Reclaimed) < r.futileBelow()*float64(res.Requested) {
+	// Futile: it freed (net of what came back since the last write) less
+	// than futile_below of the request.
+	if float64(res.Reclaimed-res.Refaulted) < r.futileBelow()*float64(res.Requested) {
 		st.futile++
 		st.scale = 1
 		if st.futile >= futileAttempts {

@@ -14,22 +14,36 @@ const mib = 1 << 20
 // ones it never gets (they are touched again at once).
 type memModel struct {
 	anonCold, anonHot, fileCold, fileHot int64
-	swapTotal, swapUsed                  int64
-	swapMaxed                            bool // memory.swap.max reached (or 0)
-	pgscan, pgsteal                      uint64
+	// fileText is page cache the kernel can take but the workload reads
+	// again at once (a program's text): it comes back within a second as
+	// refaults.
+	fileText, textOut   int64
+	refaults            uint64
+	swapTotal, swapUsed int64
+	swapMaxed           bool // memory.swap.max reached (or 0)
+	pgscan, pgsteal     uint64
 	// stuck: the kernel scans but frees nothing (pinned, mlocked, ...).
 	stuck bool
 }
 
-func (m *memModel) current() int64 { return m.anonCold + m.anonHot + m.fileCold + m.fileHot }
+func (m *memModel) current() int64 {
+	return m.anonCold + m.anonHot + m.fileCold + m.fileHot + m.fileText
+}
+
+// refault brings back the text reclaim took.
+func (m *memModel) refault() {
+	m.fileText += m.textOut
+	m.refaults += uint64(m.textOut / pageSize)
+	m.textOut = 0
+}
 
 func (m *memModel) state() MemoryState {
 	room := Unlimited
 	if m.swapMaxed {
 		room = 0
 	}
-	return MemoryState{Current: m.current(), Anon: m.anonCold + m.anonHot, File: m.fileCold + m.fileHot,
-		Pgscan: m.pgscan, Pgsteal: m.pgsteal, SwapRoom: room, SwapTotal: m.swapTotal, SwapFree: m.swapTotal - m.swapUsed}
+	return MemoryState{Current: m.current(), Anon: m.anonCold + m.anonHot, File: m.fileCold + m.fileHot + m.fileText,
+		Pgscan: m.pgscan, Pgsteal: m.pgsteal, Refaults: m.refaults, SwapRoom: room, SwapTotal: m.swapTotal, SwapFree: m.swapTotal - m.swapUsed}
 }
 
 // memActuator is fakeActuator plus the memory model: memory.reclaim takes
@@ -61,6 +75,9 @@ func (a *memActuator) Reclaim(ctx context.Context, cg Ref, bytes int64) error {
 	}
 	left := bytes
 	left -= take(&m.fileCold, left)
+	text := take(&m.fileText, left)
+	m.textOut += text
+	left -= text
 	if free := min(m.state().Swap(), left); free > 0 {
 		got := take(&m.anonCold, free)
 		m.swapUsed += got
@@ -100,6 +117,7 @@ func newReclaimHarness(t *testing.T, p *Policy, m *memModel) *reclaimHarness {
 func (h *reclaimHarness) run(d time.Duration) {
 	h.t.Helper()
 	for end := h.clock.t.Add(d); h.clock.t.Before(end); {
+		h.m.refault()
 		h.s.Set(MemoryCurrent, float64(h.m.current()))
 		h.tick(time.Second)
 	}
@@ -136,6 +154,22 @@ func TestReclaimFutility(t *testing.T) {
 			after: func(t *testing.T, h *reclaimHarness) {
 				if h.m.fileCold != 0 || h.m.anonCold != 500*mib {
 					t.Errorf("file cold %d, anon cold %d: want the page cache gone and anon untouched", h.m.fileCold, h.m.anonCold)
+				}
+			},
+		},
+		{
+			// The page cache goes, then each write takes only the
+			// program's text, which is read back before the next one:
+			// futile net of refaults, so it backs off.
+			name: "page cache, then only refaulting text, no swap", m: memModel{anonHot: 300 * mib, anonCold: 500 * mib, fileCold: 200 * mib, fileText: 8 * mib},
+			run: 10 * time.Minute, minW: 4, maxW: 30, line: "reclaim backing off: nothing reclaimable: 800MiB anonymous, no swap",
+			after: func(t *testing.T, h *reclaimHarness) {
+				if h.m.fileCold != 0 || h.m.anonCold != 500*mib {
+					t.Errorf("file cold %d, anon cold %d: want the page cache gone and anon untouched", h.m.fileCold, h.m.anonCold)
+				}
+				last := h.mem.at[len(h.mem.at)-1]
+				if h.clock.t.Sub(last) < 8*time.Minute {
+					t.Errorf("still writing at %s", last.Sub(h.mem.at[0]))
 				}
 			},
 		},

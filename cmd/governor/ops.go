@@ -121,6 +121,9 @@ func reclaimArgs(r *governor.ReclaimResult) []interface{} {
 		return append(args, "reclaimed", "unmeasured")
 	}
 	args = append(args, "reclaimed", governor.FormatBytes(r.Reclaimed))
+	if r.Refaulted > 0 {
+		args = append(args, "refaulted", governor.FormatBytes(r.Refaulted))
+	}
 	if e := r.Efficiency(); e >= 0 {
 		args = append(args, "efficiency", strconv.FormatFloat(e, 'f', 2, 64))
 	} else {
