@@ -407,6 +407,9 @@ func (r *reclaimCtl) kind() string       { return "reclaim" }
 func (r *reclaimCtl) trigger() *triggers { return nil }
 func (r *reclaimCtl) reads(string) bool  { return false }
 func (r *reclaimCtl) next(l *Loop, cg *cgState) string {
+	if why := r.backingOff(cg.ref.ID); why != "" {
+		return why
+	}
 	p, ok := cg.sample.Get(r.c.Signal)
 	if !ok {
 		return "nothing: " + r.c.Signal.Name() + " is not available for this cgroup"

@@ -384,3 +384,17 @@ func (r *reclaimCtl) measure(ctx context.Context, l *Loop, cg *cgState, p reclai
 	}
 	return res
 }
+
+// backingOff describes a cgroup's backoff for explain, or "".
+func (r *reclaimCtl) backingOff(id CgroupID) string {
+	st := r.st[id]
+	switch {
+	case st == nil:
+		return ""
+	case st.parked:
+		return "nothing: reclaim was futile (nothing reclaimable without swap); waiting until swap is added or page cache grows"
+	case st.backoff > 1:
+		return fmt.Sprintf("back off: reclaim was futile; retrying every %s", r.interval()*time.Duration(st.backoff))
+	}
+	return ""
+}

@@ -204,6 +204,9 @@ func TestReclaimFutility(t *testing.T) {
 			if n := len(h.mem.writes); n > tc.maxW || n < tc.minW {
 				t.Errorf("%d writes, want %d..%d", n, tc.minW, tc.maxW)
 			}
+			if why := h.loop.ctrls[0].next(h.loop, h.loop.cgs[batch]); !strings.Contains(why, "futile") {
+				t.Errorf("explain says %q while backing off", why)
+			}
 			if n := h.count("reclaim backing off"); n != 1 {
 				t.Errorf("%d backoff lines, want 1:\n%s", n, h.logText())
 			}
