@@ -273,7 +273,7 @@ func (r *reclaimCtl) plan(ctx context.Context, l *Loop, cg *cgState, s *Sample, 
 	}
 	// Nothing but anonymous memory and nowhere to put it: the kernel can
 	// only scan and give up. Back off without writing at all.
-	if p.measured && p.before.Swap() == 0 && float64(p.before.FileReclaimable()) < r.futileBelow()*float64(amount) {
+	if p.measured && p.before.Swap() == 0 && float64(p.before.FileReclaimable()) < r.futileBelow()*float64(min(amount, base)) {
 		r.startBackoff(l, cg, st, p.before, fmt.Sprintf("nothing reclaimable: %s anonymous, %s", FormatBytes(p.before.Anon), p.before.noSwapWhy()), true)
 		return reclaimPlan{}
 	}
