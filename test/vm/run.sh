@@ -22,8 +22,6 @@ smp=${VM_SMP:-2}
 vm_timeout=${VM_TIMEOUT:-1800}
 scenario_timeout=${SCENARIO_TIMEOUT:-600}
 default_order="bed lifecycle reclaim memhigh runaway coloc"
-# Scenarios that run only when named in SCENARIOS (not yet proven in CI).
-opt_in="reclaimanon"
 
 log() { echo "vm-test: $*"; }
 die() { echo "vm-test: error: $*" >&2; exit 1; }
@@ -40,7 +38,7 @@ else
 	list=$default_order
 	for f in "$here"/scenarios/*.sh; do
 		n=$(basename "$f" .sh)
-		case " $list $opt_in " in *" $n "*) ;; *) list="$list $n" ;; esac
+		case " $list " in *" $n "*) ;; *) list="$list $n" ;; esac
 	done
 fi
 for n in $list; do
