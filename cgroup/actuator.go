@@ -40,6 +40,9 @@ type Actuator struct {
 	// FreezeTimeout bounds Freeze's wait for cgroup.events; zero means
 	// DefaultFreezeTimeout.
 	FreezeTimeout time.Duration
+	// ProcSwaps is the host's list of swap devices read by ReadMemory;
+	// empty means DefaultProcSwaps.
+	ProcSwaps string
 
 	root string
 	log  hclog.Logger

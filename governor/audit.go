@@ -1,6 +1,7 @@
 package governor
 
 import (
+	"strconv"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -20,6 +21,9 @@ func LogAction(log hclog.Logger, a Action) {
 		"kind", a.Kind, "why", a.Reason, "cgroup_id", uint64(a.Cgroup.ID), "dry_run", a.DryRun,
 		"at", a.Time.UTC().Format(time.RFC3339Nano),
 	}
+	if r := a.Reclaim; r != nil {
+		args = append(args, reclaimArgs(r)...)
+	}
 	msg := "action"
 	if a.DryRun {
 		msg = "would act (dry-run: nothing written)"
@@ -34,4 +38,25 @@ func LogAction(log hclog.Logger, a Action) {
 	default:
 		log.Info(msg, args...)
 	}
+}
+
+// reclaimArgs are a reclaim's measured result for its audit line:
+// requested and reclaimed bytes and the efficiency (pages reclaimed per
+// page scanned, memory.stat pgsteal/pgscan) — "unmeasured" where the
+// loop could not read the cgroup's memory accounting (or in dry-run).
+func reclaimArgs(r *ReclaimResult) []interface{} {
+	args := []interface{}{"requested", FormatBytes(r.Requested)}
+	if !r.Measured {
+		return append(args, "reclaimed", "unmeasured")
+	}
+	args = append(args, "reclaimed", FormatBytes(r.Reclaimed))
+	if r.Refaulted > 0 {
+		args = append(args, "refaulted", FormatBytes(r.Refaulted))
+	}
+	if e := r.Efficiency(); e >= 0 {
+		args = append(args, "efficiency", strconv.FormatFloat(e, 'f', 2, 64))
+	} else {
+		args = append(args, "efficiency", "nothing scanned")
+	}
+	return args
 }

@@ -68,7 +68,7 @@ func buildControllers(p *Policy) []controller {
 		out = append(out, &memHighCtl{c: m, trig: newTriggers(&m.Trigger), relax: make(map[CgroupID][]condState), rate: newRateLimit(m.Limits.MaxPerMinute)})
 	}
 	for i := range p.Reclaim {
-		out = append(out, &reclaimCtl{c: &p.Reclaim[i], last: make(map[CgroupID]time.Time)})
+		out = append(out, &reclaimCtl{c: &p.Reclaim[i], st: make(map[CgroupID]*reclaimState)})
 	}
 	for i := range p.LastResort {
 		lr := &p.LastResort[i]
@@ -394,13 +394,13 @@ func (p *protectCtl) step(ctx context.Context, l *Loop, v *view) {
 // reclaimCtl: proactive reclaim (senpai/TMO style).
 
 type reclaimCtl struct {
-	c    *ReclaimController
-	last map[CgroupID]time.Time
+	c  *ReclaimController
+	st map[CgroupID]*reclaimState
 }
 
 func (r *reclaimCtl) name() string       { return r.c.Name }
 func (r *reclaimCtl) target() string     { return r.c.Target }
-func (r *reclaimCtl) forget(id CgroupID) { delete(r.last, id) }
+func (r *reclaimCtl) forget(id CgroupID) { delete(r.st, id) }
 func (r *reclaimCtl) needs() needs {
 	return needs{controllers: []string{"memory"}, reclaim: true}
 }
@@ -408,6 +408,9 @@ func (r *reclaimCtl) kind() string       { return "reclaim" }
 func (r *reclaimCtl) trigger() *triggers { return nil }
 func (r *reclaimCtl) reads(string) bool  { return false }
 func (r *reclaimCtl) next(l *Loop, cg *cgState) string {
+	if why := r.backingOff(cg.ref.ID); why != "" {
+		return why
+	}
 	p, ok := cg.sample.Get(r.c.Signal)
 	if !ok {
 		return "nothing: " + r.c.Signal.Name() + " is not available for this cgroup"
@@ -419,54 +422,28 @@ func (r *reclaimCtl) next(l *Loop, cg *cgState) string {
 }
 
 func (r *reclaimCtl) step(ctx context.Context, l *Loop, v *view) {
-	interval := r.c.Interval
-	if interval <= 0 {
-		interval = 6 * time.Second
-	}
 	for _, s := range v.members[r.c.Target] {
 		cg := l.cgs[s.ID]
 		if !l.allowed(cg) {
 			continue
 		}
-		if t, ok := r.last[s.ID]; ok && v.now.Sub(t) < interval {
+		p := r.plan(ctx, l, cg, s, v.now) // reclaim.go: step size, backoff
+		if p.amount == 0 {
 			continue
 		}
-		pressure, ok1 := s.Get(r.c.Signal)
-		usage, ok2 := s.Get(MemoryCurrent)
-		if !ok1 || !ok2 {
-			continue
-		}
-		r.last[s.ID] = v.now
-		if pressure >= r.c.Goal {
-			l.log.Debug("reclaim backing off: pressure at or above goal", "controller", r.c.Name, "cgroup", cg.ref.String(),
-				r.c.Signal.Name(), formatSignal(r.c.Signal, pressure), "goal", formatSignal(r.c.Signal, r.c.Goal))
-			continue
-		}
-		amount := stepSize(r.c.Step, int64(usage))
-		if r.c.Goal > 0 {
-			amount = int64(float64(amount) * (1 - pressure/r.c.Goal))
-		}
-		if r.c.MaxStep > 0 {
-			amount = min(amount, r.c.MaxStep)
-		}
-		if room := int64(usage) - r.c.MinSize; amount > room {
-			amount = room
-		}
-		if amount < 4096 {
-			continue
-		}
+		amount := p.amount
 		err := l.exec(ctx, effect{kind: effReclaim, cg: cg, value: amount, owner: r.c.Name})
 		if errors.Is(err, errRefused) {
 			continue
 		}
 		l.result.Actions++
+		res := r.measure(ctx, l, cg, p, err) // reclaim.go: what it achieved
 		if err != nil {
 			l.result.Errors++
-			l.emit(Action{Controller: r.c.Name, Cgroup: cg.ref, Kind: "reclaim", Knob: "memory.reclaim", New: FormatBytes(amount), Err: err})
+			l.emit(Action{Controller: r.c.Name, Cgroup: cg.ref, Kind: "reclaim", Knob: "memory.reclaim", New: FormatBytes(amount), Err: err, Reclaim: res})
 			continue
 		}
-		why := fmt.Sprintf("%s=%s < goal %s", r.c.Signal.Name(), formatSignal(r.c.Signal, pressure), formatSignal(r.c.Signal, r.c.Goal))
-		l.emit(Action{Controller: r.c.Name, Cgroup: cg.ref, Kind: "reclaim", Knob: "memory.reclaim", Old: FormatBytes(int64(usage)), New: FormatBytes(amount), Reason: why})
+		l.emit(Action{Controller: r.c.Name, Cgroup: cg.ref, Kind: "reclaim", Knob: "memory.reclaim", Old: FormatBytes(p.usage), New: FormatBytes(amount), Reason: p.why, Reclaim: res})
 	}
 }
 

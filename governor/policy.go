@@ -152,6 +152,17 @@ type ReclaimController struct {
 	Step     Step
 	MaxStep  int64
 	MinSize  int64
+	// Ramp multiplies the step after each write that freed at least half
+	// of what it asked while pressure was under half the goal (up to
+	// MaxStep); pressure at or above half the goal halves it again. 1 keeps
+	// the step fixed; 0 means DefaultReclaimRamp.
+	Ramp float64
+	// FutileBelow (percent of the request, 0 = DefaultReclaimFutileBelow):
+	// a write that frees less is futile; three in a row back off.
+	FutileBelow float64
+	// MaxBackoff caps the interval multiplier while reclaim is futile
+	// (0 = DefaultReclaimMaxBackoff).
+	MaxBackoff int
 }
 
 // MemoryHighController adapts memory.high to keep a cgroup's memory pressure

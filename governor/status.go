@@ -25,6 +25,9 @@ type Action struct {
 	// knob (no write of it has worked since): the audit line logs it at
 	// debug, so a stuck knob is one error line, not one a tick.
 	Repeat bool
+	// Reclaim, for Kind "reclaim", is what the write asked for and what it
+	// measurably freed.
+	Reclaim *ReclaimResult
 }
 
 // emit records an action for status and passes it to the hook.

@@ -589,6 +589,10 @@ func (c *compiler) reclaim(b *reclaimBlock) {
 		Step:     c.step(b.Step, governor.MemoryHigh, true, governor.Step{Percent: defaultReclaimStep}),
 		MaxStep:  c.size(b.MaxStep, defaultReclaimMaxStep, true),
 		MinSize:  c.size(b.MinSize, defaultReclaimMinSize, false),
+
+		Ramp:        c.reclaimRamp(b.Ramp),
+		FutileBelow: c.reclaimFutileBelow(b.FutileBelow),
+		MaxBackoff:  c.reclaimMaxBackoff(b.MaxBackoff),
 	}
 	sigOK := true
 	if b.Signal != nil {
@@ -620,6 +624,71 @@ func (c *compiler) reclaim(b *reclaimBlock) {
 	}
 	c.claim(target, writeReclaim, n, rangeOr(b.Target, b.DefRange))
 	c.pol.Reclaim = append(c.pol.Reclaim, r)
+}
+
+// reclaimRamp reads reclaim's ramp: a plain number from 1 (a fixed step)
+// to 16.
+func (c *compiler) reclaimRamp(a *hcl.Attribute) float64 {
+	if a == nil {
+		return governor.DefaultReclaimRamp
+	}
+	s, ok := c.scalar(a)
+	if !ok {
+		return governor.DefaultReclaimRamp
+	}
+	v, unit, err := splitNumber(strings.TrimSpace(s.text))
+	if err == nil && unit != "" {
+		err = fmt.Errorf("%q is not a plain number (a factor such as 2)", s.text)
+	}
+	if err == nil && (v < 1 || v > 16) {
+		err = fmt.Errorf("%g is out of range: 1 keeps the step fixed, at most 16", v)
+	}
+	if err != nil {
+		c.errorf(a.Expr.Range(), "Invalid ramp", "ramp: %v.", err)
+		return governor.DefaultReclaimRamp
+	}
+	return v
+}
+
+// reclaimFutileBelow reads futile_below: a percentage above 0% and below
+// 100%.
+func (c *compiler) reclaimFutileBelow(a *hcl.Attribute) float64 {
+	if a == nil {
+		return governor.DefaultReclaimFutileBelow
+	}
+	s, ok := c.scalar(a)
+	if !ok {
+		return governor.DefaultReclaimFutileBelow
+	}
+	v, err := parsePercent(s.text)
+	if err == nil && (v <= 0 || v >= 100) {
+		err = fmt.Errorf("%s must be above 0%% and below 100%%", s.text)
+	}
+	if err != nil {
+		c.errorf(a.Expr.Range(), "Invalid futile_below", "futile_below: %v.", err)
+		return governor.DefaultReclaimFutileBelow
+	}
+	return v
+}
+
+// reclaimMaxBackoff reads max_backoff: a whole number 1..1024.
+func (c *compiler) reclaimMaxBackoff(a *hcl.Attribute) int {
+	if a == nil {
+		return governor.DefaultReclaimMaxBackoff
+	}
+	s, ok := c.scalar(a)
+	if !ok {
+		return governor.DefaultReclaimMaxBackoff
+	}
+	n, err := parseInt(s.text)
+	if err == nil && (n < 1 || n > 1024) {
+		err = fmt.Errorf("%d is out of range 1..1024 (1: never slow down)", n)
+	}
+	if err != nil {
+		c.errorf(a.Expr.Range(), "Invalid max_backoff", "max_backoff: %v.", err)
+		return governor.DefaultReclaimMaxBackoff
+	}
+	return int(n)
 }
 
 func rangeOr(a *hcl.Attribute, def hcl.Range) hcl.Range {

@@ -68,6 +68,7 @@ func TestFullPolicy(t *testing.T) {
 			Name: "batch-footprint", Origin: o(26), Target: "batch",
 			Signal: governor.MemorySomeAvg10, Goal: 0.2, Interval: 3 * time.Second,
 			Step: governor.Step{Amount: 16 * MiB}, MaxStep: governor.Unlimited, MinSize: GiB,
+			Ramp: 2, FutileBelow: 10, MaxBackoff: 32,
 		}},
 		MemHigh: []governor.MemoryHighController{{
 			Name: "batch-high", Origin: o(36), Target: "batch",
@@ -142,7 +143,8 @@ func TestDefaults(t *testing.T) {
 	r := got.Reclaim[0]
 	r.Name, r.Origin, r.Target = "", "", ""
 	if want := (governor.ReclaimController{Signal: governor.MemorySomeStall, Goal: 0.1, Interval: 6 * time.Second,
-		Step: governor.Step{Percent: 1}, MaxStep: 64 * MiB, MinSize: 128 * MiB}); !reflect.DeepEqual(r, want) {
+		Step: governor.Step{Percent: 1}, MaxStep: 64 * MiB, MinSize: 128 * MiB,
+		Ramp: 2, FutileBelow: 10, MaxBackoff: 32}); !reflect.DeepEqual(r, want) {
 		t.Errorf("reclaim defaults:\n got %+v\nwant %+v", r, want)
 	}
 	m := got.MemHigh[0]
@@ -356,4 +358,20 @@ func TestReferenceDocumentsEverything(t *testing.T) {
 		}
 	}
 	walk(reflect.TypeOf(fileSchema{}))
+}
+
+func TestReclaimTuning(t *testing.T) {
+	r := LoadSource("t.hcl", []byte(`class "batch" { match = ["batch.slice"] }
+reclaim "r" {
+  target       = "batch"
+  ramp         = 1.5
+  futile_below = "5%"
+  max_backoff  = 8
+}`))
+	if len(r.Diags) > 0 {
+		t.Fatalf("diagnostics: %v", r.Diags)
+	}
+	if rc := r.Policy.Reclaim[0]; rc.Ramp != 1.5 || rc.FutileBelow != 5 || rc.MaxBackoff != 8 {
+		t.Fatalf("ramp %g, futile_below %g, max_backoff %d", rc.Ramp, rc.FutileBelow, rc.MaxBackoff)
+	}
 }

@@ -71,7 +71,11 @@ type reclaimBlock struct {
 	Step      *hcl.Attribute `hcl:"step,optional"`
 	MaxStep   *hcl.Attribute `hcl:"max_step,optional"`
 	MinSize   *hcl.Attribute `hcl:"min_size,optional"`
-	DefRange  hcl.Range      `hcl:",def_range"`
+	// Ramp, FutileBelow, MaxBackoff: see REFERENCE.md (reclaim).
+	Ramp        *hcl.Attribute `hcl:"ramp,optional"`
+	FutileBelow *hcl.Attribute `hcl:"futile_below,optional"`
+	MaxBackoff  *hcl.Attribute `hcl:"max_backoff,optional"`
+	DefRange    hcl.Range      `hcl:",def_range"`
 }
 
 type memoryHighBlock struct {

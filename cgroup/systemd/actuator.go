@@ -438,6 +438,16 @@ func (a *Actuator) Reclaim(ctx context.Context, ref governor.Ref, bytes int64) e
 	return a.fs.Reclaim(ctx, ref, bytes)
 }
 
+// ReadMemory implements governor.MemoryReader through the cgroupfs
+// actuator (reads never go through systemd).
+func (a *Actuator) ReadMemory(ctx context.Context, ref governor.Ref) (governor.MemoryState, error) {
+	mr, ok := a.fs.(governor.MemoryReader)
+	if !ok {
+		return governor.MemoryState{}, fmt.Errorf("read memory of %s: %w", ref.String(), governor.ErrUnsupported)
+	}
+	return mr.ReadMemory(ctx, ref)
+}
+
 // Freeze implements governor.Actuator: FreezeUnit/ThawUnit for units (then
 // it waits for cgroup.events to confirm), cgroup.freeze otherwise.
 func (a *Actuator) Freeze(ctx context.Context, ref governor.Ref, frozen bool) error {

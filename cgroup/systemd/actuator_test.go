@@ -459,3 +459,27 @@ func TestThawRefusedBySystemdFallsBackToCgroupfs(t *testing.T) {
 		t.Errorf("calls %v", fs.calls)
 	}
 }
+
+// Reclaim measures through the cgroupfs actuator, also for units; a
+// wrapped actuator without ReadMemory says it is unsupported.
+func TestReadMemoryDelegates(t *testing.T) {
+	root := t.TempDir()
+	dir := filepath.Join(root, "batch.slice")
+	os.MkdirAll(dir, 0o755)
+	os.WriteFile(filepath.Join(dir, "memory.current"), []byte("8388608\n"), 0o644)
+	os.WriteFile(filepath.Join(dir, "memory.stat"), []byte("anon 4194304\nfile 4194304\n"), 0o644)
+	swaps := filepath.Join(t.TempDir(), "swaps")
+	os.WriteFile(swaps, []byte("Filename Type Size Used Priority\n"), 0o644)
+	fs := cgroup.NewActuator(root, nil)
+	fs.ProcSwaps = swaps
+	a := New(root, fs, Options{Booted: func() bool { return false }})
+	m, err := a.ReadMemory(context.Background(), governor.Ref{ID: 1, Path: "batch.slice"})
+	if err != nil || m.Current != 8<<20 || m.Anon != 4<<20 || m.Swap() != 0 {
+		t.Fatalf("ReadMemory = %+v, %v", m, err)
+	}
+	_, bus, _, _ := setup(t)
+	b := New(root, &fakeFS{}, Options{Booted: func() bool { return true }, Dial: func(context.Context) (Bus, error) { return bus, nil }})
+	if _, err := b.ReadMemory(context.Background(), web); !errors.Is(err, governor.ErrUnsupported) {
+		t.Fatalf("without a memory reader: %v", err)
+	}
+}

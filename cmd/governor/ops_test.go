@@ -33,6 +33,8 @@ func TestAuditLineJSON(t *testing.T) {
 		{Time: at, Controller: "runaway", Cgroup: governor.Ref{ID: 8, Path: "batch.slice/job2"}, Kind: "kill", Knob: "cgroup.kill", New: "1", Reason: "memory.current=1.1GiB > 1GiB"},
 		{Time: at, Controller: "squeeze", Cgroup: governor.Ref{ID: 7, Path: "batch.slice/job1"}, Kind: "write", Knob: "cpu.max", Old: "max", New: "1.5cpu", Err: errors.New("write cpu.max: permission denied")},
 		{Time: at, Controller: "reclaimer", Cgroup: governor.Ref{ID: 9, Path: "batch.slice/job3"}, Kind: "reclaim", Knob: "memory.reclaim", Old: "1GiB", New: "10MiB", Reason: "memory.some.stall=0.00% < goal 0.10%", DryRun: true},
+		{Time: at, Controller: "reclaimer", Cgroup: governor.Ref{ID: 9, Path: "batch.slice/job3"}, Kind: "reclaim", Knob: "memory.reclaim", Old: "806MiB", New: "4MiB", Reason: "memory.some.stall=0.00% < goal 0.10%",
+			Reclaim: &governor.ReclaimResult{Requested: 4 << 20, Reclaimed: 1 << 20, Scanned: 2048, Stolen: 256, Measured: true}},
 	}
 	for _, a := range actions {
 		governor.LogAction(log, a)
@@ -55,6 +57,9 @@ func TestAuditLineJSON(t *testing.T) {
 			if m[k] != v {
 				t.Errorf("line %d: %s = %v, want %v\n%s", i, k, m[k], v, l)
 			}
+		}
+		if a.Reclaim != nil && (m["requested"] != "4MiB" || m["reclaimed"] != "1MiB" || m["efficiency"] != "0.12") {
+			t.Errorf("line %d: reclaim result: requested %v, reclaimed %v, efficiency %v", i, m["requested"], m["reclaimed"], m["efficiency"])
 		}
 		if _, ok := m["at"]; !ok {
 			t.Errorf("line %d lacks the action's time: %s", i, l)

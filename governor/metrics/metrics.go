@@ -84,7 +84,21 @@ type Metrics struct {
 	seen    prometheus.Gauge
 	build   *prometheus.GaugeVec
 	state   *stateCollector
+	reclaim reclaimSeries
 }
+
+// reclaimSeries count what proactive reclaim asked of the kernel and what
+// it measurably got, per controller and cgroup. Only the loop's goroutine
+// calls OnAction, so cgroups needs no lock.
+type reclaimSeries struct {
+	requested, reclaimed *prometheus.CounterVec
+	efficiency           *prometheus.GaugeVec
+	cgroups              map[string]bool // cgroup labels in use
+}
+
+// reclaimCgroupLimit bounds the cgroup label values of the reclaim series;
+// cgroups beyond it are counted under cgroup="other".
+const reclaimCgroupLimit = DefaultCgroupLimit
 
 // New builds the metrics. src may be completed later with SetSource, before
 // serving. timeout bounds each scrape's Status call (default 2 s).
@@ -124,8 +138,24 @@ func New(src Source, timeout time.Duration) *Metrics {
 			Help: "A metric with a constant 1 labelled by the governor's version, the Go version it was built with and its VCS revision.",
 		}, []string{"version", "goversion", "revision"}),
 		state: &stateCollector{src: src, timeout: timeout, limit: DefaultCgroupLimit},
+		reclaim: reclaimSeries{
+			requested: prometheus.NewCounterVec(prometheus.CounterOpts{
+				Name: "governor_reclaim_requested_bytes_total",
+				Help: "Bytes proactive reclaim asked the kernel for (memory.reclaim), by controller and cgroup.",
+			}, []string{"controller", "cgroup"}),
+			reclaimed: prometheus.NewCounterVec(prometheus.CounterOpts{
+				Name: "governor_reclaimed_bytes_total",
+				Help: "Bytes proactive reclaim measurably freed (drop of memory.current across each write, or pages the kernel reports stolen if more), by controller and cgroup.",
+			}, []string{"controller", "cgroup"}),
+			efficiency: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+				Name: "governor_reclaim_efficiency_ratio",
+				Help: "Pages reclaimed per page scanned (memory.stat pgsteal/pgscan) during the last measured memory.reclaim write, by controller and cgroup.",
+			}, []string{"controller", "cgroup"}),
+			cgroups: map[string]bool{},
+		},
 	}
 	m.SetBuildInfo("unknown")
+	m.reg.MustRegister(m.reclaim.requested, m.reclaim.reclaimed, m.reclaim.efficiency)
 	m.reg.MustRegister(m.actions, m.errs, m.steps, m.stepErr, m.stepDur, m.seen, m.build,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
@@ -165,6 +195,26 @@ func (m *Metrics) OnAction(a governor.Action) {
 	m.actions.WithLabelValues(a.Controller, a.Kind).Inc()
 	if a.Err != nil {
 		m.errs.WithLabelValues(a.Controller, a.Kind).Inc()
+	}
+	if r := a.Reclaim; r != nil && a.Err == nil && !a.DryRun {
+		m.reclaim.add(a.Controller, a.Cgroup.String(), r)
+	}
+}
+
+func (s *reclaimSeries) add(controller, cg string, r *governor.ReclaimResult) {
+	if !s.cgroups[cg] {
+		if len(s.cgroups) >= reclaimCgroupLimit {
+			cg = "other"
+		}
+		s.cgroups[cg] = true
+	}
+	s.requested.WithLabelValues(controller, cg).Add(float64(r.Requested))
+	if !r.Measured {
+		return
+	}
+	s.reclaimed.WithLabelValues(controller, cg).Add(float64(r.Reclaimed))
+	if e := r.Efficiency(); e >= 0 {
+		s.efficiency.WithLabelValues(controller, cg).Set(e)
 	}
 }
 

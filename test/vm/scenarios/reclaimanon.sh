@@ -1,0 +1,188 @@
+# Scenario "reclaimanon": proactive reclaim of anonymous memory under the
+# shipped default policy (policies/default.hcl: batch.slice is reclaimed
+# while its memory stall stays under 0.1%), in systemd's layout. A service
+# in batch.slice holds 300 MiB hot + 500 MiB cold anonymous memory; 200 MiB
+# of page cache (a file read twice, so it is on the active list) is charged
+# to the slice too.
+#
+# Leg 1, zram swap: the cold anonymous memory goes to swap; memory.current
+# must come within 15% above hot + cache (575 MiB) within 5 minutes.
+# Leg 2, no swap: the page cache is reclaimed, the anonymous memory is not
+# touched; the governor backs off after at most 3 futile writes with one
+# "nothing reclaimable" line and writes no more; once zram swap is added it
+# resumes on its own.
+set -u
+. "$VMTEST/lib.sh"
+
+require_governor
+mountpoint -q /scratch || fail "scratch disk not mounted"
+command -v systemd-run >/dev/null || skip "no systemd-run"
+[ "$(cat /proc/1/comm)" = systemd ] || skip "systemd is not PID 1"
+
+SLICE=$CGROOT/batch.slice
+hot=$((300 << 20))
+cache=$((200 << 20))
+leg1_max=${RECLAIMANON_LEG1_SECONDS:-300}
+leg2_time=${RECLAIMANON_LEG2_SECONDS:-100}
+VMLOAD=$(command -v vmload)
+GLOG=$RESULTS/governor.log
+
+log "writing the 200 MiB cache file"
+dd if=/dev/urandom of=/scratch/cache bs=1M count=200 status=none conv=fsync || fail "dd"
+
+# start_gov: the daemon with no --config: the built-in default policy.
+start_gov() {
+	local n i
+	n=$(grep -c 'governor: governing' "$GLOG" 2>/dev/null)
+	"$GOVERNOR" run --log-level debug >>"$GLOG" 2>&1 &
+	GOV_PID=$!
+	for ((i = 0; i < 1200; i++)); do
+		kill -0 "$GOV_PID" 2>/dev/null || { tail -20 "$GLOG"; fail "governor exited at start"; }
+		[ "$(grep -c 'governor: governing' "$GLOG")" -gt "${n:-0}" ] && break
+		sleep 0.1
+	done
+	[ "$i" -lt 1200 ] || fail "governor not governing after 120 s"
+	grep -q 'using the built-in default policy' "$GLOG" || fail "governor did not use the built-in default policy"
+	log "governor governing (pid $GOV_PID) with the built-in default policy"
+}
+
+# start_workload: the batch service and its page cache; sets A0 (anon) and
+# F0 (file) of batch.slice.
+start_workload() {
+	sync
+	echo 3 >/proc/sys/vm/drop_caches
+	systemd-run --quiet --unit=reclaimanon-job --slice=batch.slice -p MemoryAccounting=yes \
+		"$VMLOAD" anon -size 800M -hot 37.5 || fail "systemd-run job"
+	# Read twice so the pages are active; charged to batch.slice (the
+	# unit's cgroup goes away, its page cache stays with the slice).
+	# (systemd-run --wait needs the D-Bus system bus, which the guest lacks.)
+	rm -f /run/reclaimanon-cached
+	systemd-run --quiet --unit=reclaimanon-cache --slice=batch.slice -p MemoryAccounting=yes \
+		sh -c 'cat /scratch/cache >/dev/null; cat /scratch/cache >/dev/null; touch /run/reclaimanon-cached' || fail "systemd-run cache"
+	local i
+	for ((i = 0; i < 600; i++)); do
+		[ -f /run/reclaimanon-cached ] && break
+		sleep 0.5
+	done
+	[ -f /run/reclaimanon-cached ] || fail "the page cache reader never finished"
+	for ((i = 0; i < 300; i++)); do
+		[ "$(keyed anon)" -ge $((790 << 20)) ] && break
+		sleep 0.5
+	done
+	[ "$i" -lt 300 ] || fail "the job never allocated its 800 MiB (anon $(mib "$(keyed anon)") MiB)"
+	sleep 2
+	A0=$(keyed anon)
+	F0=$(keyed file)
+	log "workload ready: batch.slice memory.current $(mib "$(cat $SLICE/memory.current)") MiB, anon $(mib "$A0") MiB, file $(mib "$F0") MiB"
+}
+
+stop_workload() {
+	systemctl stop reclaimanon-job.service 2>/dev/null
+	systemctl reset-failed reclaimanon-job.service reclaimanon-cache.service 2>/dev/null
+}
+
+keyed() { awk -v k="$1" '$1 == k { print $2 }' "$SLICE/memory.stat"; }
+
+# audit_check FROM: reads the governor log from line FROM and prints
+# "writes backoffs writes_while_parked futile_before_backoff resumes".
+audit_check() {
+	tail -n +"$1" "$GLOG" | awk '
+	function bytes(s,  n, u) {
+		n = s + 0; u = s; sub(/^[0-9.]+/, "", u)
+		if (u == "KiB") n *= 1024; else if (u == "MiB") n *= 1048576; else if (u == "GiB") n *= 1073741824
+		return n
+	}
+	function field(k,  v) {
+		if (!match($0, k "=[^ ]+")) return ""
+		return substr($0, RSTART + length(k) + 1, RLENGTH - length(k) - 1)
+	}
+	/reclaim backing off/ { backoffs++; if (futile > worst) worst = futile; parked = 1; next }
+	/reclaim resumes/ { resumes++; parked = 0; futile = 0; next }
+	/governor.audit: action:/ && /knob=memory.reclaim/ {
+		writes++
+		if (parked) after++
+		req = bytes(field("requested")); rec = bytes(field("reclaimed")) - bytes(field("refaulted"))
+		if (rec < 0.1 * req) futile++; else futile = 0
+	}
+	END { printf "%d %d %d %d %d\n", writes, backoffs, after, worst, resumes }'
+}
+
+scrape() {
+	exec 3<>/dev/tcp/127.0.0.1/9477 || return 1
+	printf 'GET /metrics HTTP/1.0\r\nHost: localhost\r\n\r\n' >&3
+	cat <&3
+	exec 3<&-
+}
+
+trap 'stop_workload; swapoff -a 2>/dev/null' EXIT
+swapoff -a 2>/dev/null
+
+# ---- Leg 1: zram swap -----------------------------------------------------
+check "zram swap" zram_swap 1536M
+start_workload
+vmload sample -cgroup "$SLICE" -out "$RESULTS/with_swap.csv" &
+SPID=$!
+start_gov
+target=$(((hot + cache) * 115 / 100))
+t0=$(date +%s)
+reached=
+while [ $(($(date +%s) - t0)) -lt "$leg1_max" ]; do
+	if [ "$(cat $SLICE/memory.current)" -le "$target" ]; then
+		reached=$(($(date +%s) - t0))
+		break
+	fi
+	sleep 5
+done
+m1=$(cat $SLICE/memory.current)
+s1=$(cat $SLICE/memory.swap.current)
+metrics=$(scrape)
+echo "$metrics" | grep '^governor_reclaim' >"$RESULTS/metrics_with_swap.txt"
+governor_stop TERM
+kill "$SPID" 2>/dev/null
+wait "$SPID" 2>/dev/null
+p_max=$(csv_col "$RESULTS/with_swap.csv" mem_some_avg10 | sort -g | tail -1)
+read -r w1 b1 _ _ _ < <(audit_check 1)
+log "with swap: memory.current $(mib "$m1") MiB (target <= $(mib "$target") MiB) after ${reached:-$leg1_max}s, swap $(mib "$s1") MiB, $w1 writes, memory some avg10 max ${p_max}%"
+summary "swap_leg=${reached:-timeout}s mem=$(mib "$m1")MiB swap=$(mib "$s1")MiB writes=$w1 psi_max=${p_max}%"
+stop_workload
+swapoff /dev/zram0 && echo 1 >/sys/block/zram0/reset
+check "with swap: within 15% above hot+cache within ${leg1_max}s" test -n "$reached"
+check "with swap: the cold anonymous memory went to swap (>= 300 MiB)" test "$s1" -ge $((300 << 20))
+check "with swap: reclaimed bytes exported" grep -q 'governor_reclaimed_bytes_total{cgroup="batch.slice",controller="batch-proactive"} [1-9]' "$RESULTS/metrics_with_swap.txt"
+[ "$b1" -eq 0 ] || log "note: $b1 backoff line(s) in the swap leg (once the cold set is gone, only hot pages are left)"
+check "governor exited cleanly on SIGTERM" test "$GOV_RC" = 0
+
+# ---- Leg 2: no swap -------------------------------------------------------
+check "no swap" test "$(awk 'NR > 1' /proc/swaps | wc -l)" -eq 0
+from=$(($(wc -l <"$GLOG") + 1))
+start_workload
+vmload sample -cgroup "$SLICE" -out "$RESULTS/without_swap.csv" &
+SPID=$!
+start_gov
+sleep "$leg2_time"
+read -r w2 b2 after2 futile2 _ < <(audit_check "$from")
+a2=$(keyed anon)
+f_min=$(csv_col "$RESULTS/without_swap.csv" file | sort -n | head -1)
+log "without swap: $w2 writes, anon $(mib "$A0") -> $(mib "$a2") MiB, file $(mib "$F0") -> lowest $(mib "$f_min") MiB, $b2 backoff lines, $futile2 futile writes before it, $after2 writes after it"
+grep 'reclaim backing off' "$GLOG" | tail -1
+summary "noswap_writes=$w2 noswap_file=$(mib "$F0")->$(mib "$f_min")MiB noswap_anon=$(mib "$A0")->$(mib "$a2")MiB futile_before_backoff=$futile2"
+
+# Swap appears: reclaim resumes by itself within an interval or two.
+check "zram swap added" zram_swap 1536M
+sleep 20
+read -r w3 _ _ _ r3 < <(audit_check "$from")
+governor_stop TERM
+kill "$SPID" 2>/dev/null
+wait "$SPID" 2>/dev/null
+log "after adding swap: $r3 resume lines, $((w3 - w2)) more writes"
+summary "resumed_writes=$((w3 - w2))"
+
+check "without swap: the page cache was reclaimed (>= 150 MiB of it)" test "$f_min" -le $((F0 - (150 << 20)))
+check "without swap: anonymous memory untouched (within 8 MiB)" test "$a2" -ge $((A0 - (8 << 20)))
+check "without swap: exactly one backoff line" test "$b2" -eq 1
+check "without swap: it names the anonymous memory and the missing swap" grep -q 'reclaim backing off: nothing reclaimable: .*anonymous, no swap' "$GLOG"
+check "without swap: at most 3 futile writes before backing off" test "$futile2" -le 3
+check "without swap: no writes after backing off" test "$after2" -eq 0
+check "swap added: reclaim resumes" test "$r3" -ge 1
+check "swap added: it writes again" test "$((w3 - w2))" -ge 1
+check "governor exited cleanly on SIGTERM" test "$GOV_RC" = 0
