@@ -8,8 +8,12 @@
 #     operators conventionally put batch work. On a machine without
 #     batch.slice this policy changes nothing at all.
 #   * batch.slice is gently and proactively reclaimed (senpai/TMO style):
-#     every 6 s a small slice of its memory is handed back to the kernel
-#     while its own memory stall stays below 0.1% of the time.
+#     every 6 s a slice of its memory is handed back to the kernel while
+#     its own memory stall stays below 0.1% of the time; the slice grows
+#     (up to max_step) while that works far under the goal and shrinks
+#     near it. Each write is measured: when three in a row free next to
+#     nothing (say, anonymous memory and no swap) it backs off, says so
+#     once, and resumes when swap or page cache appear.
 #   * While any service or user session (system.slice, user.slice) is
 #     waiting for CPU more than 10% of the time for 5 s, batch.slice's
 #     cpu.weight is halved every 5 s (down to 1) and its cpu.max cut by 25%
