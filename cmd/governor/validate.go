@@ -7,6 +7,9 @@ import (
 
 	"github.com/hashicorp/hcl/v2"
 
+	"github.com/governor-dev/governor/cgroup"
+	sdact "github.com/governor-dev/governor/cgroup/systemd"
+	"github.com/governor-dev/governor/governor"
 	"github.com/governor-dev/governor/policies"
 )
 
@@ -37,8 +40,9 @@ func validateCmd(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("validate", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	strict := fs.Bool("strict-perms", false, "also refuse files not owned by root or writable by group/others, as `run` does")
+	host := fs.Bool("host", false, "also say which parts of the policy this host cannot carry out (exit 3 when a whole controller cannot act)")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "Usage: governor validate [--strict-perms] FILE_OR_DIR...")
+		fmt.Fprintln(stderr, "Usage: governor validate [--strict-perms] [--host] FILE_OR_DIR...")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -61,5 +65,48 @@ func validateCmd(args []string, stdout, stderr io.Writer) int {
 	p := res.Policy
 	fmt.Fprintf(stdout, "ok: %d classes, %d rules, %d reclaim, %d memory_high, %d suppress, %d protect, %d last_resort\n",
 		len(p.Classes), len(p.Rules), len(p.Reclaim), len(p.MemHigh), len(p.Suppress), len(p.Protect), len(p.LastResort))
+	if *host {
+		return validateHost(p, stdout, stderr)
+	}
 	return 0
+}
+
+// validateHost probes this host's cgroup2 hierarchy (and systemd, which
+// enables cpu and io for unit properties) and prints, per controller, the
+// knobs it cannot use; exit 3 when some controller cannot act at all.
+func validateHost(p *governor.Policy, stdout, stderr io.Writer) int {
+	root, err := cgroup.FindMount()
+	if err != nil {
+		fmt.Fprintf(stderr, "governor: no cgroup v2 hierarchy: %v\n", err)
+		return 3
+	}
+	caps, err := cgroup.Probe(root)
+	if err != nil {
+		fmt.Fprintf(stderr, "governor: %v\n", err)
+		return 3
+	}
+	return reportPlan(governor.Plan(p, caps, sdact.NewDefault(root, nil)), root, stdout)
+}
+
+func reportPlan(plan []governor.Feasibility, root string, w io.Writer) int {
+	rc := 0
+	for _, f := range plan {
+		switch {
+		case f.Whole != "":
+			rc = 3
+			fmt.Fprintf(w, "host: %s %q cannot act here (observes only): %s\n", f.Kind, f.Controller, f.Whole)
+		case len(f.Off) > 0:
+			fmt.Fprintf(w, "host: %s %q acts without %s:\n", f.Kind, f.Controller, f.OffNames())
+			for _, o := range f.Off {
+				fmt.Fprintf(w, "host:   %s: %s\n", o.Knob, o.Why)
+			}
+		}
+		for _, v := range f.Via {
+			fmt.Fprintf(w, "host: %s %q: %s needs the %s controller, not enabled yet; systemd enables it for the units it is set on\n", f.Kind, f.Controller, v.Knob, v.Why)
+		}
+	}
+	if rc == 0 {
+		fmt.Fprintf(w, "host: every controller can act on the hierarchy at %s\n", root)
+	}
+	return rc
 }
