@@ -146,6 +146,10 @@ func loadPolicy(f runFlags, log hclog.Logger, diagOut io.Writer) (*governor.Poli
 	if res.Diags.HasErrors() {
 		return nil, fmt.Errorf("policy %s has errors: %s", strings.Join(f.configs, ", "), res.Diags.Error())
 	}
+	if noPolicyFiles(res.Diags, len(f.configs)) {
+		log.Warn("no *.hcl policy files in the configuration: using the built-in default policy (see README, 'Default policy')", "config", f.configs.String())
+		return policies.Default(), nil
+	}
 	return res.Policy, nil
 }
 
