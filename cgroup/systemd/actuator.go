@@ -320,22 +320,48 @@ func validate(k governor.Knob, v int64) error {
 	return nil
 }
 
-// Read implements governor.Actuator: always cgroupfs, except for a unit's
-// cpu or io knob whose file is missing because nobody asked systemd for that
-// controller yet: then the kernel's default comes back with an empty Raw
-// (the property is unset), and a Write asks systemd for the property, which
-// enables the controller on the way. Restoring such a value resets the
-// property instead of setting the default (see Restore).
+// Markers in a Setting's Raw (what a restore gets back) for unit knobs
+// whose value did not come from a runtime property, so that a restore
+// leaves systemd's state as it was instead of adding a property:
+//   - RawUnset: the knob's file was missing because no unit on the path asked
+//     systemd for its controller (cpu, io); Value is the kernel's default.
+//     Restore resets the property to "not set", which turns the controller
+//     off again where nothing else needs it.
+//   - a value followed by RawNoDropIn: the unit had no runtime drop-in for
+//     the property (the value is the unit file's or the default). Restore
+//     sets the value back, then removes the drop-in systemd wrote for it.
+const (
+	RawUnset    = "unset"
+	RawNoDropIn = " (no runtime property)"
+)
+
+// Read implements governor.Actuator: always cgroupfs. For a unit's knob,
+// Raw carries RawUnset or RawNoDropIn when its value does not come from a
+// runtime property (see those); a Write then asks systemd for the property,
+// which also enables a controller that was off.
 func (a *Actuator) Read(ctx context.Context, ref governor.Ref, k governor.Knob) (governor.Setting, error) {
 	s, err := a.fs.Read(ctx, ref, k)
-	if err == nil || !errors.Is(err, governor.ErrUnsupported) {
+	if err != nil && !errors.Is(err, governor.ErrUnsupported) {
 		return s, err
 	}
-	def, ok := unsetDefault(k)
-	if !ok || !a.EnablesController(k.Controller()) || a.route(ctx, ref).unit == "" {
+	if _, ok := property(k, 0); !ok || !a.sd {
 		return s, err
 	}
-	return governor.Setting{Value: def, Raw: ""}, nil
+	if err != nil {
+		def, ok := unsetDefault(k)
+		if !ok || !a.EnablesController(k.Controller()) || a.route(ctx, ref).unit == "" {
+			return s, err
+		}
+		return governor.Setting{Value: def, Raw: RawUnset}, nil
+	}
+	r := a.route(ctx, ref)
+	if r.unit == "" {
+		return s, nil
+	}
+	if _, name := resetProperty(k); !a.hasDropIn(r.unit, name) {
+		s.Raw += RawNoDropIn
+	}
+	return s, nil
 }
 
 // unsetDefault is what the kernel applies for a cpu or io knob while the
@@ -384,12 +410,28 @@ func (a *Actuator) Write(ctx context.Context, ref governor.Ref, k governor.Knob,
 // again where no other unit needs it, and the runtime drop-in systemd wrote
 // for it is removed, leaving systemd's state as it was before.
 func (a *Actuator) Restore(ctx context.Context, ref governor.Ref, k governor.Knob, s governor.Setting) error {
-	if s.Raw == "" {
+	if s.Raw == RawUnset {
 		if _, ok := unsetDefault(k); ok {
 			return a.reset(ctx, ref, k, s)
 		}
+		s.Raw = k.FormatValue(s.Value)
 	}
-	return a.set(ctx, ref, k, s.Value, func() error { return a.fs.Restore(ctx, ref, k, s) })
+	raw, noDropIn := strings.CutSuffix(s.Raw, RawNoDropIn)
+	s.Raw = raw
+	if err := a.set(ctx, ref, k, s.Value, func() error { return a.fs.Restore(ctx, ref, k, s) }); err != nil {
+		return err
+	}
+	if noDropIn {
+		if r := a.route(ctx, ref); r.unit != "" {
+			_, name := resetProperty(k)
+			v := fmt.Sprint(s.Value)
+			if s.Value == governor.Unlimited {
+				v = "infinity"
+			}
+			a.removeDropIn(r.unit, name, v)
+		}
+	}
+	return nil
 }
 
 // resetProperty is the D-Bus property that clears a knob's unit setting
@@ -420,45 +462,68 @@ func (a *Actuator) reset(ctx context.Context, ref governor.Ref, k governor.Knob,
 		a.dropBus(b, err)
 		return a.mapErr(fmt.Sprintf("systemd SetUnitProperties %s %s= (reset)", r.unit, name), err)
 	}
-	a.removeDropIn(r.unit, name)
+	a.removeDropIn(r.unit, name, "")
 	return nil
 }
 
+// dropInDirs are the runtime directories where systemd keeps properties set
+// at runtime: system.control for units with files, transient for
+// transient units (systemd-run).
+var dropInDirs = []string{"system.control", "transient"}
+
+// hasDropIn reports whether a runtime drop-in for property name of unit
+// exists.
+func (a *Actuator) hasDropIn(unit, name string) bool {
+	for _, dir := range dropInDirs {
+		if _, err := os.Stat(filepath.Join(a.run, dir, unit+".d", "50-"+name+".conf")); err == nil {
+			return true
+		}
+	}
+	return false
+}
+
 // removeDropIn deletes the runtime drop-in systemd wrote for property name
-// of unit, but only when it now says nothing ("Name=" alone: the reset just
-// done), and the unit's drop-in directory if that leaves it empty.
-func (a *Actuator) removeDropIn(unit, name string) {
-	for _, dir := range []string{"system.control", "transient"} {
+// of unit, but only when it says exactly what the governor just set
+// ("Name=value", value as systemd writes it: bytes or a weight in decimal,
+// "infinity", "" for a reset), and the unit's drop-in directory if
+// that leaves it empty. Close has systemd reload afterwards.
+func (a *Actuator) removeDropIn(unit, name, value string) {
+	for _, dir := range dropInDirs {
 		d := filepath.Join(a.run, dir, unit+".d")
 		f := filepath.Join(d, "50-"+name+".conf")
 		b, err := os.ReadFile(f)
 		if err != nil {
 			continue
 		}
-		if !emptySetting(string(b), name) {
-			a.log.Warn("runtime drop-in holds more than the reset property; leaving it", "file", f)
+		if !onlySetting(string(b), name, value) {
+			a.log.Warn("runtime drop-in holds more than the restored property; leaving it", "file", f)
 			continue
 		}
 		if err := os.Remove(f); err != nil {
-			a.log.Warn("cannot remove runtime drop-in of a reset property", "file", f, "error", err)
+			a.log.Warn("cannot remove runtime drop-in of a restored property", "file", f, "error", err)
 			continue
 		}
 		os.Remove(d) // only succeeds when empty
 		a.mu.Lock()
 		a.removed++
 		a.mu.Unlock()
-		a.log.Debug("removed runtime drop-in of a property that was unset before", "unit", unit, "file", f)
+		a.log.Debug("removed runtime drop-in of a property the unit did not have before", "unit", unit, "file", f)
 	}
 }
 
-// emptySetting reports whether a drop-in's only setting is "name=".
-func emptySetting(content, name string) bool {
+// onlySetting reports whether a drop-in's only setting is "name=value".
+// CPUQuota's value is not compared (systemd writes it as a percentage).
+func onlySetting(content, name, value string) bool {
 	found := false
 	for _, line := range strings.Split(content, "\n") {
 		line = strings.TrimSpace(line)
 		switch {
 		case line == "" || line[0] == '#' || line[0] == ';' || line[0] == '[':
-		case line == name+"=":
+		case strings.HasPrefix(line, name+"="):
+			v := strings.TrimPrefix(line, name+"=")
+			if v != value && name != "CPUQuota" {
+				return false
+			}
 			found = true
 		default:
 			return false

@@ -525,7 +525,7 @@ func TestUnsetPropertyIsResetNotWrittenBack(t *testing.T) {
 		t.Errorf("EnablesController: cpu %v memory %v hugetlb %v", a.EnablesController("cpu"), a.EnablesController("memory"), a.EnablesController("hugetlb"))
 	}
 	s, err := a.Read(ctx, batchS, governor.CPUWeight)
-	if err != nil || s.Value != 100 || s.Raw != "" {
+	if err != nil || s.Value != 100 || s.Raw != RawUnset {
 		t.Fatalf("Read of a unit's absent cpu.weight = %+v, %v; want 100 unset", s, err)
 	}
 	// Not a unit: nobody can enable the controller for it.
@@ -561,11 +561,17 @@ func TestUnsetPropertyIsResetNotWrittenBack(t *testing.T) {
 		t.Errorf("want one daemon-reload at Close after removing drop-ins, got %d", bus.reloads)
 	}
 
-	// An original that was set is written back as it was and its drop-in
-	// (the operator's) is left alone.
+	// An original set at runtime (its drop-in exists: the operator's
+	// systemctl set-property) is written back and its drop-in left.
 	fs.put(web, governor.CPUWeight, 200)
+	wd := filepath.Join(run, "system.control", "web.service.d")
+	os.MkdirAll(wd, 0o755)
+	os.WriteFile(filepath.Join(wd, "50-CPUWeight.conf"), []byte("[Service]\nCPUWeight=200\n"), 0o644)
 	a2 := New(root, fs, Options{Booted: func() bool { return true }, Dial: func(context.Context) (Bus, error) { return bus, nil }, RunDir: run})
 	orig, _ := a2.Read(ctx, web, governor.CPUWeight)
+	if orig.Raw != "200" {
+		t.Errorf("runtime property read as %+v", orig)
+	}
 	a2.Write(ctx, web, governor.CPUWeight, 100)
 	if err := a2.Restore(ctx, web, governor.CPUWeight, orig); err != nil {
 		t.Fatal(err)
@@ -573,16 +579,42 @@ func TestUnsetPropertyIsResetNotWrittenBack(t *testing.T) {
 	if !strings.HasSuffix(bus.callLog(), "SetUnitProperties web.service CPUWeight=200") {
 		t.Errorf("set original not written back:\n%s", bus.callLog())
 	}
-	if _, err := os.Stat(filepath.Join(run, "system.control", "web.service.d", "50-CPUWeight.conf")); err != nil {
-		t.Errorf("drop-in of a set property removed: %v", err)
+	if _, err := os.Stat(filepath.Join(wd, "50-CPUWeight.conf")); err != nil {
+		t.Errorf("drop-in of a runtime property removed: %v", err)
 	}
 	a2.Close()
 	if bus.reloads != 1 {
 		t.Errorf("reloaded without removing anything: %d", bus.reloads)
 	}
+
+	// A value from the unit file or the default (no drop-in): written
+	// back, then the drop-in systemd wrote for it goes, and Close reloads.
+	fs.put(web, governor.MemoryLow, 0)
+	a3 := New(root, fs, Options{Booted: func() bool { return true }, Dial: func(context.Context) (Bus, error) { return bus, nil }, RunDir: run})
+	orig, _ = a3.Read(ctx, web, governor.MemoryLow)
+	if orig.Raw != "0"+RawNoDropIn {
+		t.Errorf("unit-file value read as %+v", orig)
+	}
+	a3.Write(ctx, web, governor.MemoryLow, 64<<20)
+	if err := a3.Restore(ctx, web, governor.MemoryLow, orig); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasSuffix(bus.callLog(), "SetUnitProperties web.service MemoryLow=0") || fs.get(web, governor.MemoryLow) != 0 {
+		t.Errorf("memory.low not written back:\n%s", bus.callLog())
+	}
+	if _, err := os.Stat(filepath.Join(wd, "50-MemoryLow.conf")); !os.IsNotExist(err) {
+		t.Errorf("drop-in the governor caused left behind: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(wd, "50-CPUWeight.conf")); err != nil {
+		t.Errorf("the operator's drop-in went too: %v", err)
+	}
+	a3.Close()
+	if bus.reloads != 2 {
+		t.Errorf("want a reload after removing the drop-in, got %d in all", bus.reloads)
+	}
 }
 
-func TestEmptySetting(t *testing.T) {
+func TestOnlySetting(t *testing.T) {
 	hdr := "# This is a drop-in unit file extension, created via \"systemctl set-property\"\n# or an equivalent operation. Do not edit.\n[Slice]\n"
 	for _, tc := range []struct {
 		in   string
@@ -593,8 +625,8 @@ func TestEmptySetting(t *testing.T) {
 		{hdr + "CPUWeight=\nIOWeight=20\n", false},
 		{hdr, false},
 	} {
-		if got := emptySetting(tc.in, "CPUWeight"); got != tc.want {
-			t.Errorf("emptySetting(%q) = %v", tc.in, got)
+		if got := onlySetting(tc.in, "CPUWeight", ""); got != tc.want {
+			t.Errorf("onlySetting(%q) = %v", tc.in, got)
 		}
 	}
 }
