@@ -67,11 +67,13 @@ outside() {
 		{ print $0 "   (before: " was ")" }' "$1" "$2"
 }
 
+# wait_for SECONDS COMMAND...: poll until COMMAND succeeds, by the clock
+# (on the busy guest one poll can take far longer than its sleep).
 wait_for() {
-	local n=$1 i
+	local end=$((SECONDS + $1))
 	shift
-	for ((i = 0; i < n * 10; i++)); do "$@" && return 0; sleep 0.1; done
-	return 1
+	while [ "$SECONDS" -lt "$end" ]; do "$@" && return 0; sleep 0.1; done
+	"$@"
 }
 now_ms() { echo $(($(date +%s%N) / 1000000)); }
 avg10() { awk '/^some/ { sub("avg10=", "", $2); print $2 }' "/sys/fs/cgroup/system.slice/$svc/cpu.pressure"; }
