@@ -62,7 +62,9 @@ func knobWhy(k Knob, caps Capabilities, act Actuator) (why string, via bool) {
 	if ctl == "" || caps.Controllers == nil || caps.Controllers[ctl] {
 		return "", false
 	}
-	if e, ok := act.(ControllerEnabler); ok && e.EnablesController(ctl) {
+	// cpu.idle has no unit property: systemd never writes it, so it
+	// cannot enable cpu for it either.
+	if e, ok := act.(ControllerEnabler); ok && k != CPUIdle && e.EnablesController(ctl) {
 		return "", true
 	}
 	return fmt.Sprintf("the %s controller is not enabled in the cgroup2 hierarchy at %s%s", ctl, caps.Root, enableHint(ctl)), false

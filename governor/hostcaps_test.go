@@ -86,6 +86,11 @@ func TestActuatorThatEnablesControllers(t *testing.T) {
 	if v := act.get(batch, CPUWeight); v >= 100 {
 		t.Errorf("cpu.weight not squeezed (%d); writes: %v", v, act.writes)
 	}
+	// cpu.idle has no unit property: the enabler cannot help it.
+	f := feasibility(&knobCtl{ctlName: "idle", knobs: []knobMove{{knob: CPUIdle}}}, h.cfg.Caps, h.cfg.Actuator)
+	if f.Whole == "" {
+		t.Errorf("cpu.idle counted as enabled by the actuator: %+v", f)
+	}
 	logs := h.logText()
 	for _, want := range []string{"impossible=io.weight", "systemd enables it", `knobs="cpu.weight cpu.max"`} {
 		if !strings.Contains(logs, want) {
