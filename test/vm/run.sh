@@ -139,9 +139,11 @@ rm -rf "$res"
 mkdir -p "$res"
 tar -xf "$vmdir/results.img" -C "$res" || die "no results on the results disk"
 
-# known_reason NAME: why NAME is expected to fail, if it is listed.
+# known_reason NAME: why NAME is expected to fail, if it is listed (in
+# known-failures.txt, or known-failures-DISTRO.txt for one release).
 known_reason() {
-	awk -v n="$1" '$1 == n { $1 = ""; sub(/^ +/, ""); print; exit }' "$here/known-failures.txt" 2>/dev/null
+	cat "$here/known-failures.txt" "$here/known-failures-$distro.txt" 2>/dev/null |
+		awk -v n="$1" '$1 == n { $1 = ""; sub(/^ +/, ""); print; exit }'
 }
 
 # result NAME: PASS, FAIL, SKIP, or XFAIL / XPASS for known failures.
