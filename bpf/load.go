@@ -312,8 +312,10 @@ func Load(opts Options) (*Sensor, error) {
 		return nil, err
 	}
 	// Kernels >= 5.11 charge BPF memory to the cgroup and need no memlock
-	// rlimit; raising it fails without CAP_SYS_RESOURCE, which is harmless.
-	_ = rlimit.RemoveMemlock()
+	// rlimit; raising it fails without CAP_SYS_RESOURCE, which is harmless
+	// there. Before 5.11 a map creation then fails with EPERM: the error
+	// below says why.
+	memlockErr := rlimit.RemoveMemlock()
 
 	mode := ModeTPBTF
 	if opts.ForceRawTP {
@@ -342,6 +344,9 @@ func Load(opts Options) (*Sensor, error) {
 		s, err = load(opts, log, mode, wait, sub)
 	}
 	if err != nil {
+		if memlockErr != nil && isPermission(err) {
+			err = fmt.Errorf("%w (this kernel may charge BPF maps to RLIMIT_MEMLOCK, which could not be raised: %v; give the service LimitMEMLOCK=infinity)", err, memlockErr)
+		}
 		if isPermission(err) || errors.Is(err, ebpf.ErrNotSupported) {
 			err = fmt.Errorf("bpf: %w: %w", ErrUnavailable, err)
 			log.Warn("BPF sensors unavailable: running on PSI alone, without run-queue, reclaim and OOM signals", "error", err)

@@ -15,6 +15,14 @@ governor {
 # Classes select cgroups by path, relative to the cgroup root. "*" matches
 # within one path element, "**" any number of elements. A cgroup belongs to
 # the first class (in file order) that matches it.
+# The services whose memory must survive batch work: name them, one glob
+# per unit. They get memory protection below; every other service is in
+# "services" and is only watched.
+class "critical" {
+  match     = ["system.slice/web.service", "system.slice/postgresql*.service"]
+  protected = true
+}
+
 class "services" {
   match     = ["system.slice/*.service"]
   exclude   = ["system.slice/backup.service"] # handled like batch below
@@ -27,17 +35,28 @@ class "batch" {
   match = ["batch.slice/*", "system.slice/backup.service"]
 }
 
-# Services keep 2 GiB of page cache and anonymous memory out of reach of
-# reclaim caused by others (memory.low, best effort) and 512 MiB
-# unconditionally (memory.min). protect is the one controller allowed on a
-# protected class: it only adds protection.
-protect "services-memory" {
-  target     = "services"
-  memory_low = "2GiB"
-  memory_min = "512MiB"
+# Each critical service keeps memory_low of page cache and anonymous memory
+# out of reach of reclaim caused by others (best effort) and memory_min
+# unconditionally. protect is the one controller allowed on a protected
+# class: it only adds protection.
+#
+# How to size it: the values apply to EACH service of the class, so the
+# promise is memory_low times the number of services it matches. Take a
+# service's steady working set (memory.current after warm-up, under load)
+# plus about 20% as its memory_low; memory_min only for what it cannot run
+# without. Keep the sum over the class under about half of the node's RAM:
+# protected memory is memory batch work cannot use, and a promise larger
+# than RAM protects nothing. The figures below suit two services on an
+# 8 GiB node (2 x 1 GiB low, 2 x 256 MiB min); on a smaller machine, or
+# with more services matched, scale them down. `governor status` shows each
+# service's memory.current to size from.
+protect "critical-memory" {
+  target     = "critical"
+  memory_low = "1GiB"
+  memory_min = "256MiB"
 }
 
-# When any service waits for CPU more than 10% of the time (10 s average)
+# When any service (critical or not) waits for CPU more than 10% of the time (10 s average)
 # for 5 s, squeeze every batch job: halve cpu.weight, cut cpu.max by 25%,
 # halve io.weight, one step per cooldown, down to the floors. When the
 # services wait less than 2% for 30 s, give it back step by step.
@@ -46,6 +65,12 @@ suppress "services-first" {
 
   when {
     class  = "services"
+    signal = "cpu.some.avg10"
+    above  = "10%"
+    for    = "5s"
+  }
+  when {
+    class  = "critical"
     signal = "cpu.some.avg10"
     above  = "10%"
     for    = "5s"
@@ -59,6 +84,12 @@ suppress "services-first" {
     for    = "5s"
   }
   # Several recover blocks: all of them must hold.
+  recover {
+    class  = "critical"
+    signal = "cpu.some.avg10"
+    below  = "2%"
+    for    = "30s"
+  }
   recover {
     class  = "services"
     signal = "cpu.some.avg10"

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"runtime"
 	"slices"
-	"sort"
 	"strings"
 	"time"
 
@@ -77,7 +76,11 @@ type Loop struct {
 	policy   *Policy
 	ctrls    []controller
 	disabled map[string]string // controller name -> why it cannot act here
-	watch    map[string][]armSpec
+	// knobOff: knobs no controller can write on this host, and why; plan
+	// is what each controller can do (reportCapabilities logs it).
+	knobOff map[Knob]string
+	plan    []Feasibility
+	watch   map[string][]armSpec
 	// protectors are the protect controllers: the only ones allowed to
 	// write (memory.low/min) to protected classes.
 	protectors map[string]bool
@@ -258,9 +261,16 @@ func (l *Loop) setPolicy(p *Policy) {
 	l.policy = p
 	l.ctrls = buildControllers(p)
 	l.disabled = make(map[string]string)
+	l.knobOff = make(map[Knob]string)
+	l.plan = l.plan[:0]
 	for _, c := range l.ctrls {
-		if why := l.cannot(c); why != "" {
-			l.disabled[c.name()] = why
+		f := feasibility(c, l.cfg.Caps, l.cfg.Actuator)
+		l.plan = append(l.plan, f)
+		if f.Whole != "" {
+			l.disabled[c.name()] = f.Whole
+		}
+		for _, o := range f.Off {
+			l.knobOff[o.Knob] = o.Why
 		}
 	}
 	l.watch = watchSpecs(p, l.ctrls)
@@ -276,36 +286,6 @@ func (l *Loop) setPolicy(p *Policy) {
 	}
 	l.lastReport = time.Time{}
 	l.adm = newAdmission(p, l.adm, l.clock.Now())
-}
-
-// cannot tells why a controller cannot act on this host ("" if it can).
-func (l *Loop) cannot(c controller) string {
-	need := c.needs()
-	var missing []string
-	for _, ctl := range need.controllers {
-		if l.cfg.Caps.Controllers != nil && !l.cfg.Caps.Controllers[ctl] {
-			missing = append(missing, ctl)
-		}
-	}
-	if len(missing) > 0 {
-		return fmt.Sprintf("the %s controller%s not enabled in the cgroup2 hierarchy at %s", strings.Join(missing, " and "), plural(len(missing), " is", "s are"), l.cfg.Caps.Root)
-	}
-	if l.cfg.Caps.Controllers != nil {
-		if need.reclaim && !l.cfg.Caps.Reclaim {
-			return "the kernel has no memory.reclaim (needs Linux 5.19+ and the memory controller)"
-		}
-		if need.freeze && !l.cfg.Caps.Freeze {
-			return "the kernel has no cgroup.freeze (needs Linux 5.2+)"
-		}
-	}
-	return ""
-}
-
-func plural(n int, one, many string) string {
-	if n == 1 {
-		return one
-	}
-	return many
 }
 
 // Policy returns the policy in force.
@@ -353,15 +333,33 @@ func (l *Loop) Run(ctx context.Context) error {
 	}
 }
 
-// reportCapabilities logs once per policy which controllers cannot act.
+// reportCapabilities logs once per policy which controllers cannot act at
+// all, and, for those that act with some of their knobs, which knobs they
+// cannot use and why (one line per controller).
 func (l *Loop) reportCapabilities() {
-	names := make([]string, 0, len(l.disabled))
-	for n := range l.disabled {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	for _, n := range names {
-		l.log.Warn("policy action impossible on this host; observing only", "controller", n, "why", l.disabled[n])
+	for _, f := range l.plan {
+		switch {
+		case f.Whole != "":
+			l.log.Warn("policy action impossible on this host; observing only", "controller", f.Controller, "why", f.Whole)
+		case len(f.Off) > 0:
+			var whys []string
+			for _, o := range f.Off {
+				whys = append(whys, o.Knob.String()+": "+o.Why)
+			}
+			l.log.Warn("some knobs of this controller are impossible on this host; acting with the others",
+				"controller", f.Controller, "impossible", f.OffNames(), "why", strings.Join(whys, "; "))
+		}
+		if len(f.Via) > 0 {
+			var ks, ctls []string
+			for _, v := range f.Via {
+				ks = append(ks, v.Knob.String())
+				if !slices.Contains(ctls, v.Why) {
+					ctls = append(ctls, v.Why)
+				}
+			}
+			l.log.Info("controller not enabled in the hierarchy yet; systemd enables it for the units these knobs are set on (and drops it again on restore)",
+				"controller", f.Controller, "knobs", strings.Join(ks, " "), "cgroup_controllers", strings.Join(ctls, " "))
+		}
 	}
 }
 
@@ -606,13 +604,13 @@ func (l *Loop) refuse(cg *cgState, why string) bool {
 
 // mayTouch reports whether a controller may change knob k of cg now.
 func (l *Loop) mayTouch(cg *cgState, k Knob) bool {
-	return l.allowed(cg) && !cg.handedBack[k] && !cg.unsupported[k]
+	return l.knobOff[k] == "" && l.allowed(cg) && !cg.handedBack[k] && !cg.unsupported[k]
 }
 
 // mayProtect is mayTouch for protection (memory.low/memory.min raised by a
 // protect block): a protected class may receive protection, never limits.
 func (l *Loop) mayProtect(cg *cgState, k Knob) bool {
-	return l.refuse(cg, l.deniedAlways(cg)) && !cg.handedBack[k] && !cg.unsupported[k]
+	return l.knobOff[k] == "" && l.refuse(cg, l.deniedAlways(cg)) && !cg.handedBack[k] && !cg.unsupported[k]
 }
 
 // read returns a knob's current value, at most one read per cgroup, knob

@@ -8,15 +8,21 @@
 #
 #   bpf/vm/run.sh                       # TESTS='RealOOM|Attribution|Probe|Plumbing'
 #   TESTS=. bpf/vm/run.sh               # every test
+#   DISTRO=bullseye bpf/vm/run.sh       # on Debian 11's 5.10 (or trixie's 6.12);
+#                                       # image in build/vm-DISTRO unless VM_DIR
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/../.." && pwd)
-imgdir=${VM_DIR:-$repo/build/vm}
+distro=${DISTRO:-bookworm}
+case $distro in
+bookworm) imgdir=${VM_DIR:-$repo/build/vm} ;;
+*) imgdir=${VM_DIR:-$repo/build/vm-$distro} ;;
+esac
 out=$repo/build/bpf-vm
 tests=${TESTS:-RealOOM|Attribution|Probe|Plumbing|MapFull}
 vm_timeout=${VM_TIMEOUT:-600}
 test_timeout=${TEST_TIMEOUT:-$((vm_timeout - 120))}
 
-[ -f "$imgdir/image/rootfs.cpio" ] || VM_DIR=$imgdir "$repo/test/vm/build-image.sh"
+VM_SUITE=$distro VM_DIR=$imgdir "$repo/test/vm/build-image.sh"
 img=$imgdir/image
 command -v qemu-system-x86_64 >/dev/null || { apt-get update -qq && apt-get install -y -qq qemu-system-x86 cpio; }
 

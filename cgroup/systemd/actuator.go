@@ -59,6 +59,9 @@ type Options struct {
 	Dial func(ctx context.Context) (Bus, error)
 	// Booted says whether systemd runs this host; nil means Booted().
 	Booted func() bool
+	// RunDir is systemd's runtime directory, where its runtime drop-ins
+	// live (system.control/, transient/); "" means /run/systemd.
+	RunDir string
 }
 
 // Actuator implements governor.Actuator: systemd's D-Bus API for unit
@@ -69,6 +72,7 @@ type Actuator struct {
 	log  hclog.Logger
 	dial func(ctx context.Context) (Bus, error)
 	sd   bool // systemd runs this host
+	run  string
 
 	mu       sync.Mutex
 	bus      Bus
@@ -77,6 +81,9 @@ type Actuator struct {
 	noProp   map[governor.Knob]bool // systemd here does not know the property
 	noFreeze bool
 	warned   map[string]bool
+	// removed counts runtime drop-ins deleted by restores of unset
+	// properties: Close has systemd reload once so its view matches.
+	removed int
 }
 
 type route struct {
@@ -100,6 +107,10 @@ func New(root string, fs governor.Actuator, opts Options) *Actuator {
 		booted = Booted
 	}
 	a.sd = booted()
+	a.run = opts.RunDir
+	if a.run == "" {
+		a.run = "/run/systemd"
+	}
 	return a
 }
 
@@ -113,10 +124,24 @@ func NewDefault(root string, log hclog.Logger) *Actuator {
 
 var _ governor.Actuator = (*Actuator)(nil)
 
-// Close drops the D-Bus connection.
+// Close drops the D-Bus connection. If restores removed runtime drop-ins,
+// systemd reloads first so that its units list no drop-in that is gone
+// (systemctl show would say NeedDaemonReload=yes otherwise).
 func (a *Actuator) Close() error {
 	a.mu.Lock()
 	defer a.mu.Unlock()
+	if a.removed > 0 && a.bus != nil {
+		if r, ok := a.bus.(Reloader); ok {
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			if err := r.Reload(ctx); err != nil {
+				a.log.Warn("systemd daemon-reload after removing runtime drop-ins failed; systemctl shows NeedDaemonReload=yes for those units until the next one", "error", err)
+			} else {
+				a.log.Info("systemd reloaded: runtime drop-ins of properties that were unset before are gone", "drop_ins", a.removed)
+			}
+			cancel()
+		}
+		a.removed = 0
+	}
 	if a.bus != nil {
 		a.bus.Close()
 		a.bus = nil
@@ -295,10 +320,83 @@ func validate(k governor.Knob, v int64) error {
 	return nil
 }
 
-// Read implements governor.Actuator: always cgroupfs.
+// Markers in a Setting's Raw (what a restore gets back) for unit knobs
+// whose value did not come from a runtime property, so that a restore
+// leaves systemd's state as it was instead of adding a property:
+//   - RawUnset: the knob's file was missing because no unit on the path asked
+//     systemd for its controller (cpu, io); Value is the kernel's default.
+//     Restore resets the property to "not set", which turns the controller
+//     off again where nothing else needs it.
+//   - a value followed by RawNoDropIn: the unit had no runtime drop-in for
+//     the property (the value is the unit file's or the default). Restore
+//     sets the value back, then removes the drop-in systemd wrote for it.
+const (
+	RawUnset    = "unset"
+	RawNoDropIn = " (no runtime property)"
+)
+
+// Read implements governor.Actuator: always cgroupfs. For a unit's knob,
+// Raw carries RawUnset or RawNoDropIn when its value does not come from a
+// runtime property (see those); a Write then asks systemd for the property,
+// which also enables a controller that was off.
 func (a *Actuator) Read(ctx context.Context, ref governor.Ref, k governor.Knob) (governor.Setting, error) {
-	return a.fs.Read(ctx, ref, k)
+	s, err := a.fs.Read(ctx, ref, k)
+	if err != nil && !errors.Is(err, governor.ErrUnsupported) {
+		return s, err
+	}
+	if _, ok := property(k, 0); !ok || !a.sd {
+		return s, err
+	}
+	if err != nil {
+		def, ok := unsetDefault(k)
+		if !ok || !a.EnablesController(k.Controller()) || a.route(ctx, ref).unit == "" {
+			return s, err
+		}
+		return governor.Setting{Value: def, Raw: RawUnset}, nil
+	}
+	r := a.route(ctx, ref)
+	if r.unit == "" {
+		return s, nil
+	}
+	if _, name := resetProperty(k); !a.hasDropIn(r.unit, name) {
+		s.Raw += RawNoDropIn
+	}
+	return s, nil
 }
+
+// unsetDefault is what the kernel applies for a cpu or io knob while the
+// controller is off (and right after it is turned on).
+func unsetDefault(k governor.Knob) (int64, bool) {
+	switch k {
+	case governor.CPUWeight, governor.IOWeight:
+		return 100, true
+	case governor.CPUMax:
+		return governor.Unlimited, true
+	}
+	return 0, false
+}
+
+// EnablesController implements governor.ControllerEnabler: on a systemd
+// host, a unit property for cpu or io (CPUWeight=, CPUQuota=, IOWeight=)
+// makes systemd enable that controller from the root down to the unit, if
+// the kernel has it.
+func (a *Actuator) EnablesController(ctl string) bool {
+	if !a.sd || (ctl != "cpu" && ctl != "io") {
+		return false
+	}
+	b, err := os.ReadFile(filepath.Join(a.root, "cgroup.controllers"))
+	if err != nil {
+		return false
+	}
+	for _, c := range strings.Fields(string(b)) {
+		if c == ctl {
+			return true
+		}
+	}
+	return false
+}
+
+var _ governor.ControllerEnabler = (*Actuator)(nil)
 
 // Write implements governor.Actuator.
 func (a *Actuator) Write(ctx context.Context, ref governor.Ref, k governor.Knob, v int64) error {
@@ -306,9 +404,132 @@ func (a *Actuator) Write(ctx context.Context, ref governor.Ref, k governor.Knob,
 }
 
 // Restore implements governor.Actuator: for a unit, SetUnitProperties with
-// the original value (s.Value, parsed from the cgroupfs content).
+// the original value (s.Value, parsed from the cgroupfs content). An
+// original that was unset (empty Raw, see Read) is reset instead: the
+// property goes back to "not set", so systemd turns the controller off
+// again where no other unit needs it, and the runtime drop-in systemd wrote
+// for it is removed, leaving systemd's state as it was before.
 func (a *Actuator) Restore(ctx context.Context, ref governor.Ref, k governor.Knob, s governor.Setting) error {
-	return a.set(ctx, ref, k, s.Value, func() error { return a.fs.Restore(ctx, ref, k, s) })
+	if s.Raw == RawUnset {
+		if _, ok := unsetDefault(k); ok {
+			return a.reset(ctx, ref, k, s)
+		}
+		s.Raw = k.FormatValue(s.Value)
+	}
+	raw, noDropIn := strings.CutSuffix(s.Raw, RawNoDropIn)
+	s.Raw = raw
+	if err := a.set(ctx, ref, k, s.Value, func() error { return a.fs.Restore(ctx, ref, k, s) }); err != nil {
+		return err
+	}
+	if noDropIn {
+		if r := a.route(ctx, ref); r.unit != "" {
+			_, name := resetProperty(k)
+			v := fmt.Sprint(s.Value)
+			if s.Value == governor.Unlimited {
+				v = "infinity"
+			}
+			a.removeDropIn(r.unit, name, v)
+		}
+	}
+	return nil
+}
+
+// resetProperty is the D-Bus property that clears a knob's unit setting
+// (UINT64_MAX is systemd's "not set" for weights and "no quota" for
+// CPUQuotaPerSecUSec) and the name of the drop-in systemd writes for it.
+func resetProperty(k governor.Knob) (sddbus.Property, string) {
+	p, _ := property(k, governor.Unlimited)
+	name := p.Name
+	if k == governor.CPUMax {
+		name = "CPUQuota"
+	}
+	return p, name
+}
+
+func (a *Actuator) reset(ctx context.Context, ref governor.Ref, k governor.Knob, s governor.Setting) error {
+	r := a.route(ctx, ref)
+	b := a.getBus(ctx)
+	if r.unit == "" || b == nil {
+		// Not a unit (or systemd gone): the kernel default is the best
+		// restore there is.
+		return a.fs.Restore(ctx, ref, k, governor.Setting{Value: s.Value, Raw: k.FormatValue(s.Value)})
+	}
+	prop, name := resetProperty(k)
+	cctx, cancel := callCtx(ctx)
+	err := b.SetUnitProperties(cctx, r.unit, prop)
+	cancel()
+	if err != nil {
+		a.dropBus(b, err)
+		return a.mapErr(fmt.Sprintf("systemd SetUnitProperties %s %s= (reset)", r.unit, name), err)
+	}
+	a.removeDropIn(r.unit, name, "")
+	return nil
+}
+
+// dropInDirs are the runtime directories where systemd keeps properties set
+// at runtime: system.control for units with files, transient for
+// transient units (systemd-run).
+var dropInDirs = []string{"system.control", "transient"}
+
+// hasDropIn reports whether a runtime drop-in for property name of unit
+// exists.
+func (a *Actuator) hasDropIn(unit, name string) bool {
+	for _, dir := range dropInDirs {
+		if _, err := os.Stat(filepath.Join(a.run, dir, unit+".d", "50-"+name+".conf")); err == nil {
+			return true
+		}
+	}
+	return false
+}
+
+// removeDropIn deletes the runtime drop-in systemd wrote for property name
+// of unit, but only when it says exactly what the governor just set
+// ("Name=value", value as systemd writes it: bytes or a weight in decimal,
+// "infinity", "" for a reset), and the unit's drop-in directory if
+// that leaves it empty. Close has systemd reload afterwards.
+func (a *Actuator) removeDropIn(unit, name, value string) {
+	for _, dir := range dropInDirs {
+		d := filepath.Join(a.run, dir, unit+".d")
+		f := filepath.Join(d, "50-"+name+".conf")
+		b, err := os.ReadFile(f)
+		if err != nil {
+			continue
+		}
+		if !onlySetting(string(b), name, value) {
+			a.log.Warn("runtime drop-in holds more than the restored property; leaving it", "file", f)
+			continue
+		}
+		if err := os.Remove(f); err != nil {
+			a.log.Warn("cannot remove runtime drop-in of a restored property", "file", f, "error", err)
+			continue
+		}
+		os.Remove(d) // only succeeds when empty
+		a.mu.Lock()
+		a.removed++
+		a.mu.Unlock()
+		a.log.Debug("removed runtime drop-in of a property the unit did not have before", "unit", unit, "file", f)
+	}
+}
+
+// onlySetting reports whether a drop-in's only setting is "name=value".
+// CPUQuota's value is not compared (systemd writes it as a percentage).
+func onlySetting(content, name, value string) bool {
+	found := false
+	for _, line := range strings.Split(content, "\n") {
+		line = strings.TrimSpace(line)
+		switch {
+		case line == "" || line[0] == '#' || line[0] == ';' || line[0] == '[':
+		case strings.HasPrefix(line, name+"="):
+			v := strings.TrimPrefix(line, name+"=")
+			if v != value && name != "CPUQuota" {
+				return false
+			}
+			found = true
+		default:
+			return false
+		}
+	}
+	return found
 }
 
 func (a *Actuator) set(ctx context.Context, ref governor.Ref, k governor.Knob, v int64, direct func() error) error {
@@ -325,7 +546,13 @@ func (a *Actuator) set(ctx context.Context, ref governor.Ref, k governor.Knob, v
 	}
 	pre, err := a.fs.Read(ctx, ref, k)
 	if err != nil {
-		return err
+		// The controller is off for this unit (see Read): systemd turns
+		// it on with the property; until then the kernel default holds.
+		def, ok := unsetDefault(k)
+		if !errors.Is(err, governor.ErrUnsupported) || !ok || !a.EnablesController(k.Controller()) {
+			return err
+		}
+		pre = governor.Setting{Value: def}
 	}
 	b := a.getBus(ctx)
 	if b == nil {
@@ -400,6 +627,10 @@ func (a *Actuator) settle(ctx context.Context, ref governor.Ref, k governor.Knob
 	wait := time.Millisecond
 	for {
 		s, err := a.fs.Read(ctx, ref, k)
+		if errors.Is(err, governor.ErrUnsupported) {
+			// systemd has not turned the controller on yet.
+			s, err = governor.Setting{Value: pre, Raw: "(no " + k.String() + " yet)"}, nil
+		}
 		if err != nil {
 			return err
 		}

@@ -24,11 +24,14 @@ import (
 type fakeFS struct {
 	mu     sync.Mutex
 	vals   map[string]int64
+	absent map[string]bool // knob files missing (controller off)
 	calls  []string
 	frozen map[string]bool
 }
 
-func newFakeFS() *fakeFS { return &fakeFS{vals: map[string]int64{}, frozen: map[string]bool{}} }
+func newFakeFS() *fakeFS {
+	return &fakeFS{vals: map[string]int64{}, frozen: map[string]bool{}, absent: map[string]bool{}}
+}
 
 func (f *fakeFS) key(ref governor.Ref, k governor.Knob) string { return ref.Path + " " + k.String() }
 
@@ -54,6 +57,12 @@ func (f *fakeFS) log(s string) {
 }
 
 func (f *fakeFS) Read(_ context.Context, ref governor.Ref, k governor.Knob) (governor.Setting, error) {
+	f.mu.Lock()
+	off := f.absent[f.key(ref, k)]
+	f.mu.Unlock()
+	if off {
+		return governor.Setting{}, fmt.Errorf("read %s: %w", f.key(ref, k), governor.ErrUnsupported)
+	}
 	v := f.get(ref, k)
 	raw := fmt.Sprint(v)
 	if v == governor.Unlimited {
@@ -102,6 +111,18 @@ type fakeBus struct {
 	calls   []string
 	closed  bool
 	applied sync.WaitGroup
+	// run, if set, is systemd's runtime directory: properties are written
+	// as drop-ins there, and a reset weight turns its controller off.
+	run     string
+	reloads int
+}
+
+func (b *fakeBus) Reload(context.Context) error {
+	b.log("Reload")
+	b.mu.Lock()
+	b.reloads++
+	b.mu.Unlock()
+	return nil
 }
 
 func (b *fakeBus) log(s string) {
@@ -146,6 +167,30 @@ func (b *fakeBus) SetUnitProperties(_ context.Context, unit string, props ...sdd
 		v := int64(u)
 		if u == math.MaxUint64 {
 			v = governor.Unlimited
+		}
+		if b.run != "" {
+			name, val := p.Name, fmt.Sprint(u)
+			if name == "CPUQuotaPerSecUSec" {
+				name = "CPUQuota"
+			}
+			if u == math.MaxUint64 {
+				val = ""
+			}
+			d := filepath.Join(b.run, "system.control", unit+".d")
+			os.MkdirAll(d, 0o755)
+			os.WriteFile(filepath.Join(d, "50-"+name+".conf"), []byte("# This is a drop-in unit file extension, created via \"systemctl set-property\"\n# or an equivalent operation. Do not edit.\n[Slice]\n"+name+"="+val+"\n"), 0o644)
+			off := u == math.MaxUint64 && k != governor.MemoryHigh
+			b.applied.Add(1)
+			time.AfterFunc(b.delay, func() {
+				b.fs.mu.Lock()
+				b.fs.absent[b.fs.key(ref, k)] = off
+				b.fs.mu.Unlock()
+				if !off {
+					b.fs.put(ref, k, v)
+				}
+				b.applied.Done()
+			})
+			continue
 		}
 		b.applied.Add(1)
 		time.AfterFunc(b.delay, func() { b.fs.put(ref, k, v); b.applied.Done() })
@@ -481,5 +526,131 @@ func TestReadMemoryDelegates(t *testing.T) {
 	b := New(root, &fakeFS{}, Options{Booted: func() bool { return true }, Dial: func(context.Context) (Bus, error) { return bus, nil }})
 	if _, err := b.ReadMemory(context.Background(), web); !errors.Is(err, governor.ErrUnsupported) {
 		t.Fatalf("without a memory reader: %v", err)
+	}
+}
+
+// A stock systemd host: nobody asked for the cpu controller, so batch.slice
+// has no cpu.weight. Read reports the kernel default as unset, a Write asks
+// systemd for the property (which enables the controller), and restoring
+// the unset original resets the property and removes the drop-in systemd
+// wrote, with one daemon-reload at Close: systemd's state as before.
+func TestUnsetPropertyIsResetNotWrittenBack(t *testing.T) {
+	root, run := t.TempDir(), t.TempDir()
+	os.WriteFile(filepath.Join(root, "cgroup.controllers"), []byte("cpuset cpu io memory pids\n"), 0o644)
+	fs := newFakeFS()
+	bus := &fakeBus{fs: fs, delay: 5 * time.Millisecond, run: run, units: map[string]string{"batch.slice": "/batch.slice", "web.service": "/system.slice/web.service"}}
+	a := New(root, fs, Options{Booted: func() bool { return true }, Dial: func(context.Context) (Bus, error) { return bus, nil }, RunDir: run})
+	t.Cleanup(func() { bus.applied.Wait() })
+	ctx := context.Background()
+	fs.absent[fs.key(batchS, governor.CPUWeight)] = true
+	fs.absent[fs.key(job, governor.CPUWeight)] = true
+
+	if !a.EnablesController("cpu") || a.EnablesController("memory") || a.EnablesController("hugetlb") {
+		t.Errorf("EnablesController: cpu %v memory %v hugetlb %v", a.EnablesController("cpu"), a.EnablesController("memory"), a.EnablesController("hugetlb"))
+	}
+	s, err := a.Read(ctx, batchS, governor.CPUWeight)
+	if err != nil || s.Value != 100 || s.Raw != RawUnset {
+		t.Fatalf("Read of a unit's absent cpu.weight = %+v, %v; want 100 unset", s, err)
+	}
+	// Not a unit: nobody can enable the controller for it.
+	if _, err := a.Read(ctx, job, governor.CPUWeight); !errors.Is(err, governor.ErrUnsupported) {
+		t.Errorf("Read of a non-unit's absent cpu.weight: %v", err)
+	}
+	if err := a.Write(ctx, batchS, governor.CPUWeight, 50); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := a.Read(ctx, batchS, governor.CPUWeight); got.Value != 50 {
+		t.Errorf("after Write: %+v", got)
+	}
+	dropin := filepath.Join(run, "system.control", "batch.slice.d")
+	if _, err := os.Stat(filepath.Join(dropin, "50-CPUWeight.conf")); err != nil {
+		t.Fatalf("fake systemd wrote no drop-in: %v", err)
+	}
+	if err := a.Restore(ctx, batchS, governor.CPUWeight, s); err != nil {
+		t.Fatal(err)
+	}
+	log := bus.callLog()
+	if !strings.Contains(log, fmt.Sprintf("SetUnitProperties batch.slice CPUWeight=%d", uint64(math.MaxUint64))) || strings.Contains(log, "CPUWeight=100") {
+		t.Errorf("restore of an unset property must reset it, not write the default:\n%s", log)
+	}
+	if _, err := os.Stat(dropin); !os.IsNotExist(err) {
+		t.Errorf("drop-in directory left behind: %v", err)
+	}
+	if _, err := a.Read(ctx, batchS, governor.CPUWeight); err != nil {
+		// Read reports the unset default again once the controller is off.
+		t.Errorf("read after reset: %v", err)
+	}
+	a.Close()
+	if bus.reloads != 1 {
+		t.Errorf("want one daemon-reload at Close after removing drop-ins, got %d", bus.reloads)
+	}
+
+	// An original set at runtime (its drop-in exists: the operator's
+	// systemctl set-property) is written back and its drop-in left.
+	fs.put(web, governor.CPUWeight, 200)
+	wd := filepath.Join(run, "system.control", "web.service.d")
+	os.MkdirAll(wd, 0o755)
+	os.WriteFile(filepath.Join(wd, "50-CPUWeight.conf"), []byte("[Service]\nCPUWeight=200\n"), 0o644)
+	a2 := New(root, fs, Options{Booted: func() bool { return true }, Dial: func(context.Context) (Bus, error) { return bus, nil }, RunDir: run})
+	orig, _ := a2.Read(ctx, web, governor.CPUWeight)
+	if orig.Raw != "200" {
+		t.Errorf("runtime property read as %+v", orig)
+	}
+	a2.Write(ctx, web, governor.CPUWeight, 100)
+	if err := a2.Restore(ctx, web, governor.CPUWeight, orig); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasSuffix(bus.callLog(), "SetUnitProperties web.service CPUWeight=200") {
+		t.Errorf("set original not written back:\n%s", bus.callLog())
+	}
+	if _, err := os.Stat(filepath.Join(wd, "50-CPUWeight.conf")); err != nil {
+		t.Errorf("drop-in of a runtime property removed: %v", err)
+	}
+	a2.Close()
+	if bus.reloads != 1 {
+		t.Errorf("reloaded without removing anything: %d", bus.reloads)
+	}
+
+	// A value from the unit file or the default (no drop-in): written
+	// back, then the drop-in systemd wrote for it goes, and Close reloads.
+	fs.put(web, governor.MemoryLow, 0)
+	a3 := New(root, fs, Options{Booted: func() bool { return true }, Dial: func(context.Context) (Bus, error) { return bus, nil }, RunDir: run})
+	orig, _ = a3.Read(ctx, web, governor.MemoryLow)
+	if orig.Raw != "0"+RawNoDropIn {
+		t.Errorf("unit-file value read as %+v", orig)
+	}
+	a3.Write(ctx, web, governor.MemoryLow, 64<<20)
+	if err := a3.Restore(ctx, web, governor.MemoryLow, orig); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasSuffix(bus.callLog(), "SetUnitProperties web.service MemoryLow=0") || fs.get(web, governor.MemoryLow) != 0 {
+		t.Errorf("memory.low not written back:\n%s", bus.callLog())
+	}
+	if _, err := os.Stat(filepath.Join(wd, "50-MemoryLow.conf")); !os.IsNotExist(err) {
+		t.Errorf("drop-in the governor caused left behind: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(wd, "50-CPUWeight.conf")); err != nil {
+		t.Errorf("the operator's drop-in went too: %v", err)
+	}
+	a3.Close()
+	if bus.reloads != 2 {
+		t.Errorf("want a reload after removing the drop-in, got %d in all", bus.reloads)
+	}
+}
+
+func TestOnlySetting(t *testing.T) {
+	hdr := "# This is a drop-in unit file extension, created via \"systemctl set-property\"\n# or an equivalent operation. Do not edit.\n[Slice]\n"
+	for _, tc := range []struct {
+		in   string
+		want bool
+	}{
+		{hdr + "CPUWeight=\n", true},
+		{hdr + "CPUWeight=50\n", false},
+		{hdr + "CPUWeight=\nIOWeight=20\n", false},
+		{hdr, false},
+	} {
+		if got := onlySetting(tc.in, "CPUWeight", ""); got != tc.want {
+			t.Errorf("onlySetting(%q) = %v", tc.in, got)
+		}
 	}
 }

@@ -28,6 +28,12 @@ type Bus interface {
 	Close()
 }
 
+// Reloader is the daemon-reload call (Manager.Reload), which Close makes
+// after removing runtime drop-ins.
+type Reloader interface {
+	Reload(ctx context.Context) error
+}
+
 // Booted reports whether systemd is the init system (sd_booted).
 func Booted() bool {
 	fi, err := os.Lstat("/run/systemd/system")
@@ -99,6 +105,8 @@ func (b conn) ThawUnit(ctx context.Context, unit string) error   { return b.c.Th
 func (b conn) KillUnit(ctx context.Context, unit string, signal int32) error {
 	return b.c.KillUnitWithTarget(ctx, unit, sddbus.All, signal)
 }
+
+func (b conn) Reload(ctx context.Context) error { return b.c.ReloadContext(ctx) }
 
 func (b conn) Close() {
 	b.c.Close()

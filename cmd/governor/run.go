@@ -150,6 +150,10 @@ func loadPolicy(f runFlags, log hclog.Logger, _ io.Writer) (*governor.Policy, er
 	if res.Diags.HasErrors() {
 		return nil, policyError(f.configs, max(errs, 1))
 	}
+	if noPolicyFiles(res.Diags, len(f.configs)) {
+		log.Warn("no *.hcl policy files in the configuration: using the built-in default policy (see README, 'Default policy')", "config", f.configs.String())
+		return policies.Default(), nil
+	}
 	return res.Policy, nil
 }
 

@@ -7,6 +7,9 @@ import (
 
 	"github.com/hashicorp/hcl/v2"
 
+	"github.com/governor-dev/governor/cgroup"
+	sdact "github.com/governor-dev/governor/cgroup/systemd"
+	"github.com/governor-dev/governor/governor"
 	"github.com/governor-dev/governor/policies"
 )
 
@@ -31,16 +34,19 @@ func writeCompact(w io.Writer, diags hcl.Diagnostics) {
 	fmt.Fprintln(w)
 }
 
-var validateHelp = help{name: "validate", usage: "governor validate [--strict-perms] FILE_OR_DIR...",
+var validateHelp = help{name: "validate", usage: "governor validate [--strict-perms] [--host] FILE_OR_DIR...",
 	about: `Check policy files (a directory: its *.hcl files) as run would load them.
 Prints one file:line:column: error: ... line per problem, then the source
-with the range marked; exit status 1 on any error, 0 and a summary if none.`}
+with the range marked; exit status 1 on any error, 0 and a summary if none.
+With --host, also which controllers and knobs this host cannot carry out
+and why; exit status 3 when a whole controller could not act.`}
 
 // validateCmd checks policy files and prints hcl diagnostics with file,
 // line, column and the offending source. Exit 1 on any error.
 func validateCmd(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("validate", flag.ContinueOnError)
 	strict := fs.Bool("strict-perms", false, "also refuse files not owned by root or writable by group/others, as governor run does")
+	host := fs.Bool("host", false, "also say which parts of the policy this host cannot carry out (exit 3 when a whole controller cannot act)")
 	files, code, ok := parseFlags(fs, validateHelp, args, stdout, stderr)
 	if !ok {
 		return code
@@ -62,5 +68,48 @@ func validateCmd(args []string, stdout, stderr io.Writer) int {
 	p := res.Policy
 	fmt.Fprintf(stdout, "ok: %d classes, %d rules, %d reclaim, %d memory_high, %d suppress, %d protect, %d last_resort\n",
 		len(p.Classes), len(p.Rules), len(p.Reclaim), len(p.MemHigh), len(p.Suppress), len(p.Protect), len(p.LastResort))
+	if *host {
+		return validateHost(p, stdout, stderr)
+	}
 	return 0
+}
+
+// validateHost probes this host's cgroup2 hierarchy (and systemd, which
+// enables cpu and io for unit properties) and prints, per controller, the
+// knobs it cannot use; exit 3 when some controller cannot act at all.
+func validateHost(p *governor.Policy, stdout, stderr io.Writer) int {
+	root, err := cgroup.FindMount()
+	if err != nil {
+		fmt.Fprintf(stderr, "governor: no cgroup v2 hierarchy: %v\n", err)
+		return 3
+	}
+	caps, err := cgroup.Probe(root)
+	if err != nil {
+		fmt.Fprintf(stderr, "governor: %v\n", err)
+		return 3
+	}
+	return reportPlan(governor.Plan(p, caps, sdact.NewDefault(root, nil)), root, stdout)
+}
+
+func reportPlan(plan []governor.Feasibility, root string, w io.Writer) int {
+	rc := 0
+	for _, f := range plan {
+		switch {
+		case f.Whole != "":
+			rc = 3
+			fmt.Fprintf(w, "host: %s %q cannot act here (observes only): %s\n", f.Kind, f.Controller, f.Whole)
+		case len(f.Off) > 0:
+			fmt.Fprintf(w, "host: %s %q acts without %s:\n", f.Kind, f.Controller, f.OffNames())
+			for _, o := range f.Off {
+				fmt.Fprintf(w, "host:   %s: %s\n", o.Knob, o.Why)
+			}
+		}
+		for _, v := range f.Via {
+			fmt.Fprintf(w, "host: %s %q: %s needs the %s controller, not enabled yet; systemd enables it for the units it is set on\n", f.Kind, f.Controller, v.Knob, v.Why)
+		}
+	}
+	if rc == 0 {
+		fmt.Fprintf(w, "host: every controller can act on the hierarchy at %s\n", root)
+	}
+	return rc
 }

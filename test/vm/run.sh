@@ -9,14 +9,21 @@
 #   VM_MEM       guest memory (default 2G)     VM_SMP  guest CPUs (default 2)
 #   VM_TIMEOUT   hard limit on the QEMU process in seconds (default 1800)
 #   SCENARIO_TIMEOUT  per-scenario limit inside the guest (default 600)
-#   VM_DIR       work and cache directory (default <repo>/build/vm)
+#   DISTRO       guest release: bullseye, bookworm (default) or trixie
+#   VM_DIR       work and cache directory (default <repo>/build/vm, or
+#                <repo>/build/vm-DISTRO for a release other than bookworm)
 #   VM_APPEND    extra kernel command line arguments
 #   VM_TRIES     boots when the guest kernel locks up (default 2)
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/../.." && pwd)
-vmdir=${VM_DIR:-$repo/build/vm}
+distro=${DISTRO:-${VM_SUITE:-bookworm}}
+case $distro in
+bookworm) vmdir=${VM_DIR:-$repo/build/vm} ;;
+bullseye | trixie) vmdir=${VM_DIR:-$repo/build/vm-$distro} ;;
+*) echo "vm-test: error: DISTRO=$distro: bullseye, bookworm or trixie" >&2; exit 1 ;;
+esac
 mem=${VM_MEM:-2G}
 smp=${VM_SMP:-2}
 vm_timeout=${VM_TIMEOUT:-1800}
@@ -27,7 +34,7 @@ log() { echo "vm-test: $*"; }
 die() { echo "vm-test: error: $*" >&2; exit 1; }
 
 t0=$(date +%s)
-VM_DIR=$vmdir "$here/build-image.sh"
+VM_SUITE=$distro VM_DIR=$vmdir "$here/build-image.sh"
 img=$vmdir/image
 t_image=$(($(date +%s) - t0))
 
@@ -62,6 +69,9 @@ fi
 cp "$here/guest/runner.sh" "$here/guest/lib.sh" "$ov/opt/vmtest/"
 cp -r "$here/scenarios" "$ov/opt/vmtest/scenarios"
 [ -d "$here/policies" ] && cp -r "$here/policies" "$ov/opt/vmtest/policies"
+# What `make install` installs, unmodified (the stocknode scenario).
+mkdir -p "$ov/opt/vmtest/examples"
+cp -r examples/governor.service examples/governor.service.d examples/*.hcl "$ov/opt/vmtest/examples/"
 cp "$here/guest/vmtest.service" "$ov/etc/systemd/system/"
 ln -s ../vmtest.service "$ov/etc/systemd/system/multi-user.target.wants/vmtest.service"
 printf '%s\n' $list >"$ov/opt/vmtest/scenarios.list"
@@ -129,9 +139,11 @@ rm -rf "$res"
 mkdir -p "$res"
 tar -xf "$vmdir/results.img" -C "$res" || die "no results on the results disk"
 
-# known_reason NAME: why NAME is expected to fail, if it is listed.
+# known_reason NAME: why NAME is expected to fail, if it is listed (in
+# known-failures.txt, or known-failures-DISTRO.txt for one release).
 known_reason() {
-	awk -v n="$1" '$1 == n { $1 = ""; sub(/^ +/, ""); print; exit }' "$here/known-failures.txt" 2>/dev/null
+	cat "$here/known-failures.txt" "$here/known-failures-$distro.txt" 2>/dev/null |
+		awk -v n="$1" '$1 == n { $1 = ""; sub(/^ +/, ""); print; exit }'
 }
 
 # result NAME: PASS, FAIL, SKIP, or XFAIL / XPASS for known failures.
@@ -159,7 +171,7 @@ for n in $list; do
 done
 
 echo
-echo "VM scenarios ($(cat "$img/kver"), results in $res):"
+echo "VM scenarios ($distro, $(cat "$img/kver"), results in $res):"
 printf '  %-12s %-6s %6s  %s\n' SCENARIO RESULT TIME FIGURES
 for n in $list; do
 	printf '  %-12s %-6s %5ss  %s\n' "$n" "$(result "$n")" "$(cut -d' ' -f3 "$res/$n/status" 2>/dev/null || echo -)" \
