@@ -490,9 +490,10 @@ func TestRunRefusesWithoutPrivileges(t *testing.T) {
 	}
 }
 
-// Root holding only CAP_BPF and CAP_PERFMON (in the ambient set, as a
-// unit with SecureBits=noroot-locked must grant them) governs with BPF;
-// with them only in the bounding set it holds none and is refused.
+// Root holding exactly the shipped unit's capabilities (its bounding and
+// ambient sets, read from examples/governor.service, with
+// SecureBits=noroot-locked) governs with BPF; with them only in the
+// bounding set it holds none and is refused.
 func TestRunWithMinimalCapabilities(t *testing.T) {
 	needHostRoot(t)
 	setpriv, err := exec.LookPath("setpriv")
@@ -501,7 +502,8 @@ func TestRunWithMinimalCapabilities(t *testing.T) {
 	}
 	policy := writePolicy(t)
 	args := []string{"--cgroup-root", hostRoot, "--config", policy, "--metrics-addr", "", "--control-socket", "none"}
-	unit := []string{"--bounding-set", "-all,+bpf,+perfmon", "--securebits", "+noroot,+noroot_locked"}
+	bounding, ambient := unitCapabilities(t, "../../examples/governor.service")
+	unit := []string{"--bounding-set", "-all," + bounding, "--securebits", "+noroot,+noroot_locked"}
 	run := func(extra ...string) *proc {
 		return startCmd(t, exec.Command(setpriv, append(append(append(extra, unit...), governorBinary(t), "run", "--state-dir", t.TempDir()), args...)...))
 	}
@@ -509,7 +511,7 @@ func TestRunWithMinimalCapabilities(t *testing.T) {
 	if err := d.exit(t, 20*time.Second); exitCode(err) != 1 || !strings.Contains(d.output(), "CAP_BPF and CAP_PERFMON") {
 		t.Errorf("bounding set only: %v\n%s", err, d.output())
 	}
-	d = run("--inh-caps", "+bpf,+perfmon", "--ambient-caps", "+bpf,+perfmon")
+	d = run("--inh-caps", ambient, "--ambient-caps", ambient)
 	d.waitFor(t, "governing", 60*time.Second)
 	if !strings.Contains(d.output(), "BPF sensing loaded") {
 		t.Errorf("BPF not loaded with CAP_BPF and CAP_PERFMON:\n%s", d.output())
@@ -518,6 +520,62 @@ func TestRunWithMinimalCapabilities(t *testing.T) {
 	if err := d.exit(t, 10*time.Second); err != nil {
 		t.Errorf("exit: %v\n%s", err, d.output())
 	}
+}
+
+// unitCapabilities reads a unit's CapabilityBoundingSet= and
+// AmbientCapabilities= as setpriv's lists ("+bpf,+perfmon").
+func unitCapabilities(t *testing.T, path string) (bounding, ambient string) {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A capability this test process lacks itself (a container's bounding
+	// set may, e.g. CAP_SYS_RESOURCE) cannot be granted: left out, said.
+	held := heldCapabilities(t)
+	list := func(key string) string {
+		var caps []string
+		for _, line := range strings.Split(string(b), "\n") {
+			if v, ok := strings.CutPrefix(line, key+"="); ok {
+				for _, c := range strings.Fields(v) {
+					if n, known := capNumbers[c]; known && held&(1<<n) == 0 {
+						t.Logf("%s: %s not held by the test process; left out", key, c)
+						continue
+					}
+					caps = append(caps, "+"+strings.ToLower(strings.TrimPrefix(c, "CAP_")))
+				}
+			}
+		}
+		if len(caps) == 0 {
+			t.Fatalf("%s: no %s=", path, key)
+		}
+		return strings.Join(caps, ",")
+	}
+	return list("CapabilityBoundingSet"), list("AmbientCapabilities")
+}
+
+// capNumbers are the capabilities the shipped unit may name.
+var capNumbers = map[string]uint{"CAP_CHOWN": 0, "CAP_DAC_OVERRIDE": 1, "CAP_KILL": 5, "CAP_SYS_ADMIN": 21,
+	"CAP_SYS_RESOURCE": 24, "CAP_PERFMON": 38, "CAP_BPF": 39}
+
+// heldCapabilities is this process's bounding set (CapBnd).
+func heldCapabilities(t *testing.T) uint64 {
+	t.Helper()
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "CapBnd:"); ok {
+			n, err := strconv.ParseUint(strings.TrimSpace(v), 16, 64)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return n
+		}
+	}
+	t.Fatal("no CapBnd in /proc/self/status")
+	return 0
 }
 
 // The minimal privilege set, decided in missingPrivileges: root with only
