@@ -400,7 +400,26 @@ var _ governor.ControllerEnabler = (*Actuator)(nil)
 
 // Write implements governor.Actuator.
 func (a *Actuator) Write(ctx context.Context, ref governor.Ref, k governor.Knob, v int64) error {
+	if k == governor.CPUMax {
+		v = wholePercentQuota(v)
+	}
 	return a.set(ctx, ref, k, v, func() error { return a.fs.Write(ctx, ref, k, v) })
+}
+
+// wholePercentQuota rounds a cpu.max quota (millionths of a CPU) to whole
+// percent of a CPU. systemd keeps CPUQuota= in its runtime drop-in as a
+// percentage — systemd 247 in whole percent — and writes that back on
+// daemon-reload: a quota it cannot represent would read back changed
+// (84.4 % written, 84 % after a reload), the loop would take it for
+// someone else's change, hand it back and never restore it. Rounded, what
+// systemd re-applies is what the governor wrote. Only the governor's own
+// writes are rounded; a restore puts back the original exactly.
+func wholePercentQuota(v int64) int64 {
+	const pct = 10000 // 1 % of a CPU per second, in µs
+	if v == governor.Unlimited || v <= 0 {
+		return v
+	}
+	return max(pct, (v+pct/2)/pct*pct)
 }
 
 // Restore implements governor.Actuator: for a unit, SetUnitProperties with
