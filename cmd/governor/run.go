@@ -361,7 +361,7 @@ func logCapabilities(log hclog.Logger, c governor.Capabilities) {
 		}
 	}
 	if len(missing) > 0 {
-		log.Warn("controllers missing from the cgroup2 hierarchy: actions on their knobs are impossible here; pressure is still observed",
+		log.Warn("controllers not enabled at the cgroup2 root: their knobs are impossible for cgroups that systemd does not manage (for a unit, the governor asks systemd for the property, which enables the controller); pressure is still observed; `governor validate --host` lists what each controller can do",
 			"missing", strings.Join(missing, " "), "root", c.Root)
 	}
 }
