@@ -136,9 +136,9 @@ func checkStateDir(dir string) error {
 func refuseState(path string, why error) error {
 	aside := path + ".refused-" + time.Now().UTC().Format("20060102T150405Z")
 	if err := os.Rename(path, aside); err != nil {
-		return fmt.Errorf("state file %s refused: %v; starting without it (could not move it aside: %v)", path, why, err)
+		return fmt.Errorf("state file %s refused: %v (could not move it aside: %v)", path, why, err)
 	}
-	return fmt.Errorf("state file %s refused: %v; starting without it (moved aside as %s)", path, why, aside)
+	return fmt.Errorf("state file %s refused: %v (moved aside as %s)", path, why, aside)
 }
 
 // saveState writes the state file atomically: a temporary file in the same
