@@ -432,7 +432,7 @@ func TestReclaim(t *testing.T) {
 		{"half the goal: half a step", 500 << 20, 0.5, 0, 25 << 20},
 		{"at the goal: back off", 2 << 30, 1, 0, 0},
 		{"above the goal: back off", 2 << 30, 3, 0, 0},
-		{"near min_size: only down to it", 920 << 20, 0, 900 << 20, 20 << 20},
+		{"near min_size: half the way to it", 920 << 20, 0, 900 << 20, 10 << 20},
 		{"below min_size: nothing", 800 << 20, 0, 900 << 20, 0},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
