@@ -77,9 +77,11 @@ if [ "$suite" != "$host_suite" ]; then
 		-o "Dir::Etc::SourceParts=$ad/sources.list.d" -o "Dir::Cache=$ad/cache")
 fi
 
+# Empty when the lists do not know the package yet (on a fresh checkout the
+# private lists do not exist and apt-cache fails: no error under set -e).
 kernel_pkg() {
 	apt-cache "${apt_opts[@]}" depends linux-image-amd64 2>/dev/null |
-		awk '/Depends: linux-image-[0-9]/ { print $2; exit }'
+		awk '/Depends: linux-image-[0-9]/ { print $2; exit }' || true
 }
 kpkg=$(kernel_pkg)
 if [ -z "$kpkg" ]; then
