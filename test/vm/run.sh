@@ -13,7 +13,7 @@
 #   VM_DIR       work and cache directory (default <repo>/build/vm, or
 #                <repo>/build/vm-DISTRO for a release other than bookworm)
 #   VM_APPEND    extra kernel command line arguments
-#   VM_TRIES     boots when the guest kernel locks up (default 2)
+#   VM_TRIES     boots when the guest kernel locks up or panics (default 2)
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -102,7 +102,7 @@ for ((try = 1; try <= tries; try++)); do
 		-accel tcg,thread=multi -cpu max -smp "$smp" -m "$mem" \
 		-nographic -no-reboot -nic none -pidfile "$vmdir/qemu.pid" \
 		-kernel "$img/vmlinuz" -initrd "$vmdir/initrd.cpio" \
-		-append "console=ttyS0 rdinit=/sbin/init panic=-1 loglevel=5 mitigations=off systemd.show_status=error ${VM_APPEND:-}" \
+		-append "console=ttyS0 rdinit=/sbin/init panic=-1 loglevel=5 mitigations=off tsc=unstable systemd.show_status=error ${VM_APPEND:-}" \
 		-drive "file=$vmdir/results.img,format=raw,if=virtio,cache=unsafe" \
 		-drive "file=$vmdir/scratch.img,format=raw,if=virtio,cache=unsafe" \
 		</dev/null 2>&1 | stdbuf -oL tr -d '\r' | tee "$console" |
@@ -110,13 +110,21 @@ for ((try = 1; try <= tries; try++)); do
 	qrc=${PIPESTATUS[0]}
 	set -e
 	kill "$watcher" 2>/dev/null || true
-	[ -f "$vmdir/stall" ] || break
-	# A guest kernel that locked up says nothing about the scenarios: boot
-	# again (the whole run), loudly.
+	if [ -f "$vmdir/stall" ]; then
+		why="locked up ($(cat "$vmdir/stall"))"
+	elif grep -q 'Kernel panic' "$console"; then
+		why="panicked"
+	else
+		break
+	fi
+	# A guest kernel that locked up or panicked says nothing about the
+	# scenarios: boot again (the whole run), loudly, with the backtrace. A
+	# panic that comes back every time still fails the run below.
 	cp "$console" "$vmdir/console.try$try.log"
-	echo "vm-test: try $try: the guest kernel locked up ($(cat "$vmdir/stall")); console: $vmdir/console.try$try.log" >&2
-	grep -a -m1 -A 40 'BUG: soft lockup\|detected stalls on CPUs' "$console" | grep -a 'Call Trace\|+0x\|RIP' | head -30 >&2
-	[ "$try" -lt "$tries" ] || die "the guest kernel locked up in all $tries tries"
+	echo "vm-test: try $try: the guest kernel $why; console: $vmdir/console.try$try.log" >&2
+	grep -a -m1 -A 40 'BUG: soft lockup\|detected stalls on CPUs\|BUG: \|Oops' "$console" | grep -a 'Call Trace\|+0x\|RIP\|BUG\|Oops' | head -30 >&2 || true
+	[ "$try" -lt "$tries" ] || [ "$why" = panicked ] || die "the guest kernel locked up in all $tries tries"
+	[ "$try" -lt "$tries" ] || break
 done
 t_boot=$(($(date +%s) - t1))
 
