@@ -78,6 +78,13 @@ type KnobStatus struct {
 	Owner      string    `json:"owner"`
 	HandedBack bool      `json:"handed_back"`
 	Since      time.Time `json:"since"`
+	// The same as values, for programs (metrics): the knob (NumKnobs for
+	// cgroup.freeze), the value the loop holds in force (verified against
+	// the kernel every tick) and the original, in the knob's units
+	// (Unlimited for "max"). Zero for a handed-back knob.
+	ID   Knob  `json:"-"`
+	Held int64 `json:"-"`
+	Orig int64 `json:"-"`
 }
 
 // ControllerStatus describes one controller of the policy.
@@ -236,13 +243,14 @@ func (l *Loop) knobStatus(cg *cgState) []KnobStatus {
 	var out []KnobStatus
 	for k := Knob(0); k < NumKnobs; k++ {
 		if m := l.managed[knobKey{cg.ref.ID, k}]; m != nil {
-			out = append(out, KnobStatus{Knob: k.String(), Value: k.FormatValue(m.written), Original: m.orig.Raw, Owner: m.owner, Since: m.changed})
+			out = append(out, KnobStatus{Knob: k.String(), Value: k.FormatValue(m.written), Original: m.orig.Raw, Owner: m.owner, Since: m.changed,
+				ID: k, Held: m.written, Orig: m.orig.Value})
 		} else if cg.handedBack[k] {
-			out = append(out, KnobStatus{Knob: k.String(), HandedBack: true})
+			out = append(out, KnobStatus{Knob: k.String(), HandedBack: true, ID: k})
 		}
 	}
 	if f := l.frozen[cg.ref.ID]; f != nil {
-		out = append(out, KnobStatus{Knob: freezeKnob, Value: "1", Original: "0", Owner: f.owner, Since: f.since})
+		out = append(out, KnobStatus{Knob: freezeKnob, Value: "1", Original: "0", Owner: f.owner, Since: f.since, ID: noKnob, Held: 1})
 	}
 	return out
 }

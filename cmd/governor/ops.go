@@ -47,6 +47,20 @@ type ops struct {
 	sock  string
 }
 
+// progStats converts the sensor's program statistics for metrics (nil
+// without a sensor).
+func (o *ops) progStats() []metrics.ProgStats {
+	if o.bpf == nil {
+		return nil
+	}
+	ps := o.bpf()
+	out := make([]metrics.ProgStats, len(ps))
+	for i, p := range ps {
+		out[i] = metrics.ProgStats{Name: p.Name, Tracepoint: p.Tracepoint, RunCount: p.RunCount, RunTime: p.RunTime}
+	}
+	return out
+}
+
 func newOps(f opsFlags, stateDir, root string, log hclog.Logger) *ops {
 	o := &ops{f: f, log: log, audit: log.Named("audit"), act: sdact.NewDefault(root, log.Named("actuator")), m: metrics.New(metrics.Source{}, 0)}
 	o.m.SetCgroupLimit(f.metricsCgroupLimit)
@@ -86,7 +100,7 @@ func (o *ops) onAction(a governor.Action) {
 // to offer ("" and "none" disable them).
 func (o *ops) start(ctx context.Context, loop *governor.Loop) error {
 	via := o.act.Via
-	o.m.SetSource(metrics.Source{Status: loop.Status, Visit: loop.VisitStatus, Admission: loop.Admission, Reader: o.act, Via: via, BPF: o.bpf})
+	o.m.SetSource(metrics.Source{Status: loop.Status, Visit: loop.VisitStatus, Admission: loop.Admission, Via: via, BPF: o.progStats})
 	if o.f.metricsAddr != "" {
 		if _, err := metrics.Serve(ctx, o.f.metricsAddr, o.m.Handler(), o.log.Named("metrics")); err != nil {
 			return fmt.Errorf("cannot serve metrics on %s (--metrics-addr \"\" disables them): %w", o.f.metricsAddr, err)

@@ -39,8 +39,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/common/expfmt"
 
-	"github.com/governor-dev/governor/bpf"
-	"github.com/governor-dev/governor/cgroup"
 	"github.com/governor-dev/governor/governor"
 )
 
@@ -63,14 +61,19 @@ type Source struct {
 	// of every cgroup. The scrape keeps a small record per cgroup.
 	Visit     func(ctx context.Context, visit func(*governor.CgroupStatus), only ...governor.Signal) (governor.Status, error)
 	Admission func(ctx context.Context) (governor.AdmissionVerdict, error)
-	// Reader reads the current value of managed knobs (the actuator).
-	Reader interface {
-		Read(ctx context.Context, cg governor.Ref, k governor.Knob) (governor.Setting, error)
-	}
 	// Via says how a cgroup's limits are written ("systemd", "cgroupfs").
 	Via func(governor.Ref) string
 	// BPF returns the sensor's program statistics.
-	BPF func() []bpf.ProgStats
+	BPF func() []ProgStats
+}
+
+// ProgStats is one BPF program's kernel statistics, as the sensor reports
+// them (the daemon converts its loader's figures into these).
+type ProgStats struct {
+	Name       string // program name, e.g. "btf_sched_switch"
+	Tracepoint string
+	RunCount   uint64
+	RunTime    time.Duration // zero unless BPF statistics are enabled
 }
 
 // Metrics holds the registry and the hook-fed instruments.
@@ -566,21 +569,13 @@ func (c *stateCollector) write(e *expo) {
 			e.add(fRunq, r.sig[runqIdx], path, r.class)
 		}
 		for _, ks := range r.knobs {
-			if ks.HandedBack {
-				continue
+			// The values the loop verified in force this tick (and the
+			// originals it read): no knob is read from the scrape.
+			if ks.HandedBack || ks.ID >= governor.NumKnobs {
+				continue // handed back, or cgroup.freeze
 			}
-			k, ok := governor.KnobByName(ks.Knob)
-			if !ok {
-				continue // cgroup.freeze
-			}
-			if orig, err := parseRaw(k, ks.Original); err == nil {
-				e.add(fKnobOrig, orig, path, r.class, ks.Owner, ks.Knob)
-			}
-			if c.src.Reader != nil {
-				if s, err := c.src.Reader.Read(ctx, r.ref, k); err == nil {
-					e.add(fKnob, unitValue(k, s.Value), path, r.class, ks.Owner, ks.Knob)
-				}
-			}
+			e.add(fKnobOrig, unitValue(ks.ID, ks.Orig), path, r.class, ks.Owner, ks.Knob)
+			e.add(fKnob, unitValue(ks.ID, ks.Held), path, r.class, ks.Owner, ks.Knob)
 		}
 	}
 	e.add(fOmitted, float64(sel.total-len(kept)))
@@ -659,28 +654,4 @@ func unitValue(k governor.Knob, v int64) float64 {
 		return float64(v) / 1e6
 	}
 	return float64(v)
-}
-
-// parseRaw parses a knob's cgroupfs content (a KnobStatus.Original).
-func parseRaw(k governor.Knob, raw string) (float64, error) {
-	b := []byte(raw)
-	switch k {
-	case governor.CPUMax:
-		m, err := cgroup.ParseCPUMax(b)
-		if err != nil {
-			return 0, err
-		}
-		return unitValue(k, m.Millionths()), nil
-	case governor.IOWeight:
-		w, err := cgroup.ParseIOWeight(b)
-		if err != nil {
-			return 0, err
-		}
-		return float64(w.Default), nil
-	}
-	v, err := cgroup.ParseValue(b)
-	if err != nil {
-		return 0, err
-	}
-	return unitValue(k, v), nil
 }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"net/http"
 	"os/exec"
@@ -17,7 +18,6 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
-	"github.com/governor-dev/governor/bpf"
 	"github.com/governor-dev/governor/governor"
 	"github.com/governor-dev/governor/governor/govtest"
 )
@@ -113,9 +113,9 @@ func TestScrapeRunningLoop(t *testing.T) {
 		t.Fatal(err)
 	}
 	m.SetSource(Source{
-		Status: loop.Status, Visit: loop.VisitStatus, Admission: loop.Admission, Reader: act, Via: act.Via,
-		BPF: func() []bpf.ProgStats {
-			return []bpf.ProgStats{{Name: "btf_sched_switch", Tracepoint: "sched/sched_switch", RunCount: 1234, RunTime: 150 * time.Microsecond}}
+		Status: loop.Status, Visit: loop.VisitStatus, Admission: loop.Admission, Via: act.Via,
+		BPF: func() []ProgStats {
+			return []ProgStats{{Name: "btf_sched_switch", Tracepoint: "sched/sched_switch", RunCount: 1234, RunTime: 150 * time.Microsecond}}
 		},
 	})
 	ctx, cancel := context.WithCancel(context.Background())
@@ -224,19 +224,23 @@ func TestScrapeWithoutLoopReportsDown(t *testing.T) {
 	}
 }
 
-func TestParseRaw(t *testing.T) {
+// TestUnitValue: knob values (as KnobStatus holds them, in the knob's
+// units) are exported in base units. The raw file contents they come from
+// are parsed by the actuator (cgroup's parser tests).
+func TestUnitValue(t *testing.T) {
 	for _, tc := range []struct {
 		k    governor.Knob
-		raw  string
+		v    int64
 		want float64
 	}{
-		{governor.MemoryHigh, "1073741824", 1 << 30},
-		{governor.CPUMax, "50000 100000", 0.5},
-		{governor.IOWeight, "default 100\n8:0 200", 100},
-		{governor.CPUWeight, "77", 77},
+		{governor.MemoryHigh, 1 << 30, 1 << 30},
+		{governor.CPUMax, 500_000, 0.5},
+		{governor.IOWeight, 100, 100},
+		{governor.CPUWeight, 77, 77},
+		{governor.MemoryMax, governor.Unlimited, math.Inf(1)},
 	} {
-		if got, err := parseRaw(tc.k, tc.raw); err != nil || got != tc.want {
-			t.Errorf("parseRaw(%s, %q) = %v, %v; want %v", tc.k, tc.raw, got, err, tc.want)
+		if got := unitValue(tc.k, tc.v); got != tc.want {
+			t.Errorf("unitValue(%s, %d) = %v; want %v", tc.k, tc.v, got, tc.want)
 		}
 	}
 }
