@@ -304,57 +304,6 @@ func (l *Loop) record() error {
 	return nil
 }
 
-// freeze records, then freezes a cgroup. A cgroup someone else froze
-// already is left alone (and to them) for this trigger episode.
-func (l *Loop) freeze(ctx context.Context, cg *cgState, owner, reason string) bool {
-	if !l.allowed(cg) {
-		return false
-	}
-	if on, err := l.readFreeze(ctx, cg); err == nil && on {
-		cg.freezeBack = true
-		l.log.Warn("cgroup already frozen by someone else; leaving it to them", "controller", owner, "cgroup", cg.ref.String())
-		return false
-	}
-	f := &frozenCG{ref: cg.ref, owner: owner, since: l.clock.Now()}
-	l.frozen[cg.ref.ID] = f
-	l.dirty = true
-	err := l.exec(ctx, effect{kind: effFreeze, cg: cg, owner: owner})
-	if errors.Is(err, errRefused) {
-		delete(l.frozen, cg.ref.ID)
-		l.dirty = true
-		return false
-	}
-	l.result.Actions++
-	if err != nil {
-		l.result.Errors++
-		l.emit(Action{Controller: owner, Cgroup: cg.ref, Kind: "freeze", Knob: "cgroup.freeze", Old: "0", New: "1", Reason: reason, Err: err})
-		// It may be partly frozen: keep the record so it gets thawed.
-		return false
-	}
-	l.emit(Action{Controller: owner, Cgroup: cg.ref, Kind: "freeze", Knob: "cgroup.freeze", Old: "0", New: "1", Reason: reason})
-	return true
-}
-
-// thaw unfreezes a cgroup the governor froze and forgets the record.
-func (l *Loop) thaw(ctx context.Context, f *frozenCG, reason string) {
-	err := l.exec(ctx, effect{kind: effThaw, cg: l.cgs[f.ref.ID], ref: f.ref, owner: f.owner, recovered: f.recovered})
-	if errors.Is(err, errRefused) {
-		delete(l.frozen, f.ref.ID) // a recovered entry the checks refuse: left untouched
-		l.dirty = true
-		return
-	}
-	l.result.Actions++
-	if err != nil && !errors.Is(err, ErrGone) {
-		l.result.Errors++
-		f.thawing = true
-		l.log.Error("thaw failed; will retry", "cgroup", f.ref.String(), "error", err)
-		return
-	}
-	delete(l.frozen, f.ref.ID)
-	l.dirty = true
-	l.emit(Action{Controller: f.owner, Cgroup: f.ref, Kind: "thaw", Knob: "cgroup.freeze", Old: "1", New: "0", Reason: reason})
-}
-
 // ---------------------------------------------------------------------------
 // The executor: every effect on a cgroup goes through exec, which checks it
 // against the deny list and protected classes and records it in the state
@@ -479,13 +428,53 @@ func (l *Loop) exec(ctx context.Context, e effect) error {
 	return fmt.Errorf("unknown effect %d", e.kind)
 }
 
-// refuseRecovered logs, once per cgroup and knob, that an entry of an
-// earlier run's state file is refused and its cgroup left untouched.
-func (l *Loop) refuseRecovered(cg *cgState, ref Ref, knob, owner, why string) {
-	args := []interface{}{"cgroup", ref.String(), "knob", knob, "owner", owner, "why", why}
-	if cg == nil {
-		l.log.Warn("state file entry refused; leaving the cgroup untouched", args...)
+// freeze records, then freezes a cgroup. A cgroup someone else froze
+// already is left alone (and to them) for this trigger episode.
+func (l *Loop) freeze(ctx context.Context, cg *cgState, owner, reason string) bool {
+	if !l.allowed(cg) {
+		return false
+	}
+	if on, err := l.readFreeze(ctx, cg); err == nil && on {
+		cg.freezeBack = true
+		l.log.Warn("cgroup already frozen by someone else; leaving it to them", "controller", owner, "cgroup", cg.ref.String())
+		return false
+	}
+	f := &frozenCG{ref: cg.ref, owner: owner, since: l.clock.Now()}
+	l.frozen[cg.ref.ID] = f
+	l.dirty = true
+	err := l.exec(ctx, effect{kind: effFreeze, cg: cg, owner: owner})
+	if errors.Is(err, errRefused) {
+		delete(l.frozen, cg.ref.ID)
+		l.dirty = true
+		return false
+	}
+	l.result.Actions++
+	if err != nil {
+		l.result.Errors++
+		l.emit(Action{Controller: owner, Cgroup: cg.ref, Kind: "freeze", Knob: "cgroup.freeze", Old: "0", New: "1", Reason: reason, Err: err})
+		// It may be partly frozen: keep the record so it gets thawed.
+		return false
+	}
+	l.emit(Action{Controller: owner, Cgroup: cg.ref, Kind: "freeze", Knob: "cgroup.freeze", Old: "0", New: "1", Reason: reason})
+	return true
+}
+
+// thaw unfreezes a cgroup the governor froze and forgets the record.
+func (l *Loop) thaw(ctx context.Context, f *frozenCG, reason string) {
+	err := l.exec(ctx, effect{kind: effThaw, cg: l.cgs[f.ref.ID], ref: f.ref, owner: f.owner, recovered: f.recovered})
+	if errors.Is(err, errRefused) {
+		delete(l.frozen, f.ref.ID) // a recovered entry the checks refuse: left untouched
+		l.dirty = true
 		return
 	}
-	l.warnOnceCG(cg, "state-refused:"+knob, "state file entry refused; leaving the cgroup untouched", args...)
+	l.result.Actions++
+	if err != nil && !errors.Is(err, ErrGone) {
+		l.result.Errors++
+		f.thawing = true
+		l.log.Error("thaw failed; will retry", "cgroup", f.ref.String(), "error", err)
+		return
+	}
+	delete(l.frozen, f.ref.ID)
+	l.dirty = true
+	l.emit(Action{Controller: f.owner, Cgroup: f.ref, Kind: "thaw", Knob: "cgroup.freeze", Old: "1", New: "0", Reason: reason})
 }

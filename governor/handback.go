@@ -1,0 +1,100 @@
+package governor
+
+import (
+	"context"
+	"errors"
+)
+
+// Hand-back: every tick the loop checks that each knob it manages (and
+// each cgroup it froze) still holds what it wrote; one someone else changed
+// is handed back and left alone.
+
+// FreezeReader is implemented by actuators that can read cgroup.freeze
+// back (the state asked for, which changes at once, not cgroup.events'
+// "frozen"). With it the loop treats cgroup.freeze like the knobs it
+// manages: a cgroup thawed by someone else is handed back, and one frozen
+// by someone else is not taken over.
+type FreezeReader interface {
+	FreezeState(ctx context.Context, cg Ref) (bool, error)
+}
+
+// readFreeze reads cgroup.freeze; ErrUnsupported without a FreezeReader.
+func (l *Loop) readFreeze(ctx context.Context, cg *cgState) (bool, error) {
+	fr, ok := l.act.(FreezeReader)
+	if !ok || l.cfg.DryRun {
+		return false, ErrUnsupported
+	}
+	cctx, cancel := context.WithTimeout(ctx, l.cfg.WriteTimeout)
+	defer cancel()
+	return fr.FreezeState(cctx, cg.ref)
+}
+
+// checkManaged verifies, every tick, that each managed knob still holds the
+// value the governor wrote. If someone else changed it, the governor hands it
+// back: it forgets the knob (no restore) and leaves it alone for the life of
+// the cgroup. cgroup.freeze of a cgroup it froze is checked alike: thawed by
+// someone else, it is handed back (no thaw, no kill) and no last resort
+// freezes it again until its trigger is quiet (cgState.freezeBack).
+func (l *Loop) checkManaged(ctx context.Context) {
+	if l.cfg.DryRun {
+		return
+	}
+	for id, f := range l.frozen {
+		cg := l.cgs[id]
+		if cg == nil {
+			continue
+		}
+		on, err := l.readFreeze(ctx, cg)
+		if err != nil {
+			if !errors.Is(err, ErrGone) && !errors.Is(err, ErrUnsupported) {
+				l.warnOnceCG(cg, "read:"+freezeKnob, "cannot read knob", "cgroup", cg.ref.String(), "knob", freezeKnob, "error", err)
+			}
+			continue
+		}
+		if on {
+			continue
+		}
+		delete(l.frozen, id)
+		l.dirty = true
+		if f.thawing {
+			l.log.Info("late thaw completed", "cgroup", f.ref.String())
+			continue
+		}
+		cg.freezeBack = true
+		// One line, the audit's (a hand-back is a warning there).
+		l.emit(Action{Controller: f.owner, Cgroup: f.ref, Kind: "hand-back", Knob: freezeKnob, Old: "1", New: "0",
+			Reason: "thawed by someone else after " + l.clock.Now().Sub(f.since).String() + " frozen; handed back: not killed or frozen again until its trigger is quiet"})
+	}
+	for key, m := range l.managed {
+		cg := l.cgs[key.id]
+		if cg == nil {
+			continue
+		}
+		s, err := l.read(ctx, cg, key.knob)
+		if err != nil {
+			if errors.Is(err, ErrGone) {
+				continue
+			}
+			l.readFailed(cg, key.knob, err)
+			continue
+		}
+		if m.pending && m.releasing && s.Value == m.orig.Value {
+			l.log.Info("late restore completed", "cgroup", m.ref.String(), "knob", key.knob.String(), "value", m.orig.Raw)
+			delete(l.managed, key)
+			l.dirty = true
+			continue
+		}
+		if m.pending && (s.Value == m.written || s.Value == m.previous) {
+			m.written, m.pending, m.releasing = s.Value, false, false
+			l.dirty = true
+			continue
+		}
+		if s.Value != m.written {
+			delete(l.managed, key)
+			cg.handedBack[key.knob] = true
+			l.dirty = true
+			l.emit(Action{Controller: m.owner, Cgroup: m.ref, Kind: "hand-back", Knob: key.knob.String(),
+				Old: key.knob.FormatValue(m.written), New: key.knob.FormatValue(s.Value), Reason: "changed by someone else; handed back, left alone (original " + m.orig.Raw + ")"})
+		}
+	}
+}
