@@ -122,7 +122,7 @@ func newAdmission(p *Policy, prev *admission, now time.Time) *admission {
 // values. A signal that is not measured at all (an empty class, a host
 // without PSI) counts as zero, so it never blocks admission and never keeps
 // it from recovering; present records what was really measured.
-func (ad *admission) view(v *view) *view {
+func (ad *admission) view(v *View) *View {
 	for k := range ad.members {
 		delete(ad.members, k)
 	}
@@ -130,15 +130,15 @@ func (ad *admission) view(v *view) *view {
 		delete(ad.present, k)
 	}
 	ad.host = Sample{}
-	if v.snap.Host != nil {
-		ad.host = *v.snap.Host
+	if v.Snap.Host != nil {
+		ad.host = *v.Snap.Host
 	}
 	t := &ad.a.Trigger
 	conds := append(append(ad.conds[:0], t.When...), t.Recover...)
 	ad.conds = conds
 	for _, c := range conds {
 		if c.Scope != ScopeClass {
-			if v.snap.Host != nil && v.snap.Host.Has.Has(c.Signal) {
+			if v.Snap.Host != nil && v.Snap.Host.Has.Has(c.Signal) {
 				ad.present[presentKey{"", c.Signal}] = true
 			} else {
 				ad.host.Set(c.Signal, 0)
@@ -154,7 +154,7 @@ func (ad *admission) view(v *view) *view {
 			*s = Sample{Ref: Ref{Path: "class " + c.Class}}
 			ad.members[c.Class] = []*Sample{s}
 		}
-		for _, m := range v.members[c.Class] {
+		for _, m := range v.Members[c.Class] {
 			x, ok := m.Get(c.Signal)
 			if !ok {
 				continue
@@ -168,8 +168,8 @@ func (ad *admission) view(v *view) *view {
 			s.Set(c.Signal, 0)
 		}
 	}
-	ad.snap = Snapshot{Time: v.now, Host: &ad.host}
-	return &view{now: v.now, snap: &ad.snap, members: ad.members}
+	ad.snap = Snapshot{Time: v.Now, Host: &ad.host}
+	return &View{Now: v.Now, Snap: &ad.snap, Members: ad.members}
 }
 
 type presentKey struct {
@@ -185,7 +185,7 @@ func subject(c *Condition) string {
 }
 
 // step re-evaluates the verdict.
-func (ad *admission) step(l *Loop, v *view) {
+func (ad *admission) step(l *Loop, v *View) {
 	av := ad.view(v)
 	t := &ad.a.Trigger
 	// A condition on the acted-on cgroup has no meaning for the node:
@@ -214,7 +214,7 @@ func (ad *admission) step(l *Loop, v *view) {
 		conds[i] = ac
 		if crossed {
 			s := fmt.Sprintf("%s:%s=%s %s %s", ac.Subject, ac.Signal, formatSignal(c.Signal, x), c.Op, formatSignal(c.Signal, c.Value))
-			if held := v.now.Sub(ad.state.when[i].since); held > 0 {
+			if held := v.Now.Sub(ad.state.when[i].since); held > 0 {
 				s += " for " + held.Round(time.Second).String()
 			}
 			holding = append(holding, s)
@@ -224,7 +224,7 @@ func (ad *admission) step(l *Loop, v *view) {
 	vd.Conditions = conds
 	vd.Origin = ad.a.Origin
 	if changed {
-		vd.Since = v.now
+		vd.Since = v.Now
 	}
 	vd.Accepting = !active
 	switch {

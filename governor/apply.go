@@ -8,6 +8,138 @@ import (
 	"time"
 )
 
+// apply is the only code that calls the Actuator: it carries out the
+// intents the controllers decided (applyIntents: knob writes and restores
+// are batched, recorded once, then made; reclaim, freeze, thaw and kill
+// happen at once), each checked against the deny list, recorded in the
+// state file before it happens, then audited (emit); and it makes the
+// reads prepare and the hand-back checks ask for. Dry-run is the wrapper
+// New puts around the Actuator here.
+
+// applyIntents carries out what controller c decided this tick.
+func (l *Loop) applyIntents(ctx context.Context, c controller, v *View, ins []Intent) {
+	for i := range ins {
+		in := &ins[i]
+		cg := l.cgs[in.Cgroup.ID]
+		if cg == nil {
+			continue
+		}
+		switch in.Kind {
+		case IntentWrite:
+			l.set(cg, in.Knob, in.Value, in.Controller, in.Reason)
+		case IntentRestore:
+			l.release(cg, in.Knob, in.Controller, in.Reason)
+		case IntentReclaim:
+			if rc, ok := c.(*reclaimCtl); ok {
+				l.applyReclaim(ctx, rc, cg, in)
+			}
+		case IntentFreeze:
+			ok := l.freeze(ctx, cg, in.Controller, l.withHook(ctx, c, cg, in.Reason))
+			l.tell(c, in, ok, l.clock.Now(), cg)
+		case IntentThaw:
+			if f := l.frozen[cg.ref.ID]; f != nil {
+				l.thaw(ctx, f, in.Reason)
+			}
+			l.tell(c, in, true, v.Now, cg)
+		case IntentKill:
+			l.tell(c, in, l.kill(ctx, cg, in), v.Now, cg)
+		}
+	}
+}
+
+// tell reports an intent's outcome to a controller that keeps state on it.
+func (l *Loop) tell(c controller, in *Intent, ok bool, at time.Time, cg *cgState) {
+	if lr, is := c.(*lastResortCtl); is {
+		lr.applied(in, ok, at, cg)
+	}
+}
+
+// withHook runs a last resort's hook before its freeze and returns the
+// reason with the hook's outcome.
+func (l *Loop) withHook(ctx context.Context, c controller, cg *cgState, reason string) string {
+	lr, ok := c.(*lastResortCtl)
+	if !ok {
+		return reason
+	}
+	if out := l.runHook(ctx, lr.c, cg.ref, reason); out != "" {
+		reason += "; " + out
+	}
+	return reason
+}
+
+// applyReclaim writes memory.reclaim, measures what it freed and audits it.
+func (l *Loop) applyReclaim(ctx context.Context, rc *reclaimCtl, cg *cgState, in *Intent) {
+	err := l.exec(ctx, effect{kind: effReclaim, cg: cg, value: in.Value, owner: in.Controller})
+	if errors.Is(err, errRefused) {
+		return
+	}
+	l.result.Actions++
+	p := planOf(in)
+	var after MemoryState
+	measured := false
+	if err == nil && p.measured {
+		if m, rerr := l.readMemory(ctx, cg); rerr == nil {
+			after, measured = m, true
+		}
+	}
+	res := rc.measure(l, cg, p, err, after, measured) // reclaim.go: what it achieved
+	if err != nil {
+		l.result.Errors++
+		l.emit(Action{Controller: in.Controller, Cgroup: cg.ref, Kind: "reclaim", Knob: "memory.reclaim", New: FormatBytes(in.Value), Err: err, Reclaim: res})
+		return
+	}
+	l.emit(Action{Controller: in.Controller, Cgroup: cg.ref, Kind: "reclaim", Knob: "memory.reclaim", Old: FormatBytes(p.usage), New: FormatBytes(in.Value), Reason: in.Reason, Reclaim: res})
+}
+
+// kill kills a frozen victim, audits it and thaws the emptied cgroup. It
+// reports whether the kill was made.
+func (l *Loop) kill(ctx context.Context, cg *cgState, in *Intent) bool {
+	err := l.exec(ctx, effect{kind: effKill, cg: cg, owner: in.Controller})
+	if errors.Is(err, errRefused) {
+		return false // not recorded: stays frozen, tried again next tick
+	}
+	l.result.Actions++
+	if err != nil {
+		l.result.Errors++
+		l.emit(Action{Controller: in.Controller, Cgroup: cg.ref, Kind: "kill", Knob: "cgroup.kill", New: "1", Err: err})
+		return false
+	}
+	l.emit(Action{Controller: in.Controller, Cgroup: cg.ref, Kind: "kill", Knob: "cgroup.kill", New: "1", Reason: in.Reason})
+	if f := l.frozen[cg.ref.ID]; f != nil {
+		l.thaw(ctx, f, "killed; thawing the empty cgroup")
+	}
+	return true
+}
+
+// read returns a knob's current value, at most one read per cgroup, knob
+// and tick.
+func (l *Loop) read(ctx context.Context, cg *cgState, k Knob) (Setting, error) {
+	r := &cg.reads[k]
+	if r.tick == l.tick {
+		return r.s, r.err
+	}
+	cctx, cancel := context.WithTimeout(ctx, l.cfg.WriteTimeout)
+	s, err := l.act.Read(cctx, cg.ref, k)
+	cancel()
+	*r = cachedRead{tick: l.tick, s: s, err: err}
+	return s, err
+}
+
+// errNoMemoryReader: the actuator cannot read memory accounting (or
+// dry-run: nothing is written, so there is nothing to measure).
+var errNoMemoryReader = errors.New("no memory reader")
+
+// readMemory reads a cgroup's memory accounting.
+func (l *Loop) readMemory(ctx context.Context, cg *cgState) (MemoryState, error) {
+	mr := l.memReader()
+	if mr == nil {
+		return MemoryState{}, errNoMemoryReader
+	}
+	rctx, cancel := context.WithTimeout(ctx, l.cfg.WriteTimeout)
+	defer cancel()
+	return mr.ReadMemory(rctx, cg.ref)
+}
+
 // plan is a knob write decided by a controller, applied after every
 // controller has run so the state file is saved once before the batch.
 type plan struct {
@@ -477,4 +609,25 @@ func (l *Loop) thaw(ctx context.Context, f *frozenCG, reason string) {
 	delete(l.frozen, f.ref.ID)
 	l.dirty = true
 	l.emit(Action{Controller: f.owner, Cgroup: f.ref, Kind: "thaw", Knob: "cgroup.freeze", Old: "1", New: "0", Reason: reason})
+}
+
+// readFreeze reads cgroup.freeze; ErrUnsupported without a FreezeReader.
+func (l *Loop) readFreeze(ctx context.Context, cg *cgState) (bool, error) {
+	fr, ok := l.act.(FreezeReader)
+	if !ok || l.cfg.DryRun {
+		return false, ErrUnsupported
+	}
+	cctx, cancel := context.WithTimeout(ctx, l.cfg.WriteTimeout)
+	defer cancel()
+	return fr.FreezeState(cctx, cg.ref)
+}
+
+// memReader returns the reader of memory accounting, or nil (none, or
+// dry-run: nothing is written, so there is nothing to measure).
+func (l *Loop) memReader() MemoryReader {
+	if l.cfg.DryRun {
+		return nil
+	}
+	mr, _ := l.cfg.Actuator.(MemoryReader)
+	return mr
 }

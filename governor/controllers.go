@@ -1,7 +1,6 @@
 package governor
 
 import (
-	"context"
 	"fmt"
 	"time"
 )
@@ -12,7 +11,15 @@ type controller interface {
 	kind() string // the policy block: "rule", "suppress", "protect", ...
 	target() string
 	needs() needs
-	step(ctx context.Context, l *Loop, v *view)
+	// observe updates the controller's own state (triggers, conditions)
+	// from the tick's signals.
+	observe(l *Loop, v *View)
+	// wants names what decide will read of the kernel this tick; the loop
+	// reads it first (prepare).
+	wants(l *Loop, v *View, w *wants)
+	// decide returns what should happen, reading only the view, the
+	// loop's ledger and what prepare read. It does no I/O.
+	decide(l *Loop, v *View) []Intent
 	forget(id CgroupID)
 	trigger() *triggers      // nil for controllers without one
 	reads(class string) bool // whether its conditions read that class
@@ -63,7 +70,7 @@ func buildControllers(p *Policy) []controller {
 	}
 	for i := range p.MemHigh {
 		m := &p.MemHigh[i]
-		out = append(out, &memHighCtl{c: m, trig: newTriggers(&m.Trigger), relax: make(map[CgroupID][]condState), rate: newRateLimit(m.Limits.MaxPerMinute)})
+		out = append(out, &memHighCtl{c: m, trig: newTriggers(&m.Trigger), relax: make(map[CgroupID]*relaxState), rate: newRateLimit(m.Limits.MaxPerMinute)})
 	}
 	for i := range p.Reclaim {
 		out = append(out, &reclaimCtl{c: &p.Reclaim[i], st: make(map[CgroupID]*reclaimState)})

@@ -1,7 +1,6 @@
 package governor
 
 import (
-	"context"
 	"fmt"
 	"strings"
 	"time"
@@ -41,7 +40,7 @@ func (c *knobCtl) next(l *Loop, cg *cgState) string {
 	var out []string
 	for i := range c.knobs {
 		km := &c.knobs[i]
-		next, release, ok := c.proposal(context.Background(), l, cg, ts, km)
+		next, release, ok := c.proposal(l, cg, ts, km)
 		switch {
 		case !ok && ts.active:
 			out = append(out, km.knob.String()+": nothing (at its bound, or not available)")
@@ -76,24 +75,50 @@ func (c *knobCtl) needs() needs {
 	return n
 }
 
-func (c *knobCtl) step(ctx context.Context, l *Loop, v *view) {
+func (c *knobCtl) observe(l *Loop, v *View) {
 	if !c.trig.perCG {
 		if active, changed := c.trig.global.update(v, c.trig.t, nil); changed {
 			c.logTransition(l, active, c.trig.global, "")
 		}
+		return
 	}
-	for _, s := range v.members[c.tgt] {
-		cg := l.cgs[s.ID]
+	for _, s := range v.Members[c.tgt] {
 		ts := c.trig.state(s.ID)
-		if c.trig.perCG {
-			if active, changed := ts.update(v, c.trig.t, s); changed {
-				c.logTransition(l, active, ts, cg.ref.String())
+		if active, changed := ts.update(v, c.trig.t, s); changed {
+			c.logTransition(l, active, ts, s.Ref.String())
+		}
+	}
+}
+
+// wants: while the trigger is active, each knob it may move and the
+// governor does not hold (a held knob's value is what it wrote).
+func (c *knobCtl) wants(l *Loop, v *View, w *wants) {
+	for _, s := range v.Members[c.tgt] {
+		if !c.trig.state(s.ID).active {
+			continue
+		}
+		cg := l.cgs[s.ID]
+		for i := range c.knobs {
+			k := c.knobs[i].knob
+			if l.managedBy(cg, k) == nil && l.mayTouch(cg, k) {
+				w.knob(cg, k)
 			}
 		}
+	}
+}
+
+func (c *knobCtl) decide(l *Loop, v *View) []Intent {
+	var out []Intent
+	for _, s := range v.Members[c.tgt] {
+		cg := l.cgs[s.ID]
+		ts := c.trig.state(s.ID)
 		for i := range c.knobs {
-			c.move(ctx, l, v.now, cg, ts, &c.knobs[i])
+			if in, ok := c.move(l, v.Now, cg, ts, &c.knobs[i]); ok {
+				out = append(out, in)
+			}
 		}
 	}
+	return out
 }
 
 func (c *knobCtl) logTransition(l *Loop, active bool, ts *triggerState, cgroup string) {
@@ -108,35 +133,36 @@ func (c *knobCtl) logTransition(l *Loop, active bool, ts *triggerState, cgroup s
 	}
 }
 
-func (c *knobCtl) move(ctx context.Context, l *Loop, now time.Time, cg *cgState, ts *triggerState, km *knobMove) {
+func (c *knobCtl) move(l *Loop, now time.Time, cg *cgState, ts *triggerState, km *knobMove) (Intent, bool) {
 	k := km.knob
 	if m := l.managedBy(cg, k); m != nil && (m.owner != c.ctlName || (km.lim.Cooldown > 0 && now.Sub(m.changed) < km.lim.Cooldown)) {
-		return
+		return Intent{}, false
 	}
-	next, release, ok := c.proposal(ctx, l, cg, ts, km)
+	next, release, ok := c.proposal(l, cg, ts, km)
 	if !ok {
-		return
+		return Intent{}, false
 	}
+	in := Intent{Kind: IntentWrite, Controller: c.ctlName, Rule: c.ctlKind, Cgroup: cg.ref, Knob: k, Value: next}
 	if release {
-		l.release(cg, k, c.ctlName, "recovered: "+ts.describe(c.trig.t, true))
-		return
+		in.Kind, in.Value, in.Reason = IntentRestore, 0, "recovered: "+ts.describe(c.trig.t, true)
+		return in, true
 	}
 	if ts.active && !c.rate.allow(now) {
 		l.warnOnce("rate:"+c.ctlName, "rate cap reached; skipping actions this minute", "controller", c.ctlName, "max_per_minute", km.lim.MaxPerMinute)
-		return
+		return Intent{}, false
 	}
-	why := ts.describe(c.trig.t, false)
+	in.Reason = ts.describe(c.trig.t, false)
 	if !ts.active {
-		why = "recovered: " + ts.describe(c.trig.t, true)
+		in.Reason = "recovered: " + ts.describe(c.trig.t, true)
 	}
-	l.set(cg, k, next, c.ctlName, why)
+	return in, true
 }
 
 // proposal computes the knob's next value: one step toward the bound while
 // the trigger is active; once recovered, one step back toward the original
 // (a step of the original's size, so a long squeeze is undone in a few
 // steps) and finally the original itself (release).
-func (c *knobCtl) proposal(ctx context.Context, l *Loop, cg *cgState, ts *triggerState, km *knobMove) (next int64, release, ok bool) {
+func (c *knobCtl) proposal(l *Loop, cg *cgState, ts *triggerState, km *knobMove) (next int64, release, ok bool) {
 	k := km.knob
 	m := l.managedBy(cg, k)
 	if m != nil && m.owner != c.ctlName {
@@ -152,7 +178,7 @@ func (c *knobCtl) proposal(ctx context.Context, l *Loop, cg *cgState, ts *trigge
 		if !l.mayTouch(cg, k) {
 			return 0, false, false
 		}
-		cur, ok := l.current(ctx, cg, k)
+		cur, ok := l.current(cg, k)
 		if !ok {
 			return 0, false, false
 		}

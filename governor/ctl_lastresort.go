@@ -1,8 +1,6 @@
 package governor
 
 import (
-	"context"
-	"errors"
 	"fmt"
 	"time"
 )
@@ -16,6 +14,7 @@ type lastResortCtl struct {
 	victim *cgState
 	since  time.Time
 	quiet  time.Time // no new victim before this
+	cands  []candidate
 }
 
 func (r *lastResortCtl) name() string { return r.c.Name }
@@ -49,14 +48,14 @@ func (r *lastResortCtl) next(l *Loop, cg *cgState) string {
 	return fmt.Sprintf("freeze the cgroup of the class with the largest %s (preferred ones first, avoided ones last) when the trigger is active", r.c.Rank.Signal().Name())
 }
 
-func (r *lastResortCtl) step(ctx context.Context, l *Loop, v *view) {
-	var cands []candidate
+func (r *lastResortCtl) observe(l *Loop, v *View) {
+	r.cands = r.cands[:0]
 	if !r.trig.perCG {
 		if active, changed := r.trig.global.update(v, r.trig.t, nil); changed && active {
 			l.log.Warn("last-resort trigger active", "controller", r.c.Name, "because", r.trig.global.describe(r.trig.t, false))
 		}
 	}
-	for _, s := range v.members[r.c.Target] {
+	for _, s := range v.Members[r.c.Target] {
 		ts := r.trig.state(s.ID)
 		if r.trig.perCG {
 			ts.update(v, r.trig.t, s)
@@ -68,61 +67,81 @@ func (r *lastResortCtl) step(ctx context.Context, l *Loop, v *view) {
 		if !ts.active || !s.Populated || !l.allowed(cg) {
 			continue
 		}
-		cands = append(cands, candidate{cg: cg, ts: ts})
+		r.cands = append(r.cands, candidate{cg: cg, ts: ts})
 	}
+}
 
+// choosing reports whether decide will choose a victim this tick.
+func (r *lastResortCtl) choosing(now time.Time) bool {
+	return r.victim == nil && len(r.cands) > 0 && !now.Before(r.quiet)
+}
+
+// wants: the candidates' victim hints, when a victim is to be chosen.
+func (r *lastResortCtl) wants(_ *Loop, v *View, w *wants) {
+	if r.choosing(v.Now) {
+		w.hints = append(w.hints, r.cands)
+	}
+}
+
+func (r *lastResortCtl) decide(l *Loop, v *View) []Intent {
 	if r.victim != nil {
-		if l.cgs[r.victim.ref.ID] == nil {
-			r.victim = nil
-			return
+		if in, ok := r.decideVictim(l, v); ok {
+			return []Intent{in}
 		}
-		ts := r.trig.state(r.victim.ref.ID)
-		f := l.frozen[r.victim.ref.ID]
-		if f == nil {
-			// Thawed by someone else (checkManaged handed it back): this
-			// episode neither kills nor freezes it again.
-			r.victim = nil
-			return
-		}
-		switch {
-		case !ts.active:
-			l.thaw(ctx, f, "recovered: "+ts.describe(r.trig.t, true))
-			r.victim = nil
-		case r.c.Kill && v.now.Sub(r.since) >= r.c.Grace:
-			err := l.exec(ctx, effect{kind: effKill, cg: r.victim, owner: r.c.Name})
-			if errors.Is(err, errRefused) {
-				return // not recorded: stays frozen, tried again next tick
-			}
-			l.result.Actions++
-			if err != nil {
-				l.result.Errors++
-				l.emit(Action{Controller: r.c.Name, Cgroup: r.victim.ref, Kind: "kill", Knob: "cgroup.kill", New: "1", Err: err})
-				return
-			}
-			l.emit(Action{Controller: r.c.Name, Cgroup: r.victim.ref, Kind: "kill", Knob: "cgroup.kill", New: "1", Reason: "frozen " + v.now.Sub(r.since).String() + " and still " + ts.describe(r.trig.t, false)})
-			l.thaw(ctx, f, "killed; thawing the empty cgroup")
-			r.victim = nil
-			r.quiet = v.now.Add(r.c.Grace)
-		}
-		return
+		return nil
 	}
-	if len(cands) == 0 || v.now.Before(r.quiet) {
-		return
+	if !r.choosing(v.Now) {
+		return nil
 	}
-	ch := l.chooseVictim(r.c.Rank, cands)
-	worst := ch.cg
+	ch := chooseVictim(r.c.Rank, r.cands)
 	next := "stays frozen until it recovers (kill = false)"
 	if r.c.Kill {
 		next = "killed after " + r.c.Grace.String() + " unless it recovers"
 	}
-	reason := fmt.Sprintf("last resort (%s): %s; %s", ch.describe(r.c.Rank, len(cands)), ch.ts.describe(r.trig.t, false), next)
-	if out := l.runHook(ctx, r.c, worst.ref, reason); out != "" {
-		reason += "; " + out
+	reason := fmt.Sprintf("last resort (%s): %s; %s", ch.describe(r.c.Rank, len(r.cands)), ch.ts.describe(r.trig.t, false), next)
+	return []Intent{{Kind: IntentFreeze, Controller: r.c.Name, Rule: "last_resort", Cgroup: ch.cg.ref, Reason: reason}}
+}
+
+// decideVictim: thaw the frozen victim once the trigger recovers, kill it
+// once the grace has passed.
+func (r *lastResortCtl) decideVictim(l *Loop, v *View) (Intent, bool) {
+	if l.cgs[r.victim.ref.ID] == nil || l.frozen[r.victim.ref.ID] == nil {
+		// Gone, or thawed by someone else (checkManaged handed it back):
+		// this episode neither kills nor freezes it again.
+		r.victim = nil
+		return Intent{}, false
 	}
-	if l.freeze(ctx, worst, r.c.Name, reason) {
-		// The grace runs from the freeze, not from the step's start: the
-		// hook may have taken seconds since.
-		r.victim, r.since = worst, l.clock.Now()
+	ts := r.trig.state(r.victim.ref.ID)
+	in := Intent{Controller: r.c.Name, Rule: "last_resort", Cgroup: r.victim.ref}
+	switch {
+	case !ts.active:
+		in.Kind, in.Reason = IntentThaw, "recovered: "+ts.describe(r.trig.t, true)
+		return in, true
+	case r.c.Kill && v.Now.Sub(r.since) >= r.c.Grace:
+		in.Kind, in.Since = IntentKill, r.since
+		in.Reason = "frozen " + v.Now.Sub(r.since).String() + " and still " + ts.describe(r.trig.t, false)
+		return in, true
+	}
+	return Intent{}, false
+}
+
+// applied is what apply reports back: the victim frozen at, the thaw or
+// kill done.
+func (r *lastResortCtl) applied(in *Intent, ok bool, at time.Time, cg *cgState) {
+	switch in.Kind {
+	case IntentFreeze:
+		if ok {
+			// The grace runs from the freeze, not from the step's start:
+			// the hook may have taken seconds since.
+			r.victim, r.since = cg, at
+		}
+	case IntentThaw:
+		r.victim = nil
+	case IntentKill:
+		if ok {
+			r.victim = nil
+			r.quiet = at.Add(r.c.Grace)
+		}
 	}
 }
 

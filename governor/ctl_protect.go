@@ -1,7 +1,6 @@
 package governor
 
 import (
-	"context"
 	"fmt"
 	"strings"
 )
@@ -35,24 +34,48 @@ func (p *protectCtl) next(l *Loop, cg *cgState) string {
 	return strings.Join(out, "; ")
 }
 
-func (p *protectCtl) step(ctx context.Context, l *Loop, v *view) {
-	for _, s := range v.members[p.c.Target] {
+// protections are the knob values the controller keeps (0: not asked).
+func (p *protectCtl) protections() [2]struct {
+	k Knob
+	v int64
+} {
+	return [...]struct {
+		k Knob
+		v int64
+	}{{MemoryLow, p.c.Low}, {MemoryMin, p.c.Min}}
+}
+
+func (p *protectCtl) observe(*Loop, *View) {}
+
+func (p *protectCtl) wants(l *Loop, v *View, w *wants) {
+	for _, s := range v.Members[p.c.Target] {
 		cg := l.cgs[s.ID]
-		for _, kv := range [...]struct {
-			k Knob
-			v int64
-		}{{MemoryLow, p.c.Low}, {MemoryMin, p.c.Min}} {
+		for _, kv := range p.protections() {
+			if kv.v != 0 && l.managedBy(cg, kv.k) == nil && l.mayProtect(cg, kv.k) {
+				w.knob(cg, kv.k)
+			}
+		}
+	}
+}
+
+func (p *protectCtl) decide(l *Loop, v *View) []Intent {
+	var out []Intent
+	for _, s := range v.Members[p.c.Target] {
+		cg := l.cgs[s.ID]
+		for _, kv := range p.protections() {
 			if kv.v == 0 || !l.mayProtect(cg, kv.k) {
 				continue
 			}
-			cur, ok := l.current(ctx, cg, kv.k)
+			cur, ok := l.current(cg, kv.k)
 			if !ok || cur == kv.v {
 				continue
 			}
 			if m := l.managedBy(cg, kv.k); m == nil && cur > kv.v {
 				continue // already protected more than the policy asks
 			}
-			l.set(cg, kv.k, kv.v, p.c.Name, fmt.Sprintf("protect %s=%s", kv.k, kv.k.FormatValue(kv.v)))
+			out = append(out, Intent{Kind: IntentWrite, Controller: p.c.Name, Rule: "protect", Cgroup: cg.ref, Knob: kv.k, Value: kv.v,
+				Reason: fmt.Sprintf("protect %s=%s", kv.k, kv.k.FormatValue(kv.v))})
 		}
 	}
+	return out
 }

@@ -1,8 +1,6 @@
 package governor
 
 import (
-	"context"
-	"errors"
 	"fmt"
 )
 
@@ -43,28 +41,39 @@ func (r *reclaimCtl) next(l *Loop, cg *cgState) string {
 	return fmt.Sprintf("reclaim a step every %s: %s=%s is below the goal %s", r.c.Interval, r.c.Signal.Name(), formatSignal(r.c.Signal, p), formatSignal(r.c.Signal, r.c.Goal))
 }
 
-func (r *reclaimCtl) step(ctx context.Context, l *Loop, v *view) {
-	for _, s := range v.members[r.c.Target] {
+func (r *reclaimCtl) observe(*Loop, *View) {}
+
+// wants: the memory accounting of each cgroup due a look.
+func (r *reclaimCtl) wants(l *Loop, v *View, w *wants) {
+	for _, s := range v.Members[r.c.Target] {
+		if cg := l.cgs[s.ID]; r.due(s, v.Now) && l.allowed(cg) {
+			w.memory(cg)
+		}
+	}
+}
+
+func (r *reclaimCtl) decide(l *Loop, v *View) []Intent {
+	var out []Intent
+	for _, s := range v.Members[r.c.Target] {
 		cg := l.cgs[s.ID]
 		if !l.allowed(cg) {
 			continue
 		}
-		p := r.plan(ctx, l, cg, s, v.now) // reclaim.go: step size, backoff
+		p := r.plan(l, cg, s, v.Now) // reclaim.go: step size, backoff
 		if p.amount == 0 {
 			continue
 		}
-		amount := p.amount
-		err := l.exec(ctx, effect{kind: effReclaim, cg: cg, value: amount, owner: r.c.Name})
-		if errors.Is(err, errRefused) {
-			continue
-		}
-		l.result.Actions++
-		res := r.measure(ctx, l, cg, p, err) // reclaim.go: what it achieved
-		if err != nil {
-			l.result.Errors++
-			l.emit(Action{Controller: r.c.Name, Cgroup: cg.ref, Kind: "reclaim", Knob: "memory.reclaim", New: FormatBytes(amount), Err: err, Reclaim: res})
-			continue
-		}
-		l.emit(Action{Controller: r.c.Name, Cgroup: cg.ref, Kind: "reclaim", Knob: "memory.reclaim", Old: FormatBytes(p.usage), New: FormatBytes(amount), Reason: p.why, Reclaim: res})
+		out = append(out, Intent{Kind: IntentReclaim, Controller: r.c.Name, Rule: "reclaim", Cgroup: cg.ref, Value: p.amount, Reason: p.why,
+			Reclaim: &ReclaimBasis{Usage: p.usage, Pressure: p.pressure, Before: p.before, Measured: p.measured}})
 	}
+	return out
+}
+
+// planOf is the plan an intent of this controller carries.
+func planOf(in *Intent) reclaimPlan {
+	p := reclaimPlan{amount: in.Value, why: in.Reason}
+	if b := in.Reclaim; b != nil {
+		p.usage, p.pressure, p.before, p.measured = b.Usage, b.Pressure, b.Before, b.Measured
+	}
+	return p
 }

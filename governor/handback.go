@@ -18,17 +18,6 @@ type FreezeReader interface {
 	FreezeState(ctx context.Context, cg Ref) (bool, error)
 }
 
-// readFreeze reads cgroup.freeze; ErrUnsupported without a FreezeReader.
-func (l *Loop) readFreeze(ctx context.Context, cg *cgState) (bool, error) {
-	fr, ok := l.act.(FreezeReader)
-	if !ok || l.cfg.DryRun {
-		return false, ErrUnsupported
-	}
-	cctx, cancel := context.WithTimeout(ctx, l.cfg.WriteTimeout)
-	defer cancel()
-	return fr.FreezeState(cctx, cg.ref)
-}
-
 // checkManaged verifies, every tick, that each managed knob still holds the
 // value the governor wrote. If someone else changed it, the governor hands it
 // back: it forgets the knob (no restore) and leaves it alone for the life of

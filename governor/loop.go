@@ -106,6 +106,7 @@ type Loop struct {
 	doCh         chan func()
 	result       StepResult
 	adm          *admission // batch admission verdict (admission.go)
+	want         wants      // what the controllers read this tick (prepare)
 }
 
 type knobKey struct {
@@ -150,6 +151,7 @@ type cgState struct {
 	// quiet again (lastResortCtl.handedBack).
 	freezeBack bool
 	reads      [NumKnobs]cachedRead
+	mem        cachedMem       // memory accounting read for reclaim (prepare)
 	last       *Action         // the last action on this cgroup
 	armed      bool            // PSI triggers armed on it
 	armTried   bool            // arming attempted (not retried every tick)
@@ -362,12 +364,17 @@ func (l *Loop) Step(ctx context.Context) error {
 	}
 	l.checkManaged(ctx)
 
-	v := &view{now: start, snap: &l.snap, members: l.members}
+	v := &View{Now: start, Snap: &l.snap, Members: l.members}
 	for _, c := range l.ctrls {
-		if _, off := l.disabled[c.name()]; off {
-			continue
+		if _, off := l.disabled[c.name()]; !off {
+			c.observe(l, v)
 		}
-		c.step(ctx, l, v)
+	}
+	l.prepare(ctx, v)
+	for _, c := range l.ctrls {
+		if _, off := l.disabled[c.name()]; !off {
+			l.applyIntents(ctx, c, v, c.decide(l, v))
+		}
 	}
 	l.adm.step(l, v)
 	l.apply(ctx)

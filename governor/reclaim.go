@@ -191,16 +191,6 @@ func (r *reclaimCtl) interval() time.Duration {
 	return 6 * time.Second
 }
 
-// memReader returns the reader of memory accounting, or nil (none, or
-// dry-run: nothing is written, so there is nothing to measure).
-func (l *Loop) memReader() MemoryReader {
-	if l.cfg.DryRun {
-		return nil
-	}
-	mr, _ := l.cfg.Actuator.(MemoryReader)
-	return mr
-}
-
 // baseAmount is the unramped step for a cgroup of usage bytes.
 func (r *reclaimCtl) baseAmount(usage int64) int64 {
 	a := stepSize(r.c.Step, usage)
@@ -210,37 +200,44 @@ func (r *reclaimCtl) baseAmount(usage int64) int64 {
 	return a
 }
 
-// plan decides whether to reclaim from cg now and how much. A zero amount
+// due reports whether cg is looked at this tick: its interval (times its
+// backoff) has passed and its signals are there. Then the loop reads its
+// memory accounting before deciding (wants).
+func (r *reclaimCtl) due(s *Sample, now time.Time) bool {
+	st := r.st[s.ID]
+	if st != nil {
+		// A parked cgroup is looked at (read, never written) every
+		// interval; one backing off is retried every interval times its
+		// backoff.
+		wait := r.interval()
+		if !st.parked {
+			wait *= time.Duration(max(1, st.backoff))
+		}
+		if !st.last.IsZero() && now.Sub(st.last) < wait {
+			return false
+		}
+	}
+	_, ok1 := s.Get(r.c.Signal)
+	_, ok2 := s.Get(MemoryCurrent)
+	return ok1 && ok2
+}
+
+// plan decides whether to reclaim from cg now and how much, from the
+// memory accounting the loop read for it this tick (if any). A zero amount
 // means no write.
-func (r *reclaimCtl) plan(ctx context.Context, l *Loop, cg *cgState, s *Sample, now time.Time) reclaimPlan {
+func (r *reclaimCtl) plan(l *Loop, cg *cgState, s *Sample, now time.Time) reclaimPlan {
+	if !r.due(s, now) {
+		return reclaimPlan{}
+	}
 	st := r.stateOf(s.ID)
-	// A parked cgroup is looked at (read, never written) every interval;
-	// one backing off is retried every interval times its backoff.
-	wait := r.interval()
-	if !st.parked {
-		wait *= time.Duration(max(1, st.backoff))
-	}
-	if !st.last.IsZero() && now.Sub(st.last) < wait {
-		return reclaimPlan{}
-	}
-	pressure, ok1 := s.Get(r.c.Signal)
-	usage, ok2 := s.Get(MemoryCurrent)
-	if !ok1 || !ok2 {
-		return reclaimPlan{}
-	}
+	pressure, _ := s.Get(r.c.Signal)
+	usage, _ := s.Get(MemoryCurrent)
 	st.last = now
 	p := reclaimPlan{pressure: pressure}
 	base := r.baseAmount(int64(usage))
-	if mr := l.memReader(); mr != nil {
-		rctx, cancel := context.WithTimeout(ctx, l.cfg.WriteTimeout)
-		m, err := mr.ReadMemory(rctx, cg.ref)
-		cancel()
-		if err == nil {
-			p.before, p.measured = m, true
-			usage = float64(m.Current)
-		} else {
-			l.warnOnceCG(cg, "reclaim-read", "cannot read memory accounting; reclaim goes on unmeasured", "cgroup", cg.ref.String(), "error", err)
-		}
+	if m, ok := l.memoryRead(cg); ok {
+		p.before, p.measured = m, true
+		usage = float64(m.Current)
 	}
 	if p.measured && (st.parked || st.backoff > 1) {
 		if why := r.recovered(st, p.before, base); why != "" {
@@ -325,22 +322,13 @@ func (r *reclaimCtl) startBackoff(l *Loop, cg *cgState, st *reclaimState, m Memo
 	}
 }
 
-// measure reads the cgroup after a write, updates the ramp and the
-// futility count, and returns the result for the action's audit line.
-func (r *reclaimCtl) measure(ctx context.Context, l *Loop, cg *cgState, p reclaimPlan, werr error) *ReclaimResult {
+// measure takes what apply read of the cgroup after a write (ok: read),
+// updates the ramp and the futility count, and returns the result for the
+// action's audit line.
+func (r *reclaimCtl) measure(l *Loop, cg *cgState, p reclaimPlan, werr error, after MemoryState, ok bool) *ReclaimResult {
 	res := &ReclaimResult{Requested: p.amount}
 	st := r.stateOf(cg.ref.ID)
-	if werr != nil || !p.measured {
-		return res
-	}
-	mr := l.memReader()
-	if mr == nil {
-		return res
-	}
-	rctx, cancel := context.WithTimeout(ctx, l.cfg.WriteTimeout)
-	after, err := mr.ReadMemory(rctx, cg.ref)
-	cancel()
-	if err != nil {
+	if werr != nil || !p.measured || !ok {
 		return res
 	}
 	res.Measured = true

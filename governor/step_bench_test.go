@@ -112,17 +112,17 @@ func BenchmarkStep10k(b *testing.B) {
 func BenchmarkTriggerUpdate(b *testing.B) {
 	src := newBenchSource(10000)
 	p := benchPolicy()
-	v := &view{now: time.Unix(1_700_000_000, 0), snap: &Snapshot{}, members: map[string][]*Sample{}}
+	v := &View{Now: time.Unix(1_700_000_000, 0), Snap: &Snapshot{}, Members: map[string][]*Sample{}}
 	for i := range src.cgs {
 		s := &src.cgs[i]
 		if len(s.Path) > 10 && s.Path[:10] == "bench/svc." {
-			v.members["svc"] = append(v.members["svc"], s)
+			v.Members["svc"] = append(v.Members["svc"], s)
 		}
 	}
 	tr := newTriggers(&p.Suppress[0].Trigger)
 	b.ReportAllocs()
 	for b.Loop() {
-		v.now = v.now.Add(time.Second)
+		v.Now = v.Now.Add(time.Second)
 		tr.global.update(v, tr.t, nil)
 	}
 }

@@ -7,16 +7,11 @@ import (
 )
 
 // view is what conditions are evaluated against during one Step.
-type view struct {
-	now     time.Time
-	snap    *Snapshot
-	members map[string][]*Sample // class name -> samples of its cgroups
-}
 
 // evalCondition returns the condition's current value (the highest over a
 // class) and whether the threshold is crossed now. A missing signal never
 // crosses.
-func (v *view) evalCondition(c *Condition, self *Sample) (float64, bool) {
+func (v *View) evalCondition(c *Condition, self *Sample) (float64, bool) {
 	check := func(s *Sample) (float64, bool) {
 		if s == nil {
 			return 0, false
@@ -34,7 +29,7 @@ func (v *view) evalCondition(c *Condition, self *Sample) (float64, bool) {
 	case ScopeSelf:
 		return check(self)
 	case ScopeHost:
-		return check(v.snap.Host)
+		return check(v.Snap.Host)
 	case ScopeClass:
 		// Every signal is "higher is worse", so a class is as bad as its
 		// worst (highest) member whatever the operator: above holds when
@@ -42,7 +37,7 @@ func (v *view) evalCondition(c *Condition, self *Sample) (float64, bool) {
 		// class has recovered only when all of it has).
 		var worst float64
 		found := false
-		for _, s := range v.members[c.Class] {
+		for _, s := range v.Members[c.Class] {
 			if x, ok := s.Get(c.Signal); ok && (!found || x > worst) {
 				worst, found = x, true
 			}
@@ -66,7 +61,7 @@ type condState struct {
 
 // update re-evaluates the condition and reports whether it has held for its
 // full duration.
-func (cs *condState) update(v *view, c *Condition, self *Sample) bool {
+func (cs *condState) update(v *View, c *Condition, self *Sample) bool {
 	x, holds := v.evalCondition(c, self)
 	cs.value = x
 	if !holds {
@@ -74,9 +69,9 @@ func (cs *condState) update(v *view, c *Condition, self *Sample) bool {
 		return false
 	}
 	if cs.since.IsZero() {
-		cs.since = v.now
+		cs.since = v.Now
 	}
-	return v.now.Sub(cs.since) >= c.For
+	return v.Now.Sub(cs.since) >= c.For
 }
 
 // triggerState is the hysteresis state of one Trigger for one subject (a
@@ -99,7 +94,7 @@ func newTriggerState(t *Trigger) *triggerState {
 
 // update advances the state machine and reports whether the trigger is
 // active and whether it changed this step.
-func (ts *triggerState) update(v *view, t *Trigger, self *Sample) (active, changed bool) {
+func (ts *triggerState) update(v *View, t *Trigger, self *Sample) (active, changed bool) {
 	anySatisfied, anyHolds := false, false
 	var longest time.Duration
 	for i := range t.When {
@@ -122,7 +117,7 @@ func (ts *triggerState) update(v *view, t *Trigger, self *Sample) (active, chang
 	if anyHolds {
 		ts.clearSince = time.Time{}
 	} else if ts.clearSince.IsZero() {
-		ts.clearSince = v.now
+		ts.clearSince = v.Now
 	}
 	prev := ts.active
 	if !ts.active {
@@ -130,10 +125,10 @@ func (ts *triggerState) update(v *view, t *Trigger, self *Sample) (active, chang
 	} else if len(t.Recover) > 0 {
 		ts.active = !allRecovered
 	} else {
-		ts.active = anyHolds || v.now.Sub(ts.clearSince) < longest
+		ts.active = anyHolds || v.Now.Sub(ts.clearSince) < longest
 	}
 	if ts.active != prev {
-		ts.changedAt = v.now
+		ts.changedAt = v.Now
 		ts.fired = ""
 		if ts.active {
 			ts.fired = ts.describe(t, false)

@@ -40,7 +40,7 @@ func TestTriggerHysteresis(t *testing.T) {
 				if x >= 0 {
 					host.Set(CPUSomeAvg10, x)
 				}
-				v := &view{now: now, snap: &Snapshot{Host: host}}
+				v := &View{Now: now, Snap: &Snapshot{Host: host}}
 				active, _ := ts.update(v, &tc.trig, nil)
 				if active {
 					got = append(got, 'A')
@@ -60,7 +60,7 @@ func TestClassConditionUsesWorstMember(t *testing.T) {
 	a, b := &Sample{}, &Sample{}
 	a.Set(CPUSomeAvg10, 3)
 	b.Set(CPUSomeAvg10, 30)
-	v := &view{now: time.Unix(1, 0), snap: &Snapshot{}, members: map[string][]*Sample{"web": {a, b}}}
+	v := &View{Now: time.Unix(1, 0), Snap: &Snapshot{}, Members: map[string][]*Sample{"web": {a, b}}}
 	up := Condition{Scope: ScopeClass, Class: "web", Signal: CPUSomeAvg10, Op: Above, Value: 10}
 	if x, ok := v.evalCondition(&up, nil); !ok || x != 30 {
 		t.Errorf("above: worst is the highest: %v %v", x, ok)
@@ -143,7 +143,7 @@ func TestDescribeNamesOnlyWhatHolds(t *testing.T) {
 	host := &Sample{}
 	host.Set(CPUSomeAvg10, 50)
 	host.Set(MemoryFullAvg10, 1)
-	ts.update(&view{now: time.Unix(1, 0), snap: &Snapshot{Host: host}}, &tr, nil)
+	ts.update(&View{Now: time.Unix(1, 0), Snap: &Snapshot{Host: host}}, &tr, nil)
 	got := ts.describe(&tr, false)
 	if !strings.Contains(got, "cpu.some.avg10") || strings.Contains(got, "memory.full.avg10") {
 		t.Errorf("describe named a condition that does not hold: %s", got)

@@ -100,11 +100,28 @@ type candidate struct {
 	from  string // where the hint came from
 }
 
+// readHints reads the candidates' victim hints (once per choice, not on
+// every tick).
+func (l *Loop) readHints(cands []candidate) {
+	if l.cfg.Hints == nil {
+		return
+	}
+	for i := range cands {
+		c := &cands[i]
+		h, from, err := l.cfg.Hints.VictimHint(c.cg.ref)
+		if err != nil {
+			l.warnOnce("hint:"+c.cg.ref.Path, "cannot read the victim hint of a cgroup; ranking it without one", "cgroup", c.cg.ref.String(), "error", err)
+			continue
+		}
+		c.hint, c.from = h, from
+	}
+}
+
 // chooseVictim orders the candidates: preferred ones first, avoided ones
 // last, and within each group the largest value of the rank's signal
-// (ties: the smaller path, so the choice is reproducible). Hints are read
-// here, once per choice, not on every tick.
-func (l *Loop) chooseVictim(rank VictimRank, cands []candidate) *candidate {
+// (ties: the smaller path, so the choice is reproducible). Their hints are
+// what the loop read before deciding (readHints).
+func chooseVictim(rank VictimRank, cands []candidate) *candidate {
 	if len(cands) == 0 {
 		return nil
 	}
@@ -115,15 +132,6 @@ func (l *Loop) chooseVictim(rank VictimRank, cands []candidate) *candidate {
 		if v, ok := c.cg.sample.Get(sig); ok {
 			c.value = v
 		}
-		if l.cfg.Hints == nil {
-			continue
-		}
-		h, from, err := l.cfg.Hints.VictimHint(c.cg.ref)
-		if err != nil {
-			l.warnOnce("hint:"+c.cg.ref.Path, "cannot read the victim hint of a cgroup; ranking it without one", "cgroup", c.cg.ref.String(), "error", err)
-			continue
-		}
-		c.hint, c.from = h, from
 	}
 	tier := func(h Hint) int {
 		switch h {

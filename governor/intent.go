@@ -1,0 +1,63 @@
+package governor
+
+import "time"
+
+// Decisions are values. Each tick the loop reads what the controllers will
+// need (observe, then prepare: the knob values, memory accounting and
+// victim hints, each read at most once), then every controller decides
+// from that View without touching the kernel and returns Intents, which
+// apply alone carries out: it checks, records, acts and audits every kind
+// of intent alike. Explain describes what decide would do from the same
+// values.
+
+// IntentKind is what an intent asks for.
+type IntentKind string
+
+// The intent kinds, as Action.Kind names them.
+const (
+	IntentWrite   IntentKind = "write"   // set Knob to Value
+	IntentRestore IntentKind = "restore" // write Knob's original back and stop managing it
+	IntentReclaim IntentKind = "reclaim" // memory.reclaim Value bytes
+	IntentFreeze  IntentKind = "freeze"  // cgroup.freeze 1
+	IntentThaw    IntentKind = "thaw"    // cgroup.freeze 0
+	IntentKill    IntentKind = "kill"    // cgroup.kill, then thaw the emptied cgroup
+)
+
+// Intent is one effect a controller decided, with its reason. It is plain
+// data: what apply executes, and what a recorder can keep.
+type Intent struct {
+	Kind       IntentKind
+	Controller string // the controller's name
+	Rule       string // its policy block: "rule", "suppress", "protect", ...
+	Cgroup     Ref
+	Knob       Knob  // write, restore
+	Value      int64 // write: the value; reclaim: bytes
+	// Reason is the rule's conditions, their values and thresholds, as the
+	// audit line gives them.
+	Reason string
+	// Reclaim, for IntentReclaim: what the decision saw (usage, pressure,
+	// the memory accounting read before it), for measuring the result.
+	Reclaim *ReclaimBasis `json:",omitempty"`
+	// Since, for IntentKill: when the victim was frozen.
+	Since time.Time `json:",omitempty"`
+}
+
+// ReclaimBasis is what a reclaim decision was based on.
+type ReclaimBasis struct {
+	Usage    int64   // memory.current before the write
+	Pressure float64 // the controller's signal
+	Before   MemoryState
+	Measured bool // Before was read
+}
+
+// View is what controllers decide from: the tick's time, the snapshot's
+// signals and the governed cgroups by class. The loop fills it before any
+// controller decides; controllers only read it. Knob values, memory
+// accounting and hints read for this tick are in the loop's per-cgroup
+// cache (prepare), the ledger of what the governor holds in its managed
+// and frozen tables.
+type View struct {
+	Now     time.Time
+	Snap    *Snapshot
+	Members map[string][]*Sample // class name -> samples of its cgroups
+}

@@ -1,0 +1,112 @@
+package governor
+
+import (
+	"context"
+	"errors"
+)
+
+// Before any controller decides, the loop reads what they will need this
+// tick (prepare): knob values, memory accounting, victim hints, each at
+// most once. decide and explain then read only these values.
+
+type cachedRead struct {
+	tick uint64
+	s    Setting
+	err  error
+}
+
+type cachedMem struct {
+	tick uint64
+	m    MemoryState
+	err  error
+}
+
+// wants collects what the controllers will read this tick.
+type wants struct {
+	knobs []knobWant
+	mems  []*cgState
+	hints [][]candidate
+}
+
+type knobWant struct {
+	cg *cgState
+	k  Knob
+}
+
+func (w *wants) knob(cg *cgState, k Knob) { w.knobs = append(w.knobs, knobWant{cg, k}) }
+func (w *wants) memory(cg *cgState)       { w.mems = append(w.mems, cg) }
+
+func (w *wants) reset() {
+	clear(w.knobs)
+	clear(w.mems)
+	clear(w.hints)
+	w.knobs, w.mems, w.hints = w.knobs[:0], w.mems[:0], w.hints[:0]
+}
+
+// prepare asks every enabled controller what it will read this tick and
+// reads it.
+func (l *Loop) prepare(ctx context.Context, v *View) {
+	w := &l.want
+	w.reset()
+	for _, c := range l.ctrls {
+		if _, off := l.disabled[c.name()]; !off {
+			c.wants(l, v, w)
+		}
+	}
+	for _, kw := range w.knobs {
+		if _, err := l.read(ctx, kw.cg, kw.k); err != nil {
+			l.readFailed(kw.cg, kw.k, err)
+		}
+	}
+	for _, cg := range w.mems {
+		if cg.mem.tick == l.tick {
+			continue
+		}
+		m, err := l.readMemory(ctx, cg)
+		if errors.Is(err, errNoMemoryReader) {
+			continue
+		}
+		cg.mem = cachedMem{tick: l.tick, m: m, err: err}
+		if err != nil {
+			l.warnOnceCG(cg, "reclaim-read", "cannot read memory accounting; reclaim goes on unmeasured", "cgroup", cg.ref.String(), "error", err)
+		}
+	}
+	for _, cands := range w.hints {
+		l.readHints(cands)
+	}
+}
+
+// current returns the value in force: what the governor wrote for a knob it
+// manages (verified each tick by checkManaged), else the value prepare read
+// this tick; false if neither (not wanted, or the read failed).
+func (l *Loop) current(cg *cgState, k Knob) (int64, bool) {
+	if m := l.managed[knobKey{cg.ref.ID, k}]; m != nil {
+		return m.written, true
+	}
+	if r := &cg.reads[k]; r.tick == l.tick && r.err == nil {
+		return r.s.Value, true
+	}
+	return 0, false
+}
+
+// memoryRead returns the memory accounting prepare read for cg this tick.
+func (l *Loop) memoryRead(cg *cgState) (MemoryState, bool) {
+	if r := &cg.mem; r.tick == l.tick && r.err == nil {
+		return r.m, true
+	}
+	return MemoryState{}, false
+}
+
+func (l *Loop) readFailed(cg *cgState, k Knob, err error) {
+	switch {
+	case errors.Is(err, ErrGone):
+		// The next snapshot will not list it; nothing to do.
+	case errors.Is(err, ErrUnsupported):
+		if !cg.unsupported[k] {
+			cg.unsupported[k] = true
+			l.log.Warn("knob not available for cgroup; not acting on it", "cgroup", cg.ref.String(), "knob", k.String(), "error", err)
+		}
+	default:
+		l.warnOnceCG(cg, "read:"+k.String(), "cannot read knob", "cgroup", cg.ref.String(), "knob", k.String(), "error", err)
+	}
+}
