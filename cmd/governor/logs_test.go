@@ -18,6 +18,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/governor-dev/governor/governor"
+	"github.com/governor-dev/governor/governor/govtest"
 )
 
 // buildBinary is governorBinary (process_test.go): the daemon built once
@@ -200,7 +201,7 @@ func TestOneLinePerAction(t *testing.T) {
 		o := newOps(opsFlags{}, t.TempDir(), t.TempDir(), log)
 		var acts []governor.Action
 		loop, err := governor.New(governor.Config{
-			Policy: pol, Sources: []governor.Source{src}, Actuator: &memAct{vals: map[string]int64{}}, Logger: log.Named("loop"),
+			Policy: pol, Sources: []governor.Source{src}, Actuator: govtest.NewActuator(), Logger: log.Named("loop"),
 			Caps:     governor.Capabilities{Controllers: map[string]bool{"cpu": true, "memory": true}, Freeze: true, Kill: true},
 			DryRun:   dry,
 			OnAction: func(a governor.Action) { acts = append(acts, a); o.onAction(a) },

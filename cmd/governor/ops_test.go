@@ -21,6 +21,7 @@ import (
 
 	"github.com/governor-dev/governor/governor"
 	"github.com/governor-dev/governor/governor/control"
+	"github.com/governor-dev/governor/governor/govtest"
 )
 
 // With --log-json every action is one JSON object carrying all its fields.
@@ -86,7 +87,7 @@ func TestAuditFromLoop(t *testing.T) {
 	var emitted int
 	src := &fakeSrc{}
 	loop, err := governor.New(governor.Config{
-		Policy: squeezePolicy(), Sources: []governor.Source{src}, Actuator: &memAct{vals: map[string]int64{}},
+		Policy: squeezePolicy(), Sources: []governor.Source{src}, Actuator: govtest.NewActuator(),
 		Caps:     governor.Capabilities{Controllers: map[string]bool{"cpu": true}},
 		OnAction: func(a governor.Action) { emitted++; o.onAction(a) },
 	})
@@ -141,40 +142,7 @@ func (fakeSrc) Sample(_ context.Context, snap *governor.Snapshot) error {
 	return nil
 }
 
-type memAct struct{ vals map[string]int64 }
-
-func (a *memAct) Read(_ context.Context, cg governor.Ref, k governor.Knob) (governor.Setting, error) {
-	v, ok := a.vals[cg.Path+k.String()]
-	if !ok {
-		v = 100
-	}
-	return governor.Setting{Value: v, Raw: "100"}, nil
-}
-func (a *memAct) Write(_ context.Context, cg governor.Ref, k governor.Knob, v int64) error {
-	a.vals[cg.Path+k.String()] = v
-	return nil
-}
-func (a *memAct) Restore(ctx context.Context, cg governor.Ref, k governor.Knob, s governor.Setting) error {
-	return a.Write(ctx, cg, k, s.Value)
-}
-func (a *memAct) Reclaim(context.Context, governor.Ref, int64) error { return nil }
-func (a *memAct) Freeze(context.Context, governor.Ref, bool) error   { return nil }
-func (a *memAct) Kill(context.Context, governor.Ref) error           { return nil }
-
-func squeezePolicy() *governor.Policy {
-	return &governor.Policy{
-		Tick: 10 * time.Millisecond,
-		Classes: []governor.Class{
-			{Name: "web", Match: []string{"system.slice/web.service"}, Protected: true},
-			{Name: "batch", Match: []string{"batch.slice/**"}},
-		},
-		Suppress: []governor.SuppressController{{
-			Name: "squeeze", Target: "batch",
-			Trigger: governor.Trigger{When: []governor.Condition{{Scope: governor.ScopeClass, Class: "web", Signal: governor.CPUSomeAvg10, Op: governor.Above, Value: 10}}},
-			Knobs:   []governor.SuppressKnob{{Knob: governor.CPUWeight, Step: governor.Step{Percent: 50}, Limits: governor.Limits{Min: 1, Cooldown: time.Hour}}},
-		}},
-	}
-}
+func squeezePolicy() *governor.Policy { return govtest.Squeeze(10 * time.Millisecond) }
 
 func TestShiftLevel(t *testing.T) {
 	for _, tc := range []struct {
@@ -206,7 +174,7 @@ func TestShiftLevel(t *testing.T) {
 func TestClientCommands(t *testing.T) {
 	src := fakeSrc{}
 	loop, err := governor.New(governor.Config{
-		Policy: squeezePolicy(), Sources: []governor.Source{src}, Actuator: &memAct{vals: map[string]int64{}},
+		Policy: squeezePolicy(), Sources: []governor.Source{src}, Actuator: govtest.NewActuator(),
 		Caps: governor.Capabilities{Controllers: map[string]bool{"cpu": true}},
 	})
 	if err != nil {

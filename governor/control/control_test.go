@@ -11,7 +11,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -50,35 +49,6 @@ func newSource(cgs ...governor.Sample) *govtest.Source {
 	return src
 }
 
-type actuator struct {
-	mu   sync.Mutex
-	vals map[string]int64
-}
-
-func (a *actuator) Read(_ context.Context, cg governor.Ref, k governor.Knob) (governor.Setting, error) {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	v, ok := a.vals[cg.Path+k.String()]
-	if !ok {
-		v = 100
-	}
-	return governor.Setting{Value: v, Raw: fmt.Sprint(v)}, nil
-}
-
-func (a *actuator) Write(_ context.Context, cg governor.Ref, k governor.Knob, v int64) error {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	a.vals[cg.Path+k.String()] = v
-	return nil
-}
-
-func (a *actuator) Restore(ctx context.Context, cg governor.Ref, k governor.Knob, s governor.Setting) error {
-	return a.Write(ctx, cg, k, s.Value)
-}
-func (a *actuator) Reclaim(context.Context, governor.Ref, int64) error { return nil }
-func (a *actuator) Freeze(context.Context, governor.Ref, bool) error   { return nil }
-func (a *actuator) Kill(context.Context, governor.Ref) error           { return nil }
-
 // runLoop starts a loop on fakes: web is under CPU pressure, so batch's
 // cpu.weight gets squeezed once.
 func runLoop(t *testing.T) *governor.Loop {
@@ -88,19 +58,8 @@ func runLoop(t *testing.T) *governor.Loop {
 	web.Set(governor.RunqP99, 0.004)
 	job := governor.Sample{Ref: governor.Ref{ID: 3, Path: "batch.slice/job1"}, Populated: true}
 	src := newSource(web, job)
-	p := &governor.Policy{
-		Tick: 10 * time.Millisecond,
-		Classes: []governor.Class{
-			{Name: "web", Match: []string{"system.slice/web.service"}, Protected: true},
-			{Name: "batch", Match: []string{"batch.slice/**"}},
-		},
-		Suppress: []governor.SuppressController{{
-			Name: "squeeze", Target: "batch",
-			Trigger: governor.Trigger{When: []governor.Condition{{Scope: governor.ScopeClass, Class: "web", Signal: governor.CPUSomeAvg10, Op: governor.Above, Value: 10}}},
-			Knobs:   []governor.SuppressKnob{{Knob: governor.CPUWeight, Step: governor.Step{Percent: 50}, Limits: governor.Limits{Min: 1, Cooldown: time.Hour}}},
-		}},
-	}
-	loop, err := governor.New(governor.Config{Policy: p, Sources: []governor.Source{src}, Actuator: &actuator{vals: map[string]int64{}},
+	p := govtest.Squeeze(10 * time.Millisecond)
+	loop, err := governor.New(governor.Config{Policy: p, Sources: []governor.Source{src}, Actuator: govtest.NewActuator(),
 		Caps: governor.Capabilities{Controllers: map[string]bool{"cpu": true, "memory": true, "io": true}}})
 	if err != nil {
 		t.Fatal(err)
@@ -214,7 +173,7 @@ func TestStatusRoundTrip(t *testing.T) {
 }
 
 func TestLoopNotRunning(t *testing.T) {
-	loop, err := governor.New(governor.Config{Policy: &governor.Policy{}, Sources: []governor.Source{newSource()}, Actuator: &actuator{}})
+	loop, err := governor.New(governor.Config{Policy: &governor.Policy{}, Sources: []governor.Source{newSource()}, Actuator: govtest.NewActuator()})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -108,7 +108,7 @@ func BenchmarkStatus10k(b *testing.B) {
 	src := govtest.IdleSource(n, func(i int) string { return fmt.Sprintf("bench/batch.slice/g%03d.slice/job-%05d", i/200, i) })
 	loop, err := governor.New(governor.Config{
 		Policy:  &governor.Policy{Tick: time.Second, Classes: []governor.Class{{Name: "batch", Match: []string{"bench/batch.slice/*/*"}}}},
-		Sources: []governor.Source{src}, Actuator: &actuator{vals: map[string]int64{}},
+		Sources: []governor.Source{src}, Actuator: govtest.NewActuator(),
 		Caps: governor.Capabilities{Controllers: map[string]bool{"cpu": true, "memory": true, "io": true}},
 	})
 	if err != nil {

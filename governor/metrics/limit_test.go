@@ -111,7 +111,7 @@ func TestScrapeCgroupLimit(t *testing.T) {
 		}
 		return governor.Status{}, nil
 	}
-	act := &actuator{vals: map[string]int64{}}
+	act := govtest.NewActuator()
 	scrape := func(src Source, limit int) string {
 		m := New(src, time.Second)
 		m.SetCgroupLimit(limit)
@@ -212,7 +212,7 @@ func benchScrape(b *testing.B, n int) {
 		}
 		return fmt.Sprintf("bench/%s.slice/g%03d.slice/%s-%05d", kind, i/200, kind, i)
 	})
-	act := &actuator{vals: map[string]int64{}}
+	act := govtest.NewActuator()
 	loop, err := governor.New(governor.Config{
 		Policy: &governor.Policy{Tick: time.Second, Classes: []governor.Class{
 			{Name: "svc", Match: []string{"bench/svc.slice/**"}, Protected: true},

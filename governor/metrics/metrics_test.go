@@ -3,7 +3,6 @@ package metrics
 import (
 	"bytes"
 	"context"
-	"fmt"
 	"io"
 	"math"
 	"net"
@@ -12,7 +11,6 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -22,66 +20,12 @@ import (
 	"github.com/governor-dev/governor/governor/govtest"
 )
 
-type actuator struct {
-	mu   sync.Mutex
-	vals map[string]int64
-}
-
-func (a *actuator) key(cg governor.Ref, k governor.Knob) string { return cg.Path + k.String() }
-
-func (a *actuator) Read(_ context.Context, cg governor.Ref, k governor.Knob) (governor.Setting, error) {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	v, ok := a.vals[a.key(cg, k)]
-	if !ok {
-		v = 100
-		if k == governor.CPUMax {
-			v = governor.Unlimited
-		}
-	}
-	raw := fmt.Sprint(v)
-	if k == governor.CPUMax {
-		raw = "max 100000"
-		if v != governor.Unlimited {
-			raw = fmt.Sprintf("%d 100000", v/10)
-		}
-	}
-	return governor.Setting{Value: v, Raw: raw}, nil
-}
-
-func (a *actuator) Write(_ context.Context, cg governor.Ref, k governor.Knob, v int64) error {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	a.vals[a.key(cg, k)] = v
-	return nil
-}
-
-func (a *actuator) Restore(ctx context.Context, cg governor.Ref, k governor.Knob, s governor.Setting) error {
-	return a.Write(ctx, cg, k, s.Value)
-}
-func (a *actuator) Reclaim(context.Context, governor.Ref, int64) error { return nil }
-func (a *actuator) Freeze(context.Context, governor.Ref, bool) error   { return nil }
-func (a *actuator) Kill(context.Context, governor.Ref) error           { return nil }
-func (a *actuator) Via(cg governor.Ref) string                         { return "cgroupfs" }
-
+// policy squeezes batch's cpu.weight and cpu.max while web is under CPU
+// pressure.
 func policy() *governor.Policy {
-	return &governor.Policy{
-		Tick: 20 * time.Millisecond,
-		Classes: []governor.Class{
-			{Name: "web", Match: []string{"system.slice/web.service"}, Protected: true},
-			{Name: "batch", Match: []string{"batch.slice/**"}},
-		},
-		Suppress: []governor.SuppressController{{
-			Name: "squeeze", Target: "batch",
-			Trigger: governor.Trigger{
-				When: []governor.Condition{{Scope: governor.ScopeClass, Class: "web", Signal: governor.CPUSomeAvg10, Op: governor.Above, Value: 10}},
-			},
-			Knobs: []governor.SuppressKnob{
-				{Knob: governor.CPUWeight, Step: governor.Step{Percent: 50}, Limits: governor.Limits{Min: 1, Cooldown: time.Hour}},
-				{Knob: governor.CPUMax, Step: governor.Step{Percent: 25}, Limits: governor.Limits{Min: 500_000, Cooldown: time.Hour}},
-			},
-		}},
-	}
+	return govtest.Squeeze(20*time.Millisecond,
+		governor.SuppressKnob{Knob: governor.CPUWeight, Step: governor.Step{Percent: 50}, Limits: governor.Limits{Min: 1, Cooldown: time.Hour}},
+		governor.SuppressKnob{Knob: governor.CPUMax, Step: governor.Step{Percent: 25}, Limits: governor.Limits{Min: 500_000, Cooldown: time.Hour}})
 }
 
 // A real scrape over HTTP of a running loop (fake source and actuator),
@@ -99,7 +43,7 @@ func TestScrapeRunningLoop(t *testing.T) {
 	job.Stalled.Set(1, 0, 2_500_000) // memory some total=2500000 µs
 	job.Stalled.Set(2, 1, 125)
 	src.Cgs = []governor.Sample{web, job}
-	act := &actuator{vals: map[string]int64{}}
+	act := govtest.NewActuator()
 
 	m := New(Source{}, time.Second)
 	m.SetBuildInfo("v1.2.3-test")
