@@ -10,18 +10,54 @@ import (
 // its own cgroup, systemd's own services, protected classes), and the
 // checks every effect passes.
 
-// denied says why the governor must never act on a cgroup ("" if it may).
-func (l *Loop) denied(cg *cgState) string {
-	if why := l.deniedAlways(cg); why != "" {
+// DenyList is the deny list as a value: the cgroups the governor never
+// acts on, whatever the policy says. It is built with each policy and
+// handed to the controllers in the View.
+type DenyList struct {
+	// Self is the governor's own cgroup: it and its ancestors are denied.
+	Self string
+	// AllowSystemd names systemd's own services that may be acted on.
+	AllowSystemd []string
+	// Protected names the classes never limited, frozen or killed.
+	Protected map[string]bool
+}
+
+// Denied says why the governor must never act on the cgroup at path, of
+// class ("" for none), or "" if it may.
+func (d *DenyList) Denied(path, class string) string {
+	if why := d.Always(path); why != "" {
 		return why
 	}
-	if cg.class >= 0 && l.policy.Classes[cg.class].Protected {
-		return fmt.Sprintf("its class %q is protected", l.policy.Classes[cg.class].Name)
+	if class != "" && d.Protected[class] {
+		return fmt.Sprintf("its class %q is protected", class)
 	}
-	if u := systemdUnit(cg.ref.Path); u != "" && !slices.Contains(l.cfg.AllowSystemd, u) {
+	if u := systemdUnit(path); u != "" && !slices.Contains(d.AllowSystemd, u) {
 		return fmt.Sprintf("it is systemd's own %s (Config.AllowSystemd lifts this)", u)
 	}
 	return ""
+}
+
+func newDenyList(p *Policy, self string, allowSystemd []string) *DenyList {
+	d := &DenyList{Self: self, AllowSystemd: allowSystemd, Protected: map[string]bool{}}
+	for _, c := range p.Classes {
+		if c.Protected {
+			d.Protected[c.Name] = true
+		}
+	}
+	return d
+}
+
+// denied says why the governor must never act on a cgroup ("" if it may).
+func (l *Loop) denied(cg *cgState) string {
+	return l.deny.Denied(cg.ref.Path, l.className(cg))
+}
+
+// className is the name of cg's class, "" for none.
+func (l *Loop) className(cg *cgState) string {
+	if cg.class < 0 {
+		return ""
+	}
+	return l.policy.Classes[cg.class].Name
 }
 
 // systemdUnit returns the unit if p is, or is inside, one of the services
@@ -49,20 +85,22 @@ func systemdUnit(p string) string {
 	return ""
 }
 
-// deniedAlways covers what even protection may not touch: the root,
-// init.scope and the governor's own cgroup and its ancestors.
-func (l *Loop) deniedAlways(cg *cgState) string {
-	p := cg.ref.Path
+// Always covers what even protection may not touch: the root, init.scope
+// and the governor's own cgroup and its ancestors.
+func (d *DenyList) Always(p string) string {
 	switch {
 	case p == "":
 		return "it is the root cgroup"
 	case p == "init.scope" || strings.HasSuffix(p, "/init.scope"):
 		return "it is init.scope"
-	case l.cfg.SelfPath != "" && (p == l.cfg.SelfPath || strings.HasPrefix(l.cfg.SelfPath, p+"/")):
+	case d.Self != "" && (p == d.Self || strings.HasPrefix(d.Self, p+"/")):
 		return "it holds the governor itself"
 	}
 	return ""
 }
+
+// deniedAlways is Always for cg.
+func (l *Loop) deniedAlways(cg *cgState) string { return l.deny.Always(cg.ref.Path) }
 
 // deniedFor says why owner may not cause an effect on knob k of cg ("" if
 // it may): the deny list and protected classes, except that a protect

@@ -100,3 +100,31 @@ func TestDenySystemdServices(t *testing.T) {
 		t.Errorf("protection did not reach journald: %v", h.act.writes)
 	}
 }
+
+// TestDenyListValue: the deny list as a value, without a loop.
+func TestDenyListValue(t *testing.T) {
+	d := newDenyList(&Policy{Classes: []Class{{Name: "web", Protected: true}, {Name: "batch"}}}, "system.slice/governor.service", []string{"systemd-oomd.service"})
+	for _, tc := range []struct {
+		path, class string
+		want        string // substring; "" allowed
+		always      bool   // denied even to protection
+	}{
+		{"", "", "root cgroup", true},
+		{"init.scope", "", "init.scope", true},
+		{"system.slice/governor.service", "batch", "governor itself", true},
+		{"system.slice", "batch", "governor itself", true},
+		{"system.slice/web.service", "web", `class "web" is protected`, false},
+		{"system.slice/systemd-journald.service", "batch", "systemd's own systemd-journald.service", false},
+		{"system.slice/systemd-oomd.service", "batch", "", false},
+		{"system.slice/docker.service/systemd-x.service", "batch", "", false},
+		{"batch.slice/job1", "batch", "", false},
+	} {
+		got := d.Denied(tc.path, tc.class)
+		if (tc.want == "") != (got == "") || !strings.Contains(got, tc.want) {
+			t.Errorf("Denied(%q, %q) = %q, want %q", tc.path, tc.class, got, tc.want)
+		}
+		if a := d.Always(tc.path); (a != "") != tc.always {
+			t.Errorf("Always(%q) = %q, want denied %v", tc.path, a, tc.always)
+		}
+	}
+}

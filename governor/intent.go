@@ -60,4 +60,5 @@ type View struct {
 	Now     time.Time
 	Snap    *Snapshot
 	Members map[string][]*Sample // class name -> samples of its cgroups
+	Deny    *DenyList            // what no controller may act on
 }

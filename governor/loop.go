@@ -84,6 +84,7 @@ type Loop struct {
 	// protectors are the protect controllers: the only ones allowed to
 	// write (memory.low/min) to protected classes.
 	protectors map[string]bool
+	deny       *DenyList
 	armed      int
 
 	snap    Snapshot
@@ -241,6 +242,7 @@ func (l *Loop) setPolicy(p *Policy) {
 		}
 	}
 	l.watch = watchSpecs(p, l.ctrls)
+	l.deny = newDenyList(p, l.cfg.SelfPath, l.cfg.AllowSystemd)
 	l.protectors = make(map[string]bool)
 	for _, c := range l.ctrls {
 		if c.kind() == "protect" {
@@ -364,7 +366,7 @@ func (l *Loop) Step(ctx context.Context) error {
 	}
 	l.checkManaged(ctx)
 
-	v := &View{Now: start, Snap: &l.snap, Members: l.members}
+	v := &View{Now: start, Snap: &l.snap, Members: l.members, Deny: l.deny}
 	for _, c := range l.ctrls {
 		if _, off := l.disabled[c.name()]; !off {
 			c.observe(l, v)
