@@ -93,6 +93,9 @@ func (c *knobCtl) observe(l *Loop, v *View) {
 // wants: while the trigger is active, each knob it may move and the
 // governor does not hold (a held knob's value is what it wrote).
 func (c *knobCtl) wants(l *Loop, v *View, w *wants) {
+	if !c.trig.perCG && !c.trig.global.active {
+		return
+	}
 	for _, s := range v.Members[c.tgt] {
 		if !c.trig.state(s.ID).active {
 			continue

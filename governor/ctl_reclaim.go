@@ -43,8 +43,12 @@ func (r *reclaimCtl) next(l *Loop, cg *cgState) string {
 
 func (r *reclaimCtl) observe(*Loop, *View) {}
 
-// wants: the memory accounting of each cgroup due a look.
+// wants: the memory accounting of each cgroup due a look, if the
+// actuator can read it.
 func (r *reclaimCtl) wants(l *Loop, v *View, w *wants) {
+	if l.memReader() == nil {
+		return // nothing to read (or dry-run: nothing to measure)
+	}
 	for _, s := range v.Members[r.c.Target] {
 		if cg := l.cgs[s.ID]; r.due(s, v.Now) && l.allowed(cg) {
 			w.memory(cg)

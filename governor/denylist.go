@@ -48,9 +48,7 @@ func newDenyList(p *Policy, self string, allowSystemd []string) *DenyList {
 }
 
 // denied says why the governor must never act on a cgroup ("" if it may).
-func (l *Loop) denied(cg *cgState) string {
-	return l.deny.Denied(cg.ref.Path, l.className(cg))
-}
+func (l *Loop) denied(cg *cgState) string { return cg.deny }
 
 // className is the name of cg's class, "" for none.
 func (l *Loop) className(cg *cgState) string {
@@ -100,7 +98,7 @@ func (d *DenyList) Always(p string) string {
 }
 
 // deniedAlways is Always for cg.
-func (l *Loop) deniedAlways(cg *cgState) string { return l.deny.Always(cg.ref.Path) }
+func (l *Loop) deniedAlways(cg *cgState) string { return cg.denyAlways }
 
 // deniedFor says why owner may not cause an effect on knob k of cg ("" if
 // it may): the deny list and protected classes, except that a protect

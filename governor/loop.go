@@ -147,6 +147,8 @@ type cgState struct {
 	unsupported [NumKnobs]bool
 	failing     [NumKnobs]bool // last write failed (repeats logged at debug)
 	refused     bool           // logged that it is on the deny list
+	// deny and denyAlways: what the deny list says of it (classifyCG).
+	deny, denyAlways string
 	// freezeBack: thawed (or frozen) by someone else while a last resort
 	// held it; no last resort freezes or kills it until its trigger is
 	// quiet again (lastResortCtl.handedBack).
@@ -251,7 +253,7 @@ func (l *Loop) setPolicy(p *Policy) {
 	}
 	for _, cg := range l.cgs {
 		l.disarm(cg)
-		cg.class = l.classify(cg.ref.Path)
+		l.classifyCG(cg)
 	}
 	l.lastReport = time.Time{}
 	l.adm = newAdmission(p, l.adm, l.clock.Now())
@@ -401,12 +403,13 @@ func (l *Loop) reconcile() {
 	for _, s := range l.snap.Cgroups {
 		cg := l.cgs[s.ID]
 		if cg == nil {
-			cg = &cgState{ref: s.Ref, class: l.classify(s.Path)}
+			cg = &cgState{ref: s.Ref}
+			l.classifyCG(cg)
 			l.cgs[s.ID] = cg
 		} else if cg.ref.Path != s.Path {
 			l.disarm(cg)
 			cg.ref.Path = s.Path // renamed (rare): keep id, reclassify
-			cg.class = l.classify(s.Path)
+			l.classifyCG(cg)
 		}
 		l.arm(cg)
 		cg.sample = s
@@ -448,6 +451,14 @@ func (l *Loop) forget(id CgroupID, why string) {
 }
 
 func (l *Loop) classify(p string) int { return l.policy.ClassOf(p) }
+
+// classifyCG puts cg in its class and notes what the deny list says of
+// it (both change only with its path or the policy).
+func (l *Loop) classifyCG(cg *cgState) {
+	cg.class = l.classify(cg.ref.Path)
+	cg.deny = l.deny.Denied(cg.ref.Path, l.className(cg))
+	cg.denyAlways = l.deny.Always(cg.ref.Path)
+}
 
 // ClassOf is the index of the class the loop puts cgroup path p in: the
 // first whose match and none of whose exclude patterns match p; -1 for

@@ -204,7 +204,11 @@ func (r *reclaimCtl) baseAmount(usage int64) int64 {
 // backoff) has passed and its signals are there. Then the loop reads its
 // memory accounting before deciding (wants).
 func (r *reclaimCtl) due(s *Sample, now time.Time) bool {
-	st := r.st[s.ID]
+	return r.dueState(r.st[s.ID], s, now)
+}
+
+// dueState is due with the cgroup's state (nil: none yet).
+func (r *reclaimCtl) dueState(st *reclaimState, s *Sample, now time.Time) bool {
 	if st != nil {
 		// A parked cgroup is looked at (read, never written) every
 		// interval; one backing off is retried every interval times its
@@ -226,10 +230,10 @@ func (r *reclaimCtl) due(s *Sample, now time.Time) bool {
 // memory accounting the loop read for it this tick (if any). A zero amount
 // means no write.
 func (r *reclaimCtl) plan(l *Loop, cg *cgState, s *Sample, now time.Time) reclaimPlan {
-	if !r.due(s, now) {
+	st := r.stateOf(s.ID)
+	if !r.dueState(st, s, now) {
 		return reclaimPlan{}
 	}
-	st := r.stateOf(s.ID)
 	pressure, _ := s.Get(r.c.Signal)
 	usage, _ := s.Get(MemoryCurrent)
 	st.last = now
