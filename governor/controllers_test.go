@@ -31,6 +31,12 @@ const decideCG = CgroupID(42)
 // observe, prepare) and returns the intents of its first controller.
 func decideTick(t *testing.T, h *harness) []Intent {
 	t.Helper()
+	ins, _ := decideTickView(t, h)
+	return ins
+}
+
+func decideTickView(t *testing.T, h *harness) ([]Intent, *View) {
+	t.Helper()
 	l, ctx := h.loop, context.Background()
 	l.tick++
 	now := h.clock.Now()
@@ -44,7 +50,7 @@ func decideTick(t *testing.T, h *harness) []Intent {
 		c.observe(l, v)
 	}
 	l.prepare(ctx, v)
-	return l.ctrls[0].decide(l, v)
+	return l.ctrls[0].decide(l, v), v
 }
 
 func runDecideCases(t *testing.T, pol func() *Policy, cases []decideCase) {
@@ -278,4 +284,28 @@ func TestDecideLastResort(t *testing.T) {
 	if len(ins) != 1 || ins[0].Kind != IntentThaw || ins[0].Cgroup.Path != "batch/big" || !strings.Contains(ins[0].Reason, "recovered") {
 		t.Fatalf("recovered: %+v, want a thaw of batch/big", ins)
 	}
+}
+
+// TestPrepareView: what prepare read is in the View as values: the knob a
+// suppress wants while active, not the one the governor holds (its value
+// is what it wrote).
+func TestPrepareView(t *testing.T) {
+	h := newHarness(t, &Policy{Classes: batchClass(), Suppress: []SuppressController{{
+		Name: "squeeze", Target: "batch",
+		Trigger: Trigger{When: []Condition{{Scope: ScopeHost, Signal: CPUSomeAvg10, Op: Above, Value: 50}}},
+		Knobs:   []SuppressKnob{{Knob: CPUWeight, Step: Step{Percent: 50}}, {Knob: IOWeight, Step: Step{Percent: 50}}},
+	}}})
+	h.src.add(decideCG, "batch/job")
+	h.act.put(decideCG, CPUWeight, 80)
+	_, v := decideTickView(t, h)
+	if len(v.Knobs) != 0 {
+		t.Fatalf("trigger inactive, read %+v", v.Knobs)
+	}
+	h.src.host.Set(CPUSomeAvg10, 80)
+	h.loop.managed[knobKey{decideCG, IOWeight}] = &managedKnob{ref: Ref{ID: decideCG, Path: "batch/job"}, knob: IOWeight, owner: "squeeze", orig: Setting{Value: 100, Raw: "100"}, written: 50}
+	ins, v := decideTickView(t, h)
+	if len(v.Knobs) != 1 || v.Knobs[0] != (KnobValue{Cgroup: decideCG, Knob: CPUWeight, Value: Setting{Value: 80, Raw: "80"}}) {
+		t.Fatalf("read %+v, want cpu.weight 80 only", v.Knobs)
+	}
+	checkIntents(t, ins, []Intent{{Kind: IntentWrite, Knob: CPUWeight, Value: 40}, {Kind: IntentWrite, Knob: IOWeight, Value: 25}})
 }

@@ -51,14 +51,33 @@ type ReclaimBasis struct {
 }
 
 // View is what controllers decide from: the tick's time, the snapshot's
-// signals and the governed cgroups by class. The loop fills it before any
-// controller decides; controllers only read it. Knob values, memory
-// accounting and hints read for this tick are in the loop's per-cgroup
-// cache (prepare), the ledger of what the governor holds in its managed
-// and frozen tables.
+// signals, the governed cgroups by class, the deny list, and what prepare
+// read for them this tick (knob values, memory accounting), each read
+// once, before any controller decides. Controllers only read it. The
+// ledger of what the governor holds is the loop's managed and frozen
+// tables (as StateEntry values in the state file). Its slices are reused
+// from tick to tick: whoever keeps a View past its tick copies them.
 type View struct {
 	Now     time.Time
 	Snap    *Snapshot
 	Members map[string][]*Sample // class name -> samples of its cgroups
 	Deny    *DenyList            // what no controller may act on
+	Knobs   []KnobValue          // knob values read this tick
+	Memory  []MemoryValue        // memory accounting read this tick
+}
+
+// KnobValue is a knob's value as read this tick; Err says why it could
+// not be read.
+type KnobValue struct {
+	Cgroup CgroupID
+	Knob   Knob
+	Value  Setting
+	Err    string `json:",omitempty"`
+}
+
+// MemoryValue is a cgroup's memory accounting as read this tick.
+type MemoryValue struct {
+	Cgroup CgroupID
+	State  MemoryState
+	Err    string `json:",omitempty"`
 }

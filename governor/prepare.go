@@ -53,10 +53,15 @@ func (l *Loop) prepare(ctx context.Context, v *View) {
 			c.wants(l, v, w)
 		}
 	}
+	v.Knobs, v.Memory = l.readKnobs[:0], l.readMems[:0]
 	for _, kw := range w.knobs {
-		if _, err := l.read(ctx, kw.cg, kw.k); err != nil {
+		s, err := l.read(ctx, kw.cg, kw.k) // at most once a tick
+		kv := KnobValue{Cgroup: kw.cg.ref.ID, Knob: kw.k, Value: s}
+		if err != nil {
+			kv.Err = err.Error()
 			l.readFailed(kw.cg, kw.k, err)
 		}
+		v.Knobs = append(v.Knobs, kv)
 	}
 	for _, cg := range w.mems {
 		if cg.mem.tick == l.tick {
@@ -67,10 +72,14 @@ func (l *Loop) prepare(ctx context.Context, v *View) {
 			continue
 		}
 		cg.mem = cachedMem{tick: l.tick, m: m, err: err}
+		mv := MemoryValue{Cgroup: cg.ref.ID, State: m}
 		if err != nil {
+			mv.Err = err.Error()
 			l.warnOnceCG(cg, "reclaim-read", "cannot read memory accounting; reclaim goes on unmeasured", "cgroup", cg.ref.String(), "error", err)
 		}
+		v.Memory = append(v.Memory, mv)
 	}
+	l.readKnobs, l.readMems = v.Knobs, v.Memory
 	for _, cands := range w.hints {
 		l.readHints(cands)
 	}
