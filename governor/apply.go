@@ -18,6 +18,7 @@ import (
 
 // applyIntents carries out what controller c decided this tick.
 func (l *Loop) applyIntents(ctx context.Context, c controller, v *View, ins []Intent) {
+	reclaimed := false // a memory.reclaim was written already
 	for i := range ins {
 		in := &ins[i]
 		cg := l.cgs[in.Cgroup.ID]
@@ -31,7 +32,8 @@ func (l *Loop) applyIntents(ctx context.Context, c controller, v *View, ins []In
 			l.release(cg, in.Knob, in.Controller, in.Reason)
 		case IntentReclaim:
 			if rc, ok := c.(*reclaimCtl); ok {
-				l.applyReclaim(ctx, rc, cg, in)
+				l.applyReclaim(ctx, rc, cg, in, reclaimed)
+				reclaimed = true
 			}
 		case IntentFreeze:
 			ok := l.freeze(ctx, cg, in.Controller, l.withHook(ctx, c, cg, in.Reason))
@@ -68,13 +70,21 @@ func (l *Loop) withHook(ctx context.Context, c controller, cg *cgState, reason s
 }
 
 // applyReclaim writes memory.reclaim, measures what it freed and audits it.
-func (l *Loop) applyReclaim(ctx context.Context, rc *reclaimCtl, cg *cgState, in *Intent) {
+// After an earlier write this tick (which may have reclaimed from this
+// cgroup too, a member nested in another) the accounting is read again
+// just before the write, so the result counts this write alone.
+func (l *Loop) applyReclaim(ctx context.Context, rc *reclaimCtl, cg *cgState, in *Intent, again bool) {
+	p := planOf(in)
+	if again && p.measured {
+		if m, err := l.readMemory(ctx, cg); err == nil {
+			p.before = m
+		}
+	}
 	err := l.exec(ctx, effect{kind: effReclaim, cg: cg, value: in.Value, owner: in.Controller})
 	if errors.Is(err, errRefused) {
 		return
 	}
 	l.result.Actions++
-	p := planOf(in)
 	var after MemoryState
 	measured := false
 	if err == nil && p.measured {
