@@ -336,8 +336,11 @@ func (l *Loop) reportCapabilities() {
 	}
 }
 
-// Step runs one whole tick: sample, reconcile cgroups, check managed knobs,
-// evaluate every controller, then record and apply the planned writes.
+// Step runs one whole tick: sample, reconcile cgroups, check managed knobs
+// (hand-back), let every controller observe the signals, read what they
+// will need (prepare), have each decide and apply its intents (reclaim,
+// freeze, thaw, kill at once), then record and apply the batch of knob
+// writes.
 func (l *Loop) Step(ctx context.Context) error {
 	select {
 	case p := <-l.policyCh:
