@@ -108,8 +108,6 @@ type Loop struct {
 	result       StepResult
 	adm          *admission // batch admission verdict (admission.go)
 	want         wants      // what the controllers read this tick (prepare)
-	readKnobs    []KnobValue
-	readMems     []MemoryValue
 }
 
 type knobKey struct {

@@ -21,11 +21,15 @@ type cachedMem struct {
 	err  error
 }
 
-// wants collects what the controllers will read this tick.
+// wants collects what the controllers will read this tick, and keeps the
+// View's slices of what was read for reuse.
 type wants struct {
 	knobs []knobWant
 	mems  []*cgState
 	hints [][]candidate
+
+	knobVals []KnobValue
+	memVals  []MemoryValue
 }
 
 type knobWant struct {
@@ -53,7 +57,7 @@ func (l *Loop) prepare(ctx context.Context, v *View) {
 			c.wants(l, v, w)
 		}
 	}
-	v.Knobs, v.Memory = l.readKnobs[:0], l.readMems[:0]
+	v.Knobs, v.Memory = w.knobVals[:0], w.memVals[:0]
 	for _, kw := range w.knobs {
 		s, err := l.read(ctx, kw.cg, kw.k) // at most once a tick
 		kv := KnobValue{Cgroup: kw.cg.ref.ID, Knob: kw.k, Value: s}
@@ -79,7 +83,7 @@ func (l *Loop) prepare(ctx context.Context, v *View) {
 		}
 		v.Memory = append(v.Memory, mv)
 	}
-	l.readKnobs, l.readMems = v.Knobs, v.Memory
+	w.knobVals, w.memVals = v.Knobs, v.Memory
 	for _, cands := range w.hints {
 		l.readHints(cands)
 	}
