@@ -70,15 +70,19 @@ type Meta struct {
 	NumCPU       int      `json:"ncpu,omitempty"`
 	DryRun       bool     `json:"dry_run,omitempty"`
 	Tick         string   `json:"tick,omitempty"` // the live policy's tick
+	// Signals names the positions of Cgroup.Values.
+	Signals []string `json:"signals,omitempty"`
 }
 
-// Cgroup is one cgroup's sample: signal name -> value (NaN and infinities
-// as the strings "NaN", "+Inf", "-Inf").
+// Cgroup is one cgroup's sample. Values holds its signals by position in
+// the block's Meta.Signals (null: not measured; NaN and infinities as the
+// strings "NaN", "+Inf", "-Inf"): positions, not names, because a name
+// per value would be most of the recording's size.
 type Cgroup struct {
-	ID        uint64         `json:"id"`
-	Path      string         `json:"p"`
-	Populated bool           `json:"pop,omitempty"`
-	Signals   map[string]Num `json:"s,omitempty"`
+	ID        uint64 `json:"id"`
+	Path      string `json:"p"`
+	Populated bool   `json:"pop,omitempty"`
+	Values    []*Num `json:"v,omitempty"`
 }
 
 // Num is a float64 that survives JSON when it is not finite.
@@ -192,15 +196,49 @@ func FromAction(a governor.Action) Action {
 	return r
 }
 
-// Sample turns a recorded cgroup back into a loop sample. Unknown signal
-// names (a newer governor's) are ignored.
-func (c *Cgroup) Sample(s *governor.Sample) {
+// Sample turns a recorded cgroup back into a loop sample; sigs maps
+// positions to this governor's signals (NumSignals: unknown, a newer
+// governor's).
+func (c *Cgroup) Sample(s *governor.Sample, sigs []governor.Signal) {
 	*s = governor.Sample{Ref: governor.Ref{ID: governor.CgroupID(c.ID), Path: c.Path}, Populated: c.Populated}
-	for name, v := range c.Signals {
-		if sig, ok := governor.SignalByName(name); ok {
-			s.Set(sig, float64(v))
+	for i, v := range c.Values {
+		if v != nil && i < len(sigs) && sigs[i] < governor.NumSignals {
+			s.Set(sigs[i], float64(*v))
 		}
 	}
+}
+
+// Signal returns the value of the signal named name, if recorded.
+func (c *Cgroup) Signal(m *Meta, name string) (float64, bool) {
+	for i, n := range m.Signals {
+		if n == name {
+			if i < len(c.Values) && c.Values[i] != nil {
+				return float64(*c.Values[i]), true
+			}
+			return 0, false
+		}
+	}
+	return 0, false
+}
+
+// SignalMap maps the positions of m.Signals to this governor's signals.
+func (m *Meta) SignalMap() []governor.Signal {
+	out := make([]governor.Signal, len(m.Signals))
+	for i, n := range m.Signals {
+		out[i] = governor.NumSignals
+		if s, ok := governor.SignalByName(n); ok {
+			out[i] = s
+		}
+	}
+	return out
+}
+
+func signalNames() []string {
+	out := make([]string, governor.NumSignals)
+	for s := governor.Signal(0); s < governor.NumSignals; s++ {
+		out[s] = s.Name()
+	}
+	return out
 }
 
 // appendCgroup encodes a sample as a Cgroup JSON object, without
@@ -213,25 +251,27 @@ func appendCgroup(b []byte, s *governor.Sample) []byte {
 	if s.Populated {
 		b = append(b, `,"pop":true`...)
 	}
-	first := true
+	// Values by position in Meta.Signals: null where absent, trailing
+	// absent ones left out.
+	last := -1
 	for sig := governor.Signal(0); sig < governor.NumSignals; sig++ {
-		v, ok := s.Get(sig)
-		if !ok {
-			continue
+		if s.Has.Has(sig) {
+			last = int(sig)
 		}
-		if first {
-			b = append(b, `,"s":{`...)
-			first = false
-		} else {
-			b = append(b, ',')
-		}
-		b = append(b, '"')
-		b = append(b, sig.Name()...) // names are plain ASCII
-		b = append(b, `":`...)
-		b = appendNum(b, v)
 	}
-	if !first {
-		b = append(b, '}')
+	if last >= 0 {
+		b = append(b, `,"v":[`...)
+		for sig := governor.Signal(0); int(sig) <= last; sig++ {
+			if sig > 0 {
+				b = append(b, ',')
+			}
+			if v, ok := s.Get(sig); ok {
+				b = appendNum(b, v)
+			} else {
+				b = append(b, "null"...)
+			}
+		}
+		b = append(b, ']')
 	}
 	return append(b, '}')
 }

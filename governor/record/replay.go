@@ -120,6 +120,7 @@ type player struct {
 	res      *ReplayResult
 	samples  []governor.Sample
 	host     governor.Sample
+	sigs     []governor.Signal
 }
 
 // advance moves to the next tick in range; io.EOF past the last.
@@ -131,6 +132,7 @@ func (p *player) advance() error {
 		}
 		if t.Meta != nil {
 			p.meta = t.Meta
+			p.sigs = t.Meta.SignalMap()
 		}
 		if !p.from.IsZero() && t.Time.Before(p.from) {
 			continue
@@ -156,7 +158,7 @@ func (p *player) Name() string { return "replay" }
 func (p *player) Sample(_ context.Context, snap *governor.Snapshot) error {
 	t := p.cur
 	if t.Host != nil {
-		t.Host.Sample(&p.host)
+		t.Host.Sample(&p.host, p.sigs)
 		snap.Host = &p.host
 	}
 	if cap(p.samples) < len(t.Cgroups) {
@@ -164,7 +166,7 @@ func (p *player) Sample(_ context.Context, snap *governor.Snapshot) error {
 	}
 	p.samples = p.samples[:len(t.Cgroups)]
 	for i := range t.Cgroups {
-		t.Cgroups[i].Sample(&p.samples[i])
+		t.Cgroups[i].Sample(&p.samples[i], p.sigs)
 		snap.Cgroups = append(snap.Cgroups, &p.samples[i])
 	}
 	return nil
