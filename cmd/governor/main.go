@@ -35,6 +35,8 @@ Usage:
                                       accepting batch work? exit 0 yes, 1 no, 2 unknown
   governor replay --config POLICY [--from T] [--to T] [--compare POLICY2] [--json] RECORDING
                                       the actions a policy takes over a flight recording
+  governor report [--cgroup PATTERN]... [--from T] [--to T] -o FILE RECORDING
+                                      an HTML report of a flight recording: pressure, latency, knobs, actions
   governor export --openmetrics RECORDING
                                       a flight recording as OpenMetrics (promtool tsdb create-blocks-from openmetrics)
   governor version
@@ -68,6 +70,8 @@ func dispatch(args []string, stdout, stderr io.Writer) int {
 		return admissionCmd(args[1:], stdout, stderr)
 	case "replay":
 		return replayCmd(args[1:], stdout, stderr)
+	case "report":
+		return reportCmd(args[1:], stdout, stderr)
 	case "export":
 		return exportCmd(args[1:], stdout, stderr)
 	case "version", "--version", "-v":

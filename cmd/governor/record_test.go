@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -196,7 +197,7 @@ func TestExportOpenMetricsPromtool(t *testing.T) {
 	for _, want := range []string{
 		`governor_cgroup_pressure_avg10_ratio{cgroup="system.slice/web.service",kind="some",resource="cpu"} 0.3 1772366410.000`,
 		`governor_knob_value{cgroup="batch.slice",knob="cpu.weight"} 50 `,
-		`governor_actions_total{controller="batch-yields-cpu",kind="write"} 2 ` /* cpu.weight and cpu.max at once */,
+		`governor_actions_total{controller="batch-yields-cpu",kind="write"} 2 `, /* cpu.weight and cpu.max at once */
 		`governor_controller_active{controller="batch-yields-cpu"} 1 `,
 		"# EOF\n",
 	} {
@@ -217,4 +218,95 @@ func TestExportOpenMetricsPromtool(t *testing.T) {
 	if len(ents) == 0 {
 		t.Fatal("promtool wrote no block")
 	}
+}
+
+// chromium finds headless Chromium, installing the Debian package as root
+// if it is missing.
+func chromium(t *testing.T) string {
+	for _, name := range []string{"chromium", "chromium-browser"} {
+		if p, err := exec.LookPath(name); err == nil {
+			return p
+		}
+	}
+	if os.Getuid() == 0 {
+		cmd := exec.Command("apt-get", "install", "-y", "-qq", "--no-install-recommends", "chromium")
+		cmd.Env = append(os.Environ(), "DEBIAN_FRONTEND=noninteractive")
+		if out, err := cmd.CombinedOutput(); err == nil {
+			if p, err := exec.LookPath("chromium"); err == nil {
+				return p
+			}
+		} else {
+			t.Logf("apt-get install chromium: %v\n%s", err, out)
+		}
+	}
+	t.Skip("headless Chromium not available (Debian package chromium; installed by this test when run as root)")
+	return ""
+}
+
+// The report is one self-contained file that a real browser renders:
+// Chromium loads it, the page's own script counts the charts and action
+// markers it drew, and a screenshot is kept (in $GOVERNOR_ARTIFACTS if
+// set).
+func TestReportInChromium(t *testing.T) {
+	rec := makeRecording(t)
+	dir := t.TempDir()
+	html := filepath.Join(dir, "report.html")
+	var out, errOut bytes.Buffer
+	if code := dispatch([]string{"report", "-o", html, rec}, &out, &errOut); code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut.String())
+	}
+	data, _ := os.ReadFile(html)
+	page := string(data)
+	// Self-contained: nothing to fetch (the SVG namespace is a name, not
+	// a fetch).
+	for _, bad := range []string{"src=", "<link", "https://", "@import"} {
+		if strings.Contains(page, bad) {
+			t.Errorf("report refers to something outside itself: %q", bad)
+		}
+	}
+	if strings.Count(strings.ReplaceAll(page, `xmlns="http://www.w3.org/2000/svg"`, ""), "http://") > 0 {
+		t.Error("report refers to an http:// resource")
+	}
+	charts := strings.Count(page, `<svg class="chart"`)
+	markers := strings.Count(page, `<g class="action"`)
+	// batch.slice (acted on: pressure, runq, cpu.weight, cpu.max) and the
+	// host; the squeeze and its release are marked on several charts.
+	if charts < 5 || markers < 10 || !strings.Contains(page, "batch-yields-cpu write cpu.weight 100 → 50\n") {
+		t.Fatalf("report has %d charts, %d markers:\n%.2000s", charts, markers, page)
+	}
+	for _, want := range []string{`<table id="summary">`, `<a href="#cg4">batch.slice</a>`, "cpu.weight cpu.max", "/ (host)"} {
+		if !strings.Contains(page, want) {
+			t.Errorf("report lacks %q", want)
+		}
+	}
+
+	bin := chromium(t)
+	browse := func(args ...string) string {
+		ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+		defer cancel()
+		base := []string{"--headless", "--no-sandbox", "--disable-gpu", "--user-data-dir=" + filepath.Join(dir, "profile"), "--window-size=1100,1400"}
+		cmd := exec.CommandContext(ctx, bin, append(append(base, args...), "file://"+html)...)
+		var stdout, stderr bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &stdout, &stderr
+		if err := cmd.Run(); err != nil {
+			t.Fatalf("chromium %v: %v\n%s", args, err, stderr.String())
+		}
+		return stdout.String()
+	}
+	dom := browse("--dump-dom", "--virtual-time-budget=2000")
+	want := fmt.Sprintf(`data-rendered="%d charts, %d action markers"`, charts, markers)
+	if !strings.Contains(dom, want) {
+		i := strings.Index(dom, "<body")
+		t.Fatalf("Chromium did not render every chart and marker: want %s in\n%.300s", want, dom[max(i, 0):])
+	}
+	shots := os.Getenv("GOVERNOR_ARTIFACTS")
+	if shots == "" {
+		shots = dir
+	}
+	png := filepath.Join(shots, "report.png")
+	browse("--screenshot=" + png)
+	if fi, err := os.Stat(png); err != nil || fi.Size() < 10000 {
+		t.Fatalf("screenshot %s: %v", png, err)
+	}
+	t.Logf("screenshot: %s", png)
 }
