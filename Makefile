@@ -112,7 +112,7 @@ FUZZ_TARGETS = \
 	./policies:FuzzLoadSource ./policies:FuzzLoadSourceInvariants \
 	./policies:FuzzCheckShape ./policies:FuzzPolicyStep \
 	./governor:FuzzRecoverState \
-	./governor/record:FuzzReader
+	./governor/record:FuzzReader ./governor/record:FuzzDecodeTick
 
 fuzz:
 	@set -e; log=$$(mktemp); trap 'rm -f "$$log"' EXIT; \

@@ -170,8 +170,8 @@ func exportFamilies() []omFamily {
 				for i := range t.Cgroups {
 					c := &t.Cgroups[i]
 					for j, v := range c.Values {
-						if v != nil && j < len(m.Signals) {
-							put(labels("cgroup", cgLabel(c.Path), "signal", m.Signals[j]), float64(*v))
+						if v.Set && j < len(m.Signals) {
+							put(labels("cgroup", cgLabel(c.Path), "signal", m.Signals[j]), v.V)
 						}
 					}
 				}

@@ -182,3 +182,26 @@ func recordSize(b *testing.B, busyEvery int) {
 		os.RemoveAll(dir)
 	}
 }
+
+// BenchmarkReplay replays an hour of 100 cgroups (one in five busy) at a
+// 1 s tick with the default policy; s/24h extrapolates to a day.
+func BenchmarkReplay(b *testing.B) {
+	dir := b.TempDir()
+	l, clk, rec := benchLoop(b, 100, 5, dir)
+	for i := 0; i < 3600; i++ {
+		clk.t = clk.t.Add(time.Second)
+		if err := l.Step(context.Background()); err != nil {
+			b.Fatal(err)
+		}
+	}
+	rec.Close()
+	pol := defaultPolicy(b, nil)
+	b.ResetTimer()
+	for b.Loop() {
+		res, err := Replay(context.Background(), dir, ReplayOptions{Policy: pol})
+		if err != nil || res.Ticks != 3600 {
+			b.Fatal(err, res.Ticks)
+		}
+	}
+	b.ReportMetric(float64(b.Elapsed().Seconds())/float64(b.N)*24, "s/24h")
+}

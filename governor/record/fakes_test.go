@@ -78,8 +78,9 @@ func (s *scenario) Sample(_ context.Context, snap *governor.Snapshot) error {
 
 // memKnobs is a kernel's knobs in memory.
 type memKnobs struct {
-	vals   map[memKey]int64
-	writes []string
+	vals        map[memKey]int64
+	writes      []string
+	unsupported map[memKey]bool // knobs this host lacks
 }
 
 func knobDefault(k string) int64 {
@@ -93,6 +94,9 @@ func knobDefault(k string) int64 {
 }
 
 func (m *memKnobs) Read(_ context.Context, cg governor.Ref, k governor.Knob) (governor.Setting, error) {
+	if m.unsupported[memKey{uint64(cg.ID), k.String()}] {
+		return governor.Setting{}, fmt.Errorf("%s/%s: %w", cg.Path, k, governor.ErrUnsupported)
+	}
 	v, ok := m.vals[memKey{uint64(cg.ID), k.String()}]
 	if !ok {
 		v = knobDefault(k.String())

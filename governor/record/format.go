@@ -24,7 +24,6 @@ package record
 
 import (
 	"encoding/json"
-	"fmt"
 	"math"
 	"strconv"
 	"time"
@@ -41,8 +40,8 @@ type Tick struct {
 	Meta *Meta  `json:"meta,omitempty"`
 	// Host is the root cgroup / /proc/pressure view; Cgroups every cgroup
 	// the loop's sources found, in their order.
-	Host    *Cgroup  `json:"host,omitempty"`
-	Cgroups []Cgroup `json:"cg"`
+	Host    *Cgroup    `json:"host,omitempty"`
+	Cgroups CgroupList `json:"cg"`
 	// Controllers: one per controller of the policy, its global trigger's
 	// state.
 	Controllers []Controller `json:"ctl,omitempty"`
@@ -79,42 +78,37 @@ type Meta struct {
 // strings "NaN", "+Inf", "-Inf"): positions, not names, because a name
 // per value would be most of the recording's size.
 type Cgroup struct {
-	ID        uint64 `json:"id"`
-	Path      string `json:"p"`
-	Populated bool   `json:"pop,omitempty"`
-	Values    []*Num `json:"v,omitempty"`
+	ID        uint64  `json:"id"`
+	Path      string  `json:"p"`
+	Populated bool    `json:"pop,omitempty"`
+	Values    []Value `json:"v,omitempty"`
 }
 
-// Num is a float64 that survives JSON when it is not finite.
-type Num float64
+// Value is one signal value: V when Set, JSON null otherwise; NaN and
+// infinities are the strings "NaN", "+Inf", "-Inf".
+type Value struct {
+	V   float64
+	Set bool
+}
 
-// MarshalJSON writes finite values as numbers, others as strings.
-func (n Num) MarshalJSON() ([]byte, error) { return appendNum(nil, float64(n)), nil }
+// MarshalJSON writes null, a number or one of the strings above.
+func (v Value) MarshalJSON() ([]byte, error) {
+	if !v.Set {
+		return []byte("null"), nil
+	}
+	return appendNum(nil, v.V), nil
+}
 
-// UnmarshalJSON accepts a number or "NaN", "+Inf", "-Inf".
-func (n *Num) UnmarshalJSON(b []byte) error {
-	if len(b) > 0 && b[0] == '"' {
-		var s string
-		if err := json.Unmarshal(b, &s); err != nil {
-			return err
-		}
-		switch s {
-		case "NaN":
-			*n = Num(math.NaN())
-		case "+Inf":
-			*n = Num(math.Inf(1))
-		case "-Inf":
-			*n = Num(math.Inf(-1))
-		default:
-			return fmt.Errorf("not a number: %q", s)
-		}
-		return nil
+// UnmarshalJSON reads what MarshalJSON writes.
+func (v *Value) UnmarshalJSON(b []byte) error {
+	p := parser{b: b}
+	if err := p.value(v); err != nil {
+		return err
 	}
-	f, err := strconv.ParseFloat(string(b), 64)
-	if err != nil {
-		return fmt.Errorf("not a number: %s", b)
+	p.ws()
+	if p.i != len(p.b) {
+		return p.errf("trailing data")
 	}
-	*n = Num(f)
 	return nil
 }
 
@@ -202,8 +196,8 @@ func FromAction(a governor.Action) Action {
 func (c *Cgroup) Sample(s *governor.Sample, sigs []governor.Signal) {
 	*s = governor.Sample{Ref: governor.Ref{ID: governor.CgroupID(c.ID), Path: c.Path}, Populated: c.Populated}
 	for i, v := range c.Values {
-		if v != nil && i < len(sigs) && sigs[i] < governor.NumSignals {
-			s.Set(sigs[i], float64(*v))
+		if v.Set && i < len(sigs) && sigs[i] < governor.NumSignals {
+			s.Set(sigs[i], v.V)
 		}
 	}
 }
@@ -212,8 +206,8 @@ func (c *Cgroup) Sample(s *governor.Sample, sigs []governor.Signal) {
 func (c *Cgroup) Signal(m *Meta, name string) (float64, bool) {
 	for i, n := range m.Signals {
 		if n == name {
-			if i < len(c.Values) && c.Values[i] != nil {
-				return float64(*c.Values[i]), true
+			if i < len(c.Values) && c.Values[i].Set {
+				return c.Values[i].V, true
 			}
 			return 0, false
 		}

@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/binary"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"hash/crc32"
@@ -112,7 +111,7 @@ func (r *Reader) Next() (*Tick, error) {
 	r.lines = r.lines[1:]
 	r.lineNo++
 	t := new(Tick)
-	if err := json.Unmarshal(line, t); err != nil {
+	if err := decodeTick(line, t); err != nil {
 		return nil, &CorruptError{File: r.name, Offset: r.blockOff, Line: r.lineNo, Why: "bad tick: " + err.Error()}
 	}
 	if t.Time.IsZero() {

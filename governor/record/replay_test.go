@@ -92,3 +92,35 @@ func TestReplayMovedThresholdChangesActions(t *testing.T) {
 		t.Error("threshold 20%: replay never suppresses, though pressure reached 30%")
 	}
 }
+
+// Knobs the recorded host lacked are reported as such, and knobs the live
+// policy never read are reported as missing: the replay invents neither.
+func TestReplayReportsKnobsItCannotKnow(t *testing.T) {
+	dir := t.TempDir()
+	sc := newScenario(3)
+	sc.act.unsupported = map[memKey]bool{{4, "cpu.max"}: true}
+	live := recordRun(t, dir, defaultPolicy(t, nil), sc, 60, Options{})
+	for _, a := range live {
+		if a.Knob == "cpu.max" {
+			t.Fatalf("live run wrote cpu.max the host lacks: %+v", a)
+		}
+	}
+	withIO := defaultPolicy(t, func(s string) string {
+		return strings.Replace(s, `  knob "cpu.max" {`, "  knob \"io.weight\" {\n    step     = \"50%\"\n    min      = 1\n    cooldown = \"5s\"\n  }\n  knob \"cpu.max\" {", 1)
+	})
+	res, err := Replay(context.Background(), dir, ReplayOptions{Policy: withIO})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Unsupported) != 1 || !strings.HasPrefix(res.Unsupported[0], "batch.slice cpu.max (first at ") {
+		t.Errorf("unsupported %q, want batch.slice cpu.max", res.Unsupported)
+	}
+	if len(res.Missing) != 1 || !strings.HasPrefix(res.Missing[0], "batch.slice io.weight (first at ") {
+		t.Errorf("missing %q, want batch.slice io.weight", res.Missing)
+	}
+	for _, a := range res.Actions {
+		if a.Knob == "io.weight" || a.Knob == "cpu.max" {
+			t.Errorf("replay acted on a knob it has no value for: %+v", a)
+		}
+	}
+}
