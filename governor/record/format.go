@@ -56,9 +56,11 @@ type Tick struct {
 // Meta describes the recorded host: what the live loop was configured
 // with that changes its decisions.
 type Meta struct {
-	Version     string          `json:"version,omitempty"`
-	Root        string          `json:"root,omitempty"`
-	Controllers map[string]bool `json:"controllers,omitempty"`
+	Version string `json:"version,omitempty"`
+	Root    string `json:"root,omitempty"`
+	// Controllers: nil means unknown (the loop assumes present), empty
+	// means none; kept apart in JSON (null vs {}).
+	Controllers map[string]bool `json:"controllers"`
 	// Enables lists controllers the actuator enables by itself (systemd).
 	Enables      []string `json:"enables,omitempty"`
 	Reclaim      bool     `json:"reclaim,omitempty"`

@@ -10,6 +10,9 @@ import (
 	"os/exec"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/governor-dev/governor/governor"
 )
 
 func readAll(t testing.TB, path string) ([]*Tick, *Reader, error) {
@@ -260,4 +263,26 @@ func FuzzDecodeTick(f *testing.F) {
 			}
 		}
 	})
+}
+
+// A host with no controllers enabled (empty map) stays that in the
+// recording: replaying it as "unknown" (nil) would let the replay act
+// with knobs the live loop could not.
+func TestMetaKeepsNoControllersApart(t *testing.T) {
+	for _, ctl := range []map[string]bool{{}, nil} {
+		dir := t.TempDir()
+		rec, err := Open(Options{Dir: dir, Size: 1 << 20, Meta: NewMeta(governor.Config{Caps: governor.Capabilities{Controllers: ctl}}, "t")})
+		if err != nil {
+			t.Fatal(err)
+		}
+		rec.Tick(&governor.TickRecord{Time: time.Unix(1, 0), Snap: &governor.Snapshot{}})
+		rec.Close()
+		ticks, _, err := readAll(t, dir)
+		if err != nil || len(ticks) != 1 {
+			t.Fatal(err, len(ticks))
+		}
+		if got := ticks[0].Meta.Controllers; (got == nil) != (ctl == nil) {
+			t.Errorf("controllers %#v recorded as %#v", ctl, got)
+		}
+	}
 }
