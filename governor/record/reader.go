@@ -146,6 +146,13 @@ func (r *Reader) nextBlock() error {
 				return io.EOF
 			}
 			f, err := os.Open(r.files[r.fi])
+			if errors.Is(err, os.ErrNotExist) && len(r.files) > 1 {
+				// The ring dropped it since the listing (a live daemon's
+				// directory): it is older than what follows.
+				r.Warnings = append(r.Warnings, fmt.Sprintf("%s: removed by the recorder while reading; skipped", r.files[r.fi]))
+				r.fi++
+				continue
+			}
 			if err != nil {
 				return fmt.Errorf("record: %w", err)
 			}

@@ -286,3 +286,36 @@ func TestMetaKeepsNoControllersApart(t *testing.T) {
 		}
 	}
 }
+
+// Reading a live daemon's ring: a segment the recorder removes after the
+// listing is skipped with a warning, the rest read.
+func TestSegmentRemovedWhileReading(t *testing.T) {
+	dir := t.TempDir()
+	recordRun(t, dir, defaultPolicy(t, nil), newScenario(50), 600, Options{Size: 1 << 20, BlockTicks: 10})
+	r, err := OpenReader(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	if len(r.files) < 3 {
+		t.Fatalf("%d segments, want 3 or more", len(r.files))
+	}
+	if _, err := r.Next(); err != nil {
+		t.Fatal(err)
+	}
+	os.Remove(r.files[1])
+	n := 1
+	for {
+		_, err := r.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		n++
+	}
+	if len(r.Warnings) != 1 || !strings.Contains(r.Warnings[0], "removed by the recorder") || n < 10 {
+		t.Errorf("read %d ticks, warnings %q", n, r.Warnings)
+	}
+}
