@@ -205,3 +205,16 @@ func BenchmarkReplay(b *testing.B) {
 	}
 	b.ReportMetric(float64(b.Elapsed().Seconds())/float64(b.N)*24, "s/24h")
 }
+
+// BenchmarkAppendCgroup is the encoding of one busy cgroup's sample.
+func BenchmarkAppendCgroup(b *testing.B) {
+	src := newNoisySource(10, 1)
+	var snap governor.Snapshot
+	src.Sample(context.Background(), &snap)
+	s := snap.Cgroups[5]
+	buf := make([]byte, 0, 4096)
+	b.ReportAllocs()
+	for b.Loop() {
+		buf = appendCgroup(buf[:0], s)
+	}
+}
