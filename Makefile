@@ -111,7 +111,8 @@ FUZZ_TARGETS = \
 	./cgroup:FuzzIOWeight ./cgroup:FuzzEvents ./cgroup:FuzzValue ./cgroup:FuzzMountinfo \
 	./policies:FuzzLoadSource ./policies:FuzzLoadSourceInvariants \
 	./policies:FuzzCheckShape ./policies:FuzzPolicyStep \
-	./governor:FuzzRecoverState
+	./governor:FuzzRecoverState \
+	./governor/record:FuzzReader ./governor/record:FuzzDecodeTick
 
 fuzz:
 	@set -e; log=$$(mktemp); trap 'rm -f "$$log"' EXIT; \

@@ -54,6 +54,8 @@ type Config struct {
 	// (cgroup xattrs); RunHook runs last_resort hooks (default ExecHook).
 	Hints   HintReader
 	RunHook HookRunner
+	// Recorder, optional, records every tick and action (recorder.go).
+	Recorder Recorder
 }
 
 // StepResult summarises one Step.
@@ -184,6 +186,9 @@ func New(cfg Config) (*Loop, error) {
 	}
 	if cfg.WriteTimeout <= 0 {
 		cfg.WriteTimeout = 5 * time.Second
+	}
+	if cfg.Recorder != nil {
+		cfg.OnAction = teeActions(cfg.Recorder, cfg.OnAction)
 	}
 	l := &Loop{
 		cfg:      cfg,
@@ -386,6 +391,9 @@ func (l *Loop) Step(ctx context.Context) error {
 	l.adm.step(l, v)
 	l.apply(ctx)
 	l.releaseUnclaimed(ctx)
+	if l.cfg.Recorder != nil {
+		l.recordTick()
+	}
 	if l.dirty {
 		l.save()
 	}

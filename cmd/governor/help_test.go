@@ -36,7 +36,7 @@ func golden(t *testing.T, name, got string) {
 // Every subcommand's help: -h and --help print the same text on stdout and
 // exit 0; the text is the golden file's.
 func TestHelpGolden(t *testing.T) {
-	for _, cmd := range []string{"run", "validate", "status", "top", "explain", "admission"} {
+	for _, cmd := range []string{"run", "validate", "status", "top", "explain", "admission", "replay", "report", "export"} {
 		t.Run(cmd, func(t *testing.T) {
 			var texts []string
 			for _, h := range []string{"-h", "--help", "-help"} {

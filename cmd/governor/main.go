@@ -33,6 +33,12 @@ Usage:
                                       why the daemon does what it does to one cgroup
   governor admission [--socket PATH] [--json]
                                       accepting batch work? exit 0 yes, 1 no, 2 unknown
+  governor replay --config POLICY [--from T] [--to T] [--compare POLICY2] [--json] RECORDING
+                                      the actions a policy takes over a flight recording
+  governor report [--cgroup PATTERN]... [--from T] [--to T] -o FILE RECORDING
+                                      an HTML report of a flight recording: pressure, latency, knobs, actions
+  governor export --openmetrics RECORDING
+                                      a flight recording as OpenMetrics (promtool tsdb create-blocks-from openmetrics)
   governor version
 
 --socket defaults to /run/governor/control.sock; a daemon run with
@@ -62,6 +68,12 @@ func dispatch(args []string, stdout, stderr io.Writer) int {
 		return explainCmd(args[1:], stdout, stderr)
 	case "admission":
 		return admissionCmd(args[1:], stdout, stderr)
+	case "replay":
+		return replayCmd(args[1:], stdout, stderr)
+	case "report":
+		return reportCmd(args[1:], stdout, stderr)
+	case "export":
+		return exportCmd(args[1:], stdout, stderr)
 	case "version", "--version", "-v":
 		fmt.Fprintf(stdout, "governor %s\n", version)
 		return 0

@@ -39,6 +39,7 @@ type runFlags struct {
 	allowInsecure bool
 	allowSystemd  stringList
 	ops           opsFlags
+	record        recordFlags
 }
 
 func runCmd(args []string, stdout, stderr io.Writer) int {
@@ -59,6 +60,7 @@ func runCmd(args []string, stdout, stderr io.Writer) int {
 	fs.BoolVar(&f.noBPF, "no-bpf", false, "do not load the BPF sensors (PSI and cgroup statistics only)")
 	fs.BoolVar(&f.bpfStamps, "bpf-wakeup-stamps", false, "time run-queue waits with BPF wakeup stamps instead of the kernel's sched_info accounting (about twice the BPF cost)")
 	fs.Var(&f.allowSystemd, "allow-systemd", "let policies limit this systemd service `UNIT` (e.g. systemd-oomd.service; repeatable): systemd's own services and D-Bus are otherwise never limited, frozen or killed")
+	f.record.register(fs)
 	fs.BoolVar(&f.allowInsecure, "allow-insecure-config", false, "accept policy files not owned by root or writable by group/others (tests only)")
 	f.ops.register(fs)
 	rest, code, ok := parseFlags(fs, runHelp, args, stdout, stderr)
@@ -271,6 +273,10 @@ func run(f runFlags, log hclog.Logger, diagOut io.Writer, sig *signals) error {
 	if trig != nil {
 		cfg.Notifier = trig
 		cfg.Armer = armer{t: trig, root: root}
+	}
+	if rec := openRecorder(f, cfg, log.Named("record")); rec != nil {
+		cfg.Recorder, cfg.Actuator = rec, rec.Wrap(cfg.Actuator)
+		defer rec.Close() // after the loop's restores: they are recorded too
 	}
 	loop, err := governor.New(cfg)
 	if err != nil {

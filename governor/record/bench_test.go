@@ -1,0 +1,220 @@
+package record
+
+import (
+	"context"
+	"fmt"
+	"math/rand"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/governor-dev/governor/governor"
+)
+
+// noisySource serves n cgroups. One in every busyEvery is busy: its
+// signals take new random values at every tick, with the entropy of a
+// real host's (PSI averages with two decimals changing every 2 s, stall
+// shares and CPU usage from microsecond counters, memory in pages,
+// run-queue quantiles from power-of-two histogram buckets). The others
+// idle as most of a node's cgroups do: no pressure, memory moving by a
+// page now and then, a little CPU.
+type noisySource struct {
+	rng       *rand.Rand
+	tick      int
+	host      governor.Sample
+	cgs       []governor.Sample
+	busyEvery int
+}
+
+func newNoisySource(n, busyEvery int) *noisySource {
+	s := &noisySource{rng: rand.New(rand.NewSource(1)), busyEvery: busyEvery}
+	add := func(id int, path string) {
+		s.cgs = append(s.cgs, governor.Sample{Ref: governor.Ref{ID: governor.CgroupID(id), Path: path}, Populated: true})
+	}
+	add(1, "")
+	add(2, "system.slice")
+	add(3, "batch.slice")
+	for i := 0; i < n-3; i++ {
+		if i%2 == 0 {
+			add(100+i, fmt.Sprintf("system.slice/svc-%04d.service", i))
+		} else {
+			add(100+i, fmt.Sprintf("batch.slice/job-%04d.scope", i))
+		}
+	}
+	return s
+}
+
+func (s *noisySource) Name() string { return "noisy" }
+
+func (s *noisySource) Sample(_ context.Context, snap *governor.Snapshot) error {
+	s.tick++
+	r := s.rng
+	pct := func(hi float64) float64 { return float64(int(r.Float64()*hi*100)) / 100 }
+	fill := func(c *governor.Sample) {
+		for res := 0; res < 3; res++ {
+			for _, full := range []bool{false, true} {
+				if s.tick%2 == 1 || !c.Has.Has(governor.PSISignal(res, full, 0)) {
+					for f := 0; f < 3; f++ {
+						c.Set(governor.PSISignal(res, full, f), pct(5))
+					}
+				}
+				c.Set(governor.PSISignal(res, full, 3), float64(r.Intn(50000))/1e6*100)
+			}
+		}
+		page := float64(4096)
+		c.Set(governor.MemoryCurrent, page*float64(100000+r.Intn(5000)))
+		c.Set(governor.MemoryAnon, page*float64(60000+r.Intn(3000)))
+		c.Set(governor.MemoryFile, page*float64(40000+r.Intn(2000)))
+		c.Set(governor.MemorySwap, 0)
+		c.Set(governor.MemoryHighRatio, 0)
+		c.Set(governor.MemoryEventsHigh, 0)
+		c.Set(governor.MemoryEventsMax, 0)
+		c.Set(governor.CPUUsage, float64(r.Intn(2000000))/1e6)
+		c.Set(governor.CPUThrottled, 0)
+		c.Set(governor.IOReadBytes, float64(r.Intn(3)*4096*r.Intn(100)))
+		c.Set(governor.IOWriteBytes, float64(r.Intn(3)*4096*r.Intn(100)))
+		c.Set(governor.RunqP50, float64(uint64(1)<<r.Intn(8))/1e6)
+		c.Set(governor.RunqP90, float64(uint64(1)<<(4+r.Intn(8)))/1e6)
+		c.Set(governor.RunqP99, float64(uint64(1)<<(8+r.Intn(8)))/1e6)
+	}
+	idle := func(c *governor.Sample) {
+		for sig := governor.Signal(0); sig <= governor.IOFullStall; sig++ {
+			c.Set(sig, 0)
+		}
+		if !c.Has.Has(governor.MemoryCurrent) || r.Intn(20) == 0 {
+			c.Set(governor.MemoryCurrent, 4096*float64(2000+r.Intn(50)))
+			c.Set(governor.MemoryAnon, 4096*float64(1500+r.Intn(50)))
+			c.Set(governor.MemoryFile, 4096*float64(500+r.Intn(50)))
+		}
+		c.Set(governor.CPUUsage, float64(r.Intn(5000))/1e6)
+	}
+	fill(&s.host)
+	snap.Host = &s.host
+	for i := range s.cgs {
+		if i%s.busyEvery != 0 {
+			idle(&s.cgs[i])
+			continue
+		}
+		fill(&s.cgs[i])
+		snap.Cgroups = append(snap.Cgroups, &s.cgs[i])
+	}
+	return nil
+}
+
+func benchLoop(b *testing.B, n, busyEvery int, dir string) (*governor.Loop, *clock, *Recorder) {
+	clk := &clock{t: time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC)}
+	act := &memKnobs{vals: map[memKey]int64{}}
+	cfg := governor.Config{Policy: defaultPolicy(b, nil), Sources: []governor.Source{newNoisySource(n, busyEvery)}, Actuator: act, Clock: clk, Caps: testCaps, NumCPU: 4}
+	var rec *Recorder
+	if dir != "" {
+		var err error
+		rec, err = Open(Options{Dir: dir, Size: DefaultSize, Meta: NewMeta(cfg, "bench")})
+		if err != nil {
+			b.Fatal(err)
+		}
+		cfg.Recorder = rec
+		cfg.Actuator = rec.Wrap(act)
+	}
+	l, err := governor.New(cfg)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return l, clk, rec
+}
+
+// BenchmarkStep is a whole Step over n cgroups with and without the
+// flight recorder, so one run shows what recording adds.
+func BenchmarkStep(b *testing.B) {
+	for _, n := range []int{100, 1000} {
+		for _, on := range []bool{false, true} {
+			b.Run(fmt.Sprintf("cgroups=%d/record=%v", n, on), func(b *testing.B) {
+				dir := ""
+				if on {
+					dir = b.TempDir()
+				}
+				l, clk, rec := benchLoop(b, n, 5, dir)
+				ctx := context.Background()
+				b.ReportAllocs()
+				for b.Loop() {
+					clk.t = clk.t.Add(time.Second)
+					if err := l.Step(ctx); err != nil {
+						b.Fatal(err)
+					}
+				}
+				if rec != nil {
+					rec.Close()
+				}
+			})
+		}
+	}
+}
+
+// BenchmarkRecordSize records an hour of 100 cgroups at a 1 s tick and
+// reports the bytes per tick on disk and how many hours fit in the
+// default 256 MiB: with one cgroup in five busy (a batch node), and with
+// every cgroup busy (the worst case).
+func BenchmarkRecordSize(b *testing.B) {
+	for _, busy := range []int{5, 1} {
+		b.Run(fmt.Sprintf("busy=1in%d", busy), func(b *testing.B) { recordSize(b, busy) })
+	}
+}
+
+func recordSize(b *testing.B, busyEvery int) {
+	const ticks = 3600
+	for b.Loop() {
+		dir := b.TempDir()
+		l, clk, rec := benchLoop(b, 100, busyEvery, dir)
+		for i := 0; i < ticks; i++ {
+			clk.t = clk.t.Add(time.Second)
+			if err := l.Step(context.Background()); err != nil {
+				b.Fatal(err)
+			}
+		}
+		rec.Close()
+		segs, _ := segments(dir)
+		var total int64
+		for _, s := range segs {
+			total += s.size
+		}
+		perTick := float64(total) / ticks
+		b.ReportMetric(perTick, "bytes/tick")
+		b.ReportMetric(float64(DefaultSize)/perTick/3600, "hours/256MiB")
+		os.RemoveAll(dir)
+	}
+}
+
+// BenchmarkReplay replays an hour of 100 cgroups (one in five busy) at a
+// 1 s tick with the default policy; s/24h extrapolates to a day.
+func BenchmarkReplay(b *testing.B) {
+	dir := b.TempDir()
+	l, clk, rec := benchLoop(b, 100, 5, dir)
+	for i := 0; i < 3600; i++ {
+		clk.t = clk.t.Add(time.Second)
+		if err := l.Step(context.Background()); err != nil {
+			b.Fatal(err)
+		}
+	}
+	rec.Close()
+	pol := defaultPolicy(b, nil)
+	b.ResetTimer()
+	for b.Loop() {
+		res, err := Replay(context.Background(), dir, ReplayOptions{Policy: pol})
+		if err != nil || res.Ticks != 3600 {
+			b.Fatal(err, res.Ticks)
+		}
+	}
+	b.ReportMetric(float64(b.Elapsed().Seconds())/float64(b.N)*24, "s/24h")
+}
+
+// BenchmarkAppendCgroup is the encoding of one busy cgroup's sample.
+func BenchmarkAppendCgroup(b *testing.B) {
+	src := newNoisySource(10, 1)
+	var snap governor.Snapshot
+	src.Sample(context.Background(), &snap)
+	s := snap.Cgroups[5]
+	buf := make([]byte, 0, 4096)
+	b.ReportAllocs()
+	for b.Loop() {
+		buf = appendCgroup(buf[:0], s)
+	}
+}
