@@ -14,13 +14,16 @@ import (
 // reader is the state of reading one cgroup's files: the shared buffers,
 // the cgroup being read and its open directory.
 type reader struct {
-	buf     []byte   // one reusable read buffer for every file
-	ios     []IOStat // reusable io.stat parse buffer
-	dirfd   int      // the directory of reading, opened when a file is, -1 not
-	reading *node    // the cgroup readCgroup is reading
-	probe   bool     // ... and whether to try files known missing
-	reads   uint64   // readCgroup calls (tests)
-	psiRead uint64   // pressure files read (tests)
+	buf       []byte          // one reusable read buffer for every file
+	ios       []IOStat        // reusable io.stat parse buffer
+	dirfd     int             // the directory of reading, opened when a file is, -1 not
+	reading   *node           // the cgroup readCgroup is reading
+	probe     bool            // ... and whether to try files known missing
+	reads     uint64          // readCgroup calls (tests)
+	files     uint64          // files asked for (read, or known missing and skipped)
+	fileReads uint64          // files read (kept or opened)
+	old       governor.Sample // the previous sample of a carrying read
+	psiRead   uint64          // pressure files read (tests)
 }
 
 func (s *Source) readHost(smp *governor.Sample) {
@@ -176,13 +179,17 @@ func (s *Source) file(f int) (b []byte, ok bool, err error) {
 	n := s.reading
 	if n.fds != nil {
 		if b, ok := s.readKept(&n.fds[f]); ok {
+			s.files++
+			s.fileReads++
 			return b, true, nil
 		}
 	}
+	s.files++
 	bit := uint16(1) << f
 	if !s.probe && n.absent&bit != 0 {
 		return nil, false, nil
 	}
+	s.fileReads++
 	if s.dirfd < 0 {
 		fd, err := s.dir(n)
 		if err != nil {
@@ -246,14 +253,32 @@ func (s *Source) readCgroup(n *node, isRoot bool, what int) error {
 		prev = &n.prev
 	}
 	cur := &s.scratch
-	if what == rdAll || prev == nil {
+	carry := what&rdCarry != 0 && prev != nil
+	switch {
+	case carry:
+		// Start from nothing but what is carried: each group of
+		// counters not read stood still (see carryWhat).
+		old := &s.old
+		*old = *smp
+		*smp = governor.Sample{Ref: governor.Ref{ID: n.id, Path: n.rel}, Populated: isRoot || old.Populated}
+		*cur = counters{gen: s.gen, at: now, slow: now}
+		if what&rdCPU == 0 {
+			cpuCarry(smp, cur, prev)
+		}
+		if what&rdMem == 0 {
+			memCarry(smp, cur, prev, old)
+		}
+		if what&rdIO == 0 {
+			ioCarry(smp, cur, prev)
+		}
+	case what&rdAll == rdAll || prev == nil:
 		what = rdAll
 		*smp = governor.Sample{Ref: governor.Ref{ID: n.id, Path: n.rel}, Populated: isRoot || smp.Populated}
 		*cur = counters{gen: s.gen, at: now, slow: now}
-	} else {
+	default:
 		*cur = *prev
 		cur.gen, cur.slow = s.gen, now
-		cur.has &^= hasEvents | hasIO
+		cur.has &^= hasEvents | hasIO | hasMem
 		for _, sig := range slowSignals {
 			smp.Has[sig/64] &^= 1 << (sig % 64)
 		}
@@ -273,6 +298,7 @@ func (s *Source) readCgroup(n *node, isRoot bool, what int) error {
 		}
 	}
 
+	psiStill := uint8(0)
 	if what&rdPSI != 0 {
 		still := uint8(0)
 		for r := 0; r < 3; r++ {
@@ -304,7 +330,7 @@ func (s *Source) readCgroup(n *node, isRoot bool, what int) error {
 				n.psiMoved[r] = now.UnixNano()
 			}
 		}
-		n.psiStill, n.stillGen = still, s.gen
+		psiStill = still
 	}
 	if what&rdMem != 0 {
 		if err := s.readMemory(smp, cur, prev, now); err != nil {
@@ -321,6 +347,20 @@ func (s *Source) readCgroup(n *node, isRoot bool, what int) error {
 			return err
 		}
 	}
+	if what&rdPSI != 0 {
+		// What stood still since the previous tick (see carryWhat).
+		still := psiStill
+		if what&rdCPU == 0 || stood(cur, prev, s.gen, hasCPU) && cur.cpu.UsageUsec == prev.cpu.UsageUsec {
+			still |= 1 << gCPU
+		}
+		if what&rdMem == 0 || stood(cur, prev, s.gen, hasMem|hasEvents) && cur.mem == prev.mem && cur.ev == prev.ev {
+			still |= 1 << gMem
+		}
+		if what&rdIO == 0 || stood(cur, prev, s.gen, hasIO) && cur.rb == prev.rb && cur.wb == prev.wb {
+			still |= 1 << gIO
+		}
+		n.still, n.stillGen = still, s.gen
+	}
 	n.prev = *cur
 	n.read = true
 	return nil
@@ -333,6 +373,8 @@ func (s *Source) readMemory(smp *governor.Sample, cur, prev *counters, now time.
 	} else if ok {
 		if v, err := ParseValue(b); err == nil && v >= 0 && v != governor.Unlimited {
 			current = v
+			cur.mem = uint64(v)
+			cur.has |= hasMem
 			smp.Set(governor.MemoryCurrent, float64(v))
 		} else {
 			s.malformed(smp, "memory.current", err)

@@ -134,12 +134,14 @@ type node struct {
 	dirty  bool               // inotify saw a change since the last read
 	gone   bool               // vanished during this tick's read
 
-	// Pressure of resource r (bit 1<<r): psiZero, its averages read zero at
-	// the last read; psiStill, its "some" total stood still between the
-	// previous tick and tick stillGen (read, or skipped by psiStill);
-	// psiMoved[r], when (UnixNano) a read last found the total changed.
+	// still: the groups of counters (bits 1<<gXxx: the "some" total of
+	// each pressure file, cpu.stat usage, memory, io) that stood still
+	// between the previous tick and tick stillGen (read and unchanged, or
+	// carried: see carryWhat). Pressure of resource r (bit 1<<r): psiZero,
+	// its averages read zero at the last read; psiMoved[r], when
+	// (UnixNano) a read last found the total changed.
 	psiZero  uint8
-	psiStill uint8
+	still    uint8
 	stillGen uint64
 	psiMoved [3]int64
 }
@@ -156,6 +158,7 @@ type counters struct {
 	ev   MemoryEvents
 	rb   uint64
 	wb   uint64
+	mem  uint64 // memory.current
 }
 
 const (
@@ -164,6 +167,18 @@ const (
 	hasEvents
 	hasIO
 	hasPSI0 // + resource*2 + line
+	hasMem  = hasPSI0 << 6
+)
+
+// Groups of counters, for node.still: the pressure files' "some" totals
+// (gPSI + resource), cpu.stat usage, memory.current (with memory.events),
+// io.stat bytes. Each is hierarchical: a parent's that stood still
+// vouches for its children's.
+const (
+	gPSI = 0 // + resource
+	gCPU = 3
+	gMem = 4
+	gIO  = 5
 )
 
 // What readCgroup reads.
@@ -173,6 +188,11 @@ const (
 	rdMem
 	rdIO
 	rdAll = rdPSI | rdCPU | rdMem | rdIO
+	// rdCarry: a read of a cgroup not known to be quiet whose cpu, memory
+	// or io groups not asked for are carried from its previous read
+	// (their parent's stood still; see carryWhat), and whose cgroup.events
+	// is not read (inotify reports its changes).
+	rdCarry = 1 << 4
 )
 
 var hostPSIFiles = [3]string{"cpu", "memory", "io"}
@@ -330,11 +350,15 @@ func (s *Source) sample(n *node, isRoot bool) error {
 			return nil
 		}
 		what = rdMem | rdIO
+	} else {
+		what = s.carryWhat(n, isRoot)
 	}
 	s.reading = n
-	// A full read is of a cgroup not known to be quiet: its files may stay
-	// open for the next tick (a refresh of a quiet one closes them).
-	s.fds.keepNow = s.fds.keep && what == rdAll
+	// A full (or carrying) read is of a cgroup not known to be quiet: its
+	// files may stay open for the next tick (a refresh of a quiet one
+	// closes them).
+	s.fds.keepNow = s.fds.keep && what&rdPSI != 0
+	opened := s.fileReads
 	err := s.readCgroup(n, isRoot, what)
 	s.reading = nil
 	if s.dirfd >= 0 {
@@ -346,11 +370,13 @@ func (s *Source) sample(n *node, isRoot bool) error {
 		return err
 	}
 	n.dirty = false
-	if what == rdAll {
+	if what&rdPSI != 0 {
 		n.quiet = !isRoot && isQuiet(&n.base)
 	}
-	if n.quiet {
-		s.fds.unkeepAll(n) // not read every tick any more
+	if n.quiet || s.fileReads == opened {
+		// Not read every tick any more, or not read at all this
+		// tick (carried whole): the budget serves those read.
+		s.fds.unkeepAll(n)
 	}
 	return nil
 }
