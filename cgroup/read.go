@@ -361,6 +361,7 @@ func (s *Source) readCgroup(n *node, isRoot bool, what int) error {
 		}
 		n.still, n.stillGen = still, s.gen
 	}
+	n.whole = carry && what&(rdCPU|rdMem|rdIO) == 0 && psiStill == 7
 	n.prev = *cur
 	n.read = true
 	return nil

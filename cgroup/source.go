@@ -132,6 +132,7 @@ type node struct {
 	absent uint16             // bits (1<<fXxx) of files found missing
 	fds    *[numFiles]int32   // fd+1 of files kept open, 0 none; see Source.file
 	dirty  bool               // inotify saw a change since the last read
+	whole  bool               // the last read carried everything (see carryWhat)
 	gone   bool               // vanished during this tick's read
 
 	// still: the groups of counters (bits 1<<gXxx: the "some" total of
@@ -352,6 +353,13 @@ func (s *Source) sample(n *node, isRoot bool) error {
 		what = rdMem | rdIO
 	} else {
 		what = s.carryWhat(n, isRoot)
+		if n.whole && what == rdCarry|rdPSI && s.psiStill(n, &n.prev, 0) && s.psiStill(n, &n.prev, 1) && s.psiStill(n, &n.prev, 2) {
+			// Carried whole again: n.base already holds the carried
+			// values (rates 0), which stand as of this tick.
+			n.prev.gen, n.prev.at, n.prev.slow = s.gen, s.now(), s.now()
+			n.still, n.stillGen = 1<<gPSI|2<<gPSI|4<<gPSI|1<<gCPU|1<<gMem|1<<gIO, s.gen
+			return nil
+		}
 	}
 	s.reading = n
 	// A full (or carrying) read is of a cgroup not known to be quiet: its
