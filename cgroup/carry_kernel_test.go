@@ -82,16 +82,20 @@ func TestKernelSourceCarriesIdlePopulated(t *testing.T) {
 		t.Fatal("the gate is off on cgroupfs")
 	}
 	// Settle: fresh cgroups' first reads, the tasks' start, psiSettle.
+	// A pressure file whose averages are above zero (the tasks' start
+	// on a busy machine) is read every tick until they decay, in real
+	// time.
 	var reads uint64
-	for i := 0; i < 30; i++ {
-		time.Sleep(20 * time.Millisecond)
-		if reads, _ = tick(); i >= 6 && reads < uint64(n)/10 {
+	for i := 0; i < 100; i++ {
+		time.Sleep(50 * time.Millisecond)
+		if reads, _ = tick(); i >= 6 && reads < uint64(n)/5 {
 			break
 		}
 	}
 	// Each cgroup has cpu.stat, 3 pressure files, cgroup.events: 5n
-	// files a tick if all were read.
-	limit := uint64(5*n/quietRefresh*2 + 50)
+	// files a tick if all were read (2,136 at 1,000 with carryWhat
+	// off); the safety reads are 5n/quietRefresh.
+	limit := uint64(n / 2)
 	if reads > limit {
 		t.Fatalf("%d files read a tick with %d idle populated cgroups, want at most %d", reads, n, limit)
 	}
