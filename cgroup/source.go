@@ -70,6 +70,14 @@ type SourceOptions struct {
 //     every quietRefresh ticks. An idle slice with idle services under it
 //     costs one read of its pressure files per tick, not one per cgroup.
 //     See psiStill.
+//   - On cgroupfs, likewise for the other hierarchical counters: a busy
+//     (say, populated) cgroup whose parent's cpu.stat usage, memory.current
+//     or io.stat bytes stood still since the previous tick has its own
+//     served (rates 0) instead of read, and its cgroup.events is not read
+//     (inotify reports its changes). A cgroup whose parent stood still in
+//     everything is not read at all, and its kept files are closed: idle
+//     containers in an idle pod cost about what empty cgroups do. Each
+//     still gets a full read every quietRefresh ticks. See carryWhat.
 //   - On cgroupfs the files of a cgroup read every tick (not quiet) stay
 //     open between ticks and are read again with one pread(2) each: a
 //     removed cgroup, or a file removed since (a controller disabled in the

@@ -268,10 +268,14 @@ func compareScale(res []Result, path string, tol float64) error {
 		if r.Label != "current" {
 			continue
 		}
+		matched := false
 		for _, br := range base {
-			if br.Label != "current" || br.Cgroups != r.Cgroups {
+			// Only figures of the same tree compare.
+			if br.Label != "current" || br.Cgroups != r.Cgroups || br.Populated != r.Populated ||
+				br.Active != r.Active || br.Layout != r.Layout {
 				continue
 			}
+			matched = true
 			check := func(what string, cur, old, floor float64) {
 				if cur > max(old, floor)*tol {
 					bad = append(bad, fmt.Sprintf("%d cgroups: %s %.3g vs baseline %.3g (> %gx)", r.Cgroups, what, cur, old, tol))
@@ -281,6 +285,10 @@ func compareScale(res []Result, path string, tol float64) error {
 			check("cpu %", r.CPUPct, br.CPUPct, 0.1)
 			check("rss MiB", r.RSSMiB, br.RSSMiB, 16)
 			check("rss MiB before any scrape", r.RSSNoScrapeMiB, br.RSSNoScrapeMiB, 16)
+		}
+		if !matched {
+			fmt.Printf("no baseline figures in %s for %d cgroups, %d populated, %d active, layout %q: not compared\n",
+				path, r.Cgroups, r.Populated, r.Active, r.Layout)
 		}
 	}
 	if len(bad) > 0 {
