@@ -177,8 +177,9 @@ bench-bpf:
 # Go micro-benchmarks (-benchmem) of parsing, the Source, condition
 # evaluation, a whole Step, a metrics scrape and a control-socket status
 # over 10,000 cgroups, then
-# (as root) the real daemon governing 100, 1,000 and 10,000 real cgroups,
-# scraped every 15 s: per-step wall time, CPU (% of a core,
+# (as root) the real daemon governing 100, 1,000 and 10,000 real containers
+# in a node-like tree (every one holds a task, 10 % of them active; see
+# BENCHMARKS.md), scraped every 15 s: per-step wall time, CPU (% of a core,
 # /proc/PID/stat) and RSS. Fails only on a regression
 # beyond BENCH_TOLERANCE against the committed baselines in
 # cmd/governor-bench/. BENCH_REF=path/to/older/governor measures that binary

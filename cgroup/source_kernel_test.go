@@ -131,7 +131,7 @@ func TestKernelSourceKeptFiles(t *testing.T) {
 	if s == nil || !s.Populated {
 		t.Fatalf("busy cgroup %s not sampled as populated: %+v", rel, s)
 	}
-	if !src.keep {
+	if !src.fds.keep {
 		t.Fatal("no files kept open on cgroupfs")
 	}
 	var n *node
@@ -207,12 +207,12 @@ func TestKernelSourceKeptFiles(t *testing.T) {
 	if *n.fds != ([numFiles]int32{}) {
 		t.Errorf("files of the removed cgroup still open: %v", *n.fds)
 	}
-	if len(src.box.kept) > src.maxKept {
-		t.Errorf("%d files kept, over the bound %d", len(src.box.kept), src.maxKept)
+	if len(src.fds.box.kept) > src.fds.max {
+		t.Errorf("%d files kept, over the bound %d", len(src.fds.box.kept), src.fds.max)
 	}
 	src.Close()
-	if len(src.box.kept) != 0 {
-		t.Errorf("%d files kept open after Close", len(src.box.kept))
+	if len(src.fds.box.kept) != 0 {
+		t.Errorf("%d files kept open after Close", len(src.fds.box.kept))
 	}
 	waitFDs(t, baseline)
 }

@@ -466,8 +466,8 @@ func TestSourceSteadyStateAllocs(t *testing.T) {
 	}
 	// Files stay open between ticks on cgroupfs only: a fixture file
 	// removed or replaced must be seen as such.
-	if src.keep || len(src.box.kept) != 0 {
-		t.Errorf("%d files kept open on a fixture tree", len(src.box.kept))
+	if src.fds.keep || len(src.fds.box.kept) != 0 {
+		t.Errorf("%d files kept open on a fixture tree", len(src.fds.box.kept))
 	}
 }
 

@@ -71,6 +71,9 @@ type Result struct {
 	Binary         string  `json:"binary"`
 	Label          string  `json:"label"`
 	Cgroups        int     `json:"cgroups"`
+	Populated      int     `json:"populated"`        // cgroups holding a task
+	Active         int     `json:"active"`           // ... whose task wakes often
+	Layout         string  `json:"layout,omitempty"` // "kube", or "" (flat)
 	Seconds        float64 `json:"seconds"`
 	CPUPct         float64 `json:"cpu_pct"`          // % of one core
 	RSSMiB         float64 `json:"rss_mib"`          // at the end
@@ -97,7 +100,12 @@ func scaleCmd(args []string) error {
 	dur := fs.Duration("duration", 60*time.Second, "measurement window per run (after warm-up)")
 	warm := fs.Duration("warmup", 5*time.Second, "wait after the daemon's first step before measuring")
 	every := fs.Duration("scrape-every", 15*time.Second, "scrape /metrics this often during the window, as Prometheus would (0: once, at its start)")
-	populated := fs.Int("populated", 10, "cgroups that get a sleeping process (the rest are empty)")
+	populated := fs.Int("populated", -1, "number of cgroups that get a task (overrides -populated-share when >= 0)")
+	share := fs.Float64("populated-share", 1, "share of the cgroups that hold a task (1: all, as on a real node)")
+	active := fs.Float64("active-share", 0.1, "share of the populated cgroups whose task wakes every -active-every (the rest sleep)")
+	activeEvery := fs.Duration("active-every", 100*time.Millisecond, "how often an active task wakes")
+	layout := fs.String("layout", "kube", "cgroup tree: kube (kubepods.slice/QoS slice/pod slice/container scope) or flat (the runs before 2026-12-06)")
+	repeat := fs.Int("repeat", 1, "measurements of each binary at each count (alternating), on the same cgroups")
 	policy := fs.String("policy", "policies/default.hcl", "default policy the bench classes are added to")
 	bpf := fs.Bool("bpf", false, "let the daemon load its BPF sensors (default --no-bpf: the figures are the loop's)")
 	out := fs.String("out", "", "write the results as JSON here")
@@ -132,6 +140,15 @@ func scaleCmd(args []string) error {
 	if err != nil {
 		return err
 	}
+	if *layout != "kube" && *layout != "flat" {
+		return fmt.Errorf("bad -layout %q (kube or flat)", *layout)
+	}
+	if *share < 0 || *share > 1 || *active < 0 || *active > 1 {
+		return errors.New("-populated-share and -active-share are shares between 0 and 1")
+	}
+	if _, err := exec.LookPath("perl"); *active > 0 && err != nil {
+		return fmt.Errorf("active tasks need perl: %w", err)
+	}
 
 	ctx, cancel := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer cancel()
@@ -139,26 +156,50 @@ func scaleCmd(args []string) error {
 	host := machine()
 	var results []Result
 	for _, n := range ns {
-		for i, b := range bins {
-			label := "current"
-			if i == 1 {
-				label = "ref"
-			}
-			r, err := measure(ctx, *root, b, n, *populated, *dur, *warm, *every, def, *bpf)
-			if err != nil {
-				return fmt.Errorf("%s at %d cgroups: %w", b, n, err)
-			}
-			r.Label, r.Machine, r.Recorded = label, host, time.Now().UTC().Format(time.RFC3339)
-			results = append(results, r)
-			fmt.Printf("%-7s %6d cgroups: step %8.2f ms (first steps %8.2f ms)  cpu %6.3f %% of a core  rss %6.1f MiB before any scrape, %6.1f after %d (peak %6.1f)  [%s, %.0f steps in %.0f s, exposition %d KB]\n",
-				label, n, r.StepMS, r.FirstMS, r.CPUPct, r.RSSNoScrapeMiB, r.RSSMiB, r.Scrapes, r.HWMMiB, b, r.Steps, r.Seconds, r.ScrapeBytes/1000)
+		pop := int(float64(n)**share + 0.5)
+		if *populated >= 0 {
+			pop = min(*populated, n)
 		}
-	}
-	if len(bins) == 2 {
-		fmt.Println("\nratios current/ref (same run, alternating):")
-		for i := 0; i+1 < len(results); i += 2 {
-			c, r := results[i], results[i+1]
-			fmt.Printf("  %6d cgroups: step %s  cpu %s  rss %s (before any scrape %s)\n", c.Cgroups, ratio(c.StepMS, r.StepMS), ratio(c.CPUPct, r.CPUPct), ratio(c.RSSMiB, r.RSSMiB), ratio(c.RSSNoScrapeMiB, r.RSSNoScrapeMiB))
+		shape := treeShape{n: n, populated: pop, active: int(float64(pop)**active + 0.5), every: *activeEvery, kube: *layout == "kube"}
+		fx, err := newFixture(*root, shape)
+		if err != nil {
+			if fx != nil {
+				fx.close()
+			}
+			return fmt.Errorf("%d cgroups: %w", n, err)
+		}
+		fmt.Printf("%d cgroups (%s layout): %d hold a task, %d of them waking every %v\n", n, *layout, shape.populated, shape.active, shape.every)
+		var byLabel [2][]Result
+		for rep := 0; rep < *repeat; rep++ {
+			for i, b := range bins {
+				label := "current"
+				if i == 1 {
+					label = "ref"
+				}
+				r, err := measure(ctx, fx, b, *dur, *warm, *every, def, *bpf)
+				if err != nil {
+					fx.close()
+					return fmt.Errorf("%s at %d cgroups: %w", b, n, err)
+				}
+				r.Label, r.Machine, r.Recorded = label, host, time.Now().UTC().Format(time.RFC3339)
+				results = append(results, r)
+				byLabel[i] = append(byLabel[i], r)
+				fmt.Printf("%-7s %6d cgroups: step %8.2f ms (first steps %8.2f ms)  cpu %6.3f %% of a core  rss %6.1f MiB before any scrape, %6.1f after %d (peak %6.1f)  [%s, %.0f steps in %.0f s, exposition %d KB]\n",
+					label, n, r.StepMS, r.FirstMS, r.CPUPct, r.RSSNoScrapeMiB, r.RSSMiB, r.Scrapes, r.HWMMiB, b, r.Steps, r.Seconds, r.ScrapeBytes/1000)
+			}
+		}
+		if err := fx.close(); err != nil {
+			return err
+		}
+		if *repeat > 1 {
+			for i := range bins {
+				fmt.Printf("%-7s %6d cgroups over %d runs: %s\n", byLabel[i][0].Label, n, len(byLabel[i]), minMedian(byLabel[i]))
+			}
+		}
+		if len(bins) == 2 {
+			c, r := summary(byLabel[0]), summary(byLabel[1])
+			fmt.Printf("ratio current/ref at %d cgroups (medians, same run, alternating): step %s  cpu %s  rss %s (before any scrape %s)\n",
+				n, ratio(c.StepMS, r.StepMS), ratio(c.CPUPct, r.CPUPct), ratio(c.RSSMiB, r.RSSMiB), ratio(c.RSSNoScrapeMiB, r.RSSNoScrapeMiB))
 		}
 	}
 	if *out != "" {
@@ -171,6 +212,36 @@ func scaleCmd(args []string) error {
 		return compareScale(results, *baseline, *tol)
 	}
 	return nil
+}
+
+// summary is the median of each figure of rs.
+func summary(rs []Result) Result {
+	med := func(f func(Result) float64) float64 {
+		v := make([]float64, len(rs))
+		for i, r := range rs {
+			v[i] = f(r)
+		}
+		sort.Float64s(v)
+		return v[len(v)/2]
+	}
+	return Result{
+		StepMS:         med(func(r Result) float64 { return r.StepMS }),
+		CPUPct:         med(func(r Result) float64 { return r.CPUPct }),
+		RSSMiB:         med(func(r Result) float64 { return r.RSSMiB }),
+		RSSNoScrapeMiB: med(func(r Result) float64 { return r.RSSNoScrapeMiB }),
+	}
+}
+
+// minMedian describes the spread of rs: min and median of step and CPU,
+// median RSS.
+func minMedian(rs []Result) string {
+	lo := rs[0]
+	for _, r := range rs {
+		lo.StepMS, lo.CPUPct = min(lo.StepMS, r.StepMS), min(lo.CPUPct, r.CPUPct)
+	}
+	m := summary(rs)
+	return fmt.Sprintf("step min %.2f / median %.2f ms, cpu min %.3f / median %.3f %% of a core, rss median %.1f MiB",
+		lo.StepMS, m.StepMS, lo.CPUPct, m.CPUPct, m.RSSMiB)
 }
 
 func ratio(a, b float64) string {
@@ -197,10 +268,14 @@ func compareScale(res []Result, path string, tol float64) error {
 		if r.Label != "current" {
 			continue
 		}
+		matched := false
 		for _, br := range base {
-			if br.Label != "current" || br.Cgroups != r.Cgroups {
+			// Only figures of the same tree compare.
+			if br.Label != "current" || br.Cgroups != r.Cgroups || br.Populated != r.Populated ||
+				br.Active != r.Active || br.Layout != r.Layout {
 				continue
 			}
+			matched = true
 			check := func(what string, cur, old, floor float64) {
 				if cur > max(old, floor)*tol {
 					bad = append(bad, fmt.Sprintf("%d cgroups: %s %.3g vs baseline %.3g (> %gx)", r.Cgroups, what, cur, old, tol))
@@ -211,6 +286,10 @@ func compareScale(res []Result, path string, tol float64) error {
 			check("rss MiB", r.RSSMiB, br.RSSMiB, 16)
 			check("rss MiB before any scrape", r.RSSNoScrapeMiB, br.RSSNoScrapeMiB, 16)
 		}
+		if !matched {
+			fmt.Printf("no baseline figures in %s for %d cgroups, %d populated, %d active, layout %q: not compared\n",
+				path, r.Cgroups, r.Populated, r.Active, r.Layout)
+		}
 	}
 	if len(bad) > 0 {
 		return fmt.Errorf("regression against %s:\n  %s", path, strings.Join(bad, "\n  "))
@@ -219,42 +298,88 @@ func compareScale(res []Result, path string, tol float64) error {
 	return nil
 }
 
-// measure creates n cgroups, runs the daemon on them and measures it.
-func measure(ctx context.Context, root, bin string, n, populated int, dur, warm, every time.Duration, def []byte, withBPF bool) (res Result, err error) {
-	res = Result{Binary: bin, Cgroups: n, ScrapeEveryS: every.Seconds()}
+// treeShape is what a fixture holds: n leaf cgroups (containers in the
+// kube layout), populated of them (spread evenly) with a task, active of
+// those with a task that wakes every `every`.
+type treeShape struct {
+	n, populated, active int
+	every                time.Duration
+	kube                 bool
+}
+
+// fixture is a bench parent cgroup with its tree and tasks.
+type fixture struct {
+	shape  treeShape
+	parent string // its name below root
+	root   string
+	dir    string
+	tasks  []*exec.Cmd
+}
+
+// newFixture creates the cgroups of shape below root and starts their
+// tasks. On error the caller closes what was made.
+func newFixture(root string, shape treeShape) (*fixture, error) {
+	fx := &fixture{shape: shape, root: root, parent: fmt.Sprintf("%s%d.slice", prefix, os.Getpid())}
+	fx.dir = filepath.Join(root, fx.parent)
+	if err := makeTree(fx.dir, shape); err != nil {
+		return fx, err
+	}
+	// Populated and active cgroups are spread evenly over the leaves, so
+	// every slice holds some of each.
+	pick := func(i, of, k int) bool { return k > 0 && (i+1)*k/of != i*k/of }
+	p := 0
+	for i := 0; i < shape.n; i++ {
+		if !pick(i, shape.n, shape.populated) {
+			continue
+		}
+		var c *exec.Cmd
+		if pick(p, shape.populated, shape.active) {
+			// Wakes every `every` without forking: a select(2) timeout.
+			c = exec.Command("perl", "-e", fmt.Sprintf("select(undef, undef, undef, %g) while 1", shape.every.Seconds()))
+		} else {
+			c = exec.Command("sleep", "1000000")
+		}
+		p++
+		cg, err := os.Open(filepath.Join(fx.dir, leaf(i, shape)))
+		if err != nil {
+			return fx, err
+		}
+		// Born in its cgroup (clone3 CLONE_INTO_CGROUP): no migration.
+		c.SysProcAttr = &syscall.SysProcAttr{UseCgroupFD: true, CgroupFD: int(cg.Fd())}
+		err = c.Start()
+		cg.Close()
+		if err != nil {
+			return fx, err
+		}
+		fx.tasks = append(fx.tasks, c)
+	}
+	return fx, nil
+}
+
+// close kills the fixture's tasks and removes its cgroups.
+func (fx *fixture) close() error {
+	os.WriteFile(filepath.Join(fx.dir, "cgroup.kill"), []byte("1"), 0)
+	for _, c := range fx.tasks {
+		c.Process.Kill()
+		c.Wait()
+	}
+	fx.tasks = nil
+	return removeTree(fx.dir)
+}
+
+// measure runs the daemon on the fixture's cgroups and measures it.
+func measure(ctx context.Context, fx *fixture, bin string, dur, warm, every time.Duration, def []byte, withBPF bool) (res Result, err error) {
+	n, root, parent := fx.shape.n, fx.root, fx.parent
+	res = Result{Binary: bin, Cgroups: n, Populated: fx.shape.populated, Active: fx.shape.active, ScrapeEveryS: every.Seconds()}
+	if fx.shape.kube {
+		res.Layout = "kube"
+	}
 	tmp, err := os.MkdirTemp("", "governor-bench")
 	if err != nil {
 		return res, err
 	}
 	defer os.RemoveAll(tmp)
-	parent := fmt.Sprintf("%s%d.slice", prefix, os.Getpid())
-	dir := filepath.Join(root, parent)
-	defer func() {
-		if cerr := removeTree(dir); cerr != nil && err == nil {
-			err = cerr
-		}
-	}()
-	var sleepers []*exec.Cmd
-	defer func() {
-		for _, c := range sleepers {
-			c.Process.Kill()
-			c.Wait()
-		}
-	}()
-	if err := makeTree(dir, n); err != nil {
-		return res, err
-	}
-	for i := 0; i < populated && i < n; i++ {
-		c := exec.Command("sleep", "100000")
-		if err := c.Start(); err != nil {
-			return res, err
-		}
-		sleepers = append(sleepers, c)
-		if err := os.WriteFile(filepath.Join(dir, leaf(i, n), "cgroup.procs"), []byte(strconv.Itoa(c.Process.Pid)), 0); err != nil {
-			return res, err
-		}
-	}
-	pol, err := benchPolicy(def, parent)
+	pol, err := benchPolicy(def, parent, fx.shape.kube)
 	if err != nil {
 		return res, err
 	}
@@ -378,33 +503,56 @@ func measure(ctx context.Context, root, bin string, n, populated int, dur, warm,
 	return res, nil
 }
 
-// leaf is the path (below the bench parent) of cgroup i of n: half services
-// (one protected class, read by the suppress condition), half batch jobs
-// (the class suppress and reclaim act on), 100 per intermediate slice.
-func leaf(i, n int) string {
-	kind := "svc"
-	if i%2 == 1 {
-		kind = "batch"
+// leaf is the path (below the bench parent) of leaf cgroup i.
+//
+// Flat layout: half services (one protected class, read by the suppress
+// condition), half batch jobs (the class suppress and reclaim act on), 200
+// per intermediate slice.
+//
+// Kube layout, as the kubelet's systemd driver names them: pods of two
+// containers, a fifth of them Guaranteed (directly below kubepods.slice),
+// half Burstable (services) and the rest BestEffort (batch jobs), each
+// container a scope in its pod's slice.
+func leaf(i int, shape treeShape) string {
+	if !shape.kube {
+		kind := "svc"
+		if i%2 == 1 {
+			kind = "batch"
+		}
+		return fmt.Sprintf("%s.slice/g%03d.slice/%s-%05d", kind, i/200, kind, i)
 	}
-	return fmt.Sprintf("%s.slice/g%03d.slice/%s-%05d", kind, i/200, kind, i)
+	pod := i / 2
+	uid := fmt.Sprintf("%08x_%04x_4000_8000_%012x", uint32(pod*2654435761), pod%65536, pod)
+	ctr := fmt.Sprintf("cri-containerd-%016x%048x.scope", uint64(i)*0x9e3779b97f4a7c15, i)
+	switch pod % 10 {
+	case 0, 1:
+		return fmt.Sprintf("kubepods.slice/kubepods-pod%s.slice/%s", uid, ctr)
+	case 2, 3, 4, 5, 6:
+		return fmt.Sprintf("kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod%s.slice/%s", uid, ctr)
+	default:
+		return fmt.Sprintf("kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod%s.slice/%s", uid, ctr)
+	}
 }
 
-func makeTree(dir string, n int) error {
+// makeTree creates dir and the leaves of shape with their slices.
+func makeTree(dir string, shape treeShape) error {
 	if err := os.Mkdir(dir, 0o755); err != nil {
 		return err
 	}
-	made := map[string]bool{}
-	for i := 0; i < n; i++ {
-		p := filepath.Join(dir, leaf(i, n))
-		for _, d := range []string{filepath.Dir(filepath.Dir(p)), filepath.Dir(p)} {
-			if !made[d] {
-				if err := os.Mkdir(d, 0o755); err != nil {
-					return err
-				}
-				made[d] = true
-			}
+	made := map[string]bool{dir: true}
+	var mk func(p string) error
+	mk = func(p string) error {
+		if made[p] {
+			return nil
 		}
-		if err := os.Mkdir(p, 0o755); err != nil {
+		if err := mk(filepath.Dir(p)); err != nil {
+			return err
+		}
+		made[p] = true
+		return os.Mkdir(p, 0o755)
+	}
+	for i := 0; i < shape.n; i++ {
+		if err := mk(filepath.Join(dir, leaf(i, shape))); err != nil {
 			return err
 		}
 	}
@@ -475,22 +623,30 @@ func cleanupStale(root string, all bool) error {
 // of every batch cgroup. Where the host lacks the cpu and memory controllers
 // those two are disabled (observing only), but classification, sampling and
 // PSI trigger arming run as on a real host.
-func benchPolicy(def []byte, parent string) ([]byte, error) {
+//
+// In the kube layout the Burstable pods are the services and the
+// BestEffort containers the batch jobs; Guaranteed pods fall to the
+// default policy's classes.
+func benchPolicy(def []byte, parent string, kube bool) ([]byte, error) {
 	marker := `class "other"`
 	i := strings.Index(string(def), marker)
 	if i < 0 {
 		return nil, fmt.Errorf("default policy has no %s to insert the bench classes before", marker)
 	}
+	svc, batch := "svc.slice/**", "batch.slice/*/*"
+	if kube {
+		svc, batch = "kubepods.slice/kubepods-burstable.slice/**", "kubepods.slice/kubepods-besteffort.slice/*/*"
+	}
 	classes := fmt.Sprintf(`class "bench-svc" {
-  match     = ["%[1]s/svc.slice/**"]
+  match     = ["%[1]s/%[2]s"]
   protected = true
 }
 
 class "bench-batch" {
-  match = ["%[1]s/batch.slice/*/*"]
+  match = ["%[1]s/%[3]s"]
 }
 
-`, parent)
+`, parent, svc, batch)
 	ctls := `
 suppress "bench-batch-yields-cpu" {
   target = "bench-batch"

@@ -1,0 +1,151 @@
+package cgroup
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/governor-dev/governor/governor"
+)
+
+// TestSourceCarriesIdlePopulated checks carryWhat on a fixture whose
+// counters respect the kernel's hierarchy: populated cgroups under a
+// parent whose cpu, memory and pressure counters stand still are not read
+// (their values are carried, rates 0), and the one that moves is read at
+// the next tick with exact rates. TestKernelSourceCarriesIdlePopulated
+// runs the same on the real hierarchy.
+func TestSourceCarriesIdlePopulated(t *testing.T) {
+	base := t.TempDir()
+	root, proc := filepath.Join(base, "cg"), filepath.Join(base, "pressure")
+	idle := func(total int) string {
+		return "some avg10=0.00 avg60=0.00 avg300=0.00 total=" + itoa(total) + "\n" +
+			"full avg10=0.00 avg60=0.00 avg300=0.00 total=0\n"
+	}
+	mkCgroup(t, proc, "", map[string]string{"cpu": idle(0), "memory": idle(0), "io": idle(0)})
+	files := func(usage, stall, mem int) map[string]string {
+		return map[string]string{"cgroup.events": "populated 1\nfrozen 0\n",
+			"cpu.stat":     fmt.Sprintf("usage_usec %d\nuser_usec 0\nsystem_usec 0\n", usage),
+			"cpu.pressure": idle(stall), "memory.pressure": idle(0), "io.pressure": idle(0),
+			"memory.current": itoa(mem) + "\n", "memory.events": "low 0\nhigh 0\nmax 0\noom 0\noom_kill 0\n"}
+	}
+	const kids = 8
+	mkCgroup(t, root, "", files(9000, 900, 9000))
+	mkCgroup(t, root, "p", files(8000, 800, 8000))
+	for i := 0; i < kids; i++ {
+		mkCgroup(t, root, fmt.Sprintf("p/c%d", i), files(1000, 100, 1000))
+	}
+	clk := &fakeClock{t: time.Unix(1000, 0)}
+	src := NewSource(root, SourceOptions{ProcPressureDir: proc})
+	defer src.Close()
+	src.now = clk.now
+	var snap governor.Snapshot
+	ids := map[string]governor.CgroupID{"p": inode(t, filepath.Join(root, "p"))}
+	for i := 0; i < kids; i++ {
+		rel := fmt.Sprintf("p/c%d", i)
+		ids[rel] = inode(t, filepath.Join(root, rel))
+	}
+	// tick samples one second later; it returns the files read and
+	// whether a cgroup's once-in-quietRefresh full read was due.
+	tick := func() (reads uint64, refresh bool) {
+		t.Helper()
+		for _, id := range ids {
+			refresh = refresh || (src.gen+1+uint64(id))%quietRefresh == 0
+		}
+		clk.t = clk.t.Add(time.Second)
+		snap.Reset(clk.t)
+		before := src.fileReads
+		if err := src.Sample(context.Background(), &snap); err != nil {
+			t.Fatal(err)
+		}
+		return src.fileReads - before, refresh
+	}
+	tick()
+	src.psiGate = true // the fixture is not cgroupfs
+	// write changes a fixture file as the kernel changes a counter:
+	// without an inotify event (see TestSourcePSIGate).
+	write := func(rel, file, content string) {
+		t.Helper()
+		writeFixture(t, filepath.Join(root, rel, file), content)
+		src.drain()
+		var clean func(n *node)
+		clean = func(n *node) {
+			n.dirty = false
+			for _, c := range n.children {
+				clean(c)
+			}
+		}
+		clean(src.tree)
+	}
+	// The root is read in full every tick: its cpu.stat, 3 pressure
+	// files, memory.current and memory.events.
+	const rootReads = 6
+	settled := false
+	for i := 0; i < 12 && !settled; i++ {
+		n, r := tick()
+		settled = n == rootReads && !r
+	}
+	if !settled {
+		t.Fatalf("idle populated cgroups still read after 12 ticks")
+	}
+	for i := 0; i < 5; i++ {
+		if n, r := tick(); n != rootReads && !r {
+			t.Errorf("idle tick %d: %d files read, want %d (the root's)", i, n, rootReads)
+		}
+	}
+	c3 := snap.Lookup(ids["p/c3"])
+	if c3 == nil || !c3.Populated {
+		t.Fatalf("carried cgroup missing or not populated: %+v", c3)
+	}
+	wantSig(t, c3, governor.CPUUsage, 0)
+	wantSig(t, c3, governor.CPUSomeStall, 0)
+	wantSig(t, c3, governor.MemoryCurrent, 1000)
+	wantSig(t, c3, governor.MemoryEventsHigh, 0)
+	wantStalled(t, c3, 0, 0, 100)
+
+	// c3 runs for half a second and stalls for a fifth (so do its
+	// ancestors): read at the next tick, with exact rates.
+	write("", "cpu.stat", "usage_usec 509000\n")
+	write("p", "cpu.stat", "usage_usec 508000\n")
+	write("p/c3", "cpu.stat", "usage_usec 501000\n")
+	write("", "cpu.pressure", idle(900+200000))
+	write("p", "cpu.pressure", idle(800+200000))
+	write("p/c3", "cpu.pressure", idle(100+200000))
+	n, r := tick()
+	c3 = snap.Lookup(ids["p/c3"])
+	wantSig(t, c3, governor.CPUUsage, 0.5)
+	wantSig(t, c3, governor.CPUSomeStall, 20)
+	wantStalled(t, c3, 0, 0, 200100)
+	c2 := snap.Lookup(ids["p/c2"])
+	wantSig(t, c2, governor.CPUUsage, 0)
+	wantSig(t, c2, governor.MemoryCurrent, 1000)
+	// The root's 6, p's cpu.stat and cpu.pressure, each child's (p's
+	// moved); no memory file, no cgroup.events.
+	if want := uint64(rootReads + 2 + 2*kids); n != want && !r {
+		t.Errorf("tick after c3 moved: %d files read, want %d", n, want)
+	}
+	// Then all stand still again: c3's rates are 0, nothing read but the
+	// root (once c3's stall has settled, psiSettle).
+	tick()
+	c3 = snap.Lookup(ids["p/c3"])
+	wantSig(t, c3, governor.CPUUsage, 0)
+	wantSig(t, c3, governor.CPUSomeStall, 0)
+
+	// Memory moves in c5 only: its memory files are read, its cpu ones
+	// not.
+	write("", "memory.current", "9500\n")
+	write("p", "memory.current", "8500\n")
+	write("p/c5", "memory.current", "1500\n")
+	tick()
+	wantSig(t, snap.Lookup(ids["p/c5"]), governor.MemoryCurrent, 1500)
+	wantSig(t, snap.Lookup(ids["p/c5"]), governor.CPUUsage, 0)
+
+	// A change in a cgroup's directory (a task moved in, a limit written)
+	// is a full read, cgroup.events included.
+	writeFixture(t, filepath.Join(root, "p/c6", "cgroup.events"), "populated 0\nfrozen 0\n")
+	tick()
+	if c6 := snap.Lookup(ids["p/c6"]); c6.Populated {
+		t.Error("c6's populated 0 not seen after its directory changed")
+	}
+}
