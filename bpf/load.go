@@ -178,7 +178,7 @@ func haveSchedInfo(kspec *btf.Spec) error {
 		}
 		return nil
 	}
-	return errors.New("task_struct has no sched_info (kernel without CONFIG_SCHED_INFO)")
+	return fmt.Errorf("task_struct has no sched_info (kernel without CONFIG_SCHED_INFO): %w", ebpf.ErrNotSupported)
 }
 
 // oom:mark_victim argument layouts (oom_layout in the C source).
@@ -306,16 +306,18 @@ func Load(opts Options) (*Sensor, error) {
 	if !ok {
 		return nil, fmt.Errorf("bpf: HistogramSubBuckets must be 1, 2 or 4, not %d", opts.HistogramSubBuckets)
 	}
+	// Kernels >= 5.11 charge BPF memory to the cgroup and need no memlock
+	// rlimit; raising it fails without CAP_SYS_RESOURCE, which is harmless
+	// there. Before 5.11 every program and map, the feature probes' too,
+	// is charged to the user's RLIMIT_MEMLOCK, so it is raised before the
+	// first probe; if it cannot be, a map creation fails with EPERM and the
+	// error below says why.
+	memlockErr := rlimit.RemoveMemlock()
 	if err := Supported(); err != nil {
 		err = fmt.Errorf("bpf: %w", err)
 		log.Warn("BPF sensors unavailable: running on PSI alone, without run-queue, reclaim and OOM signals", "error", err)
 		return nil, err
 	}
-	// Kernels >= 5.11 charge BPF memory to the cgroup and need no memlock
-	// rlimit; raising it fails without CAP_SYS_RESOURCE, which is harmless
-	// there. Before 5.11 a map creation then fails with EPERM: the error
-	// below says why.
-	memlockErr := rlimit.RemoveMemlock()
 
 	mode := ModeTPBTF
 	if opts.ForceRawTP {

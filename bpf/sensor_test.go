@@ -303,9 +303,37 @@ var loadVariants = []loadVariant{
 	{"raw_tp", ModeRawTP, WaitStamps},
 }
 
-// load loads the variant and fails the test when Load picked another.
+// requireFeature skips the test when err says this kernel lacks a BPF
+// feature (ebpf.ErrNotSupported: Debian 11's 5.10 has no task storage maps,
+// so no tp_btf set) and fails it on any other error: a probe that breaks on
+// a kernel that has the feature is a bug, not a reason to skip.
+func requireFeature(t *testing.T, what string, err error) {
+	t.Helper()
+	switch {
+	case err == nil:
+	case errors.Is(err, ebpf.ErrNotSupported):
+		t.Skipf("%s not supported on %s: %v", what, kernelRelease(), err)
+	default:
+		t.Fatalf("probing %s: %v", what, err)
+	}
+}
+
+// require skips when the kernel cannot load the variant.
+func (v loadVariant) require(t *testing.T) {
+	t.Helper()
+	if v.mode == ModeTPBTF {
+		requireFeature(t, "the tp_btf program set", haveTPBTF())
+	}
+	if v.wait == WaitSchedInfo {
+		requireFeature(t, "sched_info run-queue waits", schedInfoSupported())
+	}
+}
+
+// load loads the variant and fails the test when Load picked another; it
+// skips where the kernel lacks what the variant needs.
 func (v loadVariant) load(t *testing.T, opts Options) *Sensor {
 	t.Helper()
+	v.require(t)
 	var logs bytes.Buffer
 	opts.Logger = testLogger(t, &logs)
 	opts.ForceRawTP = v.mode == ModeRawTP
@@ -491,6 +519,8 @@ func TestSensorMapFull(t *testing.T) {
 
 func TestProbeOOMLayout(t *testing.T) {
 	requireBPF(t)
+	// The attached set below is the tp_btf set with sched_info waits.
+	loadVariant{mode: ModeTPBTF, wait: WaitSchedInfo}.require(t)
 	s, err := Load(Options{})
 	if err != nil {
 		t.Fatal(err)
@@ -795,6 +825,10 @@ func TestHaveSchedInfo(t *testing.T) {
 		err := haveSchedInfo(spec(c.task))
 		if (err == nil) != c.ok {
 			t.Errorf("%s: haveSchedInfo = %v, want ok %v", c.name, err, c.ok)
+		}
+		// A kernel built without it lacks a feature (tests skip there).
+		if c.name == "without CONFIG_SCHED_INFO" && !errors.Is(err, ebpf.ErrNotSupported) {
+			t.Errorf("%s: %v does not wrap ebpf.ErrNotSupported", c.name, err)
 		}
 	}
 	if kspec, err := btf.LoadKernelSpec(); err == nil {
