@@ -138,14 +138,14 @@ func (s *Sensor) sampleStats(snap *governor.Snapshot, secs float64) error {
 		nb    = s.hist.n()
 		seen  = make(map[uint64]struct{}, len(s.prev))
 	)
-	it := s.cgIndex.Iterate()
+	it := s.objs.CgIndex.Iterate()
 	for it.Next(&key, &slot) {
 		c := snap.Lookup(governor.CgroupID(key))
 		if c == nil {
 			stale = append(stale, staleSlot{key, slot})
 			continue
 		}
-		if err := s.cgSlots.Lookup(&slot, cur); err != nil {
+		if err := s.objs.CgSlots.Lookup(&slot, cur); err != nil {
 			return fmt.Errorf("bpf: reading slot %d of cgroup %d: %w", slot, key, err)
 		}
 		if cur.Cgid != key { // being set up by the kernel right now
@@ -190,16 +190,16 @@ func (s *Sensor) sampleStats(snap *governor.Snapshot, secs float64) error {
 	// at worst one stray count in the slot's next owner's first window.
 	var zero governorCgStats
 	for _, st := range stale {
-		if err := s.cgIndex.Delete(&st.cgid); err != nil {
+		if err := s.objs.CgIndex.Delete(&st.cgid); err != nil {
 			if errors.Is(err, ebpf.ErrKeyNotExist) {
 				continue
 			}
 			return fmt.Errorf("bpf: deleting cgroup %d: %w", st.cgid, err)
 		}
-		if err := s.cgSlots.Update(&st.slot, &zero, ebpf.UpdateAny); err != nil {
+		if err := s.objs.CgSlots.Update(&st.slot, &zero, ebpf.UpdateAny); err != nil {
 			return fmt.Errorf("bpf: clearing slot %d: %w", st.slot, err)
 		}
-		if err := s.freeSlots.Update(nil, st.slot, ebpf.UpdateAny); err != nil {
+		if err := s.objs.FreeSlots.Update(nil, st.slot, ebpf.UpdateAny); err != nil {
 			return fmt.Errorf("bpf: freeing slot %d: %w", st.slot, err)
 		}
 	}
@@ -225,7 +225,7 @@ func (s *Sensor) samplePairs(snap *governor.Snapshot, secs float64) error {
 		top    = map[governor.CgroupID][]Offender{}
 		others = map[*governor.Sample]uint64{}
 	)
-	it := s.pairs.Iterate()
+	it := s.objs.PreemptPairs.Iterate()
 	for it.Next(&key, &n) {
 		d := sub64(n, s.prevPairs[key])
 		victim := snap.Lookup(governor.CgroupID(key.Victim))
@@ -251,7 +251,7 @@ func (s *Sensor) samplePairs(snap *governor.Snapshot, secs float64) error {
 		c.Set(governor.RunqPreemptedByOthers, float64(d)/secs)
 	}
 	for i := range stale {
-		if err := s.pairs.Delete(&stale[i]); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
+		if err := s.objs.PreemptPairs.Delete(&stale[i]); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
 			return fmt.Errorf("bpf: deleting preemption pair: %w", err)
 		}
 	}
@@ -284,7 +284,7 @@ func (s *Sensor) checkDrops(now time.Time) {
 	var cur [dropNR]uint64
 	var grew bool
 	for i := uint32(0); i < dropNR; i++ {
-		if err := s.drops.Lookup(&i, &cur[i]); err != nil {
+		if err := s.objs.Drops.Lookup(&i, &cur[i]); err != nil {
 			s.log.Debug("reading drop counter", "kind", i, "error", err)
 			return
 		}

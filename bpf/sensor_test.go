@@ -228,14 +228,14 @@ func histCount(t *testing.T, s *Sensor, id governor.CgroupID) (uint64, bool) {
 	t.Helper()
 	var slot uint32
 	key := uint64(id)
-	if err := s.cgIndex.Lookup(&key, &slot); err != nil {
+	if err := s.objs.CgIndex.Lookup(&key, &slot); err != nil {
 		if errors.Is(err, ebpf.ErrKeyNotExist) {
 			return 0, false
 		}
 		t.Fatal(err)
 	}
 	var v governorCgStats
-	if err := s.cgSlots.Lookup(&slot, &v); err != nil {
+	if err := s.objs.CgSlots.Lookup(&slot, &v); err != nil {
 		t.Fatal(err)
 	}
 	if v.Cgid != key {
@@ -253,7 +253,7 @@ func pairsWith(t *testing.T, s *Sensor, id governor.CgroupID) int {
 	var k governorPairKey
 	var n uint64
 	found := 0
-	it := s.pairs.Iterate()
+	it := s.objs.PreemptPairs.Iterate()
 	for it.Next(&k, &n) {
 		if k.Victim == uint64(id) || k.Offender == uint64(id) {
 			found++
@@ -575,7 +575,7 @@ func TestOOMEventPlumbing(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	prog := s.coll.Programs["raw_mark_victim"]
+	prog := s.objs.RawMarkVictim
 	if prog == nil {
 		t.Fatal("raw_mark_victim not loaded")
 	}
@@ -675,16 +675,18 @@ func TestReclaimPlumbing(t *testing.T) {
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
 	start := time.Now()
-	for _, kind := range []string{"direct", "memcg"} {
-		for _, edge := range []string{"begin", "end"} {
-			p := s.coll.Programs["raw_"+kind+"_reclaim_"+edge]
+	for _, pair := range [][2]*ebpf.Program{
+		{s.objs.RawDirectReclaimBegin, s.objs.RawDirectReclaimEnd},
+		{s.objs.RawMemcgReclaimBegin, s.objs.RawMemcgReclaimEnd},
+	} {
+		for edge, p := range pair {
 			if p == nil {
-				t.Fatalf("raw_%s_reclaim_%s not loaded", kind, edge)
+				t.Fatalf("reclaim program %d of %v not loaded", edge, pair)
 			}
 			if _, err := p.Run(&ebpf.RunOptions{Context: make([]byte, 8)}); err != nil {
 				t.Fatalf("test run: %v", err)
 			}
-			if edge == "begin" {
+			if edge == 0 {
 				time.Sleep(100 * time.Millisecond)
 			}
 		}
@@ -833,5 +835,66 @@ func TestHaveSchedInfo(t *testing.T) {
 	}
 	if kspec, err := btf.LoadKernelSpec(); err == nil {
 		t.Logf("this kernel: %v", haveSchedInfo(kspec))
+	}
+}
+
+// TestSelectPrograms: each variant loads its own programs of the generated
+// specs, no program of the other set, and none of a missing group.
+func TestSelectPrograms(t *testing.T) {
+	spec, err := loadGovernor()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var specs governorSpecs
+	if err := spec.Assign(&specs); err != nil {
+		t.Fatal(err)
+	}
+	noReclaim := map[string]error{"direct": errors.New("x"), "memcg": errors.New("x")}
+	for _, c := range []struct {
+		name    string
+		v       int
+		missing map[string]error
+		want    string
+	}{
+		{"tp_btf sched_info", inBTFSchedInfo, nil, "btf_sched_switch_si btf_direct_reclaim_begin btf_direct_reclaim_end btf_memcg_reclaim_begin btf_memcg_reclaim_end btf_mark_victim"},
+		{"tp_btf stamps", inBTFStamps, nil, "btf_sched_wakeup btf_sched_wakeup_new btf_sched_switch btf_direct_reclaim_begin btf_direct_reclaim_end btf_memcg_reclaim_begin btf_memcg_reclaim_end btf_mark_victim"},
+		{"raw_tp", inRaw, nil, "raw_sched_wakeup raw_sched_wakeup_new raw_sched_switch raw_sched_process_free raw_direct_reclaim_begin raw_direct_reclaim_end raw_memcg_reclaim_begin raw_memcg_reclaim_end raw_mark_victim"},
+		{"raw_tp without reclaim", inRaw, noReclaim, "raw_sched_wakeup raw_sched_wakeup_new raw_sched_switch raw_sched_process_free raw_mark_victim"},
+		{"tp_btf without oom", inBTFSchedInfo, map[string]error{"oom": errors.New("x")}, "btf_sched_switch_si btf_direct_reclaim_begin btf_direct_reclaim_end btf_memcg_reclaim_begin btf_memcg_reclaim_end"},
+	} {
+		var got []string
+		for _, a := range selectPrograms(&specs.governorProgramSpecs, c.v, c.missing) {
+			got = append(got, a.spec.Name)
+		}
+		if strings.Join(got, " ") != c.want {
+			t.Errorf("%s: selected %v, want %s", c.name, got, c.want)
+		}
+	}
+	if got, want := strings.Join(Tracepoints(), " "), "sched_wakeup sched_wakeup_new sched_switch sched_process_free mm_vmscan_direct_reclaim_begin mm_vmscan_direct_reclaim_end mm_vmscan_memcg_reclaim_begin mm_vmscan_memcg_reclaim_end mark_victim"; got != want {
+		t.Errorf("Tracepoints() = %s, want %s", got, want)
+	}
+}
+
+// TestLoadedObjects: the typed objects point at what the raw_tp set loaded
+// and are nil for the tp_btf set's programs and task storage map.
+func TestLoadedObjects(t *testing.T) {
+	requireBPF(t)
+	s, err := Load(Options{ForceRawTP: true, MaxCgroups: 64})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	o := &s.objs
+	if o.RawSchedSwitch == nil || o.RawSchedProcessFree == nil || o.RawStamps == nil || o.CgSlots == nil || o.HistSubbits == nil {
+		t.Errorf("raw_tp objects missing: %+v", o)
+	}
+	if o.BtfSchedSwitch != nil || o.BtfSchedSwitchSi != nil || o.TaskStamps != nil {
+		t.Errorf("tp_btf objects loaded with ForceRawTP: %+v", o)
+	}
+	if n := o.CgSlots.MaxEntries(); n != 64 {
+		t.Errorf("cg_slots has %d entries, want MaxCgroups 64", n)
+	}
+	if len(s.progs) != 9 || !s.reclaim || s.rb == nil {
+		t.Errorf("attached %d programs (reclaim %v, oom reader %v), want 9 with both", len(s.progs), s.reclaim, s.rb != nil)
 	}
 }
