@@ -77,8 +77,13 @@ func (s *Sensor) Drops() Drops {
 // the window since the previous Sample (or Load), to the snapshot's cgroups
 // and removes the map entries of cgroups that are not in the snapshot.
 // Values are per cgroup, not hierarchical: a parent's are its own tasks'.
+// The window ends at the snapshot's time (the loop's clock); a snapshot
+// without one ends it now.
 func (s *Sensor) Sample(ctx context.Context, snap *governor.Snapshot) error {
-	now := time.Now()
+	now := snap.Time
+	if now.IsZero() {
+		now = time.Now()
+	}
 	secs := now.Sub(s.last).Seconds()
 	s.last = now
 	if secs <= 0 {

@@ -597,12 +597,14 @@ func TestOOMEventPlumbing(t *testing.T) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	snap := &governor.Snapshot{Time: time.Now(), Cgroups: []*governor.Sample{{Ref: governor.Ref{ID: 0}}}}
+	// The window is measured on the snapshot's clock (the loop's), not
+	// the sensor's own: 3 kills in 6 s of it are 0.5/s.
+	snap := &governor.Snapshot{Time: s.last.Add(6 * time.Second), Cgroups: []*governor.Sample{{Ref: governor.Ref{ID: 0}}}}
 	if err := s.Sample(context.Background(), snap); err != nil {
 		t.Fatal(err)
 	}
-	if v, ok := snap.Cgroups[0].Get(governor.OOMKills); !ok || v <= 0 {
-		t.Errorf("oom.kills = %v (present %v), want > 0", v, ok)
+	if v, ok := snap.Cgroups[0].Get(governor.OOMKills); !ok || v != 0.5 {
+		t.Errorf("oom.kills = %v/s (present %v), want 3 kills in the snapshot clock's 6 s: 0.5/s", v, ok)
 	}
 	if k := s.RecentOOMKills(); len(k) != 3 || k[0].PID != 0 || k[2].Time.IsZero() {
 		t.Errorf("RecentOOMKills = %+v, want 3 kills of pid 0", k)
