@@ -1,14 +1,13 @@
 package bpf
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"sort"
-	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -18,6 +17,7 @@ import (
 	"github.com/cilium/ebpf/ringbuf"
 
 	"github.com/governor-dev/governor/governor"
+	"github.com/governor-dev/governor/internal/procfs"
 )
 
 var _ governor.Source = (*Sensor)(nil)
@@ -375,46 +375,20 @@ func resolvePID(pid uint32, comm string) (governor.CgroupID, string) {
 			comm = strings.TrimSpace(string(b))
 		}
 	}
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/cgroup", pid))
+	if pid == 0 { // ProcCgroup's "this process"
+		return 0, comm
+	}
+	rel, err := procfs.ProcCgroup(int(pid))
 	if err != nil {
 		return 0, comm
 	}
-	var rel string
-	for _, line := range strings.Split(string(b), "\n") {
-		if p, ok := strings.CutPrefix(line, "0::"); ok {
-			rel = p
-		}
-	}
-	root := cgroup2Mount()
-	if rel == "" || root == "" {
+	root, err := procfs.Cgroup2Mount()
+	if err != nil {
 		return 0, comm
 	}
 	var st syscall.Stat_t
-	if err := syscall.Stat(root+rel, &st); err != nil {
+	if err := syscall.Stat(filepath.Join(root, rel), &st); err != nil {
 		return 0, comm
 	}
 	return governor.CgroupID(st.Ino), comm
-}
-
-func cgroup2Mount() string {
-	f, err := os.Open("/proc/self/mountinfo")
-	if err != nil {
-		return ""
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		// ... mountpoint ... - fstype source opts
-		fields := strings.Fields(sc.Text())
-		for i, fld := range fields {
-			if fld == "-" && i+1 < len(fields) && fields[i+1] == "cgroup2" && len(fields) > 4 {
-				mp, err := strconv.Unquote(`"` + fields[4] + `"`)
-				if err != nil {
-					mp = fields[4]
-				}
-				return mp
-			}
-		}
-	}
-	return ""
 }

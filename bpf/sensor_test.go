@@ -22,6 +22,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/governor-dev/governor/governor"
+	"github.com/governor-dev/governor/internal/procfs"
 )
 
 // The privileged tests re-execute the test binary as workload processes:
@@ -35,7 +36,7 @@ const (
 // unifiedRoot is the cgroup2 mount: /sys/fs/cgroup/unified on the hybrid
 // development and CI machines, /sys/fs/cgroup on a pure v2 host.
 var unifiedRoot = func() string {
-	if m := cgroup2Mount(); m != "" {
+	if m, err := procfs.Cgroup2Mount(); err == nil {
 		return m
 	}
 	return "/sys/fs/cgroup/unified"
@@ -709,26 +710,20 @@ func TestReclaimPlumbing(t *testing.T) {
 // selfCgroup is the test process's own cgroup in the unified hierarchy.
 func selfCgroup(t *testing.T) testCgroup {
 	t.Helper()
-	b, err := os.ReadFile("/proc/self/cgroup")
+	p, err := procfs.ProcCgroup(0)
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if p, ok := strings.CutPrefix(line, "0::"); ok {
-			dir := filepath.Join(unifiedRoot, p)
-			var st syscall.Stat_t
-			if err := syscall.Stat(dir, &st); err != nil {
-				t.Fatal(err)
-			}
-			rel, _ := filepath.Rel(unifiedRoot, dir)
-			if rel == "." {
-				rel = ""
-			}
-			return testCgroup{Ref: governor.Ref{ID: governor.CgroupID(st.Ino), Path: rel}, dir: dir}
-		}
+	dir := filepath.Join(unifiedRoot, p)
+	var st syscall.Stat_t
+	if err := syscall.Stat(dir, &st); err != nil {
+		t.Fatal(err)
 	}
-	t.Fatal("no cgroup v2 line in /proc/self/cgroup")
-	return testCgroup{}
+	rel, _ := filepath.Rel(unifiedRoot, dir)
+	if rel == "." {
+		rel = ""
+	}
+	return testCgroup{Ref: governor.Ref{ID: governor.CgroupID(st.Ino), Path: rel}, dir: dir}
 }
 
 // TestRealOOMAndReclaim provokes memcg reclaim and an OOM kill in a cgroup

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"flag"
 	"fmt"
@@ -19,6 +18,7 @@ import (
 	"github.com/governor-dev/governor/bpf"
 	"github.com/governor-dev/governor/cgroup"
 	"github.com/governor-dev/governor/governor"
+	"github.com/governor-dev/governor/internal/procfs"
 	"github.com/governor-dev/governor/policies"
 )
 
@@ -401,16 +401,9 @@ func (a armer) Disarm(id governor.CgroupID) { a.t.Remove(id) }
 // selfCgroup returns the governor's own cgroup v2 path, relative to the
 // root ("" when unknown or the root).
 func selfCgroup() string {
-	fh, err := os.Open("/proc/self/cgroup")
+	rel, err := procfs.ProcCgroup(0)
 	if err != nil {
 		return ""
 	}
-	defer fh.Close()
-	sc := bufio.NewScanner(fh)
-	for sc.Scan() {
-		if rest, ok := strings.CutPrefix(sc.Text(), "0::"); ok {
-			return strings.Trim(rest, "/")
-		}
-	}
-	return ""
+	return strings.Trim(rel, "/")
 }
