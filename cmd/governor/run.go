@@ -270,7 +270,7 @@ func run(f runFlags, log hclog.Logger, diagOut io.Writer, sig *signals) error {
 	}
 	if trig != nil {
 		cfg.Notifier = trig
-		cfg.Armer = armer{t: trig, root: root}
+		cfg.Armer = cgroup.Armer{Triggers: trig, Root: root}
 	}
 	loop, err := governor.New(cfg)
 	if err != nil {
@@ -380,23 +380,6 @@ func armHostTriggers(t *cgroup.Triggers, log hclog.Logger) {
 		log.Debug("armed PSI trigger", "file", path, "window", w.String())
 	}
 }
-
-// armer arms PSI triggers on cgroup pressure files for the loop.
-type armer struct {
-	t    *cgroup.Triggers
-	root string
-}
-
-func (a armer) Arm(cg governor.Ref, resource string, full bool, stall, window time.Duration) error {
-	path, err := cgroup.PressureFile(a.root, cg, resource) // beneath the root, no symlinks
-	if err != nil {
-		return err
-	}
-	_, err = a.t.Add(cg, path, full, stall, window)
-	return err
-}
-
-func (a armer) Disarm(id governor.CgroupID) { a.t.Remove(id) }
 
 // selfCgroup returns the governor's own cgroup v2 path, relative to the
 // root ("" when unknown or the root).
