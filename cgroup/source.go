@@ -302,6 +302,10 @@ func (s *Source) Sample(ctx context.Context, snap *governor.Snapshot) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.gen++
+	// One time base: rates are over the loop's clock (the snapshot's time).
+	if s.tickAt = snap.Time; s.tickAt.IsZero() {
+		s.tickAt = s.now()
+	}
 
 	host := &s.hostSmp[s.gen&1]
 	*host = governor.Sample{}
@@ -311,12 +315,11 @@ func (s *Source) Sample(ctx context.Context, snap *governor.Snapshot) error {
 	if err := s.update(); err != nil {
 		return err
 	}
-	s.tickAt = s.now()
 	return s.emit(ctx, snap, s.tree)
 }
 
 func (s *Source) readHost(smp *governor.Sample) {
-	now := s.now()
+	now := s.tickAt
 	cur := &s.scratch
 	*cur = counters{gen: s.gen, at: now, slow: now}
 	for r, name := range hostPSIFiles {
@@ -1105,7 +1108,7 @@ var slowSignals = [...]governor.Signal{
 // other signals and counters.
 func (s *Source) readCgroup(n *node, isRoot bool, what int) error {
 	s.reads++
-	now := s.now()
+	now := s.tickAt
 	smp := &n.base
 	var prev *counters
 	if n.read {
