@@ -197,7 +197,11 @@ const (
 
 // Supported reports whether this kernel and process can run the sensors. The
 // error wraps ErrUnavailable and the cause (ebpf.ErrNotSupported, EPERM...).
+// Like Load, it first raises RLIMIT_MEMLOCK: before 5.11 its probes are
+// charged to the user's locked memory, which other root processes' BPF
+// objects may already fill up to the default limit (EPERM otherwise).
 func Supported() error {
+	_ = rlimit.RemoveMemlock() // Load reports a failure to raise it
 	if _, err := btf.LoadKernelSpec(); err != nil {
 		return fmt.Errorf("%w: kernel BTF (needed for CO-RE): %w", ErrUnavailable, err)
 	}
