@@ -108,7 +108,8 @@ FUZZ_TARGETS = \
 	./cgroup:FuzzParsePressure ./cgroup:FuzzParseIOStat ./cgroup:FuzzParseKeyed \
 	./cgroup:FuzzPressureRoundTrip ./cgroup:FuzzMemoryStat ./cgroup:FuzzMemoryEvents \
 	./cgroup:FuzzCPUStat ./cgroup:FuzzCPUMax ./cgroup:FuzzIOStatRoundTrip \
-	./cgroup:FuzzIOWeight ./cgroup:FuzzEvents ./cgroup:FuzzValue ./cgroup:FuzzMountinfo \
+	./cgroup:FuzzIOWeight ./cgroup:FuzzEvents ./cgroup:FuzzValue ./internal/procfs:FuzzMountinfo \
+	./internal/procfs:FuzzParseProcCgroup \
 	./policies:FuzzLoadSource ./policies:FuzzLoadSourceInvariants \
 	./policies:FuzzCheckShape ./policies:FuzzPolicyStep \
 	./governor:FuzzRecoverState \

@@ -221,11 +221,11 @@ func rawHist(t *testing.T, s *Sensor, id governor.CgroupID) []uint64 {
 	out := make([]uint64, s.hist.n())
 	var slot uint32
 	key := uint64(id)
-	if err := s.cgIndex.Lookup(&key, &slot); err != nil {
+	if err := s.objs.CgIndex.Lookup(&key, &slot); err != nil {
 		return out
 	}
 	var v governorCgStats
-	if err := s.cgSlots.Lookup(&slot, &v); err != nil {
+	if err := s.objs.CgSlots.Lookup(&slot, &v); err != nil {
 		return out
 	}
 	for i := range out {

@@ -14,8 +14,8 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"reflect"
 	"slices"
-	"strings"
 	"sync"
 	"time"
 
@@ -119,33 +119,41 @@ func variant(mode Mode, wait WaitSource) int {
 	return inBTFStamps
 }
 
-// Tracepoints and the programs (suffixes of btf_/raw_ names) attached to them.
-var tracepoints = []struct {
-	prog, tp string
+// tracepointProg is one program of the object and the tracepoint it
+// attaches to, in its tp_btf and raw_tp versions (nil where a set has none).
+type tracepointProg struct {
+	tp string
 	// group: programs that only make sense together (begin/end).
 	group    string
 	required bool
 	in       int // the variants that load it (in* bits)
-}{
-	{"sched_wakeup", "sched_wakeup", "sched", true, inStamps},
-	{"sched_wakeup_new", "sched_wakeup_new", "sched", true, inStamps},
-	{"sched_switch", "sched_switch", "sched", true, inStamps},
-	{"sched_switch_si", "sched_switch", "sched", true, inBTFSchedInfo},
-	// raw_tp stamps live in a hash keyed by task pointer: drop them when
-	// the task is freed (task storage is freed by the kernel).
-	{"sched_process_free", "sched_process_free", "sched", true, inRaw},
-	{"direct_reclaim_begin", "mm_vmscan_direct_reclaim_begin", "direct", false, inAll},
-	{"direct_reclaim_end", "mm_vmscan_direct_reclaim_end", "direct", false, inAll},
-	{"memcg_reclaim_begin", "mm_vmscan_memcg_reclaim_begin", "memcg", false, inAll},
-	{"memcg_reclaim_end", "mm_vmscan_memcg_reclaim_end", "memcg", false, inAll},
-	{"mark_victim", "mark_victim", "oom", false, inAll},
+	btf, raw *ebpf.ProgramSpec
+}
+
+// tracepoints lists the programs of the generated specs by tracepoint. Its
+// tracepoint names do not depend on p's values: a zero p gives them too.
+func (p *governorProgramSpecs) tracepoints() []tracepointProg {
+	return []tracepointProg{
+		{"sched_wakeup", "sched", true, inStamps, p.BtfSchedWakeup, p.RawSchedWakeup},
+		{"sched_wakeup_new", "sched", true, inStamps, p.BtfSchedWakeupNew, p.RawSchedWakeupNew},
+		{"sched_switch", "sched", true, inStamps, p.BtfSchedSwitch, p.RawSchedSwitch},
+		{"sched_switch", "sched", true, inBTFSchedInfo, p.BtfSchedSwitchSi, nil},
+		// raw_tp stamps live in a hash keyed by task pointer: drop them when
+		// the task is freed (task storage is freed by the kernel).
+		{"sched_process_free", "sched", true, inRaw, nil, p.RawSchedProcessFree},
+		{"mm_vmscan_direct_reclaim_begin", "direct", false, inAll, p.BtfDirectReclaimBegin, p.RawDirectReclaimBegin},
+		{"mm_vmscan_direct_reclaim_end", "direct", false, inAll, p.BtfDirectReclaimEnd, p.RawDirectReclaimEnd},
+		{"mm_vmscan_memcg_reclaim_begin", "memcg", false, inAll, p.BtfMemcgReclaimBegin, p.RawMemcgReclaimBegin},
+		{"mm_vmscan_memcg_reclaim_end", "memcg", false, inAll, p.BtfMemcgReclaimEnd, p.RawMemcgReclaimEnd},
+		{"mark_victim", "oom", false, inAll, p.BtfMarkVictim, p.RawMarkVictim},
+	}
 }
 
 // Tracepoints returns the names of the kernel tracepoints the sensors can
 // attach to (any program set), each once, in a fixed order.
 func Tracepoints() []string {
-	out := make([]string, 0, len(tracepoints))
-	for _, tp := range tracepoints {
+	var out []string
+	for _, tp := range new(governorProgramSpecs).tracepoints() {
 		if !slices.Contains(out, tp.tp) {
 			out = append(out, tp.tp)
 		}
@@ -178,7 +186,7 @@ func haveSchedInfo(kspec *btf.Spec) error {
 		}
 		return nil
 	}
-	return errors.New("task_struct has no sched_info (kernel without CONFIG_SCHED_INFO)")
+	return fmt.Errorf("task_struct has no sched_info (kernel without CONFIG_SCHED_INFO): %w", ebpf.ErrNotSupported)
 }
 
 // oom:mark_victim argument layouts (oom_layout in the C source).
@@ -189,7 +197,11 @@ const (
 
 // Supported reports whether this kernel and process can run the sensors. The
 // error wraps ErrUnavailable and the cause (ebpf.ErrNotSupported, EPERM...).
+// Like Load, it first raises RLIMIT_MEMLOCK: before 5.11 its probes are
+// charged to the user's locked memory, which other root processes' BPF
+// objects may already fill up to the default limit (EPERM otherwise).
 func Supported() error {
+	_ = rlimit.RemoveMemlock() // Load reports a failure to raise it
 	if _, err := btf.LoadKernelSpec(); err != nil {
 		return fmt.Errorf("%w: kernel BTF (needed for CO-RE): %w", ErrUnavailable, err)
 	}
@@ -259,13 +271,11 @@ type Sensor struct {
 	mode  Mode
 	wait  WaitSource
 	hist  histLayout
-	coll  *ebpf.Collection
+	coll  *ebpf.Collection // owns every program and map loaded
+	objs  governorObjects  // coll's objects by name; nil where not loaded
 	progs []loadedProg
 	links []link.Link
 	stats io.Closer // BPF_ENABLE_STATS fd, or nil
-
-	cgSlots, cgIndex, freeSlots *ebpf.Map
-	pairs, drops                *ebpf.Map
 
 	rb     *ringbuf.Reader
 	rbDone chan struct{}
@@ -306,16 +316,18 @@ func Load(opts Options) (*Sensor, error) {
 	if !ok {
 		return nil, fmt.Errorf("bpf: HistogramSubBuckets must be 1, 2 or 4, not %d", opts.HistogramSubBuckets)
 	}
+	// Kernels >= 5.11 charge BPF memory to the cgroup and need no memlock
+	// rlimit; raising it fails without CAP_SYS_RESOURCE, which is harmless
+	// there. Before 5.11 every program and map, the feature probes' too,
+	// is charged to the user's RLIMIT_MEMLOCK, so it is raised before the
+	// first probe; if it cannot be, a map creation fails with EPERM and the
+	// error below says why.
+	memlockErr := rlimit.RemoveMemlock()
 	if err := Supported(); err != nil {
 		err = fmt.Errorf("bpf: %w", err)
 		log.Warn("BPF sensors unavailable: running on PSI alone, without run-queue, reclaim and OOM signals", "error", err)
 		return nil, err
 	}
-	// Kernels >= 5.11 charge BPF memory to the cgroup and need no memlock
-	// rlimit; raising it fails without CAP_SYS_RESOURCE, which is harmless
-	// there. Before 5.11 a map creation then fails with EPERM: the error
-	// below says why.
-	memlockErr := rlimit.RemoveMemlock()
 
 	mode := ModeTPBTF
 	if opts.ForceRawTP {
@@ -369,7 +381,9 @@ func schedInfoSupported() error {
 	return haveSchedInfo(kspec)
 }
 
-func load(opts Options, log hclog.Logger, mode Mode, wait WaitSource, sub uint) (_ *Sensor, err error) {
+// load loads and attaches one program set: the object's specs, trimmed to
+// what this kernel has and the variant needs, sized by opts.
+func load(opts Options, log hclog.Logger, mode Mode, wait WaitSource, sub uint) (*Sensor, error) {
 	kspec, err := btf.LoadKernelSpec()
 	if err != nil {
 		return nil, fmt.Errorf("kernel BTF: %w", err)
@@ -378,79 +392,22 @@ func load(opts Options, log hclog.Logger, mode Mode, wait WaitSource, sub uint) 
 	if err != nil {
 		return nil, err
 	}
-	prefix, other := "btf_", "raw_"
-	if mode == ModeRawTP {
-		prefix, other = "raw_", "btf_"
-		delete(spec.Maps, "task_stamps")
-	} else {
-		delete(spec.Maps, "raw_stamps")
+	var specs governorSpecs
+	if err := spec.Assign(&specs); err != nil {
+		return nil, err
 	}
-	for name := range spec.Programs {
-		if len(name) > 4 && name[:4] == other {
-			delete(spec.Programs, name)
-		}
-	}
-
-	// Optional tracepoints: drop a whole group when one is missing.
-	missing := map[string]error{}
-	for _, tp := range tracepoints {
-		if _, err := kspec.AnyTypeByName("btf_trace_" + tp.tp); err != nil {
-			if tp.required {
-				return nil, fmt.Errorf("tracepoint %s: %w", tp.tp, ebpf.ErrNotSupported)
-			}
-			missing[tp.group] = fmt.Errorf("tracepoint %s not in kernel BTF", tp.tp)
-		}
-	}
-	oomLayout := oomLayoutTask
-	if missing["oom"] == nil {
-		if err := features.HaveMapType(ebpf.RingBuf); err != nil {
-			missing["oom"] = fmt.Errorf("ring buffer maps: %w", err)
-		} else if oomLayout, err = probeOOMLayout(kspec); err != nil {
-			missing["oom"] = err
-		}
+	missing, oomLayout, err := probeGroups(kspec, &specs.governorProgramSpecs)
+	if err != nil {
+		return nil, err
 	}
 	for group, why := range missing {
 		log.Info("BPF sensor group disabled", "group", group, "reason", why)
 	}
-	if missing["oom"] != nil {
-		delete(spec.Maps, "oom_events")
-	}
-	var want []struct{ name, tp string }
-	v := variant(mode, wait)
-	for _, tp := range tracepoints {
-		name := prefix + tp.prog
-		if tp.in&v == 0 {
-			delete(spec.Programs, name)
-			continue
-		}
-		if missing[tp.group] != nil {
-			delete(spec.Programs, name)
-			continue
-		}
-		want = append(want, struct{ name, tp string }{name, tp.tp})
-	}
-
-	setMax := func(name string, n, def int) {
-		if n <= 0 {
-			n = def
-		}
-		if m := spec.Maps[name]; m != nil {
-			m.MaxEntries = uint32(n)
-		}
-	}
-	setMax("cg_slots", opts.MaxCgroups, DefaultMaxCgroups)
-	setMax("cg_index", opts.MaxCgroups, DefaultMaxCgroups)
-	setMax("free_slots", opts.MaxCgroups, DefaultMaxCgroups)
-	setMax("preempt_pairs", opts.MaxPreemptPairs, DefaultMaxPreemptPairs)
-	setMax("raw_stamps", opts.MaxRawTPTasks, DefaultMaxRawTPTasks)
-	setMax("reclaim_stamps", 0, defaultReclaimThreads)
-	if err := spec.Variables["hist_subbits"].Set(uint32(sub)); err != nil {
+	want := selectPrograms(&specs.governorProgramSpecs, variant(mode, wait), missing)
+	trimSpec(spec, &specs, mode, want, missing["oom"] != nil)
+	if err := configure(&specs, opts, sub, oomLayout); err != nil {
 		return nil, err
 	}
-	if err := spec.Variables["oom_layout"].Set(oomLayout); err != nil {
-		return nil, err
-	}
-
 	coll, err := ebpf.NewCollectionWithOptions(spec, ebpf.CollectionOptions{
 		Programs: ebpf.ProgramOptions{KernelTypes: kspec},
 	})
@@ -461,69 +418,209 @@ func load(opts Options, log hclog.Logger, mode Mode, wait WaitSource, sub uint) 
 		}
 		return nil, fmt.Errorf("load %s programs: %w", mode, err)
 	}
+	s := newSensor(log, mode, wait, sub, coll)
+	if err := s.start(want, opts); err != nil {
+		s.Close()
+		return nil, err
+	}
+	log.Info("BPF sensors loaded", "mode", mode, "run_queue_waits", wait, "programs", len(s.progs), "hist_sub_buckets", 1<<sub)
+	return s, nil
+}
+
+// probeGroups finds the optional groups this kernel cannot run (group: why)
+// and oom:mark_victim's argument layout. A missing required tracepoint is
+// an error wrapping ebpf.ErrNotSupported.
+func probeGroups(kspec *btf.Spec, progs *governorProgramSpecs) (map[string]error, uint32, error) {
+	missing := map[string]error{}
+	for _, tp := range progs.tracepoints() {
+		if _, err := kspec.AnyTypeByName("btf_trace_" + tp.tp); err != nil {
+			if tp.required {
+				return nil, 0, fmt.Errorf("tracepoint %s: %w", tp.tp, ebpf.ErrNotSupported)
+			}
+			missing[tp.group] = fmt.Errorf("tracepoint %s not in kernel BTF", tp.tp)
+		}
+	}
+	oomLayout := oomLayoutTask
+	if missing["oom"] == nil {
+		var err error
+		if err = features.HaveMapType(ebpf.RingBuf); err != nil {
+			missing["oom"] = fmt.Errorf("ring buffer maps: %w", err)
+		} else if oomLayout, err = probeOOMLayout(kspec); err != nil {
+			missing["oom"] = err
+		}
+	}
+	return missing, oomLayout, nil
+}
+
+// attachment is a program to load and the tracepoint it attaches to.
+type attachment struct {
+	spec *ebpf.ProgramSpec
+	tp   string
+}
+
+// selectPrograms picks the programs of variant v (an in* bit) whose group
+// is not missing, in tracepoint order.
+func selectPrograms(progs *governorProgramSpecs, v int, missing map[string]error) []attachment {
+	var want []attachment
+	for _, tp := range progs.tracepoints() {
+		p := tp.btf
+		if v == inRaw {
+			p = tp.raw
+		}
+		if tp.in&v == 0 || p == nil || missing[tp.group] != nil {
+			continue
+		}
+		want = append(want, attachment{p, tp.tp})
+	}
+	return want
+}
+
+// trimSpec removes from spec the programs not in want and the maps the
+// program set does not use: the other set's wakeup stamps (task storage
+// needs 5.11, which the raw_tp set must not ask for) and, with noOOM, the
+// OOM ring buffer.
+func trimSpec(spec *ebpf.CollectionSpec, specs *governorSpecs, mode Mode, want []attachment, noOOM bool) {
+	for name, p := range spec.Programs {
+		if !slices.ContainsFunc(want, func(a attachment) bool { return a.spec == p }) {
+			delete(spec.Programs, name)
+		}
+	}
+	drop := []*ebpf.MapSpec{specs.RawStamps}
+	if mode == ModeRawTP {
+		drop[0] = specs.TaskStamps
+	}
+	if noOOM {
+		drop = append(drop, specs.OomEvents)
+	}
+	for name, m := range spec.Maps {
+		if slices.Contains(drop, m) {
+			delete(spec.Maps, name)
+		}
+	}
+}
+
+// configure sizes the maps and sets the programs' constants.
+func configure(specs *governorSpecs, opts Options, sub uint, oomLayout uint32) error {
+	or := func(n, def int) uint32 {
+		if n <= 0 {
+			n = def
+		}
+		return uint32(n)
+	}
+	cgroups := or(opts.MaxCgroups, DefaultMaxCgroups)
+	specs.CgSlots.MaxEntries = cgroups
+	specs.CgIndex.MaxEntries = cgroups
+	specs.FreeSlots.MaxEntries = cgroups
+	specs.PreemptPairs.MaxEntries = or(opts.MaxPreemptPairs, DefaultMaxPreemptPairs)
+	specs.RawStamps.MaxEntries = or(opts.MaxRawTPTasks, DefaultMaxRawTPTasks)
+	specs.ReclaimStamps.MaxEntries = defaultReclaimThreads
+	if err := specs.HistSubbits.Set(uint32(sub)); err != nil {
+		return err
+	}
+	return specs.OomLayout.Set(oomLayout)
+}
+
+// newSensor makes the Sensor that owns coll.
+func newSensor(log hclog.Logger, mode Mode, wait WaitSource, sub uint, coll *ebpf.Collection) *Sensor {
 	s := &Sensor{
 		log:       log,
 		mode:      mode,
 		wait:      wait,
 		hist:      histLayout{subbits: sub},
 		coll:      coll,
-		cgSlots:   coll.Maps["cg_slots"],
-		cgIndex:   coll.Maps["cg_index"],
-		freeSlots: coll.Maps["free_slots"],
-		pairs:     coll.Maps["preempt_pairs"],
-		drops:     coll.Maps["drops"],
 		oomCounts: map[uint64]uint64{},
 		offenders: map[governor.CgroupID][]Offender{},
 		prev:      map[uint64]*governorCgStats{},
 		prevPairs: map[governorPairKey]uint64{},
 		delta:     make([]uint64, histBuckets),
 	}
-	defer func() {
-		if err != nil {
-			s.Close()
+	assignLoaded(coll, reflect.ValueOf(&s.objs).Elem())
+	return s
+}
+
+// assignLoaded points each program, map and variable field of v, a
+// generated bpf2go struct, at the object of coll its ebpf tag names, nil
+// where coll has none (the other program set, a disabled group): what
+// Collection.Assign does, without failing on what was left out of the load
+// on purpose. coll keeps ownership.
+func assignLoaded(coll *ebpf.Collection, v reflect.Value) {
+	for i := range v.NumField() {
+		f, tag := v.Field(i), v.Type().Field(i).Tag.Get("ebpf")
+		if tag == "" {
+			if f.Kind() == reflect.Struct {
+				assignLoaded(coll, f)
+			}
+			continue
 		}
-	}()
+		switch p := f.Addr().Interface().(type) {
+		case **ebpf.Program:
+			*p = coll.Programs[tag]
+		case **ebpf.Map:
+			*p = coll.Maps[tag]
+		case **ebpf.Variable:
+			*p = coll.Variables[tag]
+		}
+	}
+}
+
+// start fills the free slot list, attaches the programs in want and starts
+// the OOM event reader; on error the caller closes s.
+func (s *Sensor) start(want []attachment, opts Options) error {
 	// Every slot starts free; BPF pops one per new cgroup.
-	for i := uint32(0); i < s.cgSlots.MaxEntries(); i++ {
-		if err = s.freeSlots.Update(nil, i, ebpf.UpdateAny); err != nil {
-			return nil, fmt.Errorf("filling free_slots: %w", err)
+	for i := range s.objs.CgSlots.MaxEntries() {
+		if err := s.objs.FreeSlots.Update(nil, i, ebpf.UpdateAny); err != nil {
+			return fmt.Errorf("filling free_slots: %w", err)
 		}
 	}
 	for _, w := range want {
-		p := coll.Programs[w.name]
-		var l link.Link
-		if mode == ModeTPBTF {
-			l, err = link.AttachTracing(link.TracingOptions{Program: p})
-		} else {
-			l, err = link.AttachRawTracepoint(link.RawTracepointOptions{Name: w.tp, Program: p})
-		}
-		if err != nil {
-			return nil, fmt.Errorf("attach %s to %s: %w", w.name, w.tp, err)
-		}
-		s.links = append(s.links, l)
-		s.progs = append(s.progs, loadedProg{name: w.name, tp: w.tp, prog: p})
-		if strings.HasSuffix(w.name, "_reclaim_end") {
-			s.reclaim = true
+		if err := s.attach(w); err != nil {
+			return err
 		}
 	}
 	if opts.EnableStats {
-		s.stats, err = ebpf.EnableStats(uint32(unix.BPF_STATS_RUN_TIME))
-		if err != nil {
-			log.Warn("BPF_ENABLE_STATS failed; Stats will report no run time", "error", err)
-			s.stats, err = nil, nil
+		var err error
+		if s.stats, err = ebpf.EnableStats(uint32(unix.BPF_STATS_RUN_TIME)); err != nil {
+			s.log.Warn("BPF_ENABLE_STATS failed; Stats will report no run time", "error", err)
+			s.stats = nil
 		}
 	}
-	if m := coll.Maps["oom_events"]; m != nil {
-		s.rb, err = ringbuf.NewReader(m)
+	if s.objs.OomEvents != nil {
+		rb, err := ringbuf.NewReader(s.objs.OomEvents)
 		if err != nil {
-			return nil, fmt.Errorf("oom ring buffer: %w", err)
+			return fmt.Errorf("oom ring buffer: %w", err)
 		}
-		s.rbDone = make(chan struct{})
+		s.rb, s.rbDone = rb, make(chan struct{})
 		go s.readOOM()
 	}
 	s.last = time.Now()
-	log.Info("BPF sensors loaded", "mode", mode, "run_queue_waits", wait, "programs", len(s.progs), "hist_sub_buckets", 1<<sub)
-	return s, nil
+	return nil
+}
+
+// attach attaches one loaded program to its tracepoint.
+func (s *Sensor) attach(w attachment) error {
+	p := s.coll.Programs[w.spec.Name]
+	if p == nil {
+		return fmt.Errorf("program %s was not loaded", w.spec.Name)
+	}
+	var (
+		l   link.Link
+		err error
+	)
+	if s.mode == ModeTPBTF {
+		l, err = link.AttachTracing(link.TracingOptions{Program: p})
+	} else {
+		l, err = link.AttachRawTracepoint(link.RawTracepointOptions{Name: w.tp, Program: p})
+	}
+	if err != nil {
+		return fmt.Errorf("attach %s to %s: %w", w.spec.Name, w.tp, err)
+	}
+	s.links = append(s.links, l)
+	s.progs = append(s.progs, loadedProg{name: w.spec.Name, tp: w.tp, prog: p})
+	if p == s.objs.BtfDirectReclaimEnd || p == s.objs.RawDirectReclaimEnd ||
+		p == s.objs.BtfMemcgReclaimEnd || p == s.objs.RawMemcgReclaimEnd {
+		s.reclaim = true
+	}
+	return nil
 }
 
 // Mode reports which program set is loaded.

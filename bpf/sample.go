@@ -1,14 +1,13 @@
 package bpf
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"sort"
-	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -18,6 +17,7 @@ import (
 	"github.com/cilium/ebpf/ringbuf"
 
 	"github.com/governor-dev/governor/governor"
+	"github.com/governor-dev/governor/internal/procfs"
 )
 
 var _ governor.Source = (*Sensor)(nil)
@@ -77,8 +77,13 @@ func (s *Sensor) Drops() Drops {
 // the window since the previous Sample (or Load), to the snapshot's cgroups
 // and removes the map entries of cgroups that are not in the snapshot.
 // Values are per cgroup, not hierarchical: a parent's are its own tasks'.
+// The window ends at the snapshot's time (the loop's clock); a snapshot
+// without one ends it now.
 func (s *Sensor) Sample(ctx context.Context, snap *governor.Snapshot) error {
-	now := time.Now()
+	now := snap.Time
+	if now.IsZero() {
+		now = time.Now()
+	}
 	secs := now.Sub(s.last).Seconds()
 	s.last = now
 	if secs <= 0 {
@@ -138,14 +143,14 @@ func (s *Sensor) sampleStats(snap *governor.Snapshot, secs float64) error {
 		nb    = s.hist.n()
 		seen  = make(map[uint64]struct{}, len(s.prev))
 	)
-	it := s.cgIndex.Iterate()
+	it := s.objs.CgIndex.Iterate()
 	for it.Next(&key, &slot) {
 		c := snap.Lookup(governor.CgroupID(key))
 		if c == nil {
 			stale = append(stale, staleSlot{key, slot})
 			continue
 		}
-		if err := s.cgSlots.Lookup(&slot, cur); err != nil {
+		if err := s.objs.CgSlots.Lookup(&slot, cur); err != nil {
 			return fmt.Errorf("bpf: reading slot %d of cgroup %d: %w", slot, key, err)
 		}
 		if cur.Cgid != key { // being set up by the kernel right now
@@ -190,16 +195,16 @@ func (s *Sensor) sampleStats(snap *governor.Snapshot, secs float64) error {
 	// at worst one stray count in the slot's next owner's first window.
 	var zero governorCgStats
 	for _, st := range stale {
-		if err := s.cgIndex.Delete(&st.cgid); err != nil {
+		if err := s.objs.CgIndex.Delete(&st.cgid); err != nil {
 			if errors.Is(err, ebpf.ErrKeyNotExist) {
 				continue
 			}
 			return fmt.Errorf("bpf: deleting cgroup %d: %w", st.cgid, err)
 		}
-		if err := s.cgSlots.Update(&st.slot, &zero, ebpf.UpdateAny); err != nil {
+		if err := s.objs.CgSlots.Update(&st.slot, &zero, ebpf.UpdateAny); err != nil {
 			return fmt.Errorf("bpf: clearing slot %d: %w", st.slot, err)
 		}
-		if err := s.freeSlots.Update(nil, st.slot, ebpf.UpdateAny); err != nil {
+		if err := s.objs.FreeSlots.Update(nil, st.slot, ebpf.UpdateAny); err != nil {
 			return fmt.Errorf("bpf: freeing slot %d: %w", st.slot, err)
 		}
 	}
@@ -225,7 +230,7 @@ func (s *Sensor) samplePairs(snap *governor.Snapshot, secs float64) error {
 		top    = map[governor.CgroupID][]Offender{}
 		others = map[*governor.Sample]uint64{}
 	)
-	it := s.pairs.Iterate()
+	it := s.objs.PreemptPairs.Iterate()
 	for it.Next(&key, &n) {
 		d := sub64(n, s.prevPairs[key])
 		victim := snap.Lookup(governor.CgroupID(key.Victim))
@@ -251,7 +256,7 @@ func (s *Sensor) samplePairs(snap *governor.Snapshot, secs float64) error {
 		c.Set(governor.RunqPreemptedByOthers, float64(d)/secs)
 	}
 	for i := range stale {
-		if err := s.pairs.Delete(&stale[i]); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
+		if err := s.objs.PreemptPairs.Delete(&stale[i]); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
 			return fmt.Errorf("bpf: deleting preemption pair: %w", err)
 		}
 	}
@@ -284,7 +289,7 @@ func (s *Sensor) checkDrops(now time.Time) {
 	var cur [dropNR]uint64
 	var grew bool
 	for i := uint32(0); i < dropNR; i++ {
-		if err := s.drops.Lookup(&i, &cur[i]); err != nil {
+		if err := s.objs.Drops.Lookup(&i, &cur[i]); err != nil {
 			s.log.Debug("reading drop counter", "kind", i, "error", err)
 			return
 		}
@@ -370,46 +375,20 @@ func resolvePID(pid uint32, comm string) (governor.CgroupID, string) {
 			comm = strings.TrimSpace(string(b))
 		}
 	}
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/cgroup", pid))
+	if pid == 0 { // ProcCgroup's "this process"
+		return 0, comm
+	}
+	rel, err := procfs.ProcCgroup(int(pid))
 	if err != nil {
 		return 0, comm
 	}
-	var rel string
-	for _, line := range strings.Split(string(b), "\n") {
-		if p, ok := strings.CutPrefix(line, "0::"); ok {
-			rel = p
-		}
-	}
-	root := cgroup2Mount()
-	if rel == "" || root == "" {
+	root, err := procfs.Cgroup2Mount()
+	if err != nil {
 		return 0, comm
 	}
 	var st syscall.Stat_t
-	if err := syscall.Stat(root+rel, &st); err != nil {
+	if err := syscall.Stat(filepath.Join(root, rel), &st); err != nil {
 		return 0, comm
 	}
 	return governor.CgroupID(st.Ino), comm
-}
-
-func cgroup2Mount() string {
-	f, err := os.Open("/proc/self/mountinfo")
-	if err != nil {
-		return ""
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		// ... mountpoint ... - fstype source opts
-		fields := strings.Fields(sc.Text())
-		for i, fld := range fields {
-			if fld == "-" && i+1 < len(fields) && fields[i+1] == "cgroup2" && len(fields) > 4 {
-				mp, err := strconv.Unquote(`"` + fields[4] + `"`)
-				if err != nil {
-					mp = fields[4]
-				}
-				return mp
-			}
-		}
-	}
-	return ""
 }

@@ -22,6 +22,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/governor-dev/governor/governor"
+	"github.com/governor-dev/governor/internal/procfs"
 )
 
 // The privileged tests re-execute the test binary as workload processes:
@@ -35,7 +36,7 @@ const (
 // unifiedRoot is the cgroup2 mount: /sys/fs/cgroup/unified on the hybrid
 // development and CI machines, /sys/fs/cgroup on a pure v2 host.
 var unifiedRoot = func() string {
-	if m := cgroup2Mount(); m != "" {
+	if m, err := procfs.Cgroup2Mount(); err == nil {
 		return m
 	}
 	return "/sys/fs/cgroup/unified"
@@ -228,14 +229,14 @@ func histCount(t *testing.T, s *Sensor, id governor.CgroupID) (uint64, bool) {
 	t.Helper()
 	var slot uint32
 	key := uint64(id)
-	if err := s.cgIndex.Lookup(&key, &slot); err != nil {
+	if err := s.objs.CgIndex.Lookup(&key, &slot); err != nil {
 		if errors.Is(err, ebpf.ErrKeyNotExist) {
 			return 0, false
 		}
 		t.Fatal(err)
 	}
 	var v governorCgStats
-	if err := s.cgSlots.Lookup(&slot, &v); err != nil {
+	if err := s.objs.CgSlots.Lookup(&slot, &v); err != nil {
 		t.Fatal(err)
 	}
 	if v.Cgid != key {
@@ -253,7 +254,7 @@ func pairsWith(t *testing.T, s *Sensor, id governor.CgroupID) int {
 	var k governorPairKey
 	var n uint64
 	found := 0
-	it := s.pairs.Iterate()
+	it := s.objs.PreemptPairs.Iterate()
 	for it.Next(&k, &n) {
 		if k.Victim == uint64(id) || k.Offender == uint64(id) {
 			found++
@@ -303,9 +304,37 @@ var loadVariants = []loadVariant{
 	{"raw_tp", ModeRawTP, WaitStamps},
 }
 
-// load loads the variant and fails the test when Load picked another.
+// requireFeature skips the test when err says this kernel lacks a BPF
+// feature (ebpf.ErrNotSupported: Debian 11's 5.10 has no task storage maps,
+// so no tp_btf set) and fails it on any other error: a probe that breaks on
+// a kernel that has the feature is a bug, not a reason to skip.
+func requireFeature(t *testing.T, what string, err error) {
+	t.Helper()
+	switch {
+	case err == nil:
+	case errors.Is(err, ebpf.ErrNotSupported):
+		t.Skipf("%s not supported on %s: %v", what, kernelRelease(), err)
+	default:
+		t.Fatalf("probing %s: %v", what, err)
+	}
+}
+
+// require skips when the kernel cannot load the variant.
+func (v loadVariant) require(t *testing.T) {
+	t.Helper()
+	if v.mode == ModeTPBTF {
+		requireFeature(t, "the tp_btf program set", haveTPBTF())
+	}
+	if v.wait == WaitSchedInfo {
+		requireFeature(t, "sched_info run-queue waits", schedInfoSupported())
+	}
+}
+
+// load loads the variant and fails the test when Load picked another; it
+// skips where the kernel lacks what the variant needs.
 func (v loadVariant) load(t *testing.T, opts Options) *Sensor {
 	t.Helper()
+	v.require(t)
 	var logs bytes.Buffer
 	opts.Logger = testLogger(t, &logs)
 	opts.ForceRawTP = v.mode == ModeRawTP
@@ -491,6 +520,8 @@ func TestSensorMapFull(t *testing.T) {
 
 func TestProbeOOMLayout(t *testing.T) {
 	requireBPF(t)
+	// The attached set below is the tp_btf set with sched_info waits.
+	loadVariant{mode: ModeTPBTF, wait: WaitSchedInfo}.require(t)
 	s, err := Load(Options{})
 	if err != nil {
 		t.Fatal(err)
@@ -545,7 +576,7 @@ func TestOOMEventPlumbing(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	prog := s.coll.Programs["raw_mark_victim"]
+	prog := s.objs.RawMarkVictim
 	if prog == nil {
 		t.Fatal("raw_mark_victim not loaded")
 	}
@@ -567,12 +598,14 @@ func TestOOMEventPlumbing(t *testing.T) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	snap := &governor.Snapshot{Time: time.Now(), Cgroups: []*governor.Sample{{Ref: governor.Ref{ID: 0}}}}
+	// The window is measured on the snapshot's clock (the loop's), not
+	// the sensor's own: 3 kills in 6 s of it are 0.5/s.
+	snap := &governor.Snapshot{Time: s.last.Add(6 * time.Second), Cgroups: []*governor.Sample{{Ref: governor.Ref{ID: 0}}}}
 	if err := s.Sample(context.Background(), snap); err != nil {
 		t.Fatal(err)
 	}
-	if v, ok := snap.Cgroups[0].Get(governor.OOMKills); !ok || v <= 0 {
-		t.Errorf("oom.kills = %v (present %v), want > 0", v, ok)
+	if v, ok := snap.Cgroups[0].Get(governor.OOMKills); !ok || v != 0.5 {
+		t.Errorf("oom.kills = %v/s (present %v), want 3 kills in the snapshot clock's 6 s: 0.5/s", v, ok)
 	}
 	if k := s.RecentOOMKills(); len(k) != 3 || k[0].PID != 0 || k[2].Time.IsZero() {
 		t.Errorf("RecentOOMKills = %+v, want 3 kills of pid 0", k)
@@ -645,16 +678,18 @@ func TestReclaimPlumbing(t *testing.T) {
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
 	start := time.Now()
-	for _, kind := range []string{"direct", "memcg"} {
-		for _, edge := range []string{"begin", "end"} {
-			p := s.coll.Programs["raw_"+kind+"_reclaim_"+edge]
+	for _, pair := range [][2]*ebpf.Program{
+		{s.objs.RawDirectReclaimBegin, s.objs.RawDirectReclaimEnd},
+		{s.objs.RawMemcgReclaimBegin, s.objs.RawMemcgReclaimEnd},
+	} {
+		for edge, p := range pair {
 			if p == nil {
-				t.Fatalf("raw_%s_reclaim_%s not loaded", kind, edge)
+				t.Fatalf("reclaim program %d of %v not loaded", edge, pair)
 			}
 			if _, err := p.Run(&ebpf.RunOptions{Context: make([]byte, 8)}); err != nil {
 				t.Fatalf("test run: %v", err)
 			}
-			if edge == "begin" {
+			if edge == 0 {
 				time.Sleep(100 * time.Millisecond)
 			}
 		}
@@ -675,26 +710,20 @@ func TestReclaimPlumbing(t *testing.T) {
 // selfCgroup is the test process's own cgroup in the unified hierarchy.
 func selfCgroup(t *testing.T) testCgroup {
 	t.Helper()
-	b, err := os.ReadFile("/proc/self/cgroup")
+	p, err := procfs.ProcCgroup(0)
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if p, ok := strings.CutPrefix(line, "0::"); ok {
-			dir := filepath.Join(unifiedRoot, p)
-			var st syscall.Stat_t
-			if err := syscall.Stat(dir, &st); err != nil {
-				t.Fatal(err)
-			}
-			rel, _ := filepath.Rel(unifiedRoot, dir)
-			if rel == "." {
-				rel = ""
-			}
-			return testCgroup{Ref: governor.Ref{ID: governor.CgroupID(st.Ino), Path: rel}, dir: dir}
-		}
+	dir := filepath.Join(unifiedRoot, p)
+	var st syscall.Stat_t
+	if err := syscall.Stat(dir, &st); err != nil {
+		t.Fatal(err)
 	}
-	t.Fatal("no cgroup v2 line in /proc/self/cgroup")
-	return testCgroup{}
+	rel, _ := filepath.Rel(unifiedRoot, dir)
+	if rel == "." {
+		rel = ""
+	}
+	return testCgroup{Ref: governor.Ref{ID: governor.CgroupID(st.Ino), Path: rel}, dir: dir}
 }
 
 // TestRealOOMAndReclaim provokes memcg reclaim and an OOM kill in a cgroup
@@ -796,8 +825,73 @@ func TestHaveSchedInfo(t *testing.T) {
 		if (err == nil) != c.ok {
 			t.Errorf("%s: haveSchedInfo = %v, want ok %v", c.name, err, c.ok)
 		}
+		// A kernel built without it lacks a feature (tests skip there).
+		if c.name == "without CONFIG_SCHED_INFO" && !errors.Is(err, ebpf.ErrNotSupported) {
+			t.Errorf("%s: %v does not wrap ebpf.ErrNotSupported", c.name, err)
+		}
 	}
 	if kspec, err := btf.LoadKernelSpec(); err == nil {
 		t.Logf("this kernel: %v", haveSchedInfo(kspec))
+	}
+}
+
+// TestSelectPrograms: each variant loads its own programs of the generated
+// specs, no program of the other set, and none of a missing group.
+func TestSelectPrograms(t *testing.T) {
+	spec, err := loadGovernor()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var specs governorSpecs
+	if err := spec.Assign(&specs); err != nil {
+		t.Fatal(err)
+	}
+	noReclaim := map[string]error{"direct": errors.New("x"), "memcg": errors.New("x")}
+	for _, c := range []struct {
+		name    string
+		v       int
+		missing map[string]error
+		want    string
+	}{
+		{"tp_btf sched_info", inBTFSchedInfo, nil, "btf_sched_switch_si btf_direct_reclaim_begin btf_direct_reclaim_end btf_memcg_reclaim_begin btf_memcg_reclaim_end btf_mark_victim"},
+		{"tp_btf stamps", inBTFStamps, nil, "btf_sched_wakeup btf_sched_wakeup_new btf_sched_switch btf_direct_reclaim_begin btf_direct_reclaim_end btf_memcg_reclaim_begin btf_memcg_reclaim_end btf_mark_victim"},
+		{"raw_tp", inRaw, nil, "raw_sched_wakeup raw_sched_wakeup_new raw_sched_switch raw_sched_process_free raw_direct_reclaim_begin raw_direct_reclaim_end raw_memcg_reclaim_begin raw_memcg_reclaim_end raw_mark_victim"},
+		{"raw_tp without reclaim", inRaw, noReclaim, "raw_sched_wakeup raw_sched_wakeup_new raw_sched_switch raw_sched_process_free raw_mark_victim"},
+		{"tp_btf without oom", inBTFSchedInfo, map[string]error{"oom": errors.New("x")}, "btf_sched_switch_si btf_direct_reclaim_begin btf_direct_reclaim_end btf_memcg_reclaim_begin btf_memcg_reclaim_end"},
+	} {
+		var got []string
+		for _, a := range selectPrograms(&specs.governorProgramSpecs, c.v, c.missing) {
+			got = append(got, a.spec.Name)
+		}
+		if strings.Join(got, " ") != c.want {
+			t.Errorf("%s: selected %v, want %s", c.name, got, c.want)
+		}
+	}
+	if got, want := strings.Join(Tracepoints(), " "), "sched_wakeup sched_wakeup_new sched_switch sched_process_free mm_vmscan_direct_reclaim_begin mm_vmscan_direct_reclaim_end mm_vmscan_memcg_reclaim_begin mm_vmscan_memcg_reclaim_end mark_victim"; got != want {
+		t.Errorf("Tracepoints() = %s, want %s", got, want)
+	}
+}
+
+// TestLoadedObjects: the typed objects point at what the raw_tp set loaded
+// and are nil for the tp_btf set's programs and task storage map.
+func TestLoadedObjects(t *testing.T) {
+	requireBPF(t)
+	s, err := Load(Options{ForceRawTP: true, MaxCgroups: 64})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	o := &s.objs
+	if o.RawSchedSwitch == nil || o.RawSchedProcessFree == nil || o.RawStamps == nil || o.CgSlots == nil || o.HistSubbits == nil {
+		t.Errorf("raw_tp objects missing: %+v", o)
+	}
+	if o.BtfSchedSwitch != nil || o.BtfSchedSwitchSi != nil || o.TaskStamps != nil {
+		t.Errorf("tp_btf objects loaded with ForceRawTP: %+v", o)
+	}
+	if n := o.CgSlots.MaxEntries(); n != 64 {
+		t.Errorf("cg_slots has %d entries, want MaxCgroups 64", n)
+	}
+	if len(s.progs) != 9 || !s.reclaim || s.rb == nil {
+		t.Errorf("attached %d programs (reclaim %v, oom reader %v), want 9 with both", len(s.progs), s.reclaim, s.rb != nil)
 	}
 }

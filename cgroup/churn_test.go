@@ -35,23 +35,6 @@ import (
 // (GOVERNOR_CHURN_LONG=1, `make churn-long`) runs 1,000 cgroups a minute for
 // 10 minutes. Both print the figures recorded in docs/RELIABILITY.md.
 
-// churnArmer is the daemon's armer adapter (cmd/governor/run.go).
-type churnArmer struct {
-	t    *Triggers
-	root string
-}
-
-func (a churnArmer) Arm(cg governor.Ref, resource string, full bool, stall, window time.Duration) error {
-	path, err := PressureFile(a.root, cg, resource)
-	if err != nil {
-		return err
-	}
-	_, err = a.t.Add(cg, path, full, stall, window)
-	return err
-}
-
-func (a churnArmer) Disarm(id governor.CgroupID) { a.t.Remove(id) }
-
 type churnLevels struct {
 	fds, goroutines int
 	heap            uint64
@@ -215,7 +198,7 @@ func runChurn(t *testing.T, total int, over time.Duration) {
 	l, err := governor.New(governor.Config{
 		Policy: policy, Sources: sources, Actuator: NewActuator(groot, log.Named("actuator")),
 		Notifier: trig, Logger: log, Caps: caps, StatePath: filepath.Join(t.TempDir(), "state.json"),
-		Armer: churnArmer{t: trig, root: groot}, MaxTriggers: 4096,
+		Armer: Armer{Triggers: trig, Root: groot}, MaxTriggers: 4096,
 		AfterStep: func(governor.StepResult) { stepMu.Lock(); steps++; stepMu.Unlock() },
 	})
 	if err != nil {

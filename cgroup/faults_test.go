@@ -176,7 +176,7 @@ func TestLoopWithFailingTriggers(t *testing.T) {
 		},
 		Sources:  []governor.Source{src},
 		Actuator: NewActuator(root, nil), Notifier: trig, Logger: log,
-		Armer: churnArmer{t: trig, root: root},
+		Armer: Armer{Triggers: trig, Root: root},
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -288,20 +288,3 @@ func FuzzValue(f *testing.F) {
 		}
 	})
 }
-
-func FuzzMountinfo(f *testing.F) {
-	f.Add([]byte("36 35 98:0 / /sys/fs/cgroup rw,nosuid - cgroup2 cgroup2 rw\n"))
-	f.Add([]byte("36 35 98:0 / /run/some\\040where rw - cgroup2 none rw\n37 35 0:1 / /sys/fs/cgroup/unified rw - cgroup2 c rw\n"))
-	f.Fuzz(func(t *testing.T, b []byte) {
-		p, err := parseMountinfo(b)
-		if err != nil {
-			if !errors.Is(err, ErrNoCgroup2) {
-				t.Fatalf("unexpected error kind %v", err)
-			}
-			return
-		}
-		if !strings.Contains(string(b), "cgroup2") {
-			t.Fatalf("found %q without a cgroup2 line", p)
-		}
-	})
-}

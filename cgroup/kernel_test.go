@@ -44,40 +44,12 @@ func testCgroup(t *testing.T, root, child string) string {
 	if err := os.MkdirAll(filepath.Join(root, rel), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { removeTree(t, filepath.Join(root, parent)) })
+	t.Cleanup(func() {
+		if err := RemoveTree(filepath.Join(root, parent), 10*time.Second); err != nil {
+			t.Errorf("cleanup: %v", err)
+		}
+	})
 	return rel
-}
-
-// removeTree kills everything in a test cgroup tree and removes it.
-func removeTree(t *testing.T, dir string) {
-	if _, err := os.Stat(dir); err != nil {
-		return
-	}
-	os.WriteFile(filepath.Join(dir, "cgroup.kill"), []byte("1"), 0)
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		var dirs []string
-		filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
-			if err == nil && d.IsDir() {
-				dirs = append(dirs, p)
-			}
-			return nil
-		})
-		var err error
-		for i := len(dirs) - 1; i >= 0; i-- {
-			if e := os.Remove(dirs[i]); e != nil && !os.IsNotExist(e) {
-				err = e
-			}
-		}
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Errorf("cleanup of %s: %v", dir, err)
-			return
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
 }
 
 // busy starts n shell busy loops and moves them into the cgroup rel.

@@ -3,84 +3,24 @@ package cgroup
 import (
 	"bufio"
 	"bytes"
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 
 	"github.com/governor-dev/governor/governor"
+	"github.com/governor-dev/governor/internal/procfs"
 )
 
 // ErrNoCgroup2 is returned by FindMount when no cgroup2 file system is
 // mounted.
-var ErrNoCgroup2 = errors.New("no cgroup2 mount found")
+var ErrNoCgroup2 = procfs.ErrNoCgroup2
 
 // FindMount returns the mount point of the cgroup v2 hierarchy from
 // /proc/self/mountinfo: /sys/fs/cgroup on unified hosts, typically
-// /sys/fs/cgroup/unified on hybrid ones.
+// /sys/fs/cgroup/unified on hybrid ones (internal/procfs parses it).
 func FindMount() (string, error) {
-	b, err := os.ReadFile("/proc/self/mountinfo")
-	if err != nil {
-		return "", err
-	}
-	return parseMountinfo(b)
-}
-
-// parseMountinfo picks the cgroup2 mount point from mountinfo content,
-// preferring /sys/fs/cgroup, then /sys/fs/cgroup/unified, then the first
-// cgroup2 mount listed.
-func parseMountinfo(b []byte) (string, error) {
-	var found []string
-	for len(b) > 0 {
-		var line []byte
-		line, b = nextLine(b)
-		// "36 35 98:0 /mnt1 /mnt2 rw,noatime master:1 - ext3 /dev/root rw"
-		pre, post, ok := bytes.Cut(line, []byte(" - "))
-		if !ok {
-			continue
-		}
-		fstype, _ := nextField(post)
-		if string(fstype) != "cgroup2" {
-			continue
-		}
-		fields := bytes.Fields(pre)
-		if len(fields) < 5 {
-			continue
-		}
-		found = append(found, unescapeMount(string(fields[4])))
-	}
-	if len(found) == 0 {
-		return "", ErrNoCgroup2
-	}
-	for _, want := range []string{"/sys/fs/cgroup", "/sys/fs/cgroup/unified"} {
-		for _, f := range found {
-			if f == want {
-				return f, nil
-			}
-		}
-	}
-	return found[0], nil
-}
-
-// unescapeMount undoes mountinfo's octal escapes (\040 for space etc.).
-func unescapeMount(s string) string {
-	if !strings.Contains(s, `\`) {
-		return s
-	}
-	var out strings.Builder
-	for i := 0; i < len(s); i++ {
-		if s[i] == '\\' && i+3 < len(s) {
-			o := s[i+1 : i+4]
-			if o[0] >= '0' && o[0] <= '3' && o[1] >= '0' && o[1] <= '7' && o[2] >= '0' && o[2] <= '7' {
-				out.WriteByte((o[0]-'0')<<6 | (o[1]-'0')<<3 | (o[2] - '0'))
-				i += 3
-				continue
-			}
-		}
-		out.WriteByte(s[i])
-	}
-	return out.String()
+	return procfs.Cgroup2Mount()
 }
 
 // Probe reports what the hierarchy at root offers. Controllers are those the

@@ -244,31 +244,6 @@ func TestParseEvents(t *testing.T) {
 	}
 }
 
-func TestParseMountinfo(t *testing.T) {
-	hybrid := `31 23 0:28 / /sys/fs/cgroup rw,relatime - tmpfs tmpfs rw,mode=755
-32 31 0:29 / /sys/fs/cgroup/cpu rw,relatime - cgroup cgroup rw,cpu
-41 31 0:38 / /sys/fs/cgroup/unified rw,relatime - cgroup2 cgroup2 rw
-`
-	unified := `25 30 0:22 / /sys/fs/cgroup rw,nosuid,nodev,noexec,relatime shared:4 - cgroup2 cgroup2 rw,nsdelegate
-99 25 0:22 / /run/some\040where rw shared:4 - cgroup2 cgroup2 rw
-`
-	odd := `99 25 0:22 / /run/some\040where rw shared:4 - cgroup2 cgroup2 rw
-`
-	for _, tt := range []struct{ in, want string }{
-		{hybrid, "/sys/fs/cgroup/unified"},
-		{unified, "/sys/fs/cgroup"},
-		{odd, "/run/some where"},
-	} {
-		got, err := parseMountinfo([]byte(tt.in))
-		if err != nil || got != tt.want {
-			t.Errorf("got %q, %v; want %q", got, err, tt.want)
-		}
-	}
-	if _, err := parseMountinfo([]byte(strings.SplitN(hybrid, "\n", 3)[0])); !errors.Is(err, ErrNoCgroup2) {
-		t.Errorf("no cgroup2: err = %v", err)
-	}
-}
-
 // Parsers must never panic, whatever the input.
 func TestParsersNoPanic(t *testing.T) {
 	inputs := []string{"", "\n", " ", "=", "some", "some =", "some avg10=", ":", "8:", ":0 x=1",
@@ -284,7 +259,6 @@ func TestParsersNoPanic(t *testing.T) {
 		ParseIOStat(b, nil)
 		ParseIOWeight(b)
 		ParseEvents(b)
-		parseMountinfo(b)
 	}
 }
 

@@ -27,7 +27,7 @@ type reader struct {
 }
 
 func (s *Source) readHost(smp *governor.Sample) {
-	now := s.now()
+	now := s.tickAt
 	cur := &s.scratch
 	*cur = counters{gen: s.gen, at: now, slow: now}
 	for r, name := range hostPSIFiles {
@@ -246,7 +246,7 @@ var slowSignals = [...]governor.Signal{
 // other signals and counters.
 func (s *Source) readCgroup(n *node, isRoot bool, what int) error {
 	s.reads++
-	now := s.now()
+	now := s.tickAt
 	smp := &n.base
 	var prev *counters
 	if n.read {

@@ -298,6 +298,10 @@ func (s *Source) Sample(ctx context.Context, snap *governor.Snapshot) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.gen++
+	// One time base: rates are over the loop's clock (the snapshot's time).
+	if s.tickAt = snap.Time; s.tickAt.IsZero() {
+		s.tickAt = s.now()
+	}
 
 	host := &s.hostSmp[s.gen&1]
 	*host = governor.Sample{}
@@ -307,7 +311,6 @@ func (s *Source) Sample(ctx context.Context, snap *governor.Snapshot) error {
 	if err := s.update(); err != nil {
 		return err
 	}
-	s.tickAt = s.now()
 	return s.emit(ctx, snap, s.tree)
 }
 
@@ -364,7 +367,7 @@ func (s *Source) sample(n *node, isRoot bool) error {
 		if n.whole && what == rdCarry|rdPSI && s.psiStill(n, &n.prev, 0) && s.psiStill(n, &n.prev, 1) && s.psiStill(n, &n.prev, 2) {
 			// Carried whole again: n.base already holds the carried
 			// values (rates 0), which stand as of this tick.
-			n.prev.gen, n.prev.at, n.prev.slow = s.gen, s.now(), s.now()
+			n.prev.gen, n.prev.at, n.prev.slow = s.gen, s.tickAt, s.tickAt
 			n.still, n.stillGen = 1<<gPSI|2<<gPSI|4<<gPSI|1<<gCPU|1<<gMem|1<<gIO, s.gen
 			return nil
 		}

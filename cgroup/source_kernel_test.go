@@ -221,7 +221,7 @@ func TestKernelSourceKeptFiles(t *testing.T) {
 // it (nil when the Source did not report it).
 func sampleCgroup(t *testing.T, src *Source, snap *governor.Snapshot, rel string) *governor.Sample {
 	t.Helper()
-	snap.Reset(time.Now())
+	snap.Reset(src.now()) // the loop's clock: here the test's
 	if err := src.Sample(context.Background(), snap); err != nil {
 		t.Fatal(err)
 	}

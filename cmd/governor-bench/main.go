@@ -38,6 +38,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/governor-dev/governor/cgroup"
 )
 
 func main() {
@@ -364,7 +366,7 @@ func (fx *fixture) close() error {
 		c.Wait()
 	}
 	fx.tasks = nil
-	return removeTree(fx.dir)
+	return cgroup.RemoveTree(fx.dir, time.Minute)
 }
 
 // measure runs the daemon on the fixture's cgroups and measures it.
@@ -559,38 +561,6 @@ func makeTree(dir string, shape treeShape) error {
 	return nil
 }
 
-// removeTree kills everything below dir and removes it, deepest first.
-func removeTree(dir string) error {
-	if _, err := os.Stat(dir); err != nil {
-		return nil
-	}
-	os.WriteFile(filepath.Join(dir, "cgroup.kill"), []byte("1"), 0)
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		var dirs []string
-		filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
-			if err == nil && d.IsDir() {
-				dirs = append(dirs, p)
-			}
-			return nil
-		})
-		sort.Slice(dirs, func(i, j int) bool { return strings.Count(dirs[i], "/") > strings.Count(dirs[j], "/") })
-		var last error
-		for _, d := range dirs {
-			if e := syscall.Rmdir(d); e != nil && e != syscall.ENOENT {
-				last = e
-			}
-		}
-		if last == nil {
-			return nil
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("cannot remove %s: %v", dir, last)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-}
-
 // cleanupStale removes bench cgroups left by runs whose process is gone
 // (all of them with all set).
 func cleanupStale(root string, all bool) error {
@@ -610,7 +580,7 @@ func cleanupStale(root string, all bool) error {
 			continue // a concurrent run's
 		}
 		fmt.Fprintf(os.Stderr, "removing stale %s\n", filepath.Join(root, name))
-		if err := removeTree(filepath.Join(root, name)); err != nil {
+		if err := cgroup.RemoveTree(filepath.Join(root, name), time.Minute); err != nil {
 			return err
 		}
 	}

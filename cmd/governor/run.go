@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"flag"
 	"fmt"
@@ -19,6 +18,7 @@ import (
 	"github.com/governor-dev/governor/bpf"
 	"github.com/governor-dev/governor/cgroup"
 	"github.com/governor-dev/governor/governor"
+	"github.com/governor-dev/governor/internal/procfs"
 	"github.com/governor-dev/governor/policies"
 )
 
@@ -272,7 +272,7 @@ func run(f runFlags, log hclog.Logger, diagOut io.Writer, sig *signals) error {
 	}
 	if trig != nil {
 		cfg.Notifier = trig
-		cfg.Armer = armer{t: trig, root: root}
+		cfg.Armer = cgroup.Armer{Triggers: trig, Root: root}
 	}
 	if rec := openRecorder(f, cfg, log.Named("record")); rec != nil {
 		cfg.Recorder, cfg.Actuator = rec, rec.Wrap(cfg.Actuator)
@@ -387,36 +387,12 @@ func armHostTriggers(t *cgroup.Triggers, log hclog.Logger) {
 	}
 }
 
-// armer arms PSI triggers on cgroup pressure files for the loop.
-type armer struct {
-	t    *cgroup.Triggers
-	root string
-}
-
-func (a armer) Arm(cg governor.Ref, resource string, full bool, stall, window time.Duration) error {
-	path, err := cgroup.PressureFile(a.root, cg, resource) // beneath the root, no symlinks
-	if err != nil {
-		return err
-	}
-	_, err = a.t.Add(cg, path, full, stall, window)
-	return err
-}
-
-func (a armer) Disarm(id governor.CgroupID) { a.t.Remove(id) }
-
 // selfCgroup returns the governor's own cgroup v2 path, relative to the
 // root ("" when unknown or the root).
 func selfCgroup() string {
-	fh, err := os.Open("/proc/self/cgroup")
+	rel, err := procfs.ProcCgroup(0)
 	if err != nil {
 		return ""
 	}
-	defer fh.Close()
-	sc := bufio.NewScanner(fh)
-	for sc.Scan() {
-		if rest, ok := strings.CutPrefix(sc.Text(), "0::"); ok {
-			return strings.Trim(rest, "/")
-		}
-	}
-	return ""
+	return strings.Trim(rel, "/")
 }

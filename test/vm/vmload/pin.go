@@ -11,6 +11,7 @@ import (
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/asm"
 	"github.com/cilium/ebpf/link"
+	"github.com/cilium/ebpf/rlimit"
 
 	gbpf "github.com/governor-dev/governor/bpf"
 )
@@ -31,6 +32,12 @@ func pinTracepoints(args []string) error {
 	fs := flag.NewFlagSet("pin-tracepoints", flag.ExitOnError)
 	n := fs.Int("probes", 2, "no-op probes per tracepoint")
 	_ = fs.Parse(args)
+	// Kernels before 5.11 charge BPF programs to RLIMIT_MEMLOCK (per user,
+	// shared with every root process): raise it as the daemon does, or the
+	// first no-op program fails with EPERM on 5.10. A no-op from 5.11 on.
+	if err := rlimit.RemoveMemlock(); err != nil {
+		return fmt.Errorf("raising RLIMIT_MEMLOCK: %w", err)
+	}
 	p, err := pin(gbpf.Tracepoints(), *n)
 	if err != nil {
 		return err
