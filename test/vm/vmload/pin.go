@@ -11,6 +11,7 @@ import (
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/asm"
 	"github.com/cilium/ebpf/link"
+	"github.com/cilium/ebpf/rlimit"
 
 	gbpf "github.com/governor-dev/governor/bpf"
 )
@@ -31,6 +32,8 @@ func pinTracepoints(args []string) error {
 	fs := flag.NewFlagSet("pin-tracepoints", flag.ExitOnError)
 	n := fs.Int("probes", 2, "no-op probes per tracepoint")
 	_ = fs.Parse(args)
+	// Before 5.11 BPF memory is charged to RLIMIT_MEMLOCK (64 KiB here).
+	_ = rlimit.RemoveMemlock()
 	p, err := pin(gbpf.Tracepoints(), *n)
 	if err != nil {
 		return err
