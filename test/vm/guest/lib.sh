@@ -44,6 +44,7 @@ cg_make() {
 zram_swap() {
 	modprobe zram num_devices=1 || return 1
 	grep -q zram0 /proc/swaps && return 0
+	echo 1 >/sys/block/zram0/reset 2>/dev/null # a size left by a failed setup
 	echo lz4 >/sys/block/zram0/comp_algorithm 2>/dev/null
 	# (no mkswap -q: util-linux 2.36 of Debian 11 lacks it)
 	echo "$1" >/sys/block/zram0/disksize && mkswap /dev/zram0 >/dev/null && swapon /dev/zram0
