@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/containerd/cgroups/v3/cgroup2"
@@ -43,6 +44,9 @@ type Actuator struct {
 	// ProcSwaps is the host's list of swap devices read by ReadMemory;
 	// empty means DefaultProcSwaps.
 	ProcSwaps string
+	// ZswapEnabled is the kernel's zswap switch read by Reclaim; empty
+	// means DefaultZswapEnabled.
+	ZswapEnabled string
 
 	root string
 	log  hclog.Logger
@@ -52,6 +56,8 @@ type Actuator struct {
 
 	mu       sync.Mutex
 	inflight map[string]bool
+	// swappiness: whether memory.reclaim takes swappiness= (probed).
+	swappiness atomic.Int32
 }
 
 // file is what the Actuator needs from an open cgroupfs file.
@@ -404,7 +410,9 @@ func (a *Actuator) Restore(ctx context.Context, cg governor.Ref, k governor.Knob
 }
 
 // Reclaim implements governor.Actuator by writing the byte count to
-// memory.reclaim. EAGAIN (the kernel reclaimed less than asked) is success.
+// memory.reclaim, asking for page cache only where swap is slow and the
+// kernel supports it (reclaimmode.go). EAGAIN (the kernel reclaimed less
+// than asked) is success.
 // Reclaim runs in the writing thread and can take long: it is bounded like
 // every write, and a timeout leaves it running in the kernel.
 func (a *Actuator) Reclaim(ctx context.Context, cg governor.Ref, bytes int64) error {
@@ -414,7 +422,7 @@ func (a *Actuator) Reclaim(ctx context.Context, cg governor.Ref, bytes int64) er
 	if bytes <= 0 {
 		return fmt.Errorf("reclaim %s: byte count %d must be positive", a.path(cg, "memory.reclaim"), bytes)
 	}
-	err := a.writeFile(ctx, cg, "memory.reclaim", strconv.FormatInt(bytes, 10), false)
+	err := a.reclaimWrite(ctx, cg, bytes)
 	if errors.Is(err, unix.EAGAIN) {
 		return nil
 	}

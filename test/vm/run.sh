@@ -5,7 +5,10 @@
 # collects the results the guest leaves on a raw virtio disk.
 #
 # Environment:
-#   SCENARIOS    space-separated scenario names (default: all, in order)
+#   SCENARIOS    space-separated scenario names (default: all, in order;
+#                on bullseye the ones its kernel can carry)
+#   COLOC_*, MEMHIGH_*, REACTION_*, RECLAIM_*, RECLAIMANON_*, STOCKNODE_*
+#                passed to the guest's scenarios (leg lengths, runs)
 #   VM_MEM       guest memory (default 2G)     VM_SMP  guest CPUs (default 2)
 #   VM_TIMEOUT   hard limit on the QEMU process in seconds (default 1800)
 #   SCENARIO_TIMEOUT  per-scenario limit inside the guest (default 600)
@@ -38,9 +41,21 @@ VM_SUITE=$distro VM_DIR=$vmdir "$here/build-image.sh"
 img=$vmdir/image
 t_image=$(($(date +%s) - t0))
 
-# Scenarios: the requested ones, or every script, known ones first.
+# Scenarios: the requested ones, the release's list, or every script,
+# known ones first. Debian 11 (5.10) has no memory.reclaim, cgroup.kill,
+# cpu.idle or systemd-oomd: bed, reclaim, runaway, coloc and reaction
+# cannot pass there; reclaimanon runs its degradation leg (README.md,
+# Releases).
+release_list=
+case $distro in
+bullseye) release_list="lifecycle memhigh systemd stocknode reclaimanon package podman" ;;
+esac
 if [ -n "${SCENARIOS:-}" ]; then
 	list=$SCENARIOS
+elif [ -n "$release_list" ]; then
+	list=
+	for n in $release_list; do [ -f "$here/scenarios/$n.sh" ] && list="$list $n"; done
+	list=${list# }
 else
 	list=$default_order
 	for f in "$here"/scenarios/*.sh; do
@@ -76,6 +91,11 @@ cp "$here/guest/vmtest.service" "$ov/etc/systemd/system/"
 ln -s ../vmtest.service "$ov/etc/systemd/system/multi-user.target.wants/vmtest.service"
 printf '%s\n' $list >"$ov/opt/vmtest/scenarios.list"
 echo "$scenario_timeout" >"$ov/opt/vmtest/timeout"
+# The scenarios' own knobs (leg lengths, runs) reach the guest: every
+# variable named COLOC_*, MEMHIGH_*, REACTION_*, RECLAIM_*, RECLAIMANON_*
+# or STOCKNODE_* in the environment.
+env | grep -E '^(COLOC|MEMHIGH|REACTION|RECLAIM|RECLAIMANON|STOCKNODE)_[A-Z0-9_]*=[A-Za-z0-9._-]*$' >"$ov/opt/vmtest/env" || true
+[ -s "$ov/opt/vmtest/env" ] && log "scenario knobs: $(tr '\n' ' ' <"$ov/opt/vmtest/env")"
 chmod -R go-w "$ov"
 (cd "$ov" && find . -print0 | cpio --null -o -H newc -R 0:0 --quiet) >"$vmdir/overlay.cpio"
 cat "$img/rootfs.cpio" "$vmdir/overlay.cpio" >"$vmdir/initrd.cpio"

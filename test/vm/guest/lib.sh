@@ -44,8 +44,10 @@ cg_make() {
 zram_swap() {
 	modprobe zram num_devices=1 || return 1
 	grep -q zram0 /proc/swaps && return 0
+	echo 1 >/sys/block/zram0/reset 2>/dev/null # a size left by a failed setup
 	echo lz4 >/sys/block/zram0/comp_algorithm 2>/dev/null
-	echo "$1" >/sys/block/zram0/disksize && mkswap -q /dev/zram0 >/dev/null && swapon /dev/zram0
+	# (no mkswap -q: util-linux 2.36 of Debian 11 lacks it)
+	echo "$1" >/sys/block/zram0/disksize && mkswap /dev/zram0 >/dev/null && swapon /dev/zram0
 }
 
 # cg_run NAME COMMAND...: run COMMAND in the background inside $CG/NAME;
@@ -77,7 +79,8 @@ cg_cleanup_all() {
 	[ -d "$CG" ] || return 0
 	find "$CG" -mindepth 1 -depth -type d | while read -r d; do
 		echo 0 >"$d/cgroup.freeze" 2>/dev/null
-		echo 1 >"$d/cgroup.kill" 2>/dev/null
+		# No cgroup.kill before 5.14: kill the tasks one by one.
+		if [ -e "$d/cgroup.kill" ]; then echo 1 >"$d/cgroup.kill"; else xargs -r kill -9 <"$d/cgroup.procs"; fi 2>/dev/null
 		for _ in $(seq 50); do grep -q 'populated 0' "$d/cgroup.events" && break; sleep 0.1; done
 		rmdir "$d" 2>/dev/null
 	done

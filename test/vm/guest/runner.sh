@@ -47,6 +47,8 @@ for _ in $(seq 100); do grep -q '^pinned' "$pinlog" && break; kill -0 $pin 2>/de
 say "$(grep '^pinned' "$pinlog" || echo "pin-tracepoints failed: $(tail -1 "$pinlog")")"
 
 timeout_s=$(cat $VMTEST/timeout 2>/dev/null || echo 600)
+# The scenarios' knobs from the host (run.sh).
+if [ -s $VMTEST/env ]; then set -a; . $VMTEST/env; set +a; fi
 while read -r name; do
 	[ -n "$name" ] || continue
 	script=$VMTEST/scenarios/$name.sh

@@ -39,7 +39,16 @@ stall=$(csv_col "$csv" mem_some_total_us | sort -n | tail -1)
 log "peak memory.current $(mib "$peak") MiB, peak swap $(mib "$swap") MiB, memory stall ${stall} us"
 echo 1 >"$CG/bed/hog/memory.reclaim" 2>/dev/null
 check "memory.reclaim accepts a write" sh -c "echo 1M >$CG/bed/hog/memory.reclaim || [ \$? = 1 ]"
-summary "high_mib=$(mib $high) peak_mib=$(mib "$peak") swap_mib=$(mib "$swap") stall_ms=$((stall / 1000))"
+# memory.reclaim's swappiness= (6.11+), probed as the actuator does: an
+# older kernel rejects the argument with EINVAL, a newer one reclaims (or
+# says EAGAIN).
+if err=$(sh -c "echo '1M swappiness=0' >$CG/bed/hog/memory.reclaim" 2>&1) || ! echo "$err" | grep -q 'Invalid argument'; then
+	swappiness=yes
+else
+	swappiness=no
+fi
+log "memory.reclaim swappiness=: $swappiness ($(uname -r))"
+summary "high_mib=$(mib $high) peak_mib=$(mib "$peak") swap_mib=$(mib "$swap") stall_ms=$((stall / 1000)) reclaim_swappiness=$swappiness"
 check "memory.high bounds usage (peak <= high + 16 MiB)" test "$peak" -le $((high + (16 << 20)))
 check "excess went to swap" test "$swap" -ge $((128 << 20))
 check "stall shows in memory.pressure" test "$stall" -gt 0

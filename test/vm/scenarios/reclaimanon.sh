@@ -117,6 +117,31 @@ scrape() {
 trap 'stop_workload; swapoff -a 2>/dev/null' EXIT
 swapoff -a 2>/dev/null
 
+# ---- A kernel without memory.reclaim (before 5.19: Debian 11's 5.10) -------
+# The reclaim controller cannot act at all: the governor must say so once,
+# naming the missing file, write nothing, and keep governing the rest.
+if [ ! -e "$SLICE/memory.reclaim" ] && [ ! -e "$CGROOT/system.slice/memory.reclaim" ]; then
+	log "this kernel has no memory.reclaim: the degradation leg"
+	check "zram swap" zram_swap 1536M
+	start_workload
+	m0=$(cat $SLICE/memory.current)
+	start_gov
+	sleep "${RECLAIMANON_DEGRADED_SECONDS:-30}"
+	kill -0 "$GOV_PID" 2>/dev/null || fail "the governor exited"
+	m1=$(cat $SLICE/memory.current)
+	refused=$(grep -c 'policy action impossible on this host; observing only.*controller=batch-proactive.*no memory.reclaim' "$GLOG")
+	read -r w _ _ _ _ < <(audit_check 1)
+	governor_stop TERM
+	grep -m1 'controller=batch-proactive' "$GLOG" | sed 's/^/  /'
+	log "no memory.reclaim: $refused refusal line(s), $w writes; batch.slice memory.current $(mib "$m0") -> $(mib "$m1") MiB"
+	summary "no_memory_reclaim=refused lines=$refused writes=$w mem=$(mib "$m0")->$(mib "$m1")MiB"
+	check "no memory.reclaim: the reclaim controller is refused once, naming the missing file" test "$refused" -eq 1
+	check "no memory.reclaim: no reclaim writes" test "$w" -eq 0
+	check "no memory.reclaim: memory.current not reclaimed (within 32 MiB)" test "$m1" -ge $((m0 - (32 << 20)))
+	check "governor exited cleanly on SIGTERM" test "$GOV_RC" = 0
+	exit 0
+fi
+
 # ---- Leg 1: zram swap -----------------------------------------------------
 check "zram swap" zram_swap 1536M
 start_workload
