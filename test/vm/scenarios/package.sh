@@ -116,9 +116,10 @@ DEBIAN_FRONTEND=noninteractive apt-get purge -y -q governor >"$RESULTS/apt-purge
 	{ cat "$RESULTS/apt-purge.txt"; fail "apt-get purge failed"; }
 left=
 while read -r f; do
-	# Directories another package owns too stay (the image's
-	# /usr/share/doc and /usr/share/man are owned but empty).
-	[ -d "$f" ] && dpkg-query -S "$f" >/dev/null 2>&1 && continue
+	# Directories stay that hold others' files or that another package
+	# owns too (the image's /usr/share/doc and /usr/share/man are empty;
+	# on merged /usr, /lib/systemd is a path through the /lib symlink).
+	[ -d "$f" ] && { [ -n "$(ls -A "$f" 2>/dev/null)" ] || dpkg-query -S "$f" >/dev/null 2>&1; } && continue
 	[ -e "$f" ] && left="$left $f"
 done <"$RESULTS/files.txt"
 for f in /etc/governor /run/governor "$dropin" /etc/systemd/system/multi-user.target.wants/governor.service; do
