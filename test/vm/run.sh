@@ -81,6 +81,31 @@ if [ -d cmd/governor ]; then
 else
 	log "cmd/governor does not exist yet: scenarios that need the daemon will skip"
 fi
+# ---- Debian package and container image (package, podman scenarios) ----
+# Built on the host as `make deb` / `make image` build them, only when a
+# scenario asks for them, into the overlay's /opt/vmtest/deb and
+# /opt/vmtest/oci. The guest has no network: it installs from these files.
+if [ -x bin/governor ]; then
+	version=$(git describe --always --dirty 2>/dev/null || echo dev)
+	case " $list " in *" package "*)
+		mkdir -p "$ov/opt/vmtest/deb"
+		go build -trimpath -ldflags "-X main.version=$version" -o "$vmdir/governor.pkg" ./cmd/governor
+		deb=$(packaging/deb/build.sh "$vmdir/governor.pkg" "$version" "$ov/opt/vmtest/deb") || die "packaging/deb/build.sh failed"
+		log "staged $(basename "$deb") ($(($(stat -c %s "$deb") / 1024)) KiB)"
+		;;
+	esac
+	case " $list " in *" podman "*)
+		mkdir -p "$ov/opt/vmtest/oci"
+		go build -trimpath -ldflags "-X main.version=$version" -o "$vmdir/governor.oci" ./cmd/governor
+		go run ./cmd/governor-image -binary "$vmdir/governor.oci" -version "$version" -arch "$(go env GOARCH)" \
+			-revision "$(git rev-parse HEAD 2>/dev/null)" -epoch "$(git log -1 --format=%ct 2>/dev/null || echo 0)" \
+			-out "$ov/opt/vmtest/oci/governor.tar" || die "cmd/governor-image failed"
+		cp examples/kubernetes/governor-daemonset.yaml "$ov/opt/vmtest/oci/"
+		log "staged the OCI archive ($(($(stat -c %s "$ov/opt/vmtest/oci/governor.tar") / 1024)) KiB)"
+		;;
+	esac
+fi
+# ---- end of package and image ----
 cp "$here/guest/runner.sh" "$here/guest/lib.sh" "$ov/opt/vmtest/"
 cp -r "$here/scenarios" "$ov/opt/vmtest/scenarios"
 [ -d "$here/policies" ] && cp -r "$here/policies" "$ov/opt/vmtest/policies"
