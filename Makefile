@@ -30,7 +30,8 @@ test: deps-test
 	$(GO) test -count=1 ./...
 
 # Tools some tests use when present: promtool (Debian package prometheus)
-# checks the metrics exposition format, lintian the .deb of `make deb`.
+# checks the metrics exposition format, lintian the .deb of `make deb`,
+# headless Chromium renders `governor report`'s HTML.
 # Installed as root (apt lists refreshed by the first); otherwise the
 # checks that need them skip.
 .PHONY: deps-test
@@ -41,6 +42,9 @@ deps-test:
 	@command -v lintian >/dev/null || { [ "$$(id -u)" = 0 ] && \
 		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends lintian >/dev/null; } || \
 		echo "deps-test: lintian not installed; the package test will not lint the .deb"
+	@command -v chromium >/dev/null || { [ "$$(id -u)" = 0 ] && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null; } || \
+		echo "deps-test: chromium not installed; the report's browser test will skip"
 
 # The binary, the systemd unit (plus a Type=notify drop-in for systemd
 # before 253) and the operations guide; then: systemctl enable --now governor.

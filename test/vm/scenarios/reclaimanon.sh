@@ -160,6 +160,7 @@ while [ $(($(date +%s) - t0)) -lt "$leg1_max" ]; do
 done
 m1=$(cat $SLICE/memory.current)
 s1=$(cat $SLICE/memory.swap.current)
+f1=$(keyed file)
 metrics=$(scrape)
 echo "$metrics" | grep '^governor_reclaim' >"$RESULTS/metrics_with_swap.txt"
 governor_stop TERM
@@ -167,12 +168,18 @@ kill "$SPID" 2>/dev/null
 wait "$SPID" 2>/dev/null
 p_max=$(csv_col "$RESULTS/with_swap.csv" mem_some_avg10 | sort -g | tail -1)
 read -r w1 b1 _ _ _ < <(audit_check 1)
-log "with swap: memory.current $(mib "$m1") MiB (target <= $(mib "$target") MiB) after ${reached:-$leg1_max}s, swap $(mib "$s1") MiB, $w1 writes, memory some avg10 max ${p_max}%"
-summary "swap_leg=${reached:-timeout}s mem=$(mib "$m1")MiB swap=$(mib "$s1")MiB writes=$w1 psi_max=${p_max}%"
+log "with swap: memory.current $(mib "$m1") MiB (target <= $(mib "$target") MiB) after ${reached:-$leg1_max}s, swap $(mib "$s1") MiB, file $(mib "$F0") -> $(mib "$f1") MiB, $w1 writes, memory some avg10 max ${p_max}%"
+summary "swap_leg=${reached:-timeout}s mem=$(mib "$m1")MiB swap=$(mib "$s1")MiB file=$(mib "$F0")->$(mib "$f1")MiB writes=$w1 psi_max=${p_max}%"
 stop_workload
 swapoff /dev/zram0 && echo 1 >/sys/block/zram0/reset
 check "with swap: within 15% above hot+cache within ${leg1_max}s" test -n "$reached"
-check "with swap: the cold anonymous memory went to swap (>= 300 MiB)" test "$s1" -ge $((300 << 20))
+# What left was cold: the anonymous cold set (to swap) and the page cache,
+# which the reader read twice at the start and never again. 6.1 swaps the
+# cold set first (>= 300 MiB); 6.12 drops the unused cache first and swaps
+# less (258 MiB on 2026-12-06). Either way at least 300 MiB of cold memory
+# must have gone, and some of it to swap (anonymous memory was reclaimed).
+check "with swap: cold memory left (swap + page cache dropped >= 300 MiB)" test $((s1 + F0 - f1)) -ge $((300 << 20))
+check "with swap: anonymous memory went to swap (>= 100 MiB)" test "$s1" -ge $((100 << 20))
 check "with swap: reclaimed bytes exported" grep -q 'governor_reclaimed_bytes_total{cgroup="batch.slice",controller="batch-proactive"} [1-9]' "$RESULTS/metrics_with_swap.txt"
 [ "$b1" -eq 0 ] || log "note: $b1 backoff line(s) in the swap leg (once the cold set is gone, only hot pages are left)"
 check "governor exited cleanly on SIGTERM" test "$GOV_RC" = 0
