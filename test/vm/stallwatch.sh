@@ -5,13 +5,32 @@
 # first one, give the guest 20 s to print its backtraces, write the report
 # line to MARKER and stop QEMU (pid in PIDFILE), so a locked-up guest ends
 # in about a minute instead of at the VM timeout. Prints the watcher's pid.
+#
+# A guest whose clock stopped (the text-patching lockup of README.md, where
+# the spinning vCPU's clock is frozen) prints no lockup report at all. So
+# the test bed's runner also prints a heartbeat line (VMTEST-ALIVE) every
+# 30 s of guest time from its first line on; when none arrives for
+# STALL_SILENCE seconds of host time (default 240) before the guest says
+# DONE, the guest counts as locked up too.
 stall_watch() {
 	local console=$1 pidfile=$2 marker=$3
+	local silence=${STALL_SILENCE:-240}
 	rm -f "$marker"
 	(
+		beats=-1 since=$(date +%s)
 		while sleep 5; do
-			line=$(grep -aE -m1 'BUG: soft lockup|detected stalls on CPUs' "$console" 2>/dev/null) || continue
-			sleep 20
+			line=$(grep -aE -m1 'BUG: soft lockup|detected stalls on CPUs' "$console" 2>/dev/null)
+			if [ -z "$line" ] && grep -aq 'VMTEST: guest:' "$console" 2>/dev/null &&
+				! grep -aq 'VMTEST: DONE' "$console" 2>/dev/null; then
+				n=$(grep -ac 'VMTEST-ALIVE' "$console" 2>/dev/null)
+				if [ "$n" != "$beats" ]; then
+					beats=$n since=$(date +%s)
+				elif [ $(($(date +%s) - since)) -ge "$silence" ]; then
+					line="no heartbeat from the guest for ${silence}s (its clock stopped?)"
+				fi
+			fi
+			[ -n "$line" ] || continue
+			case $line in no\ heartbeat*) ;; *) sleep 20 ;; esac
 			echo "$line" >"$marker"
 			[ -s "$pidfile" ] && kill "$(cat "$pidfile")" 2>/dev/null
 			exit 0

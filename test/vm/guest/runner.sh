@@ -36,6 +36,12 @@ fi
 	echo "governor=$([ -x $VMTEST/bin/governor ] && $VMTEST/bin/governor version 2>&1 | head -1 || echo absent)"
 } >$results/guest.txt
 say "guest: $(tr '\n' ' ' <$results/guest.txt)"
+# Heartbeat for the host's lockup watch (stallwatch.sh): a guest whose clock
+# stopped prints nothing else.
+(
+	echo -1000 >/proc/$BASHPID/oom_score_adj
+	while :; do echo "VMTEST-ALIVE $(date +%s)" >/dev/console; sleep 30; done
+) &
 
 # Two no-op probes on every tracepoint the sensors use, held for the whole
 # run: the daemon's BPF attach and detach then patch no kernel text, which
