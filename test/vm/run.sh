@@ -16,7 +16,7 @@
 #   VM_DIR       work and cache directory (default <repo>/build/vm, or
 #                <repo>/build/vm-DISTRO for a release other than bookworm)
 #   VM_APPEND    extra kernel command line arguments
-#   VM_TRIES     boots when the guest kernel locks up or panics (default 2)
+#   VM_TRIES     boots when the guest kernel locks up or panics (default 3)
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -128,7 +128,7 @@ cat "$img/rootfs.cpio" "$vmdir/overlay.cpio" >"$vmdir/initrd.cpio"
 # shellcheck source=stallwatch.sh
 . "$here/stallwatch.sh"
 console=$vmdir/console.log
-tries=${VM_TRIES:-2}
+tries=${VM_TRIES:-3}
 t1=$(date +%s)
 for ((try = 1; try <= tries; try++)); do
 	# Disks, in this order: vda carries the results back (a raw tar), vdb is
