@@ -32,6 +32,8 @@ rm -rf "$out" && mkdir -p "$out/ov/opt/bpftest" "$out/ov/etc/systemd/system/mult
 cat >"$out/ov/opt/bpftest/run.sh" <<SH
 #!/bin/sh
 echo "BPFTEST: kernel \$(uname -r)"
+# Heartbeat for the host's lockup watch (test/vm/stallwatch.sh).
+(while :; do echo "VMTEST-ALIVE \$(date +%s)"; sleep 30; done) &
 cd /opt/bpftest
 # Two no-op probes on each of the sensors' tracepoints, so that the tests'
 # attach and detach patch no kernel text (see test/vm/vmload/pin.go).
@@ -74,7 +76,7 @@ tries=${BPF_VM_TRIES:-3}
 for ((try = 1; try <= tries; try++)); do
 	echo "bpf-vm: booting $(cat "$img/kver") (TCG), tests: $tests (try $try of $tries)"
 	: >"$out/console.log"
-	watcher=$(stall_watch "$out/console.log" "$out/qemu.pid" "$out/stall")
+	watcher=$(STALL_START='BPFTEST: kernel' STALL_DONE='BPFTEST: DONE' stall_watch "$out/console.log" "$out/qemu.pid" "$out/stall")
 	set +e
 	# loglevel=5: lockup reports come with their backtraces.
 	timeout -k 10 "$vm_timeout" qemu-system-x86_64 \

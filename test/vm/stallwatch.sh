@@ -11,17 +11,20 @@
 # the test bed's runner also prints a heartbeat line (VMTEST-ALIVE) every
 # 30 s of guest time from its first line on; when none arrives for
 # STALL_SILENCE seconds of host time (default 240) before the guest says
-# DONE, the guest counts as locked up too.
+# DONE, the guest counts as locked up too. STALL_START and STALL_DONE name
+# the console lines that open and close that watch (bpf/vm/run.sh's guest
+# prints its own).
 stall_watch() {
 	local console=$1 pidfile=$2 marker=$3
 	local silence=${STALL_SILENCE:-240}
+	local started=${STALL_START:-VMTEST: guest:} done=${STALL_DONE:-VMTEST: DONE}
 	rm -f "$marker"
 	(
 		beats=-1 since=$(date +%s)
 		while sleep 5; do
 			line=$(grep -aE -m1 'BUG: soft lockup|detected stalls on CPUs' "$console" 2>/dev/null)
-			if [ -z "$line" ] && grep -aq 'VMTEST: guest:' "$console" 2>/dev/null &&
-				! grep -aq 'VMTEST: DONE' "$console" 2>/dev/null; then
+			if [ -z "$line" ] && grep -aqF "$started" "$console" 2>/dev/null &&
+				! grep -aqF "$done" "$console" 2>/dev/null; then
 				n=$(grep -ac 'VMTEST-ALIVE' "$console" 2>/dev/null)
 				if [ "$n" != "$beats" ]; then
 					beats=$n since=$(date +%s)
