@@ -91,8 +91,8 @@ vm-test:
 # carry (run.sh's list; reclaimanon runs its no-memory.reclaim leg there),
 # one boot each, with shorter legs than bookworm's (VM_RELEASE_KNOBS: fewer
 # reaction runs, two co-location rounds, a shorter memhigh watch).
-# Measured here (2026-12-06, loaded host): trixie 18 min, bullseye about
-# 11 min, bookworm about 21 min; make check about 55-60 min (budget and
+# Measured here (2026-12-06): trixie 18 min, bullseye about
+# 11 min, bookworm about 23 min, plus image builds; make check about 70 min (budget and
 # per-scenario times: test/vm/README.md, Releases).
 VM_RELEASE_KNOBS = COLOC_ROUNDS=2 REACTION_RUNS=4 REACTION_DBUS_RUNS=2 MEMHIGH_SECONDS=60
 .PHONY: vm-test-releases
