@@ -137,3 +137,20 @@ governor_stop() {
 install_policy() {
 	install -D -o root -g root -m 0644 "$1" "$2"
 }
+
+# knobs: every writable limit of every cgroup, "path knob value" sorted (the
+# package and podman scenarios compare it before and after).
+knobs() {
+	find /sys/fs/cgroup -mindepth 1 -type d 2>/dev/null | while read -r d; do
+		for k in memory.low memory.min memory.high memory.max cpu.weight cpu.max cpu.idle io.weight cgroup.freeze; do
+			[ -r "$d/$k" ] && printf '%s %s %s\n' "${d#/sys/fs/cgroup/}" "$k" "$(tr '\n' ' ' <"$d/$k")"
+		done
+	done | sort
+}
+# wait_for SECONDS COMMAND...: poll until COMMAND succeeds.
+wait_for() {
+	local n=$1 i
+	shift
+	for ((i = 0; i < n * 10; i++)); do "$@" && return 0; sleep 0.1; done
+	return 1
+}

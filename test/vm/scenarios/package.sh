@@ -32,21 +32,6 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# knobs: every writable limit of every cgroup, "path knob value" sorted.
-knobs() {
-	find /sys/fs/cgroup -mindepth 1 -type d 2>/dev/null | while read -r d; do
-		for k in memory.low memory.min memory.high memory.max cpu.weight cpu.max cpu.idle io.weight cgroup.freeze; do
-			[ -r "$d/$k" ] && printf '%s %s %s\n' "${d#/sys/fs/cgroup/}" "$k" "$(tr '\n' ' ' <"$d/$k")"
-		done
-	done | sort
-}
-# wait_for SECONDS COMMAND...: poll until COMMAND succeeds.
-wait_for() {
-	local n=$1 i
-	shift
-	for ((i = 0; i < n * 10; i++)); do "$@" && return 0; sleep 0.1; done
-	return 1
-}
 show() { systemctl show -P "$2" "$1"; }
 active() { [ "$(systemctl is-active governor.service)" = active ]; }
 applied() { [ "$(show $web MemoryLow)" = $low ] && [ "$(cat /sys/fs/cgroup/system.slice/$web/memory.low)" = $low ]; }
