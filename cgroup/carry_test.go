@@ -149,3 +149,76 @@ func TestSourceCarriesIdlePopulated(t *testing.T) {
 		t.Error("c6's populated 0 not seen after its directory changed")
 	}
 }
+
+// The root cgroup has no memory.current and no memory.events (the kernel
+// shows them only below it). Two absent readings once counted as a
+// memory level that stood still, so every top-level cgroup's
+// memory.current was carried for up to quietRefresh ticks: a runaway
+// batch job's growth went unseen for half a minute (the runaway scenario
+// on Debian 13) and reclaim measured stale footprints. A growing cgroup
+// below such a root must read its new memory.current every tick.
+func TestSourceRootWithoutMemoryVouchesForNothing(t *testing.T) {
+	base := t.TempDir()
+	root, proc := filepath.Join(base, "cg"), filepath.Join(base, "pressure")
+	idle := "some avg10=0.00 avg60=0.00 avg300=0.00 total=0\n" +
+		"full avg10=0.00 avg60=0.00 avg300=0.00 total=0\n"
+	mkCgroup(t, proc, "", map[string]string{"cpu": idle, "memory": idle, "io": idle})
+	pressure := map[string]string{"cpu.pressure": idle, "memory.pressure": idle, "io.pressure": idle}
+	// The root as the kernel lays it out: cpu.stat and pressure files,
+	// no memory.current, no memory.events.
+	rootFiles := map[string]string{"cpu.stat": "usage_usec 9000\nuser_usec 0\nsystem_usec 0\n"}
+	for k, v := range pressure {
+		rootFiles[k] = v
+	}
+	mkCgroup(t, root, "", rootFiles)
+	files := func(mem int) map[string]string {
+		m := map[string]string{"cgroup.events": "populated 1\nfrozen 0\n",
+			"cpu.stat":       "usage_usec 1000\nuser_usec 0\nsystem_usec 0\n",
+			"memory.current": itoa(mem) + "\n", "memory.events": "low 0\nhigh 0\nmax 0\noom 0\noom_kill 0\n"}
+		for k, v := range pressure {
+			m[k] = v
+		}
+		return m
+	}
+	mkCgroup(t, root, "batch", files(1<<20))
+	mkCgroup(t, root, "batch/job", files(1<<20))
+	clk := &fakeClock{t: time.Unix(1000, 0)}
+	src := NewSource(root, SourceOptions{ProcPressureDir: proc})
+	defer src.Close()
+	src.now = clk.now
+	var snap governor.Snapshot
+	snap.Reset(clk.t)
+	if err := src.Sample(context.Background(), &snap); err != nil {
+		t.Fatal(err)
+	}
+	src.psiGate = true // the fixture is not cgroupfs
+	batch, job := inode(t, filepath.Join(root, "batch")), inode(t, filepath.Join(root, "batch/job"))
+	for i := 1; i <= 2*quietRefresh; i++ {
+		// The job grows by 16 MiB a tick, its parent with it; no
+		// inotify event (the kernel sends none for memory.current).
+		mem := (1 + 16*i) << 20
+		writeFixture(t, filepath.Join(root, "batch", "memory.current"), itoa(mem)+"\n")
+		writeFixture(t, filepath.Join(root, "batch/job", "memory.current"), itoa(mem)+"\n")
+		src.drain()
+		for _, n := range src.tree.children {
+			n.dirty = false
+			for _, c := range n.children {
+				c.dirty = false
+			}
+		}
+		clk.t = clk.t.Add(time.Second)
+		snap.Reset(clk.t)
+		if err := src.Sample(context.Background(), &snap); err != nil {
+			t.Fatal(err)
+		}
+		for _, id := range []governor.CgroupID{batch, job} {
+			s := snap.Lookup(id)
+			if s == nil {
+				t.Fatalf("tick %d: cgroup %d missing", i, id)
+			}
+			if v, _ := s.Get(governor.MemoryCurrent); v != float64(mem) {
+				t.Fatalf("tick %d: %s memory.current = %.0f, the file says %d (carried while growing)", i, s.Path, v, mem)
+			}
+		}
+	}
+}

@@ -127,11 +127,14 @@ func (s *Source) carryWhat(n *node, isRoot bool) int {
 	return what
 }
 
-// stood reports whether the counter groups bits were present alike in cur
+// stood reports whether the counter groups bits were all present in cur
 // and in prev, prev being of the previous tick (the caller compares their
-// values).
+// values). Absent counters vouch for nothing: the root cgroup has no
+// memory.current or memory.events, and two absent readings are not a
+// level that stood still; taking them as one carried every top-level
+// cgroup's memory.current for up to quietRefresh ticks.
 func stood(cur, prev *counters, gen uint64, bits uint16) bool {
-	return prev != nil && prev.gen+1 == gen && cur.has&bits == prev.has&bits
+	return prev != nil && prev.gen+1 == gen && cur.has&bits == bits && prev.has&bits == bits
 }
 
 // cpuCarry serves cpu.stat as carryWhat allows: the counters of the
