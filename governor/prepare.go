@@ -72,7 +72,7 @@ func (l *Loop) prepare(ctx context.Context, v *View) {
 			continue
 		}
 		m, err := l.readMemory(ctx, cg)
-		if errors.Is(err, errNoMemoryReader) {
+		if errors.Is(err, errNoMemoryReader) || errors.Is(err, ErrUnsupported) {
 			continue
 		}
 		cg.mem = cachedMem{tick: l.tick, m: m, err: err}

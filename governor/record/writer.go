@@ -438,6 +438,18 @@ func (a *recordingActuator) FreezeState(ctx context.Context, cg governor.Ref) (b
 	return on, err
 }
 
+// ReadMemory forwards governor.MemoryReader: without it the reclaim
+// controller behind a recorder measured nothing, so its step never ramped
+// (the flight recorder is on by default). Not recorded: a replay
+// re-decides reclaim from the recorded samples, unmeasured.
+func (a *recordingActuator) ReadMemory(ctx context.Context, cg governor.Ref) (governor.MemoryState, error) {
+	mr, ok := a.act.(governor.MemoryReader)
+	if !ok {
+		return governor.MemoryState{}, fmt.Errorf("memory accounting: %w", governor.ErrUnsupported)
+	}
+	return mr.ReadMemory(ctx, cg)
+}
+
 // EnablesController forwards governor.ControllerEnabler.
 func (a *recordingActuator) EnablesController(ctl string) bool {
 	e, ok := a.act.(governor.ControllerEnabler)

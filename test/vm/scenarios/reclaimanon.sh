@@ -172,6 +172,12 @@ log "with swap: memory.current $(mib "$m1") MiB (target <= $(mib "$target") MiB)
 summary "swap_leg=${reached:-timeout}s mem=$(mib "$m1")MiB swap=$(mib "$s1")MiB file=$(mib "$F0")->$(mib "$f1")MiB writes=$w1 psi_max=${p_max}%"
 stop_workload
 swapoff /dev/zram0 && echo 1 >/sys/block/zram0/reset
+# Every write is measured (memory.current and memory.stat before and
+# after): an unmeasured one means the actuator the loop holds cannot read
+# memory accounting, and the step never ramps (2026-12-06: the flight
+# recorder's wrapper hid it; 49 writes of 5 MiB in 300 s).
+unmeasured=$(grep -c 'knob=memory.reclaim.*reclaimed=unmeasured' "$GLOG")
+check "with swap: every reclaim write measured ($unmeasured unmeasured)" test "$unmeasured" -eq 0
 check "with swap: within 15% above hot+cache within ${leg1_max}s" test -n "$reached"
 # What left was cold: the anonymous cold set (to swap) and the page cache,
 # which the reader read twice at the start and never again. 6.1 swaps the
