@@ -114,7 +114,6 @@ mkdir -p "$ov/opt/vmtest/examples"
 cp -r examples/governor.service examples/governor.service.d examples/*.hcl "$ov/opt/vmtest/examples/"
 cp "$here/guest/vmtest.service" "$ov/etc/systemd/system/"
 ln -s ../vmtest.service "$ov/etc/systemd/system/multi-user.target.wants/vmtest.service"
-printf '%s\n' $list >"$ov/opt/vmtest/scenarios.list"
 echo "$scenario_timeout" >"$ov/opt/vmtest/timeout"
 # The scenarios' own knobs (leg lengths, runs) reach the guest: every
 # variable named COLOC_*, MEMHIGH_*, REACTION_*, RECLAIM_*, RECLAIMANON_*
@@ -122,8 +121,21 @@ echo "$scenario_timeout" >"$ov/opt/vmtest/timeout"
 env | grep -E '^(COLOC|MEMHIGH|REACTION|RECLAIM|RECLAIMANON|STOCKNODE)_[A-Z0-9_]*=[A-Za-z0-9._-]*$' >"$ov/opt/vmtest/env" || true
 [ -s "$ov/opt/vmtest/env" ] && log "scenario knobs: $(tr '\n' ' ' <"$ov/opt/vmtest/env")"
 chmod -R go-w "$ov"
-(cd "$ov" && find . -print0 | cpio --null -o -H newc -R 0:0 --quiet) >"$vmdir/overlay.cpio"
-cat "$img/rootfs.cpio" "$vmdir/overlay.cpio" >"$vmdir/initrd.cpio"
+# pack_initrd SCENARIO...: the image's root plus the overlay, with the
+# scenarios this boot runs.
+pack_initrd() {
+	boot_list="$*"
+	printf '%s\n' "$@" >"$ov/opt/vmtest/scenarios.list"
+	chmod go-w "$ov/opt/vmtest/scenarios.list"
+	(cd "$ov" && find . -print0 | cpio --null -o -H newc -R 0:0 --quiet) >"$vmdir/overlay.cpio"
+	cat "$img/rootfs.cpio" "$vmdir/overlay.cpio" >"$vmdir/initrd.cpio"
+}
+pack_initrd $list
+# Results of scenarios that finished in a boot whose kernel later locked
+# up or panicked (the guest packs its results after each scenario).
+kept=$vmdir/results.kept
+rm -rf "$kept"
+mkdir -p "$kept"
 
 # shellcheck source=stallwatch.sh
 . "$here/stallwatch.sh"
@@ -137,7 +149,7 @@ for ((try = 1; try <= tries; try++)); do
 	truncate -s 256M "$vmdir/results.img"
 	truncate -s 2G "$vmdir/scratch.img"
 
-	log "booting $(cat "$img/kver") with ${mem} RAM, $smp CPUs (TCG); scenarios: $list (try $try of $tries)"
+	log "booting $(cat "$img/kver") with ${mem} RAM, $smp CPUs (TCG); scenarios: $boot_list (try $try of $tries)"
 	log "console: $console"
 	: >"$console"
 	watcher=$(stall_watch "$console" "$vmdir/qemu.pid" "$vmdir/stall")
@@ -163,13 +175,32 @@ for ((try = 1; try <= tries; try++)); do
 		break
 	fi
 	# A guest kernel that locked up or panicked says nothing about the
-	# scenarios: boot again (the whole run), loudly, with the backtrace. A
-	# panic that comes back every time still fails the run below.
+	# scenario it was running: boot again, loudly, with the backtrace, for
+	# that scenario and the ones after it. Those that finished before
+	# keep their results. A panic that comes back every time still fails
+	# the run below.
 	cp "$console" "$vmdir/console.try$try.log"
 	echo "vm-test: try $try: the guest kernel $why; console: $vmdir/console.try$try.log" >&2
 	grep -a -m1 -A 40 'BUG: soft lockup\|detected stalls on CPUs\|BUG: \|Oops' "$console" | grep -a 'Call Trace\|+0x\|RIP\|BUG\|Oops' | head -30 >&2 || true
 	[ "$try" -lt "$tries" ] || [ "$why" = panicked ] || die "the guest kernel locked up in all $tries tries"
 	[ "$try" -lt "$tries" ] || break
+	tmp=$vmdir/results.try$try
+	rm -rf "$tmp"
+	mkdir -p "$tmp"
+	tar -xf "$vmdir/results.img" -C "$tmp" 2>/dev/null || true
+	rest=
+	for n in $list; do
+		if [ -f "$tmp/$n/status" ] && [ ! -e "$kept/$n" ]; then
+			mv "$tmp/$n" "$kept/$n"
+		elif [ ! -e "$kept/$n" ]; then
+			rest="$rest $n"
+		fi
+	done
+	rm -rf "$tmp"
+	rest=${rest# }
+	[ -n "$rest" ] || rest=$list # it locked up packing the last results
+	[ "$rest" = "$list" ] || log "kept the results of: $(ls "$kept" | tr '\n' ' ')"
+	pack_initrd $rest
 done
 t_boot=$(($(date +%s) - t1))
 
@@ -191,6 +222,9 @@ res=$vmdir/results
 rm -rf "$res"
 mkdir -p "$res"
 tar -xf "$vmdir/results.img" -C "$res" || die "no results on the results disk"
+for d in "$kept"/*; do
+	[ -d "$d" ] && [ ! -e "$res/$(basename "$d")" ] && mv "$d" "$res/"
+done
 
 # known_reason NAME: why NAME is expected to fail, if it is listed (in
 # known-failures.txt, or known-failures-DISTRO.txt for one release).

@@ -11,9 +11,13 @@ results=/results
 mkdir -p $results
 
 say() { echo "VMTEST: $*" >/dev/console; }
+# pack writes /results to the results disk. It runs after every scenario,
+# so that when the guest kernel locks up or panics later, the host keeps
+# what finished and boots again for the rest only (run.sh).
+pack() { tar -C $results -cf /dev/vda . && sync; }
 finish() {
 	say "packing results"
-	tar -C $results -cf /dev/vda . && sync
+	pack
 	say "DONE"
 	systemctl poweroff --no-block
 }
@@ -75,4 +79,5 @@ while read -r name; do
 	say "END $name $status rc=$rc ${dur}s $(head -1 "$out/summary.txt" 2>/dev/null)"
 	# Leave no test cgroups or governor behind for the next scenario.
 	. $VMTEST/lib.sh && cg_cleanup_all
+	pack || say "packing results after $name failed"
 done <$VMTEST/scenarios.list
