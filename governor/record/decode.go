@@ -376,6 +376,8 @@ func decodeTick(b []byte, t *Tick) error {
 				dst = &t.Effects
 			case "act":
 				dst = &t.Actions
+			case "mem":
+				dst = &t.Memory
 			default:
 				return nil // a newer governor's
 			}

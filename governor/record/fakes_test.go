@@ -76,11 +76,21 @@ func (s *scenario) Sample(_ context.Context, snap *governor.Snapshot) error {
 	return nil
 }
 
-// memKnobs is a kernel's knobs in memory.
+// memKnobs is a kernel's knobs in memory, and its memory accounting: each
+// cgroup holds 1 GiB of anonymous memory until reclaim takes some (the
+// kernel frees what was asked, to swap).
 type memKnobs struct {
 	vals        map[memKey]int64
 	writes      []string
 	unsupported map[memKey]bool // knobs this host lacks
+	freed       map[uint64]int64
+}
+
+func (m *memKnobs) ReadMemory(_ context.Context, cg governor.Ref) (governor.MemoryState, error) {
+	cur := int64(1<<30) - m.freed[uint64(cg.ID)]
+	return governor.MemoryState{Current: cur, Anon: cur, Pgscan: uint64(m.freed[uint64(cg.ID)] / 4096),
+		Pgsteal: uint64(m.freed[uint64(cg.ID)] / 4096), SwapRoom: governor.Unlimited, SwapTotal: 4 << 30,
+		SwapFree: 4<<30 - m.freed[uint64(cg.ID)]}, nil
 }
 
 func knobDefault(k string) int64 {
@@ -114,7 +124,13 @@ func (m *memKnobs) Restore(ctx context.Context, cg governor.Ref, k governor.Knob
 	return m.Write(ctx, cg, k, s.Value)
 }
 
-func (m *memKnobs) Reclaim(context.Context, governor.Ref, int64) error { return nil }
+func (m *memKnobs) Reclaim(_ context.Context, cg governor.Ref, n int64) error {
+	if m.freed == nil {
+		m.freed = map[uint64]int64{}
+	}
+	m.freed[uint64(cg.ID)] += n
+	return nil
+}
 func (m *memKnobs) Freeze(context.Context, governor.Ref, bool) error   { return nil }
 func (m *memKnobs) Kill(context.Context, governor.Ref) error           { return nil }
 

@@ -51,6 +51,42 @@ type Tick struct {
 	Reads   []Read   `json:"rd,omitempty"`
 	Effects []Effect `json:"fx,omitempty"`
 	Actions []Action `json:"act,omitempty"`
+	// Memory is every reading of a cgroup's memory accounting the loop
+	// took this tick (reclaim measures each write with one before and
+	// one after), in order.
+	Memory []MemRead `json:"mem,omitempty"`
+}
+
+// MemRead is one reading of a cgroup's memory accounting
+// (governor.MemoryState), or the error it gave.
+type MemRead struct {
+	ID        uint64 `json:"id"`
+	Current   int64  `json:"cur,omitempty"`
+	Anon      int64  `json:"anon,omitempty"`
+	File      int64  `json:"file,omitempty"`
+	Shmem     int64  `json:"shmem,omitempty"`
+	Pgscan    uint64 `json:"scan,omitempty"`
+	Pgsteal   uint64 `json:"steal,omitempty"`
+	Refaults  uint64 `json:"refault,omitempty"`
+	SwapRoom  int64  `json:"swaproom,omitempty"`
+	SwapTotal int64  `json:"swaptotal,omitempty"`
+	SwapFree  int64  `json:"swapfree,omitempty"`
+	ErrKind   string `json:"ek,omitempty"`
+	Err       string `json:"err,omitempty"`
+}
+
+// State is the reading as the loop saw it.
+func (m MemRead) State() governor.MemoryState {
+	return governor.MemoryState{Current: m.Current, Anon: m.Anon, File: m.File, Shmem: m.Shmem,
+		Pgscan: m.Pgscan, Pgsteal: m.Pgsteal, Refaults: m.Refaults,
+		SwapRoom: m.SwapRoom, SwapTotal: m.SwapTotal, SwapFree: m.SwapFree}
+}
+
+func memRead(id uint64, s governor.MemoryState, err error) MemRead {
+	ek, msg := errKind(err)
+	return MemRead{ID: id, Current: s.Current, Anon: s.Anon, File: s.File, Shmem: s.Shmem,
+		Pgscan: s.Pgscan, Pgsteal: s.Pgsteal, Refaults: s.Refaults,
+		SwapRoom: s.SwapRoom, SwapTotal: s.SwapTotal, SwapFree: s.SwapFree, ErrKind: ek, Err: msg}
 }
 
 // Meta describes the recorded host: what the live loop was configured

@@ -187,6 +187,8 @@ type memActuator struct {
 	fx      map[memKey]Effect
 	paths   map[uint64]string
 	enables []string
+	// mems: the tick's memory readings per cgroup, served in order.
+	mems map[uint64][]MemRead
 	// notes: "path knob" -> first time
 	missing     map[string]time.Time
 	unsupported map[string]time.Time
@@ -194,7 +196,8 @@ type memActuator struct {
 
 func newMemActuator(p *player) *memActuator {
 	return &memActuator{p: p, vals: map[memKey]governor.Setting{}, tick: map[memKey]Read{}, fx: map[memKey]Effect{},
-		paths: map[uint64]string{}, missing: map[string]time.Time{}, unsupported: map[string]time.Time{}}
+		paths: map[uint64]string{}, missing: map[string]time.Time{}, unsupported: map[string]time.Time{},
+		mems: map[uint64][]MemRead{}}
 }
 
 // load takes in a tick's recorded reads and effects.
@@ -213,6 +216,24 @@ func (m *memActuator) load(t *Tick) {
 	for _, e := range t.Effects {
 		m.fx[memKey{e.ID, e.Op + ":" + e.Knob}] = e
 	}
+	clear(m.mems)
+	for _, r := range t.Memory {
+		m.mems[r.ID] = append(m.mems[r.ID], r)
+	}
+}
+
+// ReadMemory implements governor.MemoryReader: the live loop's readings
+// of this tick, in order. Where there is none (a recording from before
+// they were recorded, or a policy that reclaims where the live one did
+// not) reclaim goes on unmeasured, as it would without a reader.
+func (m *memActuator) ReadMemory(_ context.Context, cg governor.Ref) (governor.MemoryState, error) {
+	q := m.mems[uint64(cg.ID)]
+	if len(q) == 0 {
+		return governor.MemoryState{}, fmt.Errorf("memory accounting of %s is not in the recording at this tick: %w", m.paths[uint64(cg.ID)], governor.ErrUnsupported)
+	}
+	r := q[0]
+	m.mems[uint64(cg.ID)] = q[1:]
+	return r.State(), kindErr(r.ErrKind, r.Err)
 }
 
 func kindErr(kind, msg string) error {

@@ -30,6 +30,15 @@ func TestReplaySamePolicyReproducesLive(t *testing.T) {
 			t.Fatalf("live run has no %s action: %v", k, kinds)
 		}
 	}
+	// Reclaim measured its writes and ramped its step (which needs the
+	// memory readings, recorded and served back to the replay).
+	ramped := false
+	for _, a := range live {
+		ramped = ramped || a.Kind == "reclaim" && strings.Contains(a.Reason, "step x")
+	}
+	if !ramped {
+		t.Fatal("live reclaim never ramped its step: its writes were not measured")
+	}
 	res, err := Replay(context.Background(), dir, ReplayOptions{Policy: defaultPolicy(t, nil)})
 	if err != nil {
 		t.Fatal(err)

@@ -74,6 +74,7 @@ type Recorder struct {
 	reads   []Read
 	effects []Effect
 	actions []Action
+	mems    []MemRead
 	failing bool
 	zbuf    []byte
 	ctlBuf  []Controller
@@ -200,9 +201,10 @@ func (r *Recorder) Tick(t *governor.TickRecord) {
 	b = appendJSON(b, "rd", r.reads)
 	b = appendJSON(b, "fx", r.effects)
 	b = appendJSON(b, "act", r.actions)
+	b = appendJSON(b, "mem", r.mems)
 	b = append(b, "}\n"...)
 	r.buf = b
-	r.reads, r.effects, r.actions = r.reads[:0], r.effects[:0], r.actions[:0]
+	r.reads, r.effects, r.actions, r.mems = r.reads[:0], r.effects[:0], r.actions[:0], r.mems[:0]
 	r.ticks++
 	if r.ticks >= r.opt.BlockTicks || len(r.buf) >= maxFrame/2 {
 		r.flush()
@@ -438,16 +440,20 @@ func (a *recordingActuator) FreezeState(ctx context.Context, cg governor.Ref) (b
 	return on, err
 }
 
-// ReadMemory forwards governor.MemoryReader: without it the reclaim
-// controller behind a recorder measured nothing, so its step never ramped
-// (the flight recorder is on by default). Not recorded: a replay
-// re-decides reclaim from the recorded samples, unmeasured.
+// ReadMemory forwards governor.MemoryReader (without it the reclaim
+// controller behind a recorder, the default, measured nothing and its
+// step never ramped) and records each reading: a replay serves them back
+// in order, so its reclaim measures and ramps as the live one did.
 func (a *recordingActuator) ReadMemory(ctx context.Context, cg governor.Ref) (governor.MemoryState, error) {
 	mr, ok := a.act.(governor.MemoryReader)
 	if !ok {
 		return governor.MemoryState{}, fmt.Errorf("memory accounting: %w", governor.ErrUnsupported)
 	}
-	return mr.ReadMemory(ctx, cg)
+	m, err := mr.ReadMemory(ctx, cg)
+	a.r.mu.Lock()
+	a.r.mems = append(a.r.mems, memRead(uint64(cg.ID), m, err))
+	a.r.mu.Unlock()
+	return m, err
 }
 
 // EnablesController forwards governor.ControllerEnabler.
