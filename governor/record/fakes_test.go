@@ -131,8 +131,8 @@ func (m *memKnobs) Reclaim(_ context.Context, cg governor.Ref, n int64) error {
 	m.freed[uint64(cg.ID)] += n
 	return nil
 }
-func (m *memKnobs) Freeze(context.Context, governor.Ref, bool) error   { return nil }
-func (m *memKnobs) Kill(context.Context, governor.Ref) error           { return nil }
+func (m *memKnobs) Freeze(context.Context, governor.Ref, bool) error { return nil }
+func (m *memKnobs) Kill(context.Context, governor.Ref) error         { return nil }
 
 func defaultPolicy(t testing.TB, edit func(string) string) *governor.Policy {
 	t.Helper()
