@@ -90,15 +90,17 @@ func openRecorder(f runFlags, cfg governor.Config, log hclog.Logger) *record.Rec
 	return rec
 }
 
-var replayHelp = help{name: "replay", usage: "governor replay --config POLICY [--from T] [--to T] [--compare POLICY2] [--json] RECORDING",
+var replayHelp = help{name: "replay", usage: "governor replay --config POLICY [--from T] [--to T] [--compare POLICY2] [--json] [--check] RECORDING",
 	about: `Run a policy over a flight recording (a directory of segments or one
 segment file) with the daemon's own decision code, without kernel access or
 root, and print the actions it would have taken: time, cgroup, knob,
 old -> new, and the reason. Knob values come from the recording; knobs the
 recorded host did not have, or that the live policy never read, are listed
 at the end, not invented. --compare prints only the actions in which
-POLICY2 differs (- POLICY only, + POLICY2 only). T is RFC 3339
-(2026-03-01T12:00:00Z).`}
+POLICY2 differs (- POLICY only, + POLICY2 only). --check replays the
+policy the live daemon ran and exits 1 unless it took the recorded
+actions, in order (cgroup, kind, knob, old and new value; restores at
+shutdown aside). T is RFC 3339 (2026-03-01T12:00:00Z).`}
 
 func loadPolicyFile(path string, stderr io.Writer) (*governor.Policy, error) {
 	res := policies.Load([]string{path}, policies.Options{AllowInsecure: true}) // a replay acts on nothing
@@ -129,12 +131,17 @@ func replayCmd(args []string, stdout, stderr io.Writer) int {
 	from := fs.String("from", "", "replay from `TIME` (RFC 3339)")
 	to := fs.String("to", "", "replay up to `TIME` (RFC 3339)")
 	asJSON := fs.Bool("json", false, "print JSON")
+	check := fs.Bool("check", false, "compare the replayed actions with the recorded ones; exit 1 where they differ")
 	pos, code, ok := parseFlags(fs, replayHelp, args, stdout, stderr)
 	if !ok {
 		return code
 	}
 	if len(pos) != 1 || *config == "" {
 		fmt.Fprintf(stderr, "governor replay: want --config POLICY and one RECORDING\nRun 'governor replay --help' for usage.\n")
+		return 2
+	}
+	if *check && (*compare != "" || *asJSON) {
+		fmt.Fprintf(stderr, "governor replay: --check takes neither --compare nor --json\n")
 		return 2
 	}
 	fail := func(err error) int { fmt.Fprintf(stderr, "governor replay: %v\n", err); return 1 }
@@ -161,6 +168,9 @@ func replayCmd(args []string, stdout, stderr io.Writer) int {
 	}
 	for _, w := range a.Warnings {
 		fmt.Fprintf(stderr, "governor replay: warning: %s\n", w)
+	}
+	if *check {
+		return replayCheck(a, *config, stdout)
 	}
 	var b *record.ReplayResult
 	if *compare != "" {
@@ -255,6 +265,44 @@ func actionLine(a record.Action) string {
 		s += " (failed: " + a.Err + ")"
 	}
 	return s
+}
+
+// replayCheck compares the actions a replay took with those recorded live,
+// in order, on cgroup, kind, knob, old and new value. Times are not
+// compared (live actions carry the wall clock of the write, replayed ones
+// the recorded tick's), nor reasons (a hook's outcome, a measured
+// duration). Live restores at shutdown ("governor stopping") have no
+// replayed counterpart and are left out.
+func replayCheck(a *record.ReplayResult, config string, stdout io.Writer) int {
+	var live []record.Action
+	for _, x := range a.Recorded {
+		if x.Reason != "governor stopping" {
+			live = append(live, x)
+		}
+	}
+	key := func(x record.Action) string {
+		return strings.Join([]string{strconv.FormatUint(x.ID, 10), x.Kind, x.Knob, x.Old, x.New}, " ")
+	}
+	n := min(len(live), len(a.Actions))
+	for i := 0; i < n; i++ {
+		if key(live[i]) != key(a.Actions[i]) {
+			fmt.Fprintf(stdout, "# replay with %s differs from the recording at action %d of %d:\n- %s\n+ %s\n",
+				config, i+1, len(live), actionLine(live[i]), actionLine(a.Actions[i]))
+			return 1
+		}
+	}
+	if len(live) != len(a.Actions) {
+		fmt.Fprintf(stdout, "# replay with %s took %d actions, the recording has %d (first %d alike)\n", config, len(a.Actions), len(live), n)
+		for _, x := range live[n:] {
+			fmt.Fprintln(stdout, "- "+actionLine(x))
+		}
+		for _, x := range a.Actions[n:] {
+			fmt.Fprintln(stdout, "+ "+actionLine(x))
+		}
+		return 1
+	}
+	fmt.Fprintf(stdout, "# replay with %s matches the recording: %d ticks, %d actions alike\n", config, a.Ticks, n)
+	return 0
 }
 
 // diffActions returns the actions of a not in b and of b not in a, matched

@@ -167,6 +167,17 @@ func TestReplayCommand(t *testing.T) {
 		}
 	}
 
+	// --check: the live policy replays to the recorded actions; the moved
+	// threshold does not, and says where.
+	out.Reset()
+	if code := dispatch([]string{"replay", "--config", same, "--check", rec}, &out, &errOut); code != 0 || !strings.Contains(out.String(), "matches the recording") {
+		t.Fatalf("--check with the live policy: exit %d, %s%s", code, out.String(), errOut.String())
+	}
+	out.Reset()
+	if code := dispatch([]string{"replay", "--config", moved, "--check", rec}, &out, &errOut); code != 1 || !strings.Contains(out.String(), "the recording has 14") {
+		t.Fatalf("--check with a moved threshold: exit %d, %s", code, out.String())
+	}
+
 	// --from/--to narrow the ticks.
 	out.Reset()
 	if code := dispatch([]string{"replay", "--config", same, "--from", "2026-03-01T12:00:20Z", "--to", "2026-03-01T12:00:29Z", rec}, &out, &errOut); code != 0 {
