@@ -52,14 +52,14 @@ func buildControllers(p *Policy) []controller {
 	for i := range p.Rules {
 		r := &p.Rules[i]
 		out = append(out, &knobCtl{
-			ctlName: r.Name, ctlKind: "rule", tgt: r.Target, trig: newTriggers(&r.Trigger),
+			ctlName: r.Name, ctlKind: "rule", tgt: r.Target, trig: newGuardedTriggers(&r.Trigger, r.Target),
 			knobs: []knobMove{{knob: r.Knob, down: r.Down, step: r.Step, lim: r.Limits}},
 			rate:  newRateLimit(r.Limits.MaxPerMinute),
 		})
 	}
 	for i := range p.Suppress {
 		s := &p.Suppress[i]
-		kc := &knobCtl{ctlName: s.Name, ctlKind: "suppress", tgt: s.Target, trig: newTriggers(&s.Trigger)}
+		kc := &knobCtl{ctlName: s.Name, ctlKind: "suppress", tgt: s.Target, trig: newGuardedTriggers(&s.Trigger, s.Target)}
 		for _, k := range s.Knobs {
 			kc.knobs = append(kc.knobs, knobMove{knob: k.Knob, down: true, step: k.Step, lim: k.Limits})
 			if kc.rate == nil && k.Limits.MaxPerMinute > 0 {

@@ -309,3 +309,46 @@ func TestPrepareView(t *testing.T) {
 	}
 	checkIntents(t, ins, []Intent{{Kind: IntentWrite, Knob: CPUWeight, Value: 40}, {Kind: IntentWrite, Knob: IOWeight, Value: 25}})
 }
+
+// TestSuppressSelfThrottled: the services' stall comes from their own
+// cpu.max; suppress leaves batch alone, says why once, and explain shows
+// it. When a neighbour's doing joins in, it squeezes as before (#14).
+func TestSuppressSelfThrottled(t *testing.T) {
+	pol := &Policy{
+		Classes: []Class{{Name: "svc", Match: []string{"svc/*"}, Protected: true}, {Name: "batch", Match: []string{"batch/**"}}},
+		Suppress: []SuppressController{{
+			Name: "squeeze", Target: "batch",
+			Trigger: Trigger{When: []Condition{{Scope: ScopeClass, Class: "svc", Signal: CPUSomeStall, Op: Above, Value: 10}}},
+			Knobs:   []SuppressKnob{{Knob: CPUWeight, Step: Step{Percent: 50}, Limits: Limits{Min: 10}}},
+		}},
+	}
+	h := newHarness(t, pol)
+	web := h.src.add(7, "svc/web")
+	web.Set(CPUSomeStall, 35)
+	web.Set(CPUThrottled, 30)
+	h.src.add(decideCG, "batch/job")
+	h.act.put(decideCG, CPUWeight, 100)
+	for i := 0; i < 3; i++ {
+		if ins := decideTick(t, h); len(ins) != 0 {
+			t.Fatalf("tick %d: squeezed batch for a self-throttled service: %+v", i, ins)
+		}
+		h.clock.Advance(time.Second)
+	}
+	if n := strings.Count(h.logText(), "the stall is self-inflicted"); n != 1 {
+		t.Errorf("%d self-inflicted lines, want 1:\n%s", n, h.logText())
+	}
+	if !strings.Contains(h.logText(), "svc/web is self-throttled: its own cpu.max throttles it 30.0% of the time (cpu.some.stall 35.0%)") {
+		t.Errorf("the line does not give the figures:\n%s", h.logText())
+	}
+	lines, err := h.loop.explain("batch/job")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if text := strings.Join(lines, "\n"); !strings.Contains(text, "left out: svc/web is self-throttled") {
+		t.Errorf("explain does not say the stall was left out:\n%s", text)
+	}
+	// A neighbour-harmed service joins: the squeeze starts.
+	db := h.src.add(8, "svc/db")
+	db.Set(CPUSomeStall, 20)
+	checkIntents(t, decideTick(t, h), []Intent{{Kind: IntentWrite, Knob: CPUWeight, Value: 50, Reason: "svc:cpu.some.stall=20.00%"}})
+}

@@ -80,6 +80,7 @@ func (c *knobCtl) observe(l *Loop, v *View) {
 		if active, changed := c.trig.global.update(v, c.trig.t, nil); changed {
 			c.logTransition(l, active, c.trig.global, "")
 		}
+		c.logSelfInflicted(l, c.trig.global)
 		return
 	}
 	for _, s := range v.Members[c.tgt] {
@@ -87,6 +88,15 @@ func (c *knobCtl) observe(l *Loop, v *View) {
 		if active, changed := ts.update(v, c.trig.t, s); changed {
 			c.logTransition(l, active, ts, s.Ref.String())
 		}
+		c.logSelfInflicted(l, ts)
+	}
+}
+
+// logSelfInflicted says once per episode that a condition did not hold
+// because the stall it saw was of the suffering cgroup's own making.
+func (c *knobCtl) logSelfInflicted(l *Loop, ts *triggerState) {
+	for _, why := range ts.selfInflictedNews() {
+		l.log.Info("not acting on "+c.tgt+": the stall is self-inflicted", "controller", c.ctlName, "why", why)
 	}
 }
 

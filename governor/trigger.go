@@ -53,17 +53,150 @@ func (v *View) evalCondition(c *Condition, self *Sample) (float64, bool) {
 	return 0, false
 }
 
+// Self-inflicted harm. A controller that acts on one class because another
+// suffers (suppress, rule: "squeeze batch while the services wait") must
+// not act when a member's stall is of its own making: CPU waits explained
+// by the member's own cpu.max throttling, memory stalls by its own
+// memory.high. Pressure alone cannot tell those from a noisy neighbour
+// (a throttled task is runnable and waiting, so cpu.pressure counts it).
+// Such a member's reading is left out of the class's worst value; the
+// condition says so (condState.self) and the controller logs it once.
+const (
+	// selfThrottledMin: a member throttled less than this share of the
+	// time is not self-throttled, whatever its stall.
+	selfThrottledMin = 5.0 // percent of wall time
+	// selfThrottledShare: the throttled share must be at least this part
+	// of the member's CPU stall to explain it.
+	selfThrottledShare = 0.5
+	// selfHighRatio: memory.current at this share of memory.high or more,
+	// with memory.high events in the last tick, is a member held at its
+	// own memory.high.
+	selfHighRatio = 95.0
+)
+
+// guardable reports whether sig is a CPU or memory stall signal, which a
+// member's own limit can explain.
+func guardable(sig Signal) (cpu, mem bool) {
+	switch {
+	case sig >= CPUSomeAvg10 && sig <= CPUFullStall, sig >= RunqP50 && sig <= RunqPreemptedByOthers:
+		return true, false
+	case sig >= MemorySomeAvg10 && sig <= MemoryFullStall, sig == ReclaimStall:
+		return false, true
+	}
+	return false, false
+}
+
+// selfInflicted says why s's reading of sig is explained by its own limit,
+// or "".
+func selfInflicted(s *Sample, sig Signal) string {
+	cpu, mem := guardable(sig)
+	switch {
+	case cpu:
+		thr, ok := s.Get(CPUThrottled)
+		if !ok || thr < selfThrottledMin {
+			return ""
+		}
+		if stall, ok := s.Get(CPUSomeStall); ok && thr < selfThrottledShare*stall {
+			return ""
+		}
+		why := fmt.Sprintf("%s is self-throttled: its own cpu.max throttles it %.1f%% of the time", s.Ref.String(), thr)
+		if stall, ok := s.Get(CPUSomeStall); ok {
+			why += fmt.Sprintf(" (cpu.some.stall %.1f%%)", stall)
+		}
+		return why
+	case mem:
+		ratio, ok := s.Get(MemoryHighRatio)
+		ev, _ := s.Get(MemoryEventsHigh)
+		if !ok || ratio < selfHighRatio || ev <= 0 {
+			return ""
+		}
+		return fmt.Sprintf("%s is held at its own memory.high: memory.current is %.0f%% of it, %.3g memory.high events/s", s.Ref.String(), ratio, ev)
+	}
+	return ""
+}
+
+// evalGuarded is evalCondition for a controller acting on class target: a
+// class condition on another class leaves out the members whose reading
+// is self-inflicted. self names the left-out member that would otherwise
+// have decided the condition ("" if none).
+func (v *View) evalGuarded(c *Condition, s *Sample, target string) (x float64, holds bool, self string) {
+	if target == "" || c.Scope != ScopeClass || c.Class == target {
+		x, holds = v.evalCondition(c, s)
+		return x, holds, ""
+	}
+	if cpu, mem := guardable(c.Signal); !cpu && !mem {
+		x, holds = v.evalCondition(c, s)
+		return x, holds, ""
+	}
+	var worst, left float64
+	found := false
+	for _, m := range v.Members[c.Class] {
+		y, ok := m.Get(c.Signal)
+		if !ok {
+			continue
+		}
+		if why := selfInflicted(m, c.Signal); why != "" {
+			if self == "" || y > left {
+				self, left = why, y
+			}
+			continue
+		}
+		if !found || y > worst {
+			worst, found = y, true
+		}
+	}
+	crosses := func(y float64) bool {
+		if c.Op == Above {
+			return y > c.Value
+		}
+		return y < c.Value
+	}
+	if !found {
+		// Every reading left out: no member suffers from others, which
+		// is "below" anything (a recover condition holds) and "above"
+		// nothing.
+		x, holds = 0, c.Op == Below
+	} else {
+		x, holds = worst, crosses(worst)
+	}
+	// Name the left-out member only where it changed the outcome.
+	if self != "" {
+		unguarded := crosses(left)
+		if found {
+			unguarded = crosses(max(worst, left))
+		}
+		if unguarded == holds {
+			self = ""
+		}
+	}
+	return x, holds, self
+}
+
 // condState tracks since when one condition has held.
 type condState struct {
 	since time.Time // zero: not holding
 	value float64
+	// self: the member left out as self-inflicted that would otherwise
+	// have decided the condition (see evalGuarded); selfLogged once said.
+	self       string
+	selfLogged bool
 }
 
 // update re-evaluates the condition and reports whether it has held for its
 // full duration.
 func (cs *condState) update(v *View, c *Condition, self *Sample) bool {
-	x, holds := v.evalCondition(c, self)
+	return cs.updateGuarded(v, c, self, "")
+}
+
+// updateGuarded is update for a controller acting on class target
+// (evalGuarded).
+func (cs *condState) updateGuarded(v *View, c *Condition, self *Sample, target string) bool {
+	x, holds, why := v.evalGuarded(c, self, target)
 	cs.value = x
+	if why == "" {
+		cs.selfLogged = false
+	}
+	cs.self = why
 	if !holds {
 		cs.since = time.Time{}
 		return false
@@ -77,6 +210,10 @@ func (cs *condState) update(v *View, c *Condition, self *Sample) bool {
 // triggerState is the hysteresis state of one Trigger for one subject (a
 // cgroup, or the whole class/host when no condition reads ScopeSelf).
 type triggerState struct {
+	// target: the class the controller acts on; class conditions on
+	// other classes leave out self-inflicted readings (evalGuarded). ""
+	// for controllers that act on what they read (memhigh, last resort).
+	target     string
 	active     bool
 	when       []condState
 	recover    []condState
@@ -98,7 +235,7 @@ func (ts *triggerState) update(v *View, t *Trigger, self *Sample) (active, chang
 	anySatisfied, anyHolds := false, false
 	var longest time.Duration
 	for i := range t.When {
-		if ts.when[i].update(v, &t.When[i], self) {
+		if ts.when[i].updateGuarded(v, &t.When[i], self, ts.target) {
 			anySatisfied = true
 		}
 		if !ts.when[i].since.IsZero() {
@@ -110,7 +247,7 @@ func (ts *triggerState) update(v *View, t *Trigger, self *Sample) (active, chang
 	}
 	allRecovered := len(t.Recover) > 0
 	for i := range t.Recover {
-		if !ts.recover[i].update(v, &t.Recover[i], self) {
+		if !ts.recover[i].updateGuarded(v, &t.Recover[i], self, ts.target) {
 			allRecovered = false
 		}
 	}
@@ -204,6 +341,9 @@ func (ts *triggerState) describe(t *Trigger, recovering bool) string {
 		if c.For > 0 {
 			fmt.Fprintf(&b, " for %s", c.For)
 		}
+		if states[i].self != "" {
+			fmt.Fprintf(&b, " (left out: %s)", states[i].self)
+		}
 	}
 	return b.String()
 }
@@ -245,16 +385,24 @@ func formatSignal(s Signal, v float64) string {
 type triggers struct {
 	t      *Trigger
 	perCG  bool
+	target string // see triggerState.target
 	global *triggerState
 	byCG   map[CgroupID]*triggerState
 }
 
 func newTriggers(t *Trigger) *triggers {
-	tr := &triggers{t: t, perCG: t.usesSelf()}
+	return newGuardedTriggers(t, "")
+}
+
+// newGuardedTriggers: the triggers of a controller acting on class target
+// when other classes suffer (see evalGuarded).
+func newGuardedTriggers(t *Trigger, target string) *triggers {
+	tr := &triggers{t: t, perCG: t.usesSelf(), target: target}
 	if tr.perCG {
 		tr.byCG = make(map[CgroupID]*triggerState)
 	} else {
 		tr.global = newTriggerState(t)
+		tr.global.target = target
 	}
 	return tr
 }
@@ -267,9 +415,25 @@ func (tr *triggers) state(id CgroupID) *triggerState {
 	ts := tr.byCG[id]
 	if ts == nil {
 		ts = newTriggerState(tr.t)
+		ts.target = tr.target
 		tr.byCG[id] = ts
 	}
 	return ts
+}
+
+// selfInflictedNews returns, once per episode, the notes of conditions
+// that a self-inflicted reading kept from holding.
+func (ts *triggerState) selfInflictedNews() []string {
+	var out []string
+	for _, states := range [2][]condState{ts.when, ts.recover} {
+		for i := range states {
+			if cs := &states[i]; cs.self != "" && !cs.selfLogged {
+				cs.selfLogged = true
+				out = append(out, cs.self)
+			}
+		}
+	}
+	return out
 }
 
 // forget drops per-cgroup state of a vanished cgroup.

@@ -149,3 +149,70 @@ func TestDescribeNamesOnlyWhatHolds(t *testing.T) {
 		t.Errorf("describe named a condition that does not hold: %s", got)
 	}
 }
+
+// TestSelfInflictedGuard: a controller acting on "batch" because the
+// "svc" class waits leaves out the members whose stall their own limit
+// explains (#14), and says which; one acting on the class it reads does
+// not.
+func TestSelfInflictedGuard(t *testing.T) {
+	member := func(id CgroupID, path string, sig map[Signal]float64) *Sample {
+		s := &Sample{Ref: Ref{ID: id, Path: path}, Populated: true}
+		for k, v := range sig {
+			s.Set(k, v)
+		}
+		return s
+	}
+	// web waits 35 % of the time and its own cpu.max throttles it 30 %.
+	throttled := member(1, "system.slice/web.service", map[Signal]float64{CPUSomeStall: 35, CPUSomeAvg10: 35, CPUThrottled: 30, RunqP99: 0.05})
+	// db waits 20 %, not throttled: a neighbour's doing.
+	waiting := member(2, "system.slice/db.service", map[Signal]float64{CPUSomeStall: 20, CPUSomeAvg10: 20})
+	// api is throttled a little (3 %) while it waits 40 %: not its own doing.
+	light := member(3, "system.slice/api.service", map[Signal]float64{CPUSomeStall: 40, CPUSomeAvg10: 40, CPUThrottled: 3})
+	// cache is throttled 10 % but waits 40 %: most of the wait is not
+	// explained by it.
+	partly := member(4, "system.slice/cache.service", map[Signal]float64{CPUSomeStall: 40, CPUSomeAvg10: 40, CPUThrottled: 10})
+	// mem sits at its own memory.high and stalls.
+	atHigh := member(5, "system.slice/mem.service", map[Signal]float64{MemorySomeAvg10: 30, MemoryHighRatio: 99, MemoryEventsHigh: 12})
+	// mem2 stalls well under its memory.high.
+	underHigh := member(6, "system.slice/mem2.service", map[Signal]float64{MemorySomeAvg10: 30, MemoryHighRatio: 50, MemoryEventsHigh: 0})
+	above := func(sig Signal, v float64) Condition {
+		return Condition{Scope: ScopeClass, Class: "svc", Signal: sig, Op: Above, Value: v}
+	}
+	below := func(sig Signal, v float64) Condition {
+		return Condition{Scope: ScopeClass, Class: "svc", Signal: sig, Op: Below, Value: v}
+	}
+	for _, tc := range []struct {
+		name      string
+		members   []*Sample
+		cond      Condition
+		target    string
+		wantX     float64
+		wantHolds bool
+		wantSelf  string // substring; "" for none
+	}{
+		{"self-throttled alone: does not hold", []*Sample{throttled}, above(CPUSomeStall, 10), "batch", 0, false, "self-throttled: its own cpu.max throttles it 30.0%"},
+		{"self-throttled and a victim: the victim decides", []*Sample{throttled, waiting}, above(CPUSomeStall, 10), "batch", 20, true, ""},
+		{"self-throttled and a victim under the threshold", []*Sample{throttled, waiting}, above(CPUSomeStall, 25), "batch", 20, false, "web.service is self-throttled"},
+		{"run-queue latency of a self-throttled member", []*Sample{throttled}, above(RunqP99, 0.01), "batch", 0, false, "self-throttled"},
+		{"throttled under the floor: a victim", []*Sample{light}, above(CPUSomeStall, 10), "batch", 40, true, ""},
+		{"throttling explains under half: a victim", []*Sample{partly}, above(CPUSomeStall, 10), "batch", 40, true, ""},
+		{"at its own memory.high", []*Sample{atHigh}, above(MemorySomeAvg10, 10), "batch", 0, false, "held at its own memory.high: memory.current is 99% of it"},
+		{"under its memory.high: a victim", []*Sample{underHigh}, above(MemorySomeAvg10, 10), "batch", 30, true, ""},
+		{"memory limit does not explain a CPU wait", []*Sample{member(7, "x", map[Signal]float64{CPUSomeStall: 30, MemoryHighRatio: 99, MemoryEventsHigh: 5})}, above(CPUSomeStall, 10), "batch", 30, true, ""},
+		{"recover: the self-throttled member does not keep it from holding", []*Sample{throttled, waiting}, below(CPUSomeStall, 25), "batch", 20, true, "self-throttled"},
+		{"recover: every member self-throttled holds", []*Sample{throttled}, below(CPUSomeStall, 10), "batch", 0, true, "self-throttled"},
+		{"a controller acting on the class it reads: no guard", []*Sample{throttled}, above(CPUSomeStall, 10), "svc", 35, true, ""},
+		{"no target (memhigh, last resort): no guard", []*Sample{throttled}, above(CPUSomeStall, 10), "", 35, true, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			v := &View{Members: map[string][]*Sample{"svc": tc.members}, Snap: &Snapshot{}}
+			x, holds, self := v.evalGuarded(&tc.cond, nil, tc.target)
+			if x != tc.wantX || holds != tc.wantHolds {
+				t.Errorf("value %g holds %v, want %g %v", x, holds, tc.wantX, tc.wantHolds)
+			}
+			if (tc.wantSelf == "") != (self == "") || !strings.Contains(self, tc.wantSelf) {
+				t.Errorf("self %q, want %q", self, tc.wantSelf)
+			}
+		})
+	}
+}
