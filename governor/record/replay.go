@@ -310,10 +310,24 @@ func rawOf(v int64) string {
 	return strconv.FormatInt(v, 10)
 }
 
-// Write implements governor.Actuator.
+// kernelPage is the unit the kernel keeps memory limits in: it stores
+// memory.high, .max, .low and .min as a count of pages, rounded down, and a
+// read gives that back in bytes. (4 KiB: x86-64 and the usual arm64
+// kernels.)
+const kernelPage = 4096
+
+// Write implements governor.Actuator. It holds what the kernel would: a
+// memory limit rounded down to whole pages. The live loop reads a knob back
+// after writing it and keeps the kernel's value; holding the unrounded one
+// here, the replay saw the next tick's recorded (rounded) value as someone
+// else's change and handed the knob back (found replaying memhigh's
+// recording from the test bed).
 func (m *memActuator) Write(_ context.Context, cg governor.Ref, k governor.Knob, v int64) error {
 	if err := m.recorded(uint64(cg.ID), "write", k.String()); err != nil {
 		return err
+	}
+	if k.Controller() == "memory" && v > 0 && v != governor.Unlimited {
+		v -= v % kernelPage
 	}
 	m.vals[memKey{uint64(cg.ID), k.String()}] = governor.Setting{Value: v, Raw: rawOf(v)}
 	return nil

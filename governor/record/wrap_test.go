@@ -62,3 +62,29 @@ func TestWrapKeepsOptionalInterfaces(t *testing.T) {
 		t.Error("ReadMemory around an actuator without it: no error")
 	}
 }
+
+// The replay's actuator holds memory limits as the kernel does, in whole
+// pages: the live loop keeps the value it reads back after a write, and an
+// unrounded one made the replay hand back every memory.high it raised.
+func TestReplayHoldsKernelRounding(t *testing.T) {
+	m := newMemActuator(&player{})
+	ctx, cg := context.Background(), governor.Ref{ID: 9, Path: "vmtest/memhigh/tight"}
+	for _, tc := range []struct {
+		knob      governor.Knob
+		write     int64
+		wantValue int64
+	}{
+		{governor.MemoryHigh, 322122547, 322121728}, // 307.2 MiB
+		{governor.MemoryLow, 4096*10 + 1, 4096 * 10},
+		{governor.MemoryMax, governor.Unlimited, governor.Unlimited},
+		{governor.CPUWeight, 77, 77},
+	} {
+		if err := m.Write(ctx, cg, tc.knob, tc.write); err != nil {
+			t.Fatal(err)
+		}
+		s, err := m.Read(ctx, cg, tc.knob)
+		if err != nil || s.Value != tc.wantValue {
+			t.Errorf("%s: wrote %d, read %d (%v), want %d", tc.knob, tc.write, s.Value, err, tc.wantValue)
+		}
+	}
+}
