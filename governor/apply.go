@@ -194,7 +194,15 @@ func (l *Loop) apply(ctx context.Context) {
 	if len(l.plans) == 0 {
 		return
 	}
-	now := l.clock.Now()
+	// A knob changes at the tick that decided it: cooldowns run from tick
+	// to tick, as a replay (whose clock stands still within a tick) sees
+	// them. With the wall clock at the write, a step that took 50 ms put a
+	// 2 s cooldown past the tick 2 s later, and a replay raised memory.high
+	// one tick before the live loop had.
+	now := l.result.Time
+	if now.IsZero() {
+		now = l.clock.Now()
+	}
 	type step struct {
 		p      plan
 		m      *managedKnob

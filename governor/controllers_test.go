@@ -2,6 +2,7 @@ package governor
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -318,8 +319,9 @@ func TestSuppressSelfThrottled(t *testing.T) {
 		Classes: []Class{{Name: "svc", Match: []string{"svc/*"}, Protected: true}, {Name: "batch", Match: []string{"batch/**"}}},
 		Suppress: []SuppressController{{
 			Name: "squeeze", Target: "batch",
-			Trigger: Trigger{When: []Condition{{Scope: ScopeClass, Class: "svc", Signal: CPUSomeStall, Op: Above, Value: 10}}},
-			Knobs:   []SuppressKnob{{Knob: CPUWeight, Step: Step{Percent: 50}, Limits: Limits{Min: 10}}},
+			Trigger: Trigger{When: []Condition{{Scope: ScopeClass, Class: "svc", Signal: CPUSomeStall, Op: Above, Value: 10}},
+				Recover: []Condition{{Scope: ScopeClass, Class: "svc", Signal: CPUSomeStall, Op: Below, Value: 2}}},
+			Knobs: []SuppressKnob{{Knob: CPUWeight, Step: Step{Percent: 50}, Limits: Limits{Min: 10}}},
 		}},
 	}
 	h := newHarness(t, pol)
@@ -351,4 +353,43 @@ func TestSuppressSelfThrottled(t *testing.T) {
 	db := h.src.add(8, "svc/db")
 	db.Set(CPUSomeStall, 20)
 	checkIntents(t, decideTick(t, h), []Intent{{Kind: IntentWrite, Knob: CPUWeight, Value: 50, Reason: "svc:cpu.some.stall=20.00%"}})
+}
+
+// creepClock moves 20 ms on every reading, as the wall clock does while a
+// Step runs; tick sets the time a Step starts at.
+type creepClock struct{ t time.Time }
+
+func (c *creepClock) Now() time.Time { c.t = c.t.Add(20 * time.Millisecond); return c.t }
+
+// A knob's cooldown runs from the tick that changed it, not from the wall
+// clock at the write: otherwise the time a Step takes pushes each change
+// one tick later than a 2 s cooldown says, and a replay (whose clock
+// stands still within a tick) decides a tick earlier than the live loop
+// (found replaying the test bed's memhigh recording).
+func TestCooldownFromTheTick(t *testing.T) {
+	pol := &Policy{Classes: batchClass(), Suppress: []SuppressController{{
+		Name: "squeeze", Target: "batch",
+		Trigger: Trigger{When: []Condition{{Scope: ScopeHost, Signal: CPUSomeAvg10, Op: Above, Value: 50}}},
+		Knobs:   []SuppressKnob{{Knob: CPUWeight, Step: Step{Percent: 50}, Limits: Limits{Min: 1, Cooldown: 2 * time.Second}}},
+	}}}
+	clk := &creepClock{}
+	h := newHarness(t, pol, func(c *Config) { c.Clock = clk })
+	h.src.host.Set(CPUSomeAvg10, 80)
+	h.src.add(decideCG, "batch/job")
+	h.act.put(decideCG, CPUWeight, 100)
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	var writes []int
+	for i := 0; i < 7; i++ {
+		clk.t = t0.Add(time.Duration(i) * time.Second)
+		n := len(h.act.writes)
+		if err := h.loop.Step(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		if len(h.act.writes) > n {
+			writes = append(writes, i)
+		}
+	}
+	if fmt.Sprint(writes) != "[0 2 4 6]" {
+		t.Errorf("writes at ticks %v, want [0 2 4 6] (a 2 s cooldown at 1 s ticks)", writes)
+	}
 }

@@ -2,6 +2,7 @@ package governor
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 )
@@ -423,13 +424,17 @@ func (tr *triggers) state(id CgroupID) *triggerState {
 
 // selfInflictedNews returns, once per episode, the notes of conditions
 // that a self-inflicted reading kept from holding.
+// (A when and a recover condition on the same class give the same note:
+// it is said once.)
 func (ts *triggerState) selfInflictedNews() []string {
 	var out []string
 	for _, states := range [2][]condState{ts.when, ts.recover} {
 		for i := range states {
 			if cs := &states[i]; cs.self != "" && !cs.selfLogged {
 				cs.selfLogged = true
-				out = append(out, cs.self)
+				if !slices.Contains(out, cs.self) {
+					out = append(out, cs.self)
+				}
 			}
 		}
 	}
