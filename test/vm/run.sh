@@ -7,7 +7,7 @@
 # Environment:
 #   SCENARIOS    space-separated scenario names (default: all, in order;
 #                on bullseye the ones its kernel can carry)
-#   COLOC_*, MEMHIGH_*, REACTION_*, RECLAIM_*, RECLAIMANON_*, STOCKNODE_*
+#   COLOC_*, MEMHIGH_*, REACTION_*, RECLAIM_*, RECLAIMANON_*, SELFTHROTTLE_*, STOCKNODE_*
 #                passed to the guest's scenarios (leg lengths, runs)
 #   VM_MEM       guest memory (default 2G)     VM_SMP  guest CPUs (default 2)
 #   VM_TIMEOUT   hard limit on the QEMU process in seconds (default 1800)
@@ -116,9 +116,9 @@ cp "$here/guest/vmtest.service" "$ov/etc/systemd/system/"
 ln -s ../vmtest.service "$ov/etc/systemd/system/multi-user.target.wants/vmtest.service"
 echo "$scenario_timeout" >"$ov/opt/vmtest/timeout"
 # The scenarios' own knobs (leg lengths, runs) reach the guest: every
-# variable named COLOC_*, MEMHIGH_*, REACTION_*, RECLAIM_*, RECLAIMANON_*
-# or STOCKNODE_* in the environment.
-env | grep -E '^(COLOC|MEMHIGH|REACTION|RECLAIM|RECLAIMANON|STOCKNODE)_[A-Z0-9_]*=[A-Za-z0-9._-]*$' >"$ov/opt/vmtest/env" || true
+# variable named COLOC_*, MEMHIGH_*, REACTION_*, RECLAIM_*, RECLAIMANON_*,
+# SELFTHROTTLE_* or STOCKNODE_* in the environment.
+env | grep -E '^(COLOC|MEMHIGH|REACTION|RECLAIM|RECLAIMANON|SELFTHROTTLE|STOCKNODE)_[A-Z0-9_]*=[A-Za-z0-9._-]*$' >"$ov/opt/vmtest/env" || true
 [ -s "$ov/opt/vmtest/env" ] && log "scenario knobs: $(tr '\n' ' ' <"$ov/opt/vmtest/env")"
 chmod -R go-w "$ov"
 # pack_initrd SCENARIO...: the image's root plus the overlay, with the
@@ -243,7 +243,36 @@ result() {
 	echo "$st"
 }
 
+# Replay: each recording a scenario's governor made (lib.sh's
+# governor_start), replayed on the host with the policy it ran, must take
+# the recorded actions (governor replay --check). REPLAY_CHECK names the
+# scenarios checked.
+replay_check=${REPLAY_CHECK-coloc memhigh}
+declare -A replayed
 failed=0
+for n in $replay_check; do
+	case " $list " in *" $n "*) ;; *) continue ;; esac
+	[ "$(result "$n")" = PASS ] || continue
+	runs=0 actions=0
+	for pf in "$res/$n"/record/*.policy; do
+		[ -f "$pf" ] || continue
+		pol=$(cat "$pf")
+		hostpol=$here/policies/${pol#/opt/vmtest/policies/}
+		out=${pf%.policy}.replay.txt
+		if ! bin/governor replay --check --config "$hostpol" "${pf%.policy}" >"$out" 2>&1; then
+			echo "===== scenario $n: the replay of recording $(basename "${pf%.policy}") differs from it ====="
+			head -40 "$out"
+			failed=1
+			replayed[$n]=replay=FAIL
+			continue 2
+		fi
+		runs=$((runs + 1))
+		a=$(sed -n 's/.* \([0-9]*\) actions alike$/\1/p' "$out")
+		actions=$((actions + ${a:-0}))
+	done
+	[ "$runs" -gt 0 ] && replayed[$n]="replay=${runs}runs/${actions}actions"
+done
+
 for n in $list; do
 	r=$(result "$n")
 	case $r in FAIL | XFAIL) ;; *) continue ;; esac
@@ -262,7 +291,7 @@ echo "VM scenarios ($distro, $(cat "$img/kver"), results in $res):"
 printf '  %-12s %-6s %6s  %s\n' SCENARIO RESULT TIME FIGURES
 for n in $list; do
 	printf '  %-12s %-6s %5ss  %s\n' "$n" "$(result "$n")" "$(cut -d' ' -f3 "$res/$n/status" 2>/dev/null || echo -)" \
-		"$(head -1 "$res/$n/summary.txt" 2>/dev/null)"
+		"$(head -1 "$res/$n/summary.txt" 2>/dev/null)${replayed[$n]:+ ${replayed[$n]}}"
 done
 for n in $list; do
 	[ "$(result "$n")" = XPASS ] && echo "  note: $n passes but is listed in test/vm/known-failures.txt: remove it there"

@@ -105,12 +105,18 @@ require_governor() {
 # governor_start CONFIG [ARGS...]: start the daemon in the background, log in
 # governor.log, and wait until it logs that it is governing (loading the BPF
 # programs takes 10-40 s under TCG). Its pid is in GOV_PID.
+# Each start records to its own flight recording, $RESULTS/record/N, with
+# the policy it ran in N.policy: the host replays it (run.sh, REPLAY_CHECK).
 governor_start() {
-	local cfg=$1 t0 n i
+	local cfg=$1 t0 n i rec
 	shift
 	n=$(grep -c 'governor: governing' "$RESULTS/governor.log" 2>/dev/null)
+	GOV_RUNS=$((${GOV_RUNS:-0} + 1))
+	rec=$RESULTS/record/$GOV_RUNS
+	mkdir -p "$RESULTS/record"
+	echo "$cfg" >"$rec.policy"
 	t0=$(date +%s)
-	"$GOVERNOR" run --config "$cfg" --log-level debug "$@" >>"$RESULTS/governor.log" 2>&1 &
+	"$GOVERNOR" run --config "$cfg" --record-dir "$rec" --log-level debug "$@" >>"$RESULTS/governor.log" 2>&1 &
 	GOV_PID=$!
 	for ((i = 0; i < 1200; i++)); do
 		kill -0 "$GOV_PID" 2>/dev/null || { tail -20 "$RESULTS/governor.log"; fail "governor exited at start"; }
