@@ -393,3 +393,56 @@ func TestCooldownFromTheTick(t *testing.T) {
 		t.Errorf("writes at ticks %v, want [0 2 4 6] (a 2 s cooldown at 1 s ticks)", writes)
 	}
 }
+
+// The test bed's selfthrottle scenario logged the self-inflicted note three
+// times in 20 s: the service's avg10 climbs from 0, so the recover
+// condition (below 2 %) is first decided by the left-out member, then the
+// when condition (above 10 %), and a tick in which the throttling dipped
+// started a new "episode". Once per episode means once for that whole
+// story; a new one is said only after a minute without it.
+func TestSelfInflictedOncePerEpisode(t *testing.T) {
+	pol := &Policy{
+		Classes: []Class{{Name: "svc", Match: []string{"svc/*"}, Protected: true}, {Name: "batch", Match: []string{"batch/**"}}},
+		Suppress: []SuppressController{{
+			Name: "squeeze", Target: "batch",
+			Trigger: Trigger{When: []Condition{{Scope: ScopeClass, Class: "svc", Signal: CPUSomeAvg10, Op: Above, Value: 10, For: 3 * time.Second}},
+				Recover: []Condition{{Scope: ScopeClass, Class: "svc", Signal: CPUSomeAvg10, Op: Below, Value: 2, For: 30 * time.Second}}},
+			Knobs: []SuppressKnob{{Knob: CPUWeight, Step: Step{Percent: 50}, Limits: Limits{Min: 1}}},
+		}},
+	}
+	h := newHarness(t, pol)
+	web := h.src.add(7, "svc/web")
+	h.src.add(decideCG, "batch/job")
+	h.act.put(decideCG, CPUWeight, 100)
+	count := func() int { return strings.Count(h.logText(), "the stall is self-inflicted") }
+	tick := func(avg10, thr float64) {
+		t.Helper()
+		web.Set(CPUSomeAvg10, avg10)
+		web.Set(CPUSomeStall, 80)
+		web.Set(CPUThrottled, thr)
+		if ins := decideTick(t, h); len(ins) != 0 {
+			t.Fatalf("squeezed batch for a self-throttled service: %+v", ins)
+		}
+		h.clock.Advance(time.Second)
+	}
+	// avg10 climbs past the recover threshold, then the when threshold;
+	// one tick the throttling dips (a burst under cpu.max).
+	for i, avg10 := range []float64{0, 1, 3, 6, 9, 12, 20, 30, 40, 50, 60, 70, 75, 78, 80} {
+		thr := 77.0
+		if i == 9 {
+			thr = 2
+		}
+		tick(avg10, thr)
+	}
+	if n := count(); n != 1 {
+		t.Fatalf("%d self-inflicted lines in one episode, want 1:\n%s", n, h.logText())
+	}
+	// The service stops waiting for a minute: the episode is over.
+	for i := 0; i < 61; i++ {
+		tick(0, 0)
+	}
+	tick(80, 77)
+	if n := count(); n != 2 {
+		t.Errorf("%d self-inflicted lines after a second episode, want 2:\n%s", n, h.logText())
+	}
+}

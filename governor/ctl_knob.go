@@ -80,7 +80,7 @@ func (c *knobCtl) observe(l *Loop, v *View) {
 		if active, changed := c.trig.global.update(v, c.trig.t, nil); changed {
 			c.logTransition(l, active, c.trig.global, "")
 		}
-		c.logSelfInflicted(l, c.trig.global)
+		c.logSelfInflicted(l, v.Now, c.trig.global)
 		return
 	}
 	for _, s := range v.Members[c.tgt] {
@@ -88,14 +88,14 @@ func (c *knobCtl) observe(l *Loop, v *View) {
 		if active, changed := ts.update(v, c.trig.t, s); changed {
 			c.logTransition(l, active, ts, s.Ref.String())
 		}
-		c.logSelfInflicted(l, ts)
+		c.logSelfInflicted(l, v.Now, ts)
 	}
 }
 
 // logSelfInflicted says once per episode that a condition did not hold
 // because the stall it saw was of the suffering cgroup's own making.
-func (c *knobCtl) logSelfInflicted(l *Loop, ts *triggerState) {
-	for _, why := range ts.selfInflictedNews() {
+func (c *knobCtl) logSelfInflicted(l *Loop, now time.Time, ts *triggerState) {
+	if why := ts.selfInflictedNews(now); why != "" {
 		l.log.Info("not acting on "+c.tgt+": the stall is self-inflicted", "controller", c.ctlName, "why", why)
 	}
 }

@@ -2,7 +2,6 @@ package governor
 
 import (
 	"fmt"
-	"slices"
 	"strings"
 	"time"
 )
@@ -178,9 +177,8 @@ type condState struct {
 	since time.Time // zero: not holding
 	value float64
 	// self: the member left out as self-inflicted that would otherwise
-	// have decided the condition (see evalGuarded); selfLogged once said.
-	self       string
-	selfLogged bool
+	// have decided the condition (see evalGuarded).
+	self string
 }
 
 // update re-evaluates the condition and reports whether it has held for its
@@ -194,9 +192,6 @@ func (cs *condState) update(v *View, c *Condition, self *Sample) bool {
 func (cs *condState) updateGuarded(v *View, c *Condition, self *Sample, target string) bool {
 	x, holds, why := v.evalGuarded(c, self, target)
 	cs.value = x
-	if why == "" {
-		cs.selfLogged = false
-	}
 	cs.self = why
 	if !holds {
 		cs.since = time.Time{}
@@ -221,6 +216,11 @@ type triggerState struct {
 	clearSince time.Time // without Recover: since when no When condition holds
 	changedAt  time.Time
 	fired      string // when active: the when conditions as they stood when it fired
+	// selfSaid: the current self-inflicted episode has been logged;
+	// selfClear: since when no condition that matters was left out
+	// (zero while one is). See selfInflictedNews.
+	selfSaid  bool
+	selfClear time.Time
 }
 
 func newTriggerState(t *Trigger) *triggerState {
@@ -422,23 +422,46 @@ func (tr *triggers) state(id CgroupID) *triggerState {
 	return ts
 }
 
-// selfInflictedNews returns, once per episode, the notes of conditions
-// that a self-inflicted reading kept from holding.
-// (A when and a recover condition on the same class give the same note:
-// it is said once.)
-func (ts *triggerState) selfInflictedNews() []string {
-	var out []string
-	for _, states := range [2][]condState{ts.when, ts.recover} {
-		for i := range states {
-			if cs := &states[i]; cs.self != "" && !cs.selfLogged {
-				cs.selfLogged = true
-				if !slices.Contains(out, cs.self) {
-					out = append(out, cs.self)
-				}
-			}
+// selfQuiet is how long a self-inflicted episode must be over before the
+// next one is logged again: a limit that throttles on and off (a burst
+// under cpu.max, an avg10 sliding across a threshold) is one story, not a
+// line every few seconds.
+const selfQuiet = time.Minute
+
+// selfInflictedNews returns, once per episode, the note (or "") of a condition that
+// a self-inflicted reading kept from deciding the trigger. Only the
+// conditions that matter in the trigger's state count: the when side while
+// inactive, the recover side while active (a recover condition of an idle
+// trigger decides nothing). An episode ends once no such note has been
+// seen for selfQuiet. now is the tick's time.
+func (ts *triggerState) selfInflictedNews(now time.Time) string {
+	states := ts.when
+	if ts.active && len(ts.recover) > 0 {
+		states = ts.recover
+	}
+	why := ""
+	for i := range states {
+		if states[i].self != "" {
+			why = states[i].self
+			break
 		}
 	}
-	return out
+	if why == "" {
+		if ts.selfSaid {
+			if ts.selfClear.IsZero() {
+				ts.selfClear = now
+			} else if now.Sub(ts.selfClear) >= selfQuiet {
+				ts.selfSaid = false
+			}
+		}
+		return ""
+	}
+	ts.selfClear = time.Time{}
+	if ts.selfSaid {
+		return ""
+	}
+	ts.selfSaid = true
+	return why
 }
 
 // forget drops per-cgroup state of a vanished cgroup.
