@@ -20,7 +20,7 @@
 #     ManagedOOMMemoryPressure=kill, ManagedOOMMemoryPressureLimit=0.01% and
 #     oomd's DefaultMemoryPressureDurationSec=1s (the lowest values systemd
 #     252 accepts); cross-checked with oomd's "Killed" journal line.
-#   governor D-Bus leg (REACTION_DBUS_RUNS, default 6): the workload runs as
+#   governor D-Bus leg (REACTION_DBUS_RUNS, default 4): the workload runs as
 #     the transient service govdbusN.service in reactiondbus.slice (systemd-run
 #     -p MemoryHigh=96M), so the governor raises MemoryHigh through systemd's
 #     D-Bus API and systemd writes memory.high; the event is the same file
@@ -38,8 +38,8 @@ set -u
 . "$VMTEST/lib.sh"
 require_governor
 
-runs=${REACTION_RUNS:-12}
-dbus_runs=${REACTION_DBUS_RUNS:-6}
+runs=${REACTION_RUNS:-8}
+dbus_runs=${REACTION_DBUS_RUNS:-4}
 high=96M
 workload=("$VMTEST/bin/vmload" anon -delay 1s -size 256M -hot 100)
 target_ms=3000   # PSI trigger window (2 s) + 1 s
