@@ -72,6 +72,13 @@ const (
 	// with memory.high events in the last tick, is a member held at its
 	// own memory.high.
 	selfHighRatio = 95.0
+	// selfCover: a cgroup whose stall is at most 1/selfCover of a
+	// self-inflicted descendant's is explained by it. Pressure is
+	// hierarchical: system.slice waits whenever a throttled service below
+	// it does, with the same figure, while its own cpu.stat shows no
+	// throttling (found running the built-in default, whose
+	// "system.slice/**" includes system.slice itself).
+	selfCover = 0.8
 )
 
 // guardable reports whether sig is a CPU or memory stall signal, which a
@@ -128,6 +135,12 @@ func (v *View) evalGuarded(c *Condition, s *Sample, target string) (x float64, h
 		x, holds = v.evalCondition(c, s)
 		return x, holds, ""
 	}
+	crosses := func(y float64) bool {
+		if c.Op == Above {
+			return y > c.Value
+		}
+		return y < c.Value
+	}
 	var worst, left float64
 	found := false
 	for _, m := range v.Members[c.Class] {
@@ -135,7 +148,13 @@ func (v *View) evalGuarded(c *Condition, s *Sample, target string) (x float64, h
 		if !ok {
 			continue
 		}
-		if why := selfInflicted(m, c.Signal); why != "" {
+		why := selfInflicted(m, c.Signal)
+		if why == "" && crosses(y) == (c.Op == Above) {
+			// A reading that would start the trigger (or keep recover
+			// from holding) may be a self-inflicted descendant's.
+			why = v.selfBelow(m, c.Signal, y)
+		}
+		if why != "" {
 			if self == "" || y > left {
 				self, left = why, y
 			}
@@ -144,12 +163,6 @@ func (v *View) evalGuarded(c *Condition, s *Sample, target string) (x float64, h
 		if !found || y > worst {
 			worst, found = y, true
 		}
-	}
-	crosses := func(y float64) bool {
-		if c.Op == Above {
-			return y > c.Value
-		}
-		return y < c.Value
 	}
 	if !found {
 		// Every reading left out: no member suffers from others, which
@@ -170,6 +183,28 @@ func (v *View) evalGuarded(c *Condition, s *Sample, target string) (x float64, h
 		}
 	}
 	return x, holds, self
+}
+
+// selfBelow says why m's reading y of sig is explained by a self-inflicted
+// descendant (one whose own reading is at least selfCover of y), or "".
+func (v *View) selfBelow(m *Sample, sig Signal, y float64) string {
+	if v.Snap == nil {
+		return ""
+	}
+	prefix := m.Ref.Path + "/"
+	for _, d := range v.Snap.Cgroups {
+		if d == m || (m.Ref.Path != "" && !strings.HasPrefix(d.Ref.Path, prefix)) {
+			continue
+		}
+		dy, ok := d.Get(sig)
+		if !ok || dy < selfCover*y {
+			continue
+		}
+		if why := selfInflicted(d, sig); why != "" {
+			return fmt.Sprintf("%s waits as much as %s below it, which is of its own making: %s", m.Ref.String(), d.Ref.String(), why)
+		}
+	}
+	return ""
 }
 
 // condState tracks since when one condition has held.

@@ -216,3 +216,57 @@ func TestSelfInflictedGuard(t *testing.T) {
 		})
 	}
 }
+
+// Pressure is hierarchical: system.slice waits whenever a service below it
+// waits, with the same figure, but a service's throttling by its own
+// cpu.max shows in the service's cpu.stat only. The built-in default's
+// "system.slice/**" includes system.slice itself, so without this rule a
+// self-throttled service still squeezed batch through its parent.
+func TestSelfInflictedBelow(t *testing.T) {
+	mk := func(id CgroupID, path string, sig map[Signal]float64) *Sample {
+		s := &Sample{Ref: Ref{ID: id, Path: path}, Populated: true}
+		for k, v := range sig {
+			s.Set(k, v)
+		}
+		return s
+	}
+	slice := mk(1, "system.slice", map[Signal]float64{CPUSomeAvg10: 78, MemorySomeAvg10: 30})
+	thr := mk(2, "system.slice/thr.service", map[Signal]float64{CPUSomeAvg10: 77, CPUSomeStall: 80, CPUThrottled: 75})
+	idle := mk(3, "system.slice/cron.service", map[Signal]float64{CPUSomeAvg10: 0})
+	harmed := mk(4, "system.slice/web.service", map[Signal]float64{CPUSomeAvg10: 25})
+	atHigh := mk(5, "system.slice/mem.service", map[Signal]float64{MemorySomeAvg10: 30, MemoryHighRatio: 99, MemoryEventsHigh: 4})
+	other := mk(6, "user.slice", map[Signal]float64{CPUSomeAvg10: 1})
+	root := mk(7, "", map[Signal]float64{CPUSomeAvg10: 78})
+	above := func(sig Signal, x float64) Condition {
+		return Condition{Scope: ScopeClass, Class: "svc", Signal: sig, Op: Above, Value: x}
+	}
+	below := func(sig Signal, x float64) Condition {
+		return Condition{Scope: ScopeClass, Class: "svc", Signal: sig, Op: Below, Value: x}
+	}
+	for _, tc := range []struct {
+		name      string
+		members   []*Sample
+		cond      Condition
+		wantX     float64
+		wantHolds bool
+		wantSelf  string
+	}{
+		{"the slice waits as its throttled service does", []*Sample{slice, thr, idle, other}, above(CPUSomeAvg10, 10), 1, false, "system.slice waits as much as system.slice/thr.service below it"},
+		{"the root too", []*Sample{root, slice, thr, other}, above(CPUSomeAvg10, 10), 1, false, "thr.service"},
+		{"recover is not kept from holding by the slice", []*Sample{slice, thr, other}, below(CPUSomeAvg10, 2), 1, true, "thr.service"},
+		{"a harmed sibling still counts", []*Sample{slice, thr, harmed, other}, above(CPUSomeAvg10, 10), 25, true, ""},
+		{"the slice's memory stall is its service's at memory.high", []*Sample{slice, atHigh}, above(MemorySomeAvg10, 10), 0, false, "mem.service is held at its own memory.high"},
+		{"a descendant waiting far less does not explain the slice", []*Sample{mk(8, "system.slice", map[Signal]float64{CPUSomeAvg10: 78}), mk(9, "system.slice/a.service", map[Signal]float64{CPUSomeAvg10: 20, CPUSomeStall: 20, CPUThrottled: 20})}, above(CPUSomeAvg10, 10), 78, true, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			v := &View{Members: map[string][]*Sample{"svc": tc.members}, Snap: &Snapshot{Cgroups: tc.members}}
+			x, holds, self := v.evalGuarded(&tc.cond, nil, "batch")
+			if x != tc.wantX || holds != tc.wantHolds {
+				t.Errorf("value %g holds %v, want %g %v", x, holds, tc.wantX, tc.wantHolds)
+			}
+			if (tc.wantSelf == "") != (self == "") || !strings.Contains(self, tc.wantSelf) {
+				t.Errorf("self %q, want %q", self, tc.wantSelf)
+			}
+		})
+	}
+}
