@@ -59,7 +59,8 @@ func buildControllers(p *Policy) []controller {
 	}
 	for i := range p.Suppress {
 		s := &p.Suppress[i]
-		kc := &knobCtl{ctlName: s.Name, ctlKind: "suppress", tgt: s.Target, trig: newGuardedTriggers(&s.Trigger, s.Target)}
+		kc := &knobCtl{ctlName: s.Name, ctlKind: "suppress", tgt: s.Target, trig: newGuardedTriggers(&s.Trigger, s.Target),
+			blame: newBlameState(s.Blame, s.BlameMinShare)}
 		for _, k := range s.Knobs {
 			kc.knobs = append(kc.knobs, knobMove{knob: k.Knob, down: true, step: k.Step, lim: k.Limits})
 			if kc.rate == nil && k.Limits.MaxPerMinute > 0 {

@@ -1,6 +1,9 @@
 package governor
 
-import "time"
+import (
+	"fmt"
+	"time"
+)
 
 // Policy is a compiled policy: what policies/ produces from HCL files and the
 // loop executes. It is plain data; every name and value has already been
@@ -194,6 +197,33 @@ type SuppressController struct {
 	Target  string
 	Trigger Trigger
 	Knobs   []SuppressKnob
+	// Blame, if not BlameNone, squeezes only the members of Target that
+	// caused the suffering (see blame.go); BlameMinShare (percent, 0..100)
+	// leaves out those whose share is below it.
+	Blame         Blame
+	BlameMinShare float64
+}
+
+// Blame says which members of its target class a suppress squeezes.
+type Blame uint8
+
+const (
+	// BlameNone squeezes every member alike.
+	BlameNone Blame = iota
+	// BlamePreemption squeezes the members whose tasks preempted the
+	// suffering members' runnable tasks (the BPF sensor's preemption
+	// pairs), each in proportion to its share of those preemptions.
+	BlamePreemption
+)
+
+func (b Blame) String() string {
+	switch b {
+	case BlameNone:
+		return "none"
+	case BlamePreemption:
+		return "preemption"
+	}
+	return fmt.Sprintf("blame(%d)", uint8(b))
 }
 
 // SuppressKnob is one knob of a SuppressController.
