@@ -776,7 +776,76 @@ func (c *compiler) suppress(b *suppressBlock) {
 		c.claim(target, k.String(), n, kb.DefRange)
 		s.Knobs = append(s.Knobs, sk)
 	}
+	s.Blame, s.BlameMinShare = c.blame(b, b.Name, target, s.Trigger)
 	c.pol.Suppress = append(c.pol.Suppress, s)
+}
+
+// blameNames are blame's values, by governor.Blame.
+var blameNames = []string{governor.BlameNone: "none", governor.BlamePreemption: "preemption"}
+
+// blame compiles suppress's blame and blame_min_share (a percentage,
+// default 0%: any share).
+func (c *compiler) blame(b *suppressBlock, name, target string, t governor.Trigger) (governor.Blame, float64) {
+	kind := governor.BlameNone
+	if b.Blame != nil {
+		if s, ok := c.str(b.Blame); ok {
+			found := false
+			for i, n := range blameNames {
+				if s == n {
+					kind, found = governor.Blame(i), true
+				}
+			}
+			if !found {
+				c.errorf(b.Blame.Expr.Range(), "Invalid blame",
+					"blame must be %q (squeeze only the members whose tasks preempted the suffering class's, in proportion to their share) or %q (every member alike, the default), not %q.%s",
+					"preemption", "none", s, suggest(s, blameNames))
+			}
+		}
+	}
+	var share float64
+	if b.BlameMinShare != nil {
+		if s, ok := c.scalar(b.BlameMinShare); ok {
+			v, err := parsePercent(s.text)
+			if err == nil && (v < 0 || v > 100) {
+				err = fmt.Errorf("%s is not between 0%% and 100%%", s.text)
+			}
+			if err != nil {
+				c.errorf(b.BlameMinShare.Expr.Range(), "Invalid blame_min_share", "blame_min_share: %v.", err)
+			} else {
+				share = v
+			}
+		}
+		if kind == governor.BlameNone {
+			c.errorf(b.BlameMinShare.NameRange, "blame_min_share without blame",
+				"blame_min_share is the smallest share of the preemptions that makes a member a culprit; it needs blame = \"preemption\" in suppress %q.", name)
+		}
+	}
+	if kind == governor.BlameNone {
+		return kind, share
+	}
+	// The victims are the members of the classes the when conditions
+	// read; without one there is no one to be blamed for.
+	cpu := false
+	victims := false
+	for _, cond := range t.When {
+		if cond.Scope != governor.ScopeClass || cond.Class == target {
+			continue
+		}
+		victims = true
+		if cond.Signal >= governor.CPUSomeAvg10 && cond.Signal <= governor.CPUFullStall ||
+			cond.Signal >= governor.RunqP50 && cond.Signal <= governor.RunqPreemptedByOthers {
+			cpu = true
+		}
+	}
+	if !victims {
+		c.errorf(b.Blame.NameRange, "blame without a suffering class",
+			"blame = %q squeezes the members of %q that preempted the suffering class's; suppress %q's when conditions read no class other than %q (e.g. when { class = \"services\" signal = \"cpu.some.avg10\" above = \"10%%\" }).",
+			kind, target, name, target)
+	} else if !cpu {
+		c.warnf(b.Blame.NameRange, "blame by preemption on a stall that is not CPU",
+			"suppress %q blames by CPU preemption, but its when conditions on other classes read no CPU or run-queue signal: the members squeezed are those that preempted the suffering ones, whatever they suffer from.", name)
+	}
+	return kind, share
 }
 
 func (c *compiler) lastResort(b *lastResortBlock) {
