@@ -25,9 +25,9 @@ type scenario struct {
 	// PreemptedBy and runq.preempted), and batch.slice has a second job.
 	blame bool
 	tick  int
-	cgs  []*governor.Sample
-	host governor.Sample
-	act  *memKnobs
+	cgs   []*governor.Sample
+	host  governor.Sample
+	act   *memKnobs
 }
 
 func newScenario(nServices int) *scenario {
