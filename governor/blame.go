@@ -27,7 +27,11 @@ import (
 // cgroups (RunqPreemptedByOthers: self-preemption and the CPU going idle
 // are not counted; preemptors beyond the MaxPreemptors a sample lists still
 // are, so a share is never overstated). A culprit therefore does not drop
-// out, and come back, with one quiet or busy tick.
+// out, and come back, with one quiet or busy tick. Counts are per cgroup,
+// so a member stands for its subtree: a victim member's preemptions are
+// those of every cgroup at or below it (less those among its own
+// subtree), and a preemptor counts for the nearest target member at or
+// above it (see observe).
 //
 // Each tick's decision: a member is squeezed while the trigger is active
 // and its share is above zero and at least the minimum share. Its step is
@@ -116,25 +120,53 @@ func blameVictims(v *View, t *Trigger, target string, active bool) []*Sample {
 
 // observe records the tick's preemptions of victims and recomputes the
 // shares of target's members.
+//
+// Preemption counts are per cgroup, not per subtree: a victim member's
+// count is that of every cgroup at or below it (the nearest victim member
+// above a cgroup takes it), less preemptions among its own subtree's
+// cgroups (they are its own doing, as self-preemption is); a preemptor
+// counts for the nearest member of the target at or above it (a slice is
+// blamed for its jobs).
 func (b *blameState) observe(v *View, victims []*Sample, members []*Sample) {
 	tk := blameTick{by: map[CgroupID]float64{}}
 	names := make([]string, 0, len(victims))
+	victimAt := make(map[string]*Sample, len(victims))
 	for _, s := range victims {
-		tot, ok := s.Get(RunqPreemptedByOthers)
-		if !ok {
-			continue
-		}
-		tk.data = true
+		victimAt[s.Path] = s
 		names = append(names, s.Ref.String())
-		tk.total += tot
-		for _, p := range s.PreemptedBy {
-			if p.Cgroup == 0 || p.Cgroup == s.ID {
-				continue
-			}
-			tk.by[p.Cgroup] += p.PerSecond
-		}
+	}
+	memberAt := make(map[string]*Sample, len(members))
+	for _, m := range members {
+		memberAt[m.Path] = m
 	}
 	if len(victims) > 0 {
+		for _, s := range v.Snap.Cgroups {
+			vm := nearest(victimAt, s.Path)
+			if vm == nil {
+				continue
+			}
+			tot, ok := s.Get(RunqPreemptedByOthers)
+			if !ok {
+				continue
+			}
+			tk.data = true
+			var inside float64
+			for _, p := range s.PreemptedBy {
+				if p.Cgroup == 0 || p.Cgroup == s.ID {
+					continue
+				}
+				ps := v.Snap.Lookup(p.Cgroup)
+				if ps == nil {
+					continue // gone: nobody's to blame, still in the total
+				}
+				if m := nearest(memberAt, ps.Path); m != nil {
+					tk.by[m.ID] += p.PerSecond
+				} else if within(ps.Path, vm.Path) {
+					inside += p.PerSecond
+				}
+			}
+			tk.total += max(tot-inside, 0)
+		}
 		b.victims = names
 	}
 	b.ring[b.at] = tk
@@ -165,6 +197,30 @@ func (b *blameState) observe(v *View, victims []*Sample, members []*Sample) {
 			b.maxShare = max(b.maxShare, sh)
 		}
 	}
+}
+
+// nearest returns the sample in at whose path is path or its nearest
+// ancestor, or nil.
+func nearest(at map[string]*Sample, path string) *Sample {
+	for {
+		if s := at[path]; s != nil {
+			return s
+		}
+		if path == "" {
+			return nil
+		}
+		i := strings.LastIndexByte(path, '/')
+		if i < 0 {
+			path = ""
+		} else {
+			path = path[:i]
+		}
+	}
+}
+
+// within reports whether path is dir or below it.
+func within(path, dir string) bool {
+	return dir == "" || path == dir || strings.HasPrefix(path, dir) && path[len(dir)] == '/'
 }
 
 // verdict says whether member id is squeezed while the trigger is active,

@@ -248,3 +248,41 @@ func TestScaledStep(t *testing.T) {
 		}
 	}
 }
+
+// TestBlameSubtrees: classes of slices. The victim member svc's count is
+// its subtree's, less preemptions among its own children; the target
+// member batch is blamed for its job's preemptions.
+func TestBlameSubtrees(t *testing.T) {
+	pol := blamePolicy(0, Limits{Min: 1})
+	pol.Classes = []Class{{Name: "svc", Match: []string{"svc"}, Protected: true}, {Name: "batch", Match: []string{"batch"}}}
+	h := newHarness(t, pol)
+	slice := h.src.add(1, "svc")
+	slice.Set(CPUSomeAvg10, 30)
+	slice.Set(RunqPreemptedByOthers, 0)
+	web := h.src.add(svcWeb, "svc/web")
+	web.Set(RunqPreemptedByOthers, 100)
+	web.PreemptedBy = []Preemptor{{job1, 50}, {svcDB, 30}, {99, 20}}
+	h.src.add(svcDB, "svc/db").Set(RunqPreemptedByOthers, 0)
+	h.src.add(2, "batch")
+	h.src.add(job1, "batch/job1")
+	h.src.add(99, "other/x")
+	h.act.put(2, CPUWeight, 100)
+	checkIntents(t, decideTick(t, h), []Intent{{Kind: IntentWrite, Knob: CPUWeight, Value: 50,
+		Reason: "blame: batch: 71% of svc's preemptions by others (step × 1.00)"}})
+}
+
+func TestNearest(t *testing.T) {
+	at := map[string]*Sample{"a": {Ref: Ref{ID: 1, Path: "a"}}, "a/b/c": {Ref: Ref{ID: 2, Path: "a/b/c"}}}
+	for path, want := range map[string]CgroupID{"a": 1, "a/b": 1, "a/b/c": 2, "a/b/c/d": 2, "ab": 0, "": 0, "x/a": 0} {
+		got := CgroupID(0)
+		if s := nearest(at, path); s != nil {
+			got = s.ID
+		}
+		if got != want {
+			t.Errorf("nearest(%q) = %d, want %d", path, got, want)
+		}
+	}
+	if !within("a/b", "a") || within("ab", "a") || !within("a", "a") || !within("x", "") {
+		t.Error("within")
+	}
+}
