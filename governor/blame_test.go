@@ -286,3 +286,25 @@ func TestNearest(t *testing.T) {
 		t.Error("within")
 	}
 }
+
+// A rule blames as suppress does: only the culprit's knob moves, in the
+// rule's direction.
+func TestRuleBlame(t *testing.T) {
+	sp := blamePolicy(0, Limits{})
+	pol := &Policy{Classes: sp.Classes, Rules: []Rule{{
+		Name: "idle", Target: "batch", Trigger: sp.Suppress[0].Trigger,
+		Knob: CPUIdle, Step: Step{Amount: 1}, Limits: Limits{Max: 1},
+		Blame: BlamePreemption,
+	}}}
+	h := newHarness(t, pol)
+	web := h.src.add(svcWeb, "svc/web")
+	web.Set(CPUSomeAvg10, 30)
+	web.Set(RunqPreemptedByOthers, 10)
+	web.PreemptedBy = []Preemptor{{job2, 10}}
+	h.src.add(job1, "batch/job1")
+	h.src.add(job2, "batch/job2")
+	ins := decideTick(t, h)
+	if len(ins) != 1 || ins[0].Cgroup.ID != job2 || ins[0].Knob != CPUIdle || ins[0].Value != 1 {
+		t.Fatalf("intents %+v, want job2's cpu.idle to 1", ins)
+	}
+}

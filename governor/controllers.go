@@ -55,6 +55,7 @@ func buildControllers(p *Policy) []controller {
 			ctlName: r.Name, ctlKind: "rule", tgt: r.Target, trig: newGuardedTriggers(&r.Trigger, r.Target),
 			knobs: []knobMove{{knob: r.Knob, down: r.Down, step: r.Step, lim: r.Limits}},
 			rate:  newRateLimit(r.Limits.MaxPerMinute),
+			blame: newBlameState(r.Blame, r.BlameMinShare),
 		})
 	}
 	for i := range p.Suppress {

@@ -137,6 +137,10 @@ type Rule struct {
 	Down    bool // true: decrease the knob while active
 	Step    Step
 	Limits  Limits
+	// Blame, BlameMinShare: as SuppressController's; the culprits' knob
+	// moves in Direction.
+	Blame         Blame
+	BlameMinShare float64
 }
 
 // ReclaimController is proactive reclaim in the senpai/TMO style: every

@@ -776,19 +776,19 @@ func (c *compiler) suppress(b *suppressBlock) {
 		c.claim(target, k.String(), n, kb.DefRange)
 		s.Knobs = append(s.Knobs, sk)
 	}
-	s.Blame, s.BlameMinShare = c.blame(b, b.Name, target, s.Trigger)
+	s.Blame, s.BlameMinShare = c.blame(b.Blame, b.BlameMinShare, "suppress", b.Name, target, s.Trigger)
 	c.pol.Suppress = append(c.pol.Suppress, s)
 }
 
 // blameNames are blame's values, by governor.Blame.
 var blameNames = []string{governor.BlameNone: "none", governor.BlamePreemption: "preemption"}
 
-// blame compiles suppress's blame and blame_min_share (a percentage,
-// default 0%: any share).
-func (c *compiler) blame(b *suppressBlock, name, target string, t governor.Trigger) (governor.Blame, float64) {
+// blame compiles the blame and blame_min_share (a percentage, default 0%:
+// any share) of a suppress or rule (kind) named name.
+func (c *compiler) blame(blameAttr, minAttr *hcl.Attribute, kind0, name, target string, t governor.Trigger) (governor.Blame, float64) {
 	kind := governor.BlameNone
-	if b.Blame != nil {
-		if s, ok := c.str(b.Blame); ok {
+	if blameAttr != nil {
+		if s, ok := c.str(blameAttr); ok {
 			found := false
 			for i, n := range blameNames {
 				if s == n {
@@ -796,28 +796,28 @@ func (c *compiler) blame(b *suppressBlock, name, target string, t governor.Trigg
 				}
 			}
 			if !found {
-				c.errorf(b.Blame.Expr.Range(), "Invalid blame",
+				c.errorf(blameAttr.Expr.Range(), "Invalid blame",
 					"blame must be %q (squeeze only the members whose tasks preempted the suffering class's, in proportion to their share) or %q (every member alike, the default), not %q.%s",
 					"preemption", "none", s, suggest(s, blameNames))
 			}
 		}
 	}
 	var share float64
-	if b.BlameMinShare != nil {
-		if s, ok := c.scalar(b.BlameMinShare); ok {
+	if minAttr != nil {
+		if s, ok := c.scalar(minAttr); ok {
 			v, err := parsePercent(s.text)
 			if err == nil && (v < 0 || v > 100) {
 				err = fmt.Errorf("%s is not between 0%% and 100%%", s.text)
 			}
 			if err != nil {
-				c.errorf(b.BlameMinShare.Expr.Range(), "Invalid blame_min_share", "blame_min_share: %v.", err)
+				c.errorf(minAttr.Expr.Range(), "Invalid blame_min_share", "blame_min_share: %v.", err)
 			} else {
 				share = v
 			}
 		}
 		if kind == governor.BlameNone {
-			c.errorf(b.BlameMinShare.NameRange, "blame_min_share without blame",
-				"blame_min_share is the smallest share of the preemptions that makes a member a culprit; it needs blame = \"preemption\" in suppress %q.", name)
+			c.errorf(minAttr.NameRange, "blame_min_share without blame",
+				"blame_min_share is the smallest share of the preemptions that makes a member a culprit; it needs blame = \"preemption\" in %s %q.", kind0, name)
 		}
 	}
 	if kind == governor.BlameNone {
@@ -838,12 +838,12 @@ func (c *compiler) blame(b *suppressBlock, name, target string, t governor.Trigg
 		}
 	}
 	if !victims {
-		c.errorf(b.Blame.NameRange, "blame without a suffering class",
-			"blame = %q squeezes the members of %q that preempted the suffering class's; suppress %q's when conditions read no class other than %q (e.g. when { class = \"services\" signal = \"cpu.some.avg10\" above = \"10%%\" }).",
-			kind, target, name, target)
+		c.errorf(blameAttr.NameRange, "blame without a suffering class",
+			"blame = %q acts on the members of %q that preempted the suffering class's; %s %q's when conditions read no class other than %q (e.g. when { class = \"services\" signal = \"cpu.some.avg10\" above = \"10%%\" }).",
+			kind, target, kind0, name, target)
 	} else if !cpu {
-		c.warnf(b.Blame.NameRange, "blame by preemption on a stall that is not CPU",
-			"suppress %q blames by CPU preemption, but its when conditions on other classes read no CPU or run-queue signal: the members squeezed are those that preempted the suffering ones, whatever they suffer from.", name)
+		c.warnf(blameAttr.NameRange, "blame by preemption on a stall that is not CPU",
+			"%s %q blames by CPU preemption, but its when conditions on other classes read no CPU or run-queue signal: the members acted on are those that preempted the suffering ones, whatever they suffer from.", kind0, name)
 	}
 	return kind, share
 }
@@ -974,6 +974,7 @@ func (c *compiler) rule(b *ruleBlock) {
 	}
 	r.Step = c.step(b.Step, r.Knob, r.Down, governor.Step{})
 	r.Limits = c.limits(r.Knob, b.Min, b.Max, b.Cooldown, b.MaxPerMinute, defaultRuleCooldown)
+	r.Blame, r.BlameMinShare = c.blame(b.Blame, b.BlameMinShare, "rule", b.Name, target, r.Trigger)
 	c.claim(target, r.Knob.String(), n, b.Knob.Range)
 	c.pol.Rules = append(c.pol.Rules, r)
 }

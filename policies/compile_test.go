@@ -421,3 +421,30 @@ suppress "squeeze" {
 		t.Fatalf("memory stall: want one warning on line 8, got %v", r.Diags)
 	}
 }
+
+func TestRuleBlame(t *testing.T) {
+	r := LoadSource("t.hcl", []byte(`class "services" {
+  match     = ["system.slice/*.service"]
+  protected = true
+}
+class "batch" { match = ["batch.slice/**"] }
+rule "idle-culprits" {
+  target          = "batch"
+  knob            = "cpu.idle"
+  direction       = "up"
+  step            = 1
+  blame           = "preemption"
+  blame_min_share = "25%"
+  when {
+    class  = "services"
+    signal = "runq.p99"
+    above  = "5ms"
+  }
+}`))
+	if len(r.Diags) > 0 {
+		t.Fatalf("diagnostics: %v", r.Diags)
+	}
+	if ru := r.Policy.Rules[0]; ru.Blame != governor.BlamePreemption || ru.BlameMinShare != 25 {
+		t.Fatalf("blame %v, blame_min_share %g", ru.Blame, ru.BlameMinShare)
+	}
+}

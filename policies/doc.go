@@ -21,7 +21,7 @@
 //	                     knob "cpu.weight|cpu.max|io.weight" { step min cooldown }+ }
 //	last_resort "name" { target grace kill when+ recover* }
 //	rule        "name" { target knob direction step min max cooldown
-//	                     max_per_minute when+ recover* }
+//	                     max_per_minute blame blame_min_share when+ recover* }
 //
 // with condition blocks (when, recover, relax) of the form
 //
