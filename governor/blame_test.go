@@ -207,6 +207,9 @@ func TestBlameGiveBack(t *testing.T) {
 	if text := strings.Join(lines, "\n"); !strings.Contains(text, "blame: batch/job2 is not a culprit") || !strings.Contains(text, "nothing (not a culprit)") {
 		t.Errorf("explain does not say job2 is no culprit:\n%s", text)
 	}
+	if !strings.Contains(h.logText(), "blame=\"culprits batch/job1 60%, batch/job2 40% of svc/web's preemptions by others\"") {
+		t.Errorf("activation does not name the culprits:\n%s", h.logText())
+	}
 	st := h.loop.statusHead()
 	if len(st.Controllers) != 1 || !strings.Contains(st.Controllers[0].Because, "blame: culprits batch/job1 100% of svc/web's preemptions by others") {
 		t.Errorf("status: %+v", st.Controllers)

@@ -25,8 +25,10 @@ type knobCtl struct {
 	trig    *triggers
 	knobs   []knobMove
 	rate    *rateLimit
-	// blame, if set, squeezes only the culprits (blame.go).
-	blame *blameState
+	// blame, if set, squeezes only the culprits (blame.go); blameActive:
+	// whether the trigger was active (for any member) at the last tick.
+	blame       *blameState
+	blameActive bool
 }
 
 // squeeze says whether member id is squeezed now, the factor of its step
@@ -131,7 +133,10 @@ func (c *knobCtl) observeBlame(l *Loop, v *View) {
 	if active && c.blame.noData {
 		l.warnOnce("blame-nodata:"+c.ctlName, "no preemption data: squeezing the whole class",
 			"controller", c.ctlName, "target", c.tgt, "blame", c.blame.kind.String())
+	} else if active && !c.blameActive {
+		l.log.Info("trigger active; blaming", "controller", c.ctlName, "target", c.tgt, "blame", c.blame.culprits(v.Snap))
 	}
+	c.blameActive = active
 }
 
 // blameSummary: the culprits, for status (with blame, while active).
