@@ -41,8 +41,8 @@ import (
 // culprit is given back as after recovery: one full step per cooldown
 // until its original value.
 //
-// Without preemption data (no victim has the signal RunqPreemptedByOthers:
-// no BPF sensor, e.g. --no-bpf) the controller squeezes the whole class as
+// Without preemption data (no cgroup at or below a victim has the signal
+// RunqPreemptedByOthers over the window: no BPF sensor, e.g. --no-bpf) the controller squeezes the whole class as
 // without blame, says so once in the log and in explain.
 
 // blameWindow is how many ticks shares are smoothed over.
@@ -50,9 +50,9 @@ const blameWindow = 5
 
 // blameTick is one tick's preemptions of the victims.
 type blameTick struct {
-	by    map[CgroupID]float64 // culprit (any cgroup) -> preemptions/s of the victims
+	by    map[CgroupID]float64 // target member -> its subtree's preemptions/s of the victims
 	total float64              // all preemptions/s of the victims by others
-	data  bool                 // some victim had preemption data
+	data  bool                 // some cgroup at or below a victim had preemption data
 }
 
 // blameState is a blaming controller's view of who is to blame.
