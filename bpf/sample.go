@@ -97,6 +97,7 @@ func (s *Sensor) Sample(ctx context.Context, snap *governor.Snapshot) error {
 	for _, c := range snap.Cgroups {
 		c.Set(governor.RunqDelay, 0)
 		c.Set(governor.RunqPreemptedByOthers, 0)
+		c.PreemptedBy = nil
 		if s.reclaim {
 			c.Set(governor.ReclaimStall, 0)
 		}
@@ -272,6 +273,9 @@ func (s *Sensor) samplePairs(snap *governor.Snapshot, secs float64) error {
 			}
 			return list[i].Cgroup < list[j].Cgroup
 		})
+		if c := snap.Lookup(v); c != nil {
+			c.PreemptedBy = preemptors(v, list) // from the whole list: self and idle take no place
+		}
 		if len(list) > maxOffenders {
 			list = list[:maxOffenders]
 		}
@@ -281,6 +285,23 @@ func (s *Sensor) samplePairs(snap *governor.Snapshot, secs float64) error {
 	s.offenders = top
 	s.mu.Unlock()
 	return nil
+}
+
+// preemptors is a victim's offenders as the governor's Sample lists them:
+// other cgroups only (not the victim itself, not the CPU going idle), at
+// most governor.MaxPreemptors, in list's order.
+func preemptors(victim governor.CgroupID, list []Offender) []governor.Preemptor {
+	var out []governor.Preemptor
+	for _, o := range list {
+		if o.Cgroup == 0 || o.Cgroup == victim {
+			continue
+		}
+		if len(out) == governor.MaxPreemptors {
+			break
+		}
+		out = append(out, governor.Preemptor{Cgroup: o.Cgroup, PerSecond: o.PerSecond})
+	}
+	return out
 }
 
 // checkDrops reads the in-kernel drop counters; any increase is logged (at

@@ -425,6 +425,17 @@ func testAttribution(t *testing.T, v loadVariant) {
 	if !sawSelf {
 		t.Errorf("A's own tasks are not among A's offenders (two hogs share CPU 0)")
 	}
+	// The sample carries the offenders for the governor: others only.
+	sawC = false
+	for _, p := range sa.PreemptedBy {
+		if p.Cgroup == a.ID || p.Cgroup == 0 {
+			t.Errorf("A's PreemptedBy lists %d (itself or idle): %+v", p.Cgroup, sa.PreemptedBy)
+		}
+		sawC = sawC || p.Cgroup == c.ID && p.PerSecond > 0
+	}
+	if !sawC {
+		t.Errorf("C is not in A's PreemptedBy: %+v", sa.PreemptedBy)
+	}
 	p50b, okb := sb.Get(governor.RunqP50)
 	p90b, _ := sb.Get(governor.RunqP90)
 	p99b, _ := sb.Get(governor.RunqP99)

@@ -55,11 +55,13 @@ func buildControllers(p *Policy) []controller {
 			ctlName: r.Name, ctlKind: "rule", tgt: r.Target, trig: newGuardedTriggers(&r.Trigger, r.Target),
 			knobs: []knobMove{{knob: r.Knob, down: r.Down, step: r.Step, lim: r.Limits}},
 			rate:  newRateLimit(r.Limits.MaxPerMinute),
+			blame: newBlameState(r.Blame, r.BlameMinShare),
 		})
 	}
 	for i := range p.Suppress {
 		s := &p.Suppress[i]
-		kc := &knobCtl{ctlName: s.Name, ctlKind: "suppress", tgt: s.Target, trig: newGuardedTriggers(&s.Trigger, s.Target)}
+		kc := &knobCtl{ctlName: s.Name, ctlKind: "suppress", tgt: s.Target, trig: newGuardedTriggers(&s.Trigger, s.Target),
+			blame: newBlameState(s.Blame, s.BlameMinShare)}
 		for _, k := range s.Knobs {
 			kc.knobs = append(kc.knobs, knobMove{knob: k.Knob, down: true, step: k.Step, lim: k.Limits})
 			if kc.rate == nil && k.Limits.MaxPerMinute > 0 {

@@ -25,6 +25,19 @@ type knobCtl struct {
 	trig    *triggers
 	knobs   []knobMove
 	rate    *rateLimit
+	// blame, if set, squeezes only the culprits (blame.go); blameActive:
+	// whether the trigger was active (for any member) at the last tick.
+	blame       *blameState
+	blameActive bool
+}
+
+// squeeze says whether member id is squeezed now, the factor of its step
+// and, with blame, why.
+func (c *knobCtl) squeeze(ts *triggerState, ref Ref) (bool, float64, string) {
+	if !ts.active {
+		return false, 0, ""
+	}
+	return c.blame.verdict(ref.ID, ref.String())
 }
 
 func (c *knobCtl) kind() string { return c.ctlKind }
@@ -37,13 +50,19 @@ func (c *knobCtl) reads(class string) bool {
 
 func (c *knobCtl) next(l *Loop, cg *cgState) string {
 	ts := c.trig.state(cg.ref.ID)
+	sq, scale, why := c.squeeze(ts, cg.ref)
 	var out []string
+	if why != "" {
+		out = append(out, "blame: "+why)
+	}
 	for i := range c.knobs {
 		km := &c.knobs[i]
-		next, release, ok := c.proposal(l, cg, ts, km)
+		next, release, ok := c.proposal(l, cg, sq, scale, km)
 		switch {
-		case !ok && ts.active:
+		case !ok && sq:
 			out = append(out, km.knob.String()+": nothing (at its bound, or not available)")
+		case !ok && ts.active:
+			out = append(out, km.knob.String()+": nothing (not a culprit)")
 		case !ok:
 			out = append(out, km.knob.String()+": nothing while the trigger is inactive")
 		case release:
@@ -76,6 +95,7 @@ func (c *knobCtl) needs() needs {
 }
 
 func (c *knobCtl) observe(l *Loop, v *View) {
+	defer c.observeBlame(l, v)
 	if !c.trig.perCG {
 		if active, changed := c.trig.global.update(v, c.trig.t, nil); changed {
 			c.logTransition(l, active, c.trig.global, "")
@@ -90,6 +110,38 @@ func (c *knobCtl) observe(l *Loop, v *View) {
 		}
 		c.logSelfInflicted(l, v.Now, ts)
 	}
+}
+
+// observeBlame updates the culprits' shares after the triggers (blame.go)
+// and says once, when it matters, that there is no data to blame with.
+func (c *knobCtl) observeBlame(l *Loop, v *View) {
+	if c.blame == nil {
+		return
+	}
+	active := false
+	if !c.trig.perCG {
+		active = c.trig.global.active
+	} else {
+		for _, s := range v.Members[c.tgt] {
+			if c.trig.state(s.ID).active {
+				active = true
+				break
+			}
+		}
+	}
+	c.blame.observe(v, blameVictims(v, c.trig.t, c.tgt, active), v.Members[c.tgt])
+	if active && c.blame.noData {
+		l.warnOnce("blame-nodata:"+c.ctlName, "no preemption data: squeezing the whole class",
+			"controller", c.ctlName, "target", c.tgt, "blame", c.blame.kind.String())
+	} else if active && !c.blameActive {
+		l.log.Info("trigger active; blaming", "controller", c.ctlName, "target", c.tgt, "blame", c.blame.culprits(v.Snap))
+	}
+	c.blameActive = active
+}
+
+// blameSummary: the culprits, for status (with blame, while active).
+func (c *knobCtl) blameSummary(snap *Snapshot) string {
+	return c.blame.culprits(snap)
 }
 
 // logSelfInflicted says once per episode that a condition did not hold
@@ -107,7 +159,7 @@ func (c *knobCtl) wants(l *Loop, v *View, w *wants) {
 		return
 	}
 	for _, s := range v.Members[c.tgt] {
-		if !c.trig.state(s.ID).active {
+		if sq, _, _ := c.squeeze(c.trig.state(s.ID), s.Ref); !sq {
 			continue
 		}
 		cg := l.cgs[s.ID]
@@ -151,31 +203,43 @@ func (c *knobCtl) move(l *Loop, now time.Time, cg *cgState, ts *triggerState, km
 	if m := l.managedBy(cg, k); m != nil && (m.owner != c.ctlName || (km.lim.Cooldown > 0 && now.Sub(m.changed) < km.lim.Cooldown)) {
 		return Intent{}, false
 	}
-	next, release, ok := c.proposal(l, cg, ts, km)
+	sq, scale, why := c.squeeze(ts, cg.ref)
+	next, release, ok := c.proposal(l, cg, sq, scale, km)
 	if !ok {
 		return Intent{}, false
 	}
 	in := Intent{Kind: IntentWrite, Controller: c.ctlName, Rule: c.ctlKind, Cgroup: cg.ref, Knob: k, Value: next}
+	// Given back: recovered, or (with blame) no longer a culprit while
+	// the trigger is still active.
+	back := "recovered: " + ts.describe(c.trig.t, true)
+	if ts.active && !sq {
+		back = "blame: " + why + "; giving back while " + ts.describe(c.trig.t, false)
+	}
 	if release {
-		in.Kind, in.Value, in.Reason = IntentRestore, 0, "recovered: "+ts.describe(c.trig.t, true)
+		in.Kind, in.Value, in.Reason = IntentRestore, 0, back
 		return in, true
 	}
-	if ts.active && !c.rate.allow(now) {
+	if sq && !c.rate.allow(now) {
 		l.warnOnce("rate:"+c.ctlName, "rate cap reached; skipping actions this minute", "controller", c.ctlName, "max_per_minute", km.lim.MaxPerMinute)
 		return Intent{}, false
 	}
-	in.Reason = ts.describe(c.trig.t, false)
-	if !ts.active {
-		in.Reason = "recovered: " + ts.describe(c.trig.t, true)
+	in.Reason = back
+	if sq {
+		in.Reason = ts.describe(c.trig.t, false)
+		if why != "" {
+			in.Reason += "; blame: " + why
+		}
 	}
 	return in, true
 }
 
 // proposal computes the knob's next value: one step toward the bound while
-// the trigger is active; once recovered, one step back toward the original
-// (a step of the original's size, so a long squeeze is undone in a few
-// steps) and finally the original itself (release).
-func (c *knobCtl) proposal(l *Loop, cg *cgState, ts *triggerState, km *knobMove) (next int64, release, ok bool) {
+// the member is squeezed (the trigger is active and, with blame, it is a
+// culprit; scale is the step's factor, see scaledStep); otherwise, one
+// step back toward the original (a step of the original's size, so a long
+// squeeze is undone in a few steps) and finally the original itself
+// (release).
+func (c *knobCtl) proposal(l *Loop, cg *cgState, squeeze bool, scale float64, km *knobMove) (next int64, release, ok bool) {
 	k := km.knob
 	m := l.managedBy(cg, k)
 	if m != nil && m.owner != c.ctlName {
@@ -187,7 +251,7 @@ func (c *knobCtl) proposal(l *Loop, cg *cgState, ts *triggerState, km *knobMove)
 		hi = Unlimited
 	}
 	hi = min(hi, hardCeil(k))
-	if ts.active {
+	if squeeze {
 		if !l.mayTouch(cg, k) {
 			return 0, false, false
 		}
@@ -201,14 +265,15 @@ func (c *knobCtl) proposal(l *Loop, cg *cgState, ts *triggerState, km *knobMove)
 				return 0, false, false
 			}
 		}
+		d := scaledStep(km.step, from, scale)
 		if km.down {
-			next = clamp(from-stepSize(km.step, from), lo, hi)
+			next = clamp(from-d, lo, hi)
 			return next, false, next < cur
 		}
-		if from > Unlimited-stepSize(km.step, from) {
+		if from > Unlimited-d {
 			next = Unlimited
 		} else {
-			next = clamp(from+stepSize(km.step, from), lo, hi)
+			next = clamp(from+d, lo, hi)
 		}
 		return next, false, next > cur
 	}

@@ -1,6 +1,9 @@
 package governor
 
-import "time"
+import (
+	"fmt"
+	"time"
+)
 
 // Policy is a compiled policy: what policies/ produces from HCL files and the
 // loop executes. It is plain data; every name and value has already been
@@ -134,6 +137,10 @@ type Rule struct {
 	Down    bool // true: decrease the knob while active
 	Step    Step
 	Limits  Limits
+	// Blame, BlameMinShare: as SuppressController's; the culprits' knob
+	// moves in Direction.
+	Blame         Blame
+	BlameMinShare float64
 }
 
 // ReclaimController is proactive reclaim in the senpai/TMO style: every
@@ -194,6 +201,33 @@ type SuppressController struct {
 	Target  string
 	Trigger Trigger
 	Knobs   []SuppressKnob
+	// Blame, if not BlameNone, squeezes only the members of Target that
+	// caused the suffering (see blame.go); BlameMinShare (percent, 0..100)
+	// leaves out those whose share is below it.
+	Blame         Blame
+	BlameMinShare float64
+}
+
+// Blame says which members of its target class a suppress squeezes.
+type Blame uint8
+
+const (
+	// BlameNone squeezes every member alike.
+	BlameNone Blame = iota
+	// BlamePreemption squeezes the members whose tasks preempted the
+	// suffering members' runnable tasks (the BPF sensor's preemption
+	// pairs), each in proportion to its share of those preemptions.
+	BlamePreemption
+)
+
+func (b Blame) String() string {
+	switch b {
+	case BlameNone:
+		return "none"
+	case BlamePreemption:
+		return "preemption"
+	}
+	return fmt.Sprintf("blame(%d)", uint8(b))
 }
 
 // SuppressKnob is one knob of a SuppressController.

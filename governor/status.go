@@ -230,6 +230,11 @@ func (l *Loop) statusHead() Status {
 			case tr.global.active:
 				cs.Active = true
 				cs.Because = tr.global.describeActive(tr.t)
+				if b, ok := c.(interface{ blameSummary(*Snapshot) string }); ok {
+					if why := b.blameSummary(&l.snap); why != "" {
+						cs.Because += "; blame: " + why
+					}
+				}
 			default:
 				cs.Because = tr.global.describe(tr.t, false)
 			}

@@ -40,7 +40,26 @@ type Sample struct {
 	// Stalled holds the pressure files' cumulative totals (for metrics'
 	// counters; the Stall signals are their rates).
 	Stalled PSITotals
+	// PreemptedBy: the other cgroups whose tasks took the CPU from this
+	// cgroup's runnable tasks over the sensor's window, most preemptions
+	// first, at most MaxPreemptors of them (self-preemption and the CPU
+	// going idle are not listed). Filled by the BPF source; nil without
+	// it, and nil for a cgroup no other cgroup preempted. Whether the
+	// sample has preemption data at all is whether it has the signal
+	// RunqPreemptedByOthers, which counts every other cgroup's
+	// preemptions, listed or not.
+	PreemptedBy []Preemptor
 }
+
+// Preemptor is one cgroup whose tasks preempted a cgroup's runnable tasks:
+// its id and how often, per second of the sensor's window.
+type Preemptor struct {
+	Cgroup    CgroupID
+	PerSecond float64
+}
+
+// MaxPreemptors is how many preemptors a Sample lists at most.
+const MaxPreemptors = 8
 
 // PSITotals are cumulative PSI stall times, the total= of a cgroup's
 // pressure files, in microseconds, by resource (0 cpu, 1 memory, 2 io, as

@@ -776,7 +776,76 @@ func (c *compiler) suppress(b *suppressBlock) {
 		c.claim(target, k.String(), n, kb.DefRange)
 		s.Knobs = append(s.Knobs, sk)
 	}
+	s.Blame, s.BlameMinShare = c.blame(b.Blame, b.BlameMinShare, "suppress", b.Name, target, s.Trigger)
 	c.pol.Suppress = append(c.pol.Suppress, s)
+}
+
+// blameNames are blame's values, by governor.Blame.
+var blameNames = []string{governor.BlameNone: "none", governor.BlamePreemption: "preemption"}
+
+// blame compiles the blame and blame_min_share (a percentage, default 0%:
+// any share) of a suppress or rule (kind) named name.
+func (c *compiler) blame(blameAttr, minAttr *hcl.Attribute, kind0, name, target string, t governor.Trigger) (governor.Blame, float64) {
+	kind := governor.BlameNone
+	if blameAttr != nil {
+		if s, ok := c.str(blameAttr); ok {
+			found := false
+			for i, n := range blameNames {
+				if s == n {
+					kind, found = governor.Blame(i), true
+				}
+			}
+			if !found {
+				c.errorf(blameAttr.Expr.Range(), "Invalid blame",
+					"blame must be %q (squeeze only the members whose tasks preempted the suffering class's, in proportion to their share) or %q (every member alike, the default), not %q.%s",
+					"preemption", "none", s, suggest(s, blameNames))
+			}
+		}
+	}
+	var share float64
+	if minAttr != nil {
+		if s, ok := c.scalar(minAttr); ok {
+			v, err := parsePercent(s.text)
+			if err == nil && (v < 0 || v > 100) {
+				err = fmt.Errorf("%s is not between 0%% and 100%%", s.text)
+			}
+			if err != nil {
+				c.errorf(minAttr.Expr.Range(), "Invalid blame_min_share", "blame_min_share: %v.", err)
+			} else {
+				share = v
+			}
+		}
+		if kind == governor.BlameNone {
+			c.errorf(minAttr.NameRange, "blame_min_share without blame",
+				"blame_min_share is the smallest share of the preemptions that makes a member a culprit; it needs blame = \"preemption\" in %s %q.", kind0, name)
+		}
+	}
+	if kind == governor.BlameNone {
+		return kind, share
+	}
+	// The victims are the members of the classes the when conditions
+	// read; without one there is no one to be blamed for.
+	cpu := false
+	victims := false
+	for _, cond := range t.When {
+		if cond.Scope != governor.ScopeClass || cond.Class == target {
+			continue
+		}
+		victims = true
+		if cond.Signal >= governor.CPUSomeAvg10 && cond.Signal <= governor.CPUFullStall ||
+			cond.Signal >= governor.RunqP50 && cond.Signal <= governor.RunqPreemptedByOthers {
+			cpu = true
+		}
+	}
+	if !victims {
+		c.errorf(blameAttr.NameRange, "blame without a suffering class",
+			"blame = %q acts on the members of %q that preempted the suffering class's; %s %q's when conditions read no class other than %q (e.g. when { class = \"services\" signal = \"cpu.some.avg10\" above = \"10%%\" }).",
+			kind, target, kind0, name, target)
+	} else if !cpu {
+		c.warnf(blameAttr.NameRange, "blame by preemption on a stall that is not CPU",
+			"%s %q blames by CPU preemption, but its when conditions on other classes read no CPU or run-queue signal: the members acted on are those that preempted the suffering ones, whatever they suffer from.", kind0, name)
+	}
+	return kind, share
 }
 
 func (c *compiler) lastResort(b *lastResortBlock) {
@@ -905,6 +974,7 @@ func (c *compiler) rule(b *ruleBlock) {
 	}
 	r.Step = c.step(b.Step, r.Knob, r.Down, governor.Step{})
 	r.Limits = c.limits(r.Knob, b.Min, b.Max, b.Cooldown, b.MaxPerMinute, defaultRuleCooldown)
+	r.Blame, r.BlameMinShare = c.blame(b.Blame, b.BlameMinShare, "rule", b.Name, target, r.Trigger)
 	c.claim(target, r.Knob.String(), n, b.Knob.Range)
 	c.pol.Rules = append(c.pol.Rules, r)
 }

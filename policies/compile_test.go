@@ -375,3 +375,76 @@ reclaim "r" {
 		t.Fatalf("ramp %g, futile_below %g, max_backoff %d", rc.Ramp, rc.FutileBelow, rc.MaxBackoff)
 	}
 }
+
+func TestSuppressBlame(t *testing.T) {
+	src := func(extra, signal string) []byte {
+		return []byte(`class "services" {
+  match     = ["system.slice/*.service"]
+  protected = true
+}
+class "batch" { match = ["batch.slice/**"] }
+suppress "squeeze" {
+  target = "batch"
+` + extra + `
+  when {
+    class  = "services"
+    signal = "` + signal + `"
+    above  = "10%"
+  }
+  knob "cpu.weight" { step = "50%" }
+}`)
+	}
+	r := LoadSource("t.hcl", src(`blame = "preemption"
+  blame_min_share = "10%"`, "cpu.some.avg10"))
+	if len(r.Diags) > 0 {
+		t.Fatalf("diagnostics: %v", r.Diags)
+	}
+	if s := r.Policy.Suppress[0]; s.Blame != governor.BlamePreemption || s.BlameMinShare != 10 {
+		t.Fatalf("blame %v, blame_min_share %g", s.Blame, s.BlameMinShare)
+	}
+	r = LoadSource("t.hcl", src("", "cpu.some.avg10"))
+	if len(r.Diags) > 0 {
+		t.Fatalf("diagnostics: %v", r.Diags)
+	}
+	if s := r.Policy.Suppress[0]; s.Blame != governor.BlameNone || s.BlameMinShare != 0 {
+		t.Fatalf("default: blame %v, blame_min_share %g", s.Blame, s.BlameMinShare)
+	}
+	r = LoadSource("t.hcl", src(`blame = "none"`, "cpu.some.avg10"))
+	if len(r.Diags) > 0 || r.Policy.Suppress[0].Blame != governor.BlameNone {
+		t.Fatalf("blame = none: %v", r.Diags)
+	}
+	// Blaming preemption for a memory stall compiles, with a warning at
+	// the blame line.
+	r = LoadSource("t.hcl", src(`blame = "preemption"`, "memory.some.avg10"))
+	if r.Diags.HasErrors() || len(r.Diags) != 1 || r.Diags[0].Subject.Start.Line != 8 ||
+		!strings.Contains(r.Diags[0].Detail, "no CPU or run-queue signal") {
+		t.Fatalf("memory stall: want one warning on line 8, got %v", r.Diags)
+	}
+}
+
+func TestRuleBlame(t *testing.T) {
+	r := LoadSource("t.hcl", []byte(`class "services" {
+  match     = ["system.slice/*.service"]
+  protected = true
+}
+class "batch" { match = ["batch.slice/**"] }
+rule "idle-culprits" {
+  target          = "batch"
+  knob            = "cpu.idle"
+  direction       = "up"
+  step            = 1
+  blame           = "preemption"
+  blame_min_share = "25%"
+  when {
+    class  = "services"
+    signal = "runq.p99"
+    above  = "5ms"
+  }
+}`))
+	if len(r.Diags) > 0 {
+		t.Fatalf("diagnostics: %v", r.Diags)
+	}
+	if ru := r.Policy.Rules[0]; ru.Blame != governor.BlamePreemption || ru.BlameMinShare != 25 {
+		t.Fatalf("blame %v, blame_min_share %g", ru.Blame, ru.BlameMinShare)
+	}
+}

@@ -17,11 +17,11 @@
 //	reclaim     "name" { target signal goal interval step max_step min_size }
 //	memory_high "name" { target step headroom max_below_current min max
 //	                     cooldown max_per_minute when+ recover* relax+ }
-//	suppress    "name" { target max_per_minute when+ recover*
+//	suppress    "name" { target max_per_minute blame blame_min_share when+ recover*
 //	                     knob "cpu.weight|cpu.max|io.weight" { step min cooldown }+ }
 //	last_resort "name" { target grace kill when+ recover* }
 //	rule        "name" { target knob direction step min max cooldown
-//	                     max_per_minute when+ recover* }
+//	                     max_per_minute blame blame_min_share when+ recover* }
 //
 // with condition blocks (when, recover, relax) of the form
 //

@@ -96,14 +96,17 @@ type memoryHighBlock struct {
 }
 
 type suppressBlock struct {
-	Name         string            `hcl:"name,label"`
-	NameRange    hcl.Range         `hcl:"name,label_range"`
-	Target       *hcl.Attribute    `hcl:"target,optional"`
-	MaxPerMinute *hcl.Attribute    `hcl:"max_per_minute,optional"`
-	When         []*conditionBlock `hcl:"when,block"`
-	Recover      []*conditionBlock `hcl:"recover,block"`
-	Knobs        []*knobBlock      `hcl:"knob,block"`
-	DefRange     hcl.Range         `hcl:",def_range"`
+	Name         string         `hcl:"name,label"`
+	NameRange    hcl.Range      `hcl:"name,label_range"`
+	Target       *hcl.Attribute `hcl:"target,optional"`
+	MaxPerMinute *hcl.Attribute `hcl:"max_per_minute,optional"`
+	// Blame, BlameMinShare: squeeze only the culprits (see REFERENCE.md).
+	Blame         *hcl.Attribute    `hcl:"blame,optional"`
+	BlameMinShare *hcl.Attribute    `hcl:"blame_min_share,optional"`
+	When          []*conditionBlock `hcl:"when,block"`
+	Recover       []*conditionBlock `hcl:"recover,block"`
+	Knobs         []*knobBlock      `hcl:"knob,block"`
+	DefRange      hcl.Range         `hcl:",def_range"`
 }
 
 type knobBlock struct {
@@ -131,17 +134,20 @@ type lastResortBlock struct {
 }
 
 type ruleBlock struct {
-	Name         string            `hcl:"name,label"`
-	NameRange    hcl.Range         `hcl:"name,label_range"`
-	Target       *hcl.Attribute    `hcl:"target,optional"`
-	Knob         *hcl.Attribute    `hcl:"knob,optional"`
-	Direction    *hcl.Attribute    `hcl:"direction,optional"`
-	Step         *hcl.Attribute    `hcl:"step,optional"`
-	Min          *hcl.Attribute    `hcl:"min,optional"`
-	Max          *hcl.Attribute    `hcl:"max,optional"`
-	Cooldown     *hcl.Attribute    `hcl:"cooldown,optional"`
-	MaxPerMinute *hcl.Attribute    `hcl:"max_per_minute,optional"`
-	When         []*conditionBlock `hcl:"when,block"`
-	Recover      []*conditionBlock `hcl:"recover,block"`
-	DefRange     hcl.Range         `hcl:",def_range"`
+	Name         string         `hcl:"name,label"`
+	NameRange    hcl.Range      `hcl:"name,label_range"`
+	Target       *hcl.Attribute `hcl:"target,optional"`
+	Knob         *hcl.Attribute `hcl:"knob,optional"`
+	Direction    *hcl.Attribute `hcl:"direction,optional"`
+	Step         *hcl.Attribute `hcl:"step,optional"`
+	Min          *hcl.Attribute `hcl:"min,optional"`
+	Max          *hcl.Attribute `hcl:"max,optional"`
+	Cooldown     *hcl.Attribute `hcl:"cooldown,optional"`
+	MaxPerMinute *hcl.Attribute `hcl:"max_per_minute,optional"`
+	// Blame, BlameMinShare: as suppress's.
+	Blame         *hcl.Attribute    `hcl:"blame,optional"`
+	BlameMinShare *hcl.Attribute    `hcl:"blame_min_share,optional"`
+	When          []*conditionBlock `hcl:"when,block"`
+	Recover       []*conditionBlock `hcl:"recover,block"`
+	DefRange      hcl.Range         `hcl:",def_range"`
 }

@@ -237,6 +237,7 @@ func (p *parser) value(v *Value) error {
 
 func (p *parser) cgroup(c *Cgroup) error {
 	vals := c.Values[:0]
+	by := c.By[:0]
 	*c = Cgroup{}
 	err := p.object(func(key string) error {
 		switch key {
@@ -271,6 +272,14 @@ func (p *parser) cgroup(c *Cgroup) error {
 				vals = append(vals, Value{})
 				return p.value(&vals[len(vals)-1])
 			})
+		case "by":
+			if p.peek() == 'n' && p.literal("null") {
+				return nil
+			}
+			return p.array(func() error {
+				by = append(by, Preemptor{})
+				return p.preemptor(&by[len(by)-1])
+			})
 		default:
 			return p.skip(0)
 		}
@@ -279,6 +288,44 @@ func (p *parser) cgroup(c *Cgroup) error {
 	c.Values = vals
 	if len(vals) == 0 {
 		c.Values = nil
+	}
+	c.By = by
+	if len(by) == 0 {
+		c.By = nil
+	}
+	return err
+}
+
+// preemptor parses [id, per second] (Cgroup.By).
+func (p *parser) preemptor(o *Preemptor) error {
+	*o = Preemptor{}
+	n := 0
+	err := p.array(func() error {
+		switch n++; n {
+		case 1:
+			b, err := p.number()
+			if err != nil {
+				return err
+			}
+			if o.ID, err = strconv.ParseUint(string(b), 10, 64); err != nil {
+				return p.errf("bad id %q", b)
+			}
+		case 2:
+			var v Value
+			if err := p.value(&v); err != nil {
+				return err
+			}
+			if !v.Set {
+				return p.errf("want a number")
+			}
+			o.PerSecond = v.V
+		default:
+			return p.errf("want [id, per second]")
+		}
+		return nil
+	})
+	if err == nil && n != 2 {
+		return p.errf("want [id, per second]")
 	}
 	return err
 }

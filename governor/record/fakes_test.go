@@ -21,10 +21,13 @@ func (c *clock) Now() time.Time { return c.t }
 // 1 GiB (its reclaim controller hands memory back), and at one tick
 // someone else sets batch.slice's cpu.weight (a hand-back).
 type scenario struct {
-	tick int
-	cgs  []*governor.Sample
-	host governor.Sample
-	act  *memKnobs
+	// blame: the services report who preempted them (the BPF sensor's
+	// PreemptedBy and runq.preempted), and batch.slice has a second job.
+	blame bool
+	tick  int
+	cgs   []*governor.Sample
+	host  governor.Sample
+	act   *memKnobs
 }
 
 func newScenario(nServices int) *scenario {
@@ -41,6 +44,34 @@ func newScenario(nServices int) *scenario {
 		add(100+i, fmt.Sprintf("system.slice/svc-%03d.service", i))
 	}
 	return s
+}
+
+// newBlameScenario is newScenario with preemption data: job-1 preempts
+// the services throughout, job-2 until tick 25, batch.slice itself a
+// little, system.slice the rest.
+func newBlameScenario(nServices int) *scenario {
+	s := newScenario(nServices)
+	s.blame = true
+	s.cgs = append(s.cgs, &governor.Sample{Ref: governor.Ref{ID: 6, Path: "batch.slice/job-2.scope"}, Populated: true})
+	return s
+}
+
+func (s *scenario) preemptions(c *governor.Sample, i int) {
+	c.PreemptedBy = nil
+	if !strings.HasPrefix(c.Path, "system.slice/svc-") {
+		return
+	}
+	job1 := 60 + float64(s.tick%5)/7 + float64(i)/100
+	job2 := 0.0
+	if s.tick < 25 {
+		job2 = 35 + float64(s.tick%3)/3
+	}
+	c.PreemptedBy = []governor.Preemptor{{Cgroup: 5, PerSecond: job1}}
+	if job2 > 0 {
+		c.PreemptedBy = append(c.PreemptedBy, governor.Preemptor{Cgroup: 6, PerSecond: job2})
+	}
+	c.PreemptedBy = append(c.PreemptedBy, governor.Preemptor{Cgroup: 2, PerSecond: 5.5}, governor.Preemptor{Cgroup: 4, PerSecond: 2.25})
+	c.Set(governor.RunqPreemptedByOthers, job1+job2+5.5+2.25+1)
 }
 
 func (s *scenario) Name() string { return "scenario" }
@@ -70,6 +101,9 @@ func (s *scenario) Sample(_ context.Context, snap *governor.Snapshot) error {
 		c.Set(governor.CPUUsage, 0.25+float64(i%4)/10)
 		c.Set(governor.RunqP99, 0.001*float64(1+(s.tick+i)%9))
 		c.Set(governor.IOSomeAvg10, 0)
+		if s.blame {
+			s.preemptions(c, i)
+		}
 		cp := *c
 		snap.Cgroups = append(snap.Cgroups, &cp)
 	}

@@ -120,6 +120,39 @@ type Cgroup struct {
 	Path      string  `json:"p"`
 	Populated bool    `json:"pop,omitempty"`
 	Values    []Value `json:"v,omitempty"`
+	// By is the sample's PreemptedBy (the BPF sensor's preemptions of
+	// this cgroup by others over the tick's window), each as
+	// [id, preemptions per second]; absent when empty.
+	By []Preemptor `json:"by,omitempty"`
+}
+
+// Preemptor is one entry of Cgroup.By: governor.Preemptor, written as the
+// array [id, per second].
+type Preemptor struct {
+	ID        uint64
+	PerSecond float64
+}
+
+// MarshalJSON writes [id, per second].
+func (p Preemptor) MarshalJSON() ([]byte, error) {
+	return appendPreemptor(nil, p.ID, p.PerSecond), nil
+}
+
+// UnmarshalJSON reads what MarshalJSON writes.
+func (p *Preemptor) UnmarshalJSON(b []byte) error {
+	ps := parser{b: b}
+	if err := ps.preemptor(p); err != nil {
+		return err
+	}
+	return ps.end()
+}
+
+func appendPreemptor(b []byte, id uint64, perSecond float64) []byte {
+	b = append(b, '[')
+	b = strconv.AppendUint(b, id, 10)
+	b = append(b, ',')
+	b = appendNum(b, perSecond)
+	return append(b, ']')
 }
 
 // Value is one signal value: V when Set, JSON null otherwise; NaN and
@@ -238,6 +271,12 @@ func (c *Cgroup) Sample(s *governor.Sample, sigs []governor.Signal) {
 			s.Set(sigs[i], v.V)
 		}
 	}
+	if len(c.By) > 0 {
+		s.PreemptedBy = make([]governor.Preemptor, len(c.By))
+		for i, p := range c.By {
+			s.PreemptedBy[i] = governor.Preemptor{Cgroup: governor.CgroupID(p.ID), PerSecond: p.PerSecond}
+		}
+	}
 }
 
 // Signal returns the value of the signal named name, if recorded.
@@ -302,6 +341,16 @@ func appendCgroup(b []byte, s *governor.Sample) []byte {
 			} else {
 				b = append(b, "null"...)
 			}
+		}
+		b = append(b, ']')
+	}
+	if len(s.PreemptedBy) > 0 {
+		b = append(b, `,"by":[`...)
+		for i, p := range s.PreemptedBy {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = appendPreemptor(b, uint64(p.Cgroup), p.PerSecond)
 		}
 		b = append(b, ']')
 	}

@@ -1,0 +1,15 @@
+class "services" {
+  match     = ["system.slice/*.service"]
+  protected = true
+}
+class "batch" { match = ["batch.slice/**"] }
+suppress "squeeze" {
+  target          = "batch"
+  blame_min_share = "10%" # want: it needs blame = "preemption"
+  when {
+    class  = "services"
+    signal = "cpu.some.avg10"
+    above  = "10%"
+  }
+  knob "cpu.weight" { step = "50%" }
+}
