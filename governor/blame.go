@@ -89,7 +89,6 @@ func blameVictims(v *View, t *Trigger, target string, active bool) []*Sample {
 			continue
 		}
 		classes = append(classes, c.Class)
-		cpu, mem := guardable(c.Signal)
 		for _, m := range v.Members[c.Class] {
 			y, ok := m.Get(c.Signal)
 			if !ok || seen[m.ID] {
@@ -98,7 +97,7 @@ func blameVictims(v *View, t *Trigger, target string, active bool) []*Sample {
 			if (c.Op == Above && !(y > c.Value)) || (c.Op == Below && !(y < c.Value)) {
 				continue
 			}
-			if (cpu || mem) && selfInflicted(m, c.Signal) != "" {
+			if _, out := v.leftOut(m, c.Signal, y, true); out {
 				continue
 			}
 			seen[m.ID] = true
@@ -108,7 +107,7 @@ func blameVictims(v *View, t *Trigger, target string, active bool) []*Sample {
 	if len(out) == 0 && active {
 		for _, cl := range classes {
 			for _, m := range v.Members[cl] {
-				if !seen[m.ID] {
+				if !seen[m.ID] && !v.isGovernor(m) {
 					seen[m.ID] = true
 					out = append(out, m)
 				}

@@ -38,6 +38,9 @@ func (v *View) evalCondition(c *Condition, self *Sample) (float64, bool) {
 		var worst float64
 		found := false
 		for _, s := range v.Members[c.Class] {
+			if v.isGovernor(s) {
+				continue
+			}
 			if x, ok := s.Get(c.Signal); ok && (!found || x > worst) {
 				worst, found = x, true
 			}
@@ -148,14 +151,8 @@ func (v *View) evalGuarded(c *Condition, s *Sample, target string) (x float64, h
 		if !ok {
 			continue
 		}
-		why := selfInflicted(m, c.Signal)
-		if why == "" && crosses(y) == (c.Op == Above) {
-			// A reading that would start the trigger (or keep recover
-			// from holding) may be a self-inflicted descendant's.
-			why = v.selfBelow(m, c.Signal, y)
-		}
-		if why != "" {
-			if self == "" || y > left {
+		if why, out := v.leftOut(m, c.Signal, y, crosses(y) == (c.Op == Above)); out {
+			if why != "" && (self == "" || y > left) {
 				self, left = why, y
 			}
 			continue
@@ -185,11 +182,44 @@ func (v *View) evalGuarded(c *Condition, s *Sample, target string) (x float64, h
 	return x, holds, self
 }
 
-// selfBelow says why m's reading y of sig is explained by a self-inflicted
-// descendant (one whose own reading is at least selfCover of y), or "".
-func (v *View) selfBelow(m *Sample, sig Signal, y float64) string {
+// isGovernor reports whether m is the governor's own cgroup. It is never
+// a victim: its waits come from its own bursts of work (start-up, a
+// tick's reads, its garbage collector's threads), and squeezing others
+// for them is a loop in which observing is the harm. Its unit protects
+// it (CPUWeight=1000, Nice=-5). Found on a stock node: the start-up of
+// the governor itself pushed its cgroup's cpu.some avg10 to 30 % and the
+// built-in default squeezed batch.slice.
+func (v *View) isGovernor(m *Sample) bool {
+	return v.Deny != nil && v.Deny.Self != "" && m.Ref.Path == v.Deny.Self
+}
+
+// leftOut reports whether member m's reading y of sig is left out of a
+// class condition of a controller acting on another class, and why (""
+// for the governor's own cgroup, left out without a word). bad: the
+// reading would start the trigger (or keep recover from holding); only
+// then are the descendants searched (selfBelow).
+func (v *View) leftOut(m *Sample, sig Signal, y float64, bad bool) (string, bool) {
+	if v.isGovernor(m) {
+		return "", true
+	}
+	if cpu, mem := guardable(sig); !cpu && !mem {
+		return "", false
+	}
+	if why := selfInflicted(m, sig); why != "" {
+		return why, true
+	}
+	if bad {
+		return v.selfBelow(m, sig, y)
+	}
+	return "", false
+}
+
+// selfBelow reports whether m's reading y of sig is explained by a
+// descendant whose own reading is at least selfCover of y and which is
+// self-inflicted (with why) or the governor itself (why "").
+func (v *View) selfBelow(m *Sample, sig Signal, y float64) (string, bool) {
 	if v.Snap == nil {
-		return ""
+		return "", false
 	}
 	prefix := m.Ref.Path + "/"
 	for _, d := range v.Snap.Cgroups {
@@ -200,11 +230,14 @@ func (v *View) selfBelow(m *Sample, sig Signal, y float64) string {
 		if !ok || dy < selfCover*y {
 			continue
 		}
+		if v.isGovernor(d) {
+			return "", true
+		}
 		if why := selfInflicted(d, sig); why != "" {
-			return fmt.Sprintf("%s waits as much as %s below it, which is of its own making: %s", m.Ref.String(), d.Ref.String(), why)
+			return fmt.Sprintf("%s waits as much as %s below it, which is of its own making: %s", m.Ref.String(), d.Ref.String(), why), true
 		}
 	}
-	return ""
+	return "", false
 }
 
 // condState tracks since when one condition has held.

@@ -270,3 +270,39 @@ func TestSelfInflictedBelow(t *testing.T) {
 		})
 	}
 }
+
+// The governor's own cgroup is never a victim, nor its slice for the
+// stall that is the governor's (found on a stock node: the governor's own
+// start-up pushed its cpu.some avg10 to 30 % and the built-in default
+// squeezed batch.slice).
+func TestGovernorIsNoVictim(t *testing.T) {
+	mk := func(id CgroupID, path string, avg10 float64) *Sample {
+		s := &Sample{Ref: Ref{ID: id, Path: path}, Populated: true}
+		s.Set(CPUSomeAvg10, avg10)
+		return s
+	}
+	gov := mk(1, "system.slice/governor.service", 31)
+	slice := mk(2, "system.slice", 31)
+	web := mk(3, "system.slice/web.service", 4)
+	members := []*Sample{slice, gov, web}
+	v := &View{Members: map[string][]*Sample{"svc": members}, Snap: &Snapshot{Cgroups: members}, Deny: &DenyList{Self: "system.slice/governor.service"}}
+	above := Condition{Scope: ScopeClass, Class: "svc", Signal: CPUSomeAvg10, Op: Above, Value: 10}
+	if x, holds, self := v.evalGuarded(&above, nil, "batch"); holds || x != 4 || self != "" {
+		t.Errorf("guarded: value %g holds %v self %q, want 4 false \"\"", x, holds, self)
+	}
+	// Unguarded (a condition on the class the controller acts on, or
+	// admission): the governor is left out, its slice is not.
+	if x, holds := v.evalCondition(&above, nil); !holds || x != 31 {
+		t.Errorf("unguarded: value %g holds %v, want the slice's 31", x, holds)
+	}
+	v.Members["svc"] = []*Sample{gov, web}
+	if x, holds := v.evalCondition(&above, nil); holds || x != 4 {
+		t.Errorf("unguarded without the slice: value %g holds %v, want 4 false", x, holds)
+	}
+	// Someone else's governor: an ordinary member.
+	v.Deny.Self = "system.slice/other.service"
+	v.Members["svc"] = members
+	if _, holds, _ := v.evalGuarded(&above, nil, "batch"); !holds {
+		t.Error("a cgroup that is not the governor's was left out")
+	}
+}

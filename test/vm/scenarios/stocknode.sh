@@ -10,6 +10,9 @@
 #   - no knob outside the policy's targets changes (new files that the
 #     kernel fills with its defaults when systemd enables a controller are
 #     allowed);
+#   - (built-in default only, first) a service throttled by its own
+#     CPUQuota beside a batch job on the other CPU: nothing is squeezed,
+#     the journal says once that the stall is self-inflicted (issue 14);
 #   - daemon-reload keeps the squeeze; SIGKILL and systemd's restart, then
 #     `systemctl stop`: knob files, unit properties (systemctl show), every
 #     cgroup.subtree_control and the runtime drop-ins under /run/systemd
@@ -88,6 +91,44 @@ mkdir -p /etc/governor
 chmod 0755 /etc/governor
 log "systemd $sdv, kernel $(uname -r); root cgroup.subtree_control: $(cat /sys/fs/cgroup/cgroup.subtree_control)"
 systemd-analyze verify "$unit" 2>&1 | sed 's/^/verify: /'
+
+# Issue 14, with what a user has: the built-in default and a service that
+# its own CPUQuota throttles (20 % of a CPU, burning CPU 0) beside a batch
+# job on CPU 1. The service waits for CPU most of the time and so does
+# system.slice above it, but no neighbour causes it: batch.slice is not
+# squeezed, and the journal says why, once.
+selfthrottle_leg() {
+	local thr=vmt-thr.service job=vmt-job1.service w n a
+	rm -f /etc/governor/*.hcl
+	systemd-run --quiet --unit=$thr -p CPUQuota=20% taskset -c 0 "$VMTEST/bin/vmload" burn -threads 1 -for 2h ||
+		fail "selfthrottle: $thr does not start"
+	systemd-run --quiet --unit=$job --slice=batch.slice taskset -c 1 "$VMTEST/bin/vmload" burn -threads 1 -for 2h ||
+		fail "selfthrottle: $job does not start"
+	sleep 10 # the service's avg10 climbs
+	systemctl start governor.service || { journal; fail "selfthrottle: systemctl start governor failed"; }
+	sleep "${STOCKNODE_SELFTHROTTLE_SECONDS:-20}"
+	w=$(cat /sys/fs/cgroup/batch.slice/cpu.weight 2>/dev/null || echo absent)
+	{
+		governor explain batch.slice
+		echo "--- $thr cpu.stat:"
+		cat /sys/fs/cgroup/system.slice/$thr/cpu.stat /sys/fs/cgroup/system.slice/$thr/cpu.max
+		governor status
+	} >"$RESULTS/selfthrottle-explain.txt" 2>&1
+	a=$(awk '/^some/ { sub("avg10=", "", $2); print $2 }' /sys/fs/cgroup/system.slice/$thr/cpu.pressure)
+	journal
+	n=$(grep -c 'the stall is self-inflicted' "$RESULTS/governor.log")
+	grep 'the stall is self-inflicted' "$RESULTS/governor.log" | head -2 | sed 's/^/  selfthrottle log: /'
+	systemctl stop governor.service $thr $job
+	systemctl reset-failed $thr $job 2>/dev/null || true
+	cp "$RESULTS/governor.log" "$RESULTS/governor-selfthrottle.log"
+	summary "selfthrottle_avg10=$a selfthrottle_batch_weight=$w selfthrottle_lines=$n"
+	case $w in 100 | absent) ;; *) fail "selfthrottle: the built-in default squeezed batch.slice (cpu.weight $w) for a service's own CPUQuota" ;; esac
+	[ "$n" = 1 ] || fail "selfthrottle: $n self-inflicted lines in the journal, want 1"
+	grep -q "system.slice/$thr is self-throttled: its own cpu.max throttles it" "$RESULTS/governor.log" ||
+		fail "selfthrottle: the journal does not name $thr and its throttling"
+	log "ok: selfthrottle: $thr at cpu.some avg10=$a% under its own CPUQuota, batch.slice cpu.weight $w, said once"
+}
+selfthrottle_leg
 
 # The latency-sensitive service: a request every 10 ms, 3 ms of CPU each.
 cat >/etc/systemd/system/$svc <<EOF
