@@ -226,9 +226,12 @@ func (p *parser) value(v *Value) error {
 		if err != nil {
 			return err
 		}
-		f, err := strconv.ParseFloat(string(n), 64)
-		if err != nil {
-			return p.errf("bad number %q", n)
+		f, ok := parseShortNum(n)
+		if !ok {
+			var err error
+			if f, err = strconv.ParseFloat(string(n), 64); err != nil {
+				return p.errf("bad number %q", n)
+			}
 		}
 		*v = Value{f, true}
 	}
@@ -391,4 +394,86 @@ func decodeTick(b []byte, t *Tick) error {
 		return err
 	}
 	return p.end()
+}
+
+// parseShortNum reads the numbers a recording mostly holds (an optional
+// minus, at most 15 significant digits, an optional fraction and
+// exponent, all within what a float64 holds exactly) without strconv:
+// the digits as an integer m below 2^53 and a power of ten 10^e with
+// |e| <= 22 are both exact, so m*10^e or m/10^e rounds once, exactly as
+// strconv.ParseFloat does (its own fast path). Anything else: ok false.
+func parseShortNum(n []byte) (f float64, ok bool) {
+	i, neg := 0, false
+	if i < len(n) && n[i] == '-' {
+		neg = true
+		i++
+	}
+	var m uint64
+	digits, exp := 0, 0
+	start := i
+	for ; i < len(n) && n[i] >= '0' && n[i] <= '9'; i++ {
+		if m == 0 && n[i] == '0' {
+			continue // leading zeros are not significant
+		}
+		m = m*10 + uint64(n[i]-'0')
+		digits++
+	}
+	if i == start || digits > 15 {
+		return 0, false
+	}
+	if i < len(n) && n[i] == '.' {
+		i++
+		fs := i
+		for ; i < len(n) && n[i] >= '0' && n[i] <= '9'; i++ {
+			if m == 0 && n[i] == '0' {
+				exp--
+				continue
+			}
+			m = m*10 + uint64(n[i]-'0')
+			digits++
+			exp--
+		}
+		if i == fs || digits > 15 {
+			return 0, false
+		}
+	}
+	if i < len(n) && (n[i] == 'e' || n[i] == 'E') {
+		i++
+		eneg := false
+		if i < len(n) && (n[i] == '+' || n[i] == '-') {
+			eneg = n[i] == '-'
+			i++
+		}
+		es, e := i, 0
+		for ; i < len(n) && n[i] >= '0' && n[i] <= '9'; i++ {
+			if e > 1000 {
+				return 0, false
+			}
+			e = e*10 + int(n[i]-'0')
+		}
+		if i == es {
+			return 0, false
+		}
+		if eneg {
+			e = -e
+		}
+		exp += e
+	}
+	if i != len(n) {
+		return 0, false
+	}
+	f = float64(m) // exact: at most 15 digits
+	switch {
+	case m == 0:
+	case exp >= 0 && exp <= 22:
+		f *= pow10[exp]
+	case exp < 0 && exp >= -22:
+		f /= pow10[-exp]
+	default:
+		return 0, false
+	}
+	if neg {
+		f = -f
+	}
+	return f, true
 }

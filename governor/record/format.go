@@ -159,7 +159,62 @@ func appendNum(b []byte, f float64) []byte {
 	case math.IsInf(f, -1):
 		return append(b, `"-Inf"`...)
 	}
+	if b2, ok := appendShortNum(b, f); ok {
+		return b2
+	}
 	return strconv.AppendFloat(b, f, 'g', -1, 64)
+}
+
+// pow10 holds the powers of ten a float64 has exactly.
+var pow10 = [...]float64{1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10,
+	1e11, 1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22}
+
+// appendShortNum writes f as a plain decimal with at most 6 digits after
+// the point when one reads back as exactly f, which is most of what the
+// kernel reports (byte counts, microsecond counters, PSI's two decimals),
+// and is several times cheaper than strconv's shortest formatting. The
+// test: m = f*10^k rounded is an integer below 2^53, so m and 10^k are
+// exact and the reader's correctly rounded m/10^k is this same division;
+// if it gives f back, the digits of m with the point k places from the
+// right parse as f. (Not always the shortest form: it need not be.)
+func appendShortNum(b []byte, f float64) ([]byte, bool) {
+	if f == 0 {
+		if math.Signbit(f) {
+			return b, false
+		}
+		return append(b, '0'), true
+	}
+	a := math.Abs(f)
+	if a >= 1<<53 || a < 1e-6 {
+		return b, false
+	}
+	for k := 0; k <= 6; k++ {
+		m := math.Round(a * pow10[k])
+		if m >= 1<<53 {
+			return b, false
+		}
+		if m/pow10[k] != a {
+			continue
+		}
+		if f < 0 {
+			b = append(b, '-')
+		}
+		if k == 0 {
+			return strconv.AppendUint(b, uint64(m), 10), true
+		}
+		var d [20]byte
+		ds := strconv.AppendUint(d[:0], uint64(m), 10)
+		for len(ds) <= k { // 0.0x: pad to a leading zero
+			ds = append(ds, 0)
+			copy(ds[1:], ds)
+			ds[0] = '0'
+		}
+		ip := len(ds) - k
+		b = append(b, ds[:ip]...)
+		b = append(b, '.')
+		return append(b, ds[ip:]...), true
+	}
+	return b, false
 }
 
 // Controller is a controller's trigger state at a tick.
