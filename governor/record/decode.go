@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
+	"math/bits"
 	"strconv"
 	"time"
 )
@@ -23,7 +24,7 @@ func (l *CgroupList) UnmarshalJSON(b []byte) error {
 	out := (*l)[:0]
 	if err := p.array(func() error {
 		out = append(out, Cgroup{})
-		return p.cgroup(&out[len(out)-1])
+		return p.cgroup(&out[len(out)-1], nil, false)
 	}); err != nil {
 		return err
 	}
@@ -34,15 +35,16 @@ func (l *CgroupList) UnmarshalJSON(b []byte) error {
 // UnmarshalJSON parses one cgroup object.
 func (c *Cgroup) UnmarshalJSON(b []byte) error {
 	p := parser{b: b}
-	if err := p.cgroup(c); err != nil {
+	if err := p.cgroup(c, nil, false); err != nil {
 		return err
 	}
 	return p.end()
 }
 
 type parser struct {
-	b []byte
-	i int
+	b    []byte
+	i    int
+	slab []Value
 }
 
 func (p *parser) errf(f string, a ...any) error {
@@ -238,9 +240,50 @@ func (p *parser) value(v *Value) error {
 	return nil
 }
 
-func (p *parser) cgroup(c *Cgroup) error {
-	vals := c.Values[:0]
+// baseline is a cgroup as last recorded in the block: what a delta
+// record (one with "m") changes.
+type baseline struct {
+	path   string
+	pop    bool
+	values []Value // not modified once recorded: each record gets its own
+}
+
+// blockState holds the baselines of the block being read: delta records
+// refer to the same id's previous record in the same block (the host to
+// the previous host).
+type blockState struct {
+	slab    []Value // where the values of the next ticks go
+	cg      map[uint64]baseline
+	host    baseline
+	hostSet bool
+}
+
+func (s *blockState) reset() {
+	if s.cg == nil {
+		s.cg = map[uint64]baseline{}
+	}
+	clear(s.cg)
+	s.hostSet = false
+}
+
+// maxDeltaSignals is how many positions a delta mask can name.
+const maxDeltaSignals = 64
+
+// cgroup parses one cgroup object; st (nil: no deltas allowed) holds
+// the block's baselines, host says which list it belongs to.
+func (p *parser) cgroup(c *Cgroup, st *blockState, host bool) error {
 	*c = Cgroup{}
+	var (
+		vals           []Value
+		mask           uint64
+		delta, hasPath bool
+		hasPop         bool
+	)
+	// Values come from a slab shared by the tick's cgroups.
+	if len(p.slab) < 2*maxDeltaSignals {
+		p.slab = make([]Value, 64*maxDeltaSignals)
+	}
+	vals = p.slab[:0:maxDeltaSignals]
 	err := p.object(func(key string) error {
 		switch key {
 		case "id":
@@ -251,12 +294,21 @@ func (p *parser) cgroup(c *Cgroup) error {
 			if c.ID, err = strconv.ParseUint(string(n), 10, 64); err != nil {
 				return p.errf("bad id %q", n)
 			}
+		case "m":
+			n, err := p.number()
+			if err != nil {
+				return err
+			}
+			if mask, err = strconv.ParseUint(string(n), 10, 64); err != nil {
+				return p.errf("bad delta mask %q", n)
+			}
+			delta = true
 		case "p":
 			s, err := p.str()
 			if err != nil {
 				return err
 			}
-			c.Path = s
+			c.Path, hasPath = s, true
 		case "pop":
 			switch {
 			case p.literal("true"):
@@ -266,24 +318,122 @@ func (p *parser) cgroup(c *Cgroup) error {
 			default:
 				return p.errf("want true or false")
 			}
+			hasPop = true
 		case "v":
 			if p.peek() == 'n' && p.literal("null") {
 				return nil
 			}
-			return p.array(func() error {
-				vals = append(vals, Value{})
-				return p.value(&vals[len(vals)-1])
-			})
+			var err error
+			vals, err = p.values(vals)
+			return err
 		default:
 			return p.skip(0)
 		}
 		return nil
 	})
-	c.Values = vals
-	if len(vals) == 0 {
-		c.Values = nil
+	if err != nil {
+		return err
 	}
-	return err
+	if !delta {
+		if cap(vals) == maxDeltaSignals { // still in the slab
+			p.slab = p.slab[len(vals):]
+		}
+		c.Values = vals[:len(vals):len(vals)]
+		if len(vals) == 0 {
+			c.Values = nil
+		}
+		if st != nil {
+			st.set(c, host)
+		}
+		return nil
+	}
+	// A delta: the baseline, with the positions of mask's bits set to
+	// vals in order.
+	if st == nil {
+		return p.errf("delta record of cgroup %d outside a block", c.ID)
+	}
+	var b baseline
+	ok := false
+	if host {
+		b, ok = st.host, st.hostSet
+	} else {
+		b, ok = st.cg[c.ID]
+	}
+	if !ok {
+		return p.errf("delta record of cgroup %d without an earlier record in the block", c.ID)
+	}
+	if n := bits.OnesCount64(mask); n != len(vals) {
+		return p.errf("delta record of cgroup %d: mask names %d values, %d given", c.ID, n, len(vals))
+	}
+	if !hasPath {
+		c.Path = b.path
+	}
+	if !hasPop {
+		c.Populated = b.pop
+	}
+	n := max(len(b.values), 64-bits.LeadingZeros64(mask))
+	if n > 0 {
+		skip := 0 // vals may be at the start of the slab: keep clear
+		if cap(vals) == maxDeltaSignals {
+			skip = len(vals)
+		}
+		if len(p.slab) < skip+n {
+			p.slab = make([]Value, max(64*maxDeltaSignals, n))
+			skip = 0
+		}
+		out := p.slab[skip : skip+n : skip+n]
+		p.slab = p.slab[skip+n:]
+		copy(out, b.values)
+		clear(out[len(b.values):])
+		j := 0
+		for m := mask; m != 0; m &= m - 1 {
+			out[bits.TrailingZeros64(m)] = vals[j]
+			j++
+		}
+		for len(out) > 0 && !out[len(out)-1].Set {
+			out = out[:len(out)-1]
+		}
+		if len(out) > 0 {
+			c.Values = out
+		}
+	}
+	st.set(c, host)
+	return nil
+}
+
+func (s *blockState) set(c *Cgroup, host bool) {
+	b := baseline{path: c.Path, pop: c.Populated, values: c.Values}
+	if host {
+		s.host, s.hostSet = b, true
+		return
+	}
+	s.cg[c.ID] = b
+}
+
+// values parses an array of values, appending to vals.
+func (p *parser) values(vals []Value) ([]Value, error) {
+	if err := p.expect('['); err != nil {
+		return vals, err
+	}
+	if p.peek() == ']' {
+		p.i++
+		return vals, nil
+	}
+	for {
+		vals = append(vals, Value{})
+		if err := p.value(&vals[len(vals)-1]); err != nil {
+			return vals, err
+		}
+		switch p.peek() {
+		case ',':
+			p.i++
+		case ']':
+			p.i++
+			return vals, nil
+		default:
+			return vals, p.errf("want ',' or ']'")
+		}
+	}
 }
 
 // skip passes over any JSON value (an unknown key's).
@@ -321,7 +471,15 @@ func (p *parser) skip(depth int) error {
 // decodeTick parses one line: the cgroups by hand, the small rest with
 // encoding/json.
 func decodeTick(b []byte, t *Tick) error {
-	p := parser{b: b}
+	var st blockState
+	st.reset()
+	return decodeTickIn(b, t, &st)
+}
+
+// decodeTickIn parses one line of a block whose baselines st holds.
+func decodeTickIn(b []byte, t *Tick, st *blockState) error {
+	p := parser{b: b, slab: st.slab}
+	defer func() { st.slab = p.slab }()
 	raw := func() ([]byte, error) {
 		p.ws()
 		start := p.i
@@ -338,14 +496,14 @@ func decodeTick(b []byte, t *Tick) error {
 			}
 			return p.array(func() error {
 				t.Cgroups = append(t.Cgroups, Cgroup{})
-				return p.cgroup(&t.Cgroups[len(t.Cgroups)-1])
+				return p.cgroup(&t.Cgroups[len(t.Cgroups)-1], st, false)
 			})
 		case "host":
 			if p.peek() == 'n' && p.literal("null") {
 				return nil
 			}
 			t.Host = new(Cgroup)
-			return p.cgroup(t.Host)
+			return p.cgroup(t.Host, st, true)
 		case "t":
 			s, err := p.str()
 			if err != nil {

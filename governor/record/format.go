@@ -7,7 +7,7 @@
 //
 // A recording is a directory of segment files named seg-NNNNNNNN.jsonl.zst
 // (NNNNNNNN increasing). Each segment is a sequence of blocks; each block is
-// a zstd skippable frame (magic 0x184D2A5E, 24 bytes of content: "GVR1",
+// a zstd skippable frame (magic 0x184D2A5E, 24 bytes of content: "GVR2",
 // the length of the data frame that follows, its CRC-32C, the number of
 // ticks in it and the first tick's time in Unix nanoseconds, all
 // little-endian) followed by one ordinary zstd frame (with zstd's own
@@ -17,7 +17,20 @@
 //	zstd -dc seg-00000001.jsonl.zst | jq .
 //
 // shows a segment with common tools. Every block starts with a tick that
-// carries Meta (the host's capabilities), so each block stands alone. The
+// carries Meta (the host's capabilities), so each block stands alone.
+//
+// In a GVR2 block, the first record of a cgroup (of the host) is in full
+// and the later ones of the same id (the host) in the block may be delta
+// records: they carry "m", a bit mask of the positions of Meta.Signals
+// whose value changed (or appeared or disappeared) since that previous
+// record, "v" only those positions' values in order (null: no longer
+// measured), and "p" and "pop" only when they changed. Most of a cgroup's
+// signals hold still from one tick to the next, so this is both smaller
+// and cheaper to write and read. GVR1 blocks (recorders before delta
+// records) are all in full; readers read both, and readers older than
+// GVR2 refuse its blocks by their tag rather than misread them. The
+// Reader returns every cgroup in full. The
+
 // writer never appends to an existing segment: after a crash the last
 // block of the last segment may be torn; readers skip it with a warning.
 package record

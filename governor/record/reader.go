@@ -44,6 +44,7 @@ type Reader struct {
 	blockOff int64
 	stream   bool // NewReader's: br is the only input
 	done     bool
+	state    blockState // the open block's baselines for delta records
 	// Warnings: torn tails skipped (a crash while writing), one line
 	// each with file and offset.
 	Warnings []string
@@ -111,7 +112,10 @@ func (r *Reader) Next() (*Tick, error) {
 	r.lines = r.lines[1:]
 	r.lineNo++
 	t := new(Tick)
-	if err := decodeTick(line, t); err != nil {
+	if r.lineNo == 1 {
+		r.state.reset() // each block stands alone
+	}
+	if err := decodeTickIn(line, t, &r.state); err != nil {
 		return nil, &CorruptError{File: r.name, Offset: r.blockOff, Line: r.lineNo, Why: "bad tick: " + err.Error()}
 	}
 	if t.Time.IsZero() {
@@ -198,7 +202,7 @@ func (r *Reader) readBlock() ([][]byte, error) {
 	if m := binary.LittleEndian.Uint32(hdr[0:]); m != skippableMagic {
 		return nil, bad("not a recording block (magic %#08x, want %#08x)", m, skippableMagic)
 	}
-	if l := binary.LittleEndian.Uint32(hdr[4:]); l != 24 || string(hdr[8:12]) != blockMagic {
+	if l := binary.LittleEndian.Uint32(hdr[4:]); l != 24 || (string(hdr[8:12]) != blockMagic && string(hdr[8:12]) != blockMagicV1) {
 		return nil, bad("unknown block header (length %d, tag %q)", l, hdr[8:12])
 	}
 	zlen := binary.LittleEndian.Uint32(hdr[12:])
