@@ -224,6 +224,11 @@ func (p *parser) value(v *Value) error {
 			return p.errf("not a number: %q", s)
 		}
 	default:
+		if f, n, ok := scanShortNum(p.b[p.i:]); ok {
+			p.i += n
+			*v = Value{f, true}
+			return nil
+		}
 		n, err := p.number()
 		if err != nil {
 			return err
@@ -561,6 +566,25 @@ func decodeTickIn(b []byte, t *Tick, st *blockState) error {
 // |e| <= 22 are both exact, so m*10^e or m/10^e rounds once, exactly as
 // strconv.ParseFloat does (its own fast path). Anything else: ok false.
 func parseShortNum(n []byte) (f float64, ok bool) {
+	f, l, ok := scanShortNum(n)
+	return f, ok && l == len(n)
+}
+
+// scanShortNum is parseShortNum of the number at the start of n, which
+// must end there or before a byte that cannot be part of a number; it
+// returns the number's length.
+func scanShortNum(n []byte) (f float64, l int, ok bool) {
+	f, l, ok = scanNum(n)
+	if ok && l < len(n) {
+		switch c := n[l]; {
+		case c >= '0' && c <= '9', c == '-', c == '+', c == '.', c == 'e', c == 'E':
+			return 0, 0, false
+		}
+	}
+	return f, l, ok
+}
+
+func scanNum(n []byte) (f float64, l int, ok bool) {
 	i, neg := 0, false
 	if i < len(n) && n[i] == '-' {
 		neg = true
@@ -577,7 +601,7 @@ func parseShortNum(n []byte) (f float64, ok bool) {
 		digits++
 	}
 	if i == start || digits > 15 {
-		return 0, false
+		return 0, 0, false
 	}
 	if i < len(n) && n[i] == '.' {
 		i++
@@ -592,7 +616,7 @@ func parseShortNum(n []byte) (f float64, ok bool) {
 			exp--
 		}
 		if i == fs || digits > 15 {
-			return 0, false
+			return 0, 0, false
 		}
 	}
 	if i < len(n) && (n[i] == 'e' || n[i] == 'E') {
@@ -605,20 +629,17 @@ func parseShortNum(n []byte) (f float64, ok bool) {
 		es, e := i, 0
 		for ; i < len(n) && n[i] >= '0' && n[i] <= '9'; i++ {
 			if e > 1000 {
-				return 0, false
+				return 0, 0, false
 			}
 			e = e*10 + int(n[i]-'0')
 		}
 		if i == es {
-			return 0, false
+			return 0, 0, false
 		}
 		if eneg {
 			e = -e
 		}
 		exp += e
-	}
-	if i != len(n) {
-		return 0, false
 	}
 	f = float64(m) // exact: at most 15 digits
 	switch {
@@ -628,10 +649,10 @@ func parseShortNum(n []byte) (f float64, ok bool) {
 	case exp < 0 && exp >= -22:
 		f /= pow10[-exp]
 	default:
-		return 0, false
+		return 0, 0, false
 	}
 	if neg {
 		f = -f
 	}
-	return f, true
+	return f, i, true
 }
