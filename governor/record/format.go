@@ -212,20 +212,21 @@ func appendShortNum(b []byte, f float64) ([]byte, bool) {
 		if f < 0 {
 			b = append(b, '-')
 		}
+		// The digits of m, at least k+1 of them (0.0x), right-aligned.
+		var d [24]byte
+		i, u := len(d), uint64(m)
+		for u > 0 || len(d)-i <= k {
+			i--
+			d[i] = byte('0' + u%10)
+			u /= 10
+		}
 		if k == 0 {
-			return strconv.AppendUint(b, uint64(m), 10), true
+			return append(b, d[i:]...), true
 		}
-		var d [20]byte
-		ds := strconv.AppendUint(d[:0], uint64(m), 10)
-		for len(ds) <= k { // 0.0x: pad to a leading zero
-			ds = append(ds, 0)
-			copy(ds[1:], ds)
-			ds[0] = '0'
-		}
-		ip := len(ds) - k
-		b = append(b, ds[:ip]...)
+		ip := len(d) - k
+		b = append(b, d[i:ip]...)
 		b = append(b, '.')
-		return append(b, ds[ip:]...), true
+		return append(b, d[ip:]...), true
 	}
 	return b, false
 }

@@ -331,9 +331,13 @@ func (r *Recorder) flush() {
 	}
 	ticks, first := r.ticks, r.first
 	r.ticks = 0
-	r.zbuf = r.enc.EncodeAll(r.buf, r.zbuf[:0])
+	// The frame goes after room for the header: one buffer, one write.
+	if cap(r.zbuf) < headerLen {
+		r.zbuf = make([]byte, headerLen, 64<<10)
+	}
+	r.zbuf = r.enc.EncodeAll(r.buf, r.zbuf[:headerLen])
 	r.buf = r.buf[:0]
-	var hdr [headerLen]byte
+	hdr, data := r.zbuf[:headerLen], r.zbuf[headerLen:]
 	binary.LittleEndian.PutUint32(hdr[0:], skippableMagic)
 	binary.LittleEndian.PutUint32(hdr[4:], 24)
 	if r.opt.fullRecords {
@@ -341,11 +345,11 @@ func (r *Recorder) flush() {
 	} else {
 		copy(hdr[8:], blockMagic)
 	}
-	binary.LittleEndian.PutUint32(hdr[12:], uint32(len(r.zbuf)))
-	binary.LittleEndian.PutUint32(hdr[16:], crc32.Checksum(r.zbuf, crcTable))
+	binary.LittleEndian.PutUint32(hdr[12:], uint32(len(data)))
+	binary.LittleEndian.PutUint32(hdr[16:], crc32.Checksum(data, crcTable))
 	binary.LittleEndian.PutUint32(hdr[20:], uint32(ticks))
 	binary.LittleEndian.PutUint64(hdr[24:], uint64(first.UnixNano()))
-	if err := r.write(hdr[:], r.zbuf); err != nil {
+	if err := r.write(r.zbuf); err != nil {
 		if !r.failing {
 			r.log.Warn("flight recorder cannot write; dropping its data until writing works again", "dir", r.opt.Dir, "error", err)
 			r.failing = true
@@ -358,10 +362,10 @@ func (r *Recorder) flush() {
 	}
 }
 
-// write appends one block to the current segment, starting a new segment
+// write appends one block (header and frame) to the current segment, starting a new segment
 // (and removing the oldest ones beyond the size) when it is full.
-func (r *Recorder) write(hdr, data []byte) error {
-	n := int64(len(hdr) + len(data))
+func (r *Recorder) write(block []byte) error {
+	n := int64(len(block))
 	if r.f != nil && r.segSize+n > r.segMax {
 		r.f.Close()
 		r.f = nil
@@ -378,8 +382,7 @@ func (r *Recorder) write(hdr, data []byte) error {
 		r.f, r.segSize = f, 0
 	}
 	// One write: a crash tears at most this block.
-	buf := append(append(make([]byte, 0, n), hdr...), data...)
-	w, err := r.f.Write(buf)
+	w, err := r.f.Write(block)
 	r.segSize += int64(w)
 	if err != nil {
 		// Leave a torn block behind no further blocks: start afresh.
