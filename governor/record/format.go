@@ -186,10 +186,12 @@ var pow10 = [...]float64{1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10,
 // the point when one reads back as exactly f, which is most of what the
 // kernel reports (byte counts, microsecond counters, PSI's two decimals),
 // and is several times cheaper than strconv's shortest formatting. The
-// test: m = f*10^k rounded is an integer below 2^53, so m and 10^k are
-// exact and the reader's correctly rounded m/10^k is this same division;
-// if it gives f back, the digits of m with the point k places from the
-// right parse as f. (Not always the shortest form: it need not be.)
+// test: m = |f|*10^6 rounded is an integer below 2^53, so m and 10^6 are
+// exact and a reader's correctly rounded m/10^6 is this same division;
+// if it gives f back, the digits of m with the point 6 places from the
+// right parse as f, and so do they without m's trailing zeros (the same
+// rational number). Integers are tested first, without the division.
+// (Not always strconv's shortest form: it need not be.)
 func appendShortNum(b []byte, f float64) ([]byte, bool) {
 	if f == 0 {
 		if math.Signbit(f) {
@@ -201,34 +203,37 @@ func appendShortNum(b []byte, f float64) ([]byte, bool) {
 	if a >= 1<<53 || a < 1e-6 {
 		return b, false
 	}
-	for k := 0; k <= 6; k++ {
-		m := math.Round(a * pow10[k])
-		if m >= 1<<53 {
+	k := 0
+	u := uint64(a)
+	if float64(u) != a {
+		m := math.Round(a * 1e6)
+		if m >= 1<<53 || m/1e6 != a {
 			return b, false
 		}
-		if m/pow10[k] != a {
-			continue
-		}
-		if f < 0 {
-			b = append(b, '-')
-		}
-		// The digits of m, at least k+1 of them (0.0x), right-aligned.
-		var d [24]byte
-		i, u := len(d), uint64(m)
-		for u > 0 || len(d)-i <= k {
-			i--
-			d[i] = byte('0' + u%10)
+		u, k = uint64(m), 6
+		for u%10 == 0 && k > 0 {
 			u /= 10
+			k--
 		}
-		if k == 0 {
-			return append(b, d[i:]...), true
-		}
-		ip := len(d) - k
-		b = append(b, d[i:ip]...)
-		b = append(b, '.')
-		return append(b, d[ip:]...), true
 	}
-	return b, false
+	if f < 0 {
+		b = append(b, '-')
+	}
+	// The digits of u, at least k+1 of them (0.0x), right-aligned.
+	var d [24]byte
+	i := len(d)
+	for u > 0 || len(d)-i <= k {
+		i--
+		d[i] = byte('0' + u%10)
+		u /= 10
+	}
+	if k == 0 {
+		return append(b, d[i:]...), true
+	}
+	ip := len(d) - k
+	b = append(b, d[i:ip]...)
+	b = append(b, '.')
+	return append(b, d[ip:]...), true
 }
 
 // Controller is a controller's trigger state at a tick.

@@ -61,3 +61,14 @@ func FuzzParseShortNum(f *testing.F) {
 		}
 	})
 }
+
+func FuzzAppendNum(f *testing.F) {
+	f.Add(0.37)
+	f.Fuzz(func(t *testing.T, x float64) {
+		b := appendNum(nil, x)
+		var v Value
+		if err := v.UnmarshalJSON(b); err != nil || math.Float64bits(v.V) != math.Float64bits(x) && !(math.IsNaN(x) && math.IsNaN(v.V)) {
+			t.Fatalf("%v written %s read %v %v", x, b, v.V, err)
+		}
+	})
+}
