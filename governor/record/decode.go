@@ -1,6 +1,7 @@
 package record
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"math"
@@ -130,7 +131,7 @@ func (p *parser) object(field func(key string) error) error {
 		return nil
 	}
 	for {
-		key, err := p.str()
+		key, err := p.key()
 		if err != nil {
 			return err
 		}
@@ -150,6 +151,42 @@ func (p *parser) object(field func(key string) error) error {
 			return p.errf("want ',' or '}'")
 		}
 	}
+}
+
+// key is str for an object's key: the recording's own keys without
+// allocating a string for each.
+func (p *parser) key() (string, error) {
+	if p.peek() == '"' {
+		if j := bytes.IndexByte(p.b[p.i+1:], '"'); j >= 0 {
+			k := p.b[p.i+1 : p.i+1+j]
+			var s string
+			switch string(k) { // no allocation: the compiler compares in place
+			case "id":
+				s = "id"
+			case "m":
+				s = "m"
+			case "v":
+				s = "v"
+			case "p":
+				s = "p"
+			case "pop":
+				s = "pop"
+			case "t":
+				s = "t"
+			case "seq":
+				s = "seq"
+			case "cg":
+				s = "cg"
+			case "host":
+				s = "host"
+			}
+			if s != "" {
+				p.i += j + 2
+				return s, nil
+			}
+		}
+	}
+	return p.str()
 }
 
 func (p *parser) str() (string, error) {
@@ -425,10 +462,26 @@ func (p *parser) values(vals []Value) ([]Value, error) {
 		return vals, nil
 	}
 	for {
+		// The usual value, a number right there, without the general
+		// path's calls.
+		if p.i < len(p.b) {
+			if c := p.b[p.i]; c >= '0' && c <= '9' || c == '-' {
+				if f, n, ok := scanShortNum(p.b[p.i:]); ok {
+					p.i += n
+					vals = append(vals, Value{f, true})
+					if p.i < len(p.b) && p.b[p.i] == ',' {
+						p.i++
+						continue
+					}
+					goto sep
+				}
+			}
+		}
 		vals = append(vals, Value{})
 		if err := p.value(&vals[len(vals)-1]); err != nil {
 			return vals, err
 		}
+	sep:
 		switch p.peek() {
 		case ',':
 			p.i++
