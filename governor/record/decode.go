@@ -294,10 +294,12 @@ type baseline struct {
 // refer to the same id's previous record in the same block (the host to
 // the previous host).
 type blockState struct {
-	slab    []Value // where the values of the next ticks go
-	cg      map[uint64]baseline
-	host    baseline
-	hostSet bool
+	slab []Value // where the values of the next ticks go
+	// lastCgroups: how many the last tick had (the next likely as many)
+	lastCgroups int
+	cg          map[uint64]baseline
+	host        baseline
+	hostSet     bool
 }
 
 func (s *blockState) reset() {
@@ -552,6 +554,10 @@ func decodeTickIn(b []byte, t *Tick, st *blockState) error {
 			if p.peek() == 'n' && p.literal("null") {
 				return nil
 			}
+			if t.Cgroups == nil && st.lastCgroups > 0 {
+				t.Cgroups = make([]Cgroup, 0, st.lastCgroups)
+			}
+			defer func() { st.lastCgroups = len(t.Cgroups) }()
 			return p.array(func() error {
 				t.Cgroups = append(t.Cgroups, Cgroup{})
 				return p.cgroup(&t.Cgroups[len(t.Cgroups)-1], st, false)
