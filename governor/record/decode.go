@@ -297,6 +297,7 @@ type blockState struct {
 	slab []Value // where the values of the next ticks go
 	// lastCgroups: how many the last tick had (the next likely as many)
 	lastCgroups int
+	noDelta     bool // a line on its own (decodeTick): no deltas
 	cg          map[uint64]baseline
 	host        baseline
 	hostSet     bool
@@ -393,7 +394,7 @@ func (p *parser) cgroup(c *Cgroup, st *blockState, host bool) error {
 	}
 	// A delta: the baseline, with the positions of mask's bits set to
 	// vals in order.
-	if st == nil {
+	if st == nil || st.noDelta {
 		return p.errf("delta record of cgroup %d outside a block", c.ID)
 	}
 	var b baseline
@@ -530,8 +531,10 @@ func (p *parser) skip(depth int) error {
 
 // decodeTick parses one line: the cgroups by hand, the small rest with
 // encoding/json.
+// A delta record is an error here: its meaning depends on the block
+// (read blocks with a Reader).
 func decodeTick(b []byte, t *Tick) error {
-	var st blockState
+	st := blockState{noDelta: true}
 	st.reset()
 	return decodeTickIn(b, t, &st)
 }

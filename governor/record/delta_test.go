@@ -117,7 +117,7 @@ func TestDeltaReadsAsFull(t *testing.T) {
 }
 
 // A delta record with nothing to be a delta against, or whose mask and
-// values disagree, is a clear error.
+// values disagree, is a clear error; so is one in a line read on its own.
 func TestDeltaErrors(t *testing.T) {
 	for _, line := range []string{
 		`{"t":"2026-01-01T00:00:00Z","cg":[{"id":1,"m":0}]}`,
@@ -125,13 +125,20 @@ func TestDeltaErrors(t *testing.T) {
 		`{"t":"2026-01-01T00:00:00Z","host":{"id":1,"m":1,"v":[1]}}`,
 	} {
 		var tk Tick
-		if err := decodeTick([]byte(line), &tk); err == nil {
+		var st blockState
+		st.reset()
+		if err := decodeTickIn([]byte(line), &tk, &st); err == nil {
 			t.Errorf("%s: no error", line)
 		}
 	}
 	var tk Tick
-	if err := decodeTick([]byte(`{"t":"2026-01-01T00:00:00Z","cg":[{"id":1,"p":"a","pop":true,"v":[1,2,3]},{"id":1,"m":5,"pop":false,"v":[null,7]}]}`), &tk); err != nil {
+	var st blockState
+	st.reset()
+	if err := decodeTickIn([]byte(`{"t":"2026-01-01T00:00:00Z","cg":[{"id":1,"p":"a","pop":true,"v":[1,2,3]},{"id":1,"m":5,"pop":false,"v":[null,7]}]}`), &tk, &st); err != nil {
 		t.Fatal(err)
+	}
+	if err := decodeTick([]byte(`{"t":"2026-01-01T00:00:00Z","cg":[{"id":1,"p":"a"},{"id":1,"m":0}]}`), new(Tick)); err == nil {
+		t.Error("decodeTick took a delta record")
 	}
 	if c := tk.Cgroups[1]; c.Path != "a" || c.Populated || !reflect.DeepEqual(c.Values, []Value{{}, {2, true}, {7, true}}) {
 		t.Errorf("delta applied as %+v", c)

@@ -119,6 +119,9 @@ func (r *Reader) Next() (*Tick, error) {
 		r.state.reset() // each block stands alone
 	}
 	if err := decodeTickIn(line, t, &r.state); err != nil {
+		// The block's baselines are now in doubt: its later delta
+		// records are errors too, not values applied to the wrong base.
+		r.state.reset()
 		return nil, &CorruptError{File: r.name, Offset: r.blockOff, Line: r.lineNo, Why: "bad tick: " + err.Error()}
 	}
 	if t.Time.IsZero() {
