@@ -7,6 +7,7 @@ import (
 	"math"
 	"math/bits"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -186,8 +187,22 @@ func (p *parser) key() (string, error) {
 			}
 		}
 	}
-	return p.str()
+	k, err := p.str()
+	if err != nil {
+		return k, err
+	}
+	// encoding/json matches a key to a field case-insensitively; so do
+	// we (no writer writes such keys, but a reader should not read a line
+	// otherwise than encoding/json).
+	for _, known := range knownKeys {
+		if strings.EqualFold(k, known) {
+			return known, nil
+		}
+	}
+	return k, nil
 }
+
+var knownKeys = []string{"id", "m", "v", "p", "pop", "t", "seq", "cg", "host", "meta", "ctl", "rd", "fx", "act", "mem"}
 
 func (p *parser) str() (string, error) {
 	if p.peek() != '"' {
@@ -554,7 +569,9 @@ func decodeTickIn(b []byte, t *Tick, st *blockState) error {
 	err := p.object(func(key string) error {
 		switch key {
 		case "cg":
+			t.Cgroups = t.Cgroups[:0] // a repeated key: the last wins, as in encoding/json
 			if p.peek() == 'n' && p.literal("null") {
+				t.Cgroups = nil
 				return nil
 			}
 			if t.Cgroups == nil && st.lastCgroups > 0 {
@@ -567,6 +584,7 @@ func decodeTickIn(b []byte, t *Tick, st *blockState) error {
 			})
 		case "host":
 			if p.peek() == 'n' && p.literal("null") {
+				t.Host = nil
 				return nil
 			}
 			t.Host = new(Cgroup)
