@@ -51,8 +51,10 @@ func Replay(ctx context.Context, path string, opt ReplayOptions) (*ReplayResult,
 		opt.Logger = hclog.NewNullLogger()
 	}
 	// Decompressing and decoding run on their own goroutine, ahead of
-	// the Steps (a replay has little else to do with a second core).
-	ticks := make(chan readResult, 256)
+	// the Steps (a replay has little else to do with a second core). A
+	// few ticks ahead are enough to smooth a block's decompression, and
+	// a tick of 10,000 cgroups is megabytes.
+	ticks := make(chan readResult, 16)
 	stop := make(chan struct{})
 	readerDone := make(chan struct{})
 	go func() {
