@@ -124,7 +124,8 @@ FUZZ_TARGETS = \
 	./policies:FuzzLoadSource ./policies:FuzzLoadSourceInvariants \
 	./policies:FuzzCheckShape ./policies:FuzzPolicyStep \
 	./governor:FuzzRecoverState \
-	./governor/record:FuzzReader ./governor/record:FuzzDecodeTick
+	./governor/record:FuzzReader ./governor/record:FuzzDecodeTick \
+	./governor/record:FuzzParseShortNum ./governor/record:FuzzAppendNum
 
 fuzz:
 	@set -e; log=$$(mktemp); trap 'rm -f "$$log"' EXIT; \

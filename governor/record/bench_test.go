@@ -24,6 +24,9 @@ type noisySource struct {
 	host      governor.Sample
 	cgs       []governor.Sample
 	busyEvery int
+	// serveIdle: the idle cgroups are in the snapshot too (as a real
+	// host's are); without it only the busy ones are.
+	serveIdle bool
 }
 
 func newNoisySource(n, busyEvery int) *noisySource {
@@ -93,6 +96,9 @@ func (s *noisySource) Sample(_ context.Context, snap *governor.Snapshot) error {
 	for i := range s.cgs {
 		if i%s.busyEvery != 0 {
 			idle(&s.cgs[i])
+			if s.serveIdle {
+				snap.Cgroups = append(snap.Cgroups, &s.cgs[i])
+			}
 			continue
 		}
 		fill(&s.cgs[i])
@@ -102,9 +108,13 @@ func (s *noisySource) Sample(_ context.Context, snap *governor.Snapshot) error {
 }
 
 func benchLoop(b *testing.B, n, busyEvery int, dir string) (*governor.Loop, *clock, *Recorder) {
+	return benchLoopSrc(b, newNoisySource(n, busyEvery), dir)
+}
+
+func benchLoopSrc(b *testing.B, src governor.Source, dir string) (*governor.Loop, *clock, *Recorder) {
 	clk := &clock{t: time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC)}
 	act := &memKnobs{vals: map[memKey]int64{}}
-	cfg := governor.Config{Policy: defaultPolicy(b, nil), Sources: []governor.Source{newNoisySource(n, busyEvery)}, Actuator: act, Clock: clk, Caps: testCaps, NumCPU: 4}
+	cfg := governor.Config{Policy: defaultPolicy(b, nil), Sources: []governor.Source{src}, Actuator: act, Clock: clk, Caps: testCaps, NumCPU: 4}
 	var rec *Recorder
 	if dir != "" {
 		var err error
@@ -217,4 +227,61 @@ func BenchmarkAppendCgroup(b *testing.B) {
 	for b.Loop() {
 		buf = appendCgroup(buf[:0], s)
 	}
+}
+
+// BenchmarkServeIdle is BenchmarkStep and BenchmarkRecordSize (one in
+// five busy) with the idle cgroups in the snapshot as well, as a real
+// host's are: BenchmarkStep and BenchmarkRecordSize leave them out, so
+// they record only the busy fifth.
+func BenchmarkServeIdle(b *testing.B) {
+	src := func(n int) *noisySource {
+		s := newNoisySource(n, 5)
+		s.serveIdle = true
+		return s
+	}
+	for _, n := range []int{100, 1000} {
+		for _, on := range []bool{false, true} {
+			b.Run(fmt.Sprintf("cgroups=%d/record=%v", n, on), func(b *testing.B) {
+				dir := ""
+				if on {
+					dir = b.TempDir()
+				}
+				l, clk, rec := benchLoopSrc(b, src(n), dir)
+				ctx := context.Background()
+				b.ReportAllocs()
+				for b.Loop() {
+					clk.t = clk.t.Add(time.Second)
+					if err := l.Step(ctx); err != nil {
+						b.Fatal(err)
+					}
+				}
+				if rec != nil {
+					rec.Close()
+				}
+			})
+		}
+	}
+	b.Run("size/cgroups=100", func(b *testing.B) {
+		const ticks = 3600
+		for b.Loop() {
+			dir := b.TempDir()
+			l, clk, rec := benchLoopSrc(b, src(100), dir)
+			for i := 0; i < ticks; i++ {
+				clk.t = clk.t.Add(time.Second)
+				if err := l.Step(context.Background()); err != nil {
+					b.Fatal(err)
+				}
+			}
+			rec.Close()
+			segs, _ := segments(dir)
+			var total int64
+			for _, s := range segs {
+				total += s.size
+			}
+			perTick := float64(total) / ticks
+			b.ReportMetric(perTick, "bytes/tick")
+			b.ReportMetric(float64(DefaultSize)/perTick/3600, "hours/256MiB")
+			os.RemoveAll(dir)
+		}
+	})
 }

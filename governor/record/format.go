@@ -7,7 +7,7 @@
 //
 // A recording is a directory of segment files named seg-NNNNNNNN.jsonl.zst
 // (NNNNNNNN increasing). Each segment is a sequence of blocks; each block is
-// a zstd skippable frame (magic 0x184D2A5E, 24 bytes of content: "GVR1",
+// a zstd skippable frame (magic 0x184D2A5E, 24 bytes of content: "GVR2",
 // the length of the data frame that follows, its CRC-32C, the number of
 // ticks in it and the first tick's time in Unix nanoseconds, all
 // little-endian) followed by one ordinary zstd frame (with zstd's own
@@ -17,7 +17,20 @@
 //	zstd -dc seg-00000001.jsonl.zst | jq .
 //
 // shows a segment with common tools. Every block starts with a tick that
-// carries Meta (the host's capabilities), so each block stands alone. The
+// carries Meta (the host's capabilities), so each block stands alone.
+//
+// In a GVR2 block, the first record of a cgroup (of the host) is in full
+// and the later ones of the same id (the host) in the block may be delta
+// records: they carry "m", a bit mask of the positions of Meta.Signals
+// whose value changed (or appeared or disappeared) since that previous
+// record, "v" only those positions' values in order (null: no longer
+// measured), and "p" and "pop" only when they changed. Most of a cgroup's
+// signals hold still from one tick to the next, so this is both smaller
+// and cheaper to write and read. GVR1 blocks (recorders before delta
+// records) are all in full; readers read both, and readers older than
+// GVR2 refuse its blocks by their tag rather than misread them. The
+// Reader returns every cgroup in full. The
+
 // writer never appends to an existing segment: after a crash the last
 // block of the last segment may be torn; readers skip it with a warning.
 package record
@@ -192,7 +205,68 @@ func appendNum(b []byte, f float64) []byte {
 	case math.IsInf(f, -1):
 		return append(b, `"-Inf"`...)
 	}
+	if b2, ok := appendShortNum(b, f); ok {
+		return b2
+	}
 	return strconv.AppendFloat(b, f, 'g', -1, 64)
+}
+
+// pow10 holds the powers of ten a float64 has exactly.
+var pow10 = [...]float64{1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10,
+	1e11, 1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22}
+
+// appendShortNum writes f as a plain decimal with at most 6 digits after
+// the point when one reads back as exactly f, which is most of what the
+// kernel reports (byte counts, microsecond counters, PSI's two decimals),
+// and is several times cheaper than strconv's shortest formatting. The
+// test: m = |f|*10^6 rounded is an integer below 2^53, so m and 10^6 are
+// exact and a reader's correctly rounded m/10^6 is this same division;
+// if it gives f back, the digits of m with the point 6 places from the
+// right parse as f, and so do they without m's trailing zeros (the same
+// rational number). Integers are tested first, without the division.
+// (Not always strconv's shortest form: it need not be.)
+func appendShortNum(b []byte, f float64) ([]byte, bool) {
+	if f == 0 {
+		if math.Signbit(f) {
+			return b, false
+		}
+		return append(b, '0'), true
+	}
+	a := math.Abs(f)
+	if a >= 1<<53 || a < 1e-6 {
+		return b, false
+	}
+	k := 0
+	u := uint64(a)
+	if float64(u) != a {
+		m := math.Round(a * 1e6)
+		if m >= 1<<53 || m/1e6 != a {
+			return b, false
+		}
+		u, k = uint64(m), 6
+		for u%10 == 0 && k > 0 {
+			u /= 10
+			k--
+		}
+	}
+	if f < 0 {
+		b = append(b, '-')
+	}
+	// The digits of u, at least k+1 of them (0.0x), right-aligned.
+	var d [24]byte
+	i := len(d)
+	for u > 0 || len(d)-i <= k {
+		i--
+		d[i] = byte('0' + u%10)
+		u /= 10
+	}
+	if k == 0 {
+		return append(b, d[i:]...), true
+	}
+	ip := len(d) - k
+	b = append(b, d[i:ip]...)
+	b = append(b, '.')
+	return append(b, d[ip:]...), true
 }
 
 // Controller is a controller's trigger state at a tick.
@@ -344,17 +418,23 @@ func appendCgroup(b []byte, s *governor.Sample) []byte {
 		}
 		b = append(b, ']')
 	}
-	if len(s.PreemptedBy) > 0 {
-		b = append(b, `,"by":[`...)
-		for i, p := range s.PreemptedBy {
-			if i > 0 {
-				b = append(b, ',')
-			}
-			b = appendPreemptor(b, uint64(p.Cgroup), p.PerSecond)
-		}
-		b = append(b, ']')
+	return append(appendBy(b, s), '}')
+}
+
+// appendBy appends s's preemptors as "by", if any. They are the tick's
+// own (not a level), so a delta record carries them whole too.
+func appendBy(b []byte, s *governor.Sample) []byte {
+	if len(s.PreemptedBy) == 0 {
+		return b
 	}
-	return append(b, '}')
+	b = append(b, `,"by":[`...)
+	for i, p := range s.PreemptedBy {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = appendPreemptor(b, uint64(p.Cgroup), p.PerSecond)
+	}
+	return append(b, ']')
 }
 
 // appendString appends s as a JSON string; cgroup paths are nearly always

@@ -44,6 +44,10 @@ type Reader struct {
 	blockOff int64
 	stream   bool // NewReader's: br is the only input
 	done     bool
+	state    blockState // the open block's baselines for delta records
+	zb       bytes.Buffer
+	raw      []byte
+	lineBuf  [][]byte
 	// Warnings: torn tails skipped (a crash while writing), one line
 	// each with file and offset.
 	Warnings []string
@@ -111,7 +115,13 @@ func (r *Reader) Next() (*Tick, error) {
 	r.lines = r.lines[1:]
 	r.lineNo++
 	t := new(Tick)
-	if err := decodeTick(line, t); err != nil {
+	if r.lineNo == 1 {
+		r.state.reset() // each block stands alone
+	}
+	if err := decodeTickIn(line, t, &r.state); err != nil {
+		// The block's baselines are now in doubt: its later delta
+		// records are errors too, not values applied to the wrong base.
+		r.state.reset()
 		return nil, &CorruptError{File: r.name, Offset: r.blockOff, Line: r.lineNo, Why: "bad tick: " + err.Error()}
 	}
 	if t.Time.IsZero() {
@@ -198,7 +208,7 @@ func (r *Reader) readBlock() ([][]byte, error) {
 	if m := binary.LittleEndian.Uint32(hdr[0:]); m != skippableMagic {
 		return nil, bad("not a recording block (magic %#08x, want %#08x)", m, skippableMagic)
 	}
-	if l := binary.LittleEndian.Uint32(hdr[4:]); l != 24 || string(hdr[8:12]) != blockMagic {
+	if l := binary.LittleEndian.Uint32(hdr[4:]); l != 24 || (string(hdr[8:12]) != blockMagic && string(hdr[8:12]) != blockMagicV1) {
 		return nil, bad("unknown block header (length %d, tag %q)", l, hdr[8:12])
 	}
 	zlen := binary.LittleEndian.Uint32(hdr[12:])
@@ -208,8 +218,17 @@ func (r *Reader) readBlock() ([][]byte, error) {
 	}
 	// Read what is there, not what the header claims: a hostile length
 	// costs no more memory than the file has bytes.
-	var zb bytes.Buffer
-	m, err := io.CopyN(&zb, r.br, int64(zlen))
+	// Buffers are reused from block to block, but not the size a
+	// hostile or odd block made them.
+	if r.zb.Cap() > 16<<20 {
+		r.zb = bytes.Buffer{}
+	}
+	if cap(r.raw) > 16<<20 {
+		r.raw = nil
+	}
+	zb := &r.zb // nothing decoded refers to it
+	zb.Reset()
+	m, err := io.CopyN(zb, r.br, int64(zlen))
 	r.off += m
 	if err == io.EOF {
 		return nil, r.torn(start, fmt.Sprintf("block of %d bytes, %d present", zlen, m))
@@ -221,17 +240,27 @@ func (r *Reader) readBlock() ([][]byte, error) {
 	if got := crc32.Checksum(data, crcTable); got != sum {
 		return nil, bad("block checksum mismatch (crc32c %#08x, header says %#08x)", got, sum)
 	}
-	raw, err := r.dec.DecodeAll(data, nil)
+	// r.raw is reused too: ticks copy what they keep from their line,
+	// and a block's lines are all read before the next block is.
+	raw, err := r.dec.DecodeAll(data, r.raw[:0])
 	if err != nil {
 		return nil, bad("block does not decompress: %v", err)
 	}
+	r.raw = raw
 	r.blockOff = start
-	var lines [][]byte
-	for _, l := range bytes.Split(raw, []byte{'\n'}) {
+	lines := r.lineBuf[:0]
+	for rest := raw; len(rest) > 0; {
+		l := rest
+		if i := bytes.IndexByte(rest, '\n'); i >= 0 {
+			l, rest = rest[:i], rest[i+1:]
+		} else {
+			rest = nil
+		}
 		if len(bytes.TrimSpace(l)) > 0 {
 			lines = append(lines, l)
 		}
 	}
+	r.lineBuf = lines
 	return lines, nil
 }
 

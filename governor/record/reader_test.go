@@ -143,7 +143,7 @@ func le32(b []byte) uint32 {
 // is left reads as a contiguous run of the newest ticks.
 func TestRingBounded(t *testing.T) {
 	dir := t.TempDir()
-	const size = 1 << 20
+	const size = 1 << 19 // 1500 ticks take more (delta records: 0.75 MB)
 	recordRun(t, dir, defaultPolicy(t, nil), newScenario(50), 1500, Options{Size: size, BlockTicks: 10})
 	segs, _ := segments(dir)
 	var total int64

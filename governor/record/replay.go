@@ -50,11 +50,49 @@ func Replay(ctx context.Context, path string, opt ReplayOptions) (*ReplayResult,
 	if opt.Logger == nil {
 		opt.Logger = hclog.NewNullLogger()
 	}
-	p := &player{rd: rd, from: opt.From, to: opt.To, res: &ReplayResult{}}
+	// Decompressing and decoding run on their own goroutine, ahead of
+	// the Steps (a replay has little else to do with a second core). A
+	// few ticks ahead are enough to smooth a block's decompression, and
+	// a tick of 10,000 cgroups is megabytes.
+	ticks := make(chan readResult, 16)
+	stop := make(chan struct{})
+	readerDone := make(chan struct{})
+	go func() {
+		defer close(readerDone)
+		defer close(ticks)
+		for {
+			t, err := rd.Next()
+			select {
+			case ticks <- readResult{t, err}:
+			case <-stop:
+				return
+			}
+			if err != nil {
+				return
+			}
+		}
+	}()
+	stopped := false
+	finish := func() { // before rd.Close, and before reading rd.Warnings
+		if !stopped {
+			close(stop)
+			stopped = true
+		}
+		<-readerDone
+	}
+	defer finish()
+	p := &player{next: func() (*Tick, error) {
+		r, ok := <-ticks
+		if !ok {
+			return nil, io.EOF
+		}
+		return r.t, r.err
+	}, from: opt.From, to: opt.To, res: &ReplayResult{}}
 	p.act = newMemActuator(p)
 	// The first tick in range carries (or follows) the host's Meta.
 	if err := p.advance(); err != nil {
 		if err == io.EOF {
+			finish()
 			p.res.Warnings = rd.Warnings
 			return p.res, nil
 		}
@@ -104,15 +142,21 @@ func Replay(ctx context.Context, path string, opt ReplayOptions) (*ReplayResult,
 			return nil, err
 		}
 	}
+	finish()
 	p.res.Warnings = rd.Warnings
 	p.res.Missing = p.act.sortedNotes(p.act.missing)
 	p.res.Unsupported = p.act.sortedNotes(p.act.unsupported)
 	return p.res, nil
 }
 
+type readResult struct {
+	t   *Tick
+	err error
+}
+
 // player feeds recorded ticks to a Loop: it is its Source and Clock.
 type player struct {
-	rd       *Reader
+	next     func() (*Tick, error)
 	from, to time.Time
 	cur      *Tick
 	meta     *Meta
@@ -126,7 +170,7 @@ type player struct {
 // advance moves to the next tick in range; io.EOF past the last.
 func (p *player) advance() error {
 	for {
-		t, err := p.rd.Next()
+		t, err := p.next()
 		if err != nil {
 			return err
 		}

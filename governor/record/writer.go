@@ -7,6 +7,8 @@ import (
 	"errors"
 	"fmt"
 	"hash/crc32"
+	"math"
+	"math/bits"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -33,10 +35,15 @@ const (
 
 const (
 	skippableMagic = 0x184D2A5E
-	blockMagic     = "GVR1"
-	headerLen      = 8 + 24
-	segPrefix      = "seg-"
-	segSuffix      = ".jsonl.zst"
+	// blockMagic tags the blocks this writer writes: GVR2 blocks may
+	// hold delta records (see format.go); GVR1 blocks (before) never do.
+	// A reader older than GVR2 refuses GVR2 blocks rather than misread
+	// them.
+	blockMagic   = "GVR2"
+	blockMagicV1 = "GVR1"
+	headerLen    = 8 + 24
+	segPrefix    = "seg-"
+	segSuffix    = ".jsonl.zst"
 	// maxFrame bounds a block's compressed and uncompressed size (a
 	// reader refuses more: hostile input must not make it allocate
 	// without bound).
@@ -53,6 +60,9 @@ type Options struct {
 	BlockTicks int
 	Meta       Meta
 	Logger     hclog.Logger
+	// fullRecords writes GVR1 blocks, every cgroup in full (tests:
+	// what older recorders wrote).
+	fullRecords bool
 }
 
 // Recorder is a governor.Recorder writing the on-disk ring. Write errors
@@ -78,6 +88,16 @@ type Recorder struct {
 	failing bool
 	zbuf    []byte
 	ctlBuf  []Controller
+	// prev: each cgroup as last written (gen: in which block), what
+	// delta records are against; prevHost the host's.
+	prev     map[uint64]*prevSample
+	prevHost prevSample
+	gen      uint64
+}
+
+type prevSample struct {
+	gen uint64
+	s   governor.Sample
 }
 
 // Open prepares a recorder in opt.Dir (created 0700). It writes nothing
@@ -104,7 +124,7 @@ func Open(opt Options) (*Recorder, error) {
 	if err != nil {
 		return nil, err
 	}
-	r := &Recorder{opt: opt, log: opt.Logger, enc: enc, segMax: max(opt.Size/16, 64<<10)}
+	r := &Recorder{opt: opt, log: opt.Logger, enc: enc, segMax: max(opt.Size/16, 64<<10), prev: map[uint64]*prevSample{}}
 	if len(segs) > 0 {
 		r.seq = segs[len(segs)-1].n
 	}
@@ -166,6 +186,7 @@ func (r *Recorder) Tick(t *governor.TickRecord) {
 	b := r.buf
 	if r.ticks == 0 {
 		r.first = t.Time
+		r.newBlock()
 	}
 	b = append(b, `{"t":`...)
 	b = t.Time.UTC().AppendFormat(append(b, '"'), time.RFC3339Nano)
@@ -176,14 +197,19 @@ func (r *Recorder) Tick(t *governor.TickRecord) {
 		b = append(append(b, `,"meta":`...), m...)
 	}
 	if h := t.Snap.Host; h != nil {
-		b = appendCgroup(append(b, `,"host":`...), h)
+		b = r.appendSample(append(b, `,"host":`...), h, &r.prevHost)
 	}
 	b = append(b, `,"cg":[`...)
 	for i, c := range t.Snap.Cgroups {
 		if i > 0 {
 			b = append(b, ',')
 		}
-		b = appendCgroup(b, c)
+		p := r.prev[uint64(c.ID)]
+		if p == nil {
+			p = new(prevSample)
+			r.prev[uint64(c.ID)] = p
+		}
+		b = r.appendSample(b, c, p)
 	}
 	b = append(b, ']')
 	r.ctlBuf = r.ctlBuf[:0]
@@ -209,6 +235,73 @@ func (r *Recorder) Tick(t *governor.TickRecord) {
 	if r.ticks >= r.opt.BlockTicks || len(r.buf) >= maxFrame/2 {
 		r.flush()
 	}
+}
+
+// newBlock starts a block's delta state: the first record of each
+// cgroup in a block is in full. Cgroups not seen in the last block are
+// forgotten.
+func (r *Recorder) newBlock() {
+	for id, p := range r.prev {
+		if p.gen != r.gen {
+			delete(r.prev, id)
+		}
+	}
+	r.gen++
+}
+
+// appendSample writes s in full if p (what was last written for it) is
+// from an earlier block, else as a delta against p; and keeps s in p.
+func (r *Recorder) appendSample(b []byte, s *governor.Sample, p *prevSample) []byte {
+	if p.gen != r.gen || r.opt.fullRecords || governor.NumSignals > maxDeltaSignals {
+		b = appendCgroup(b, s)
+	} else {
+		b = appendDelta(b, s, &p.s)
+	}
+	p.gen = r.gen
+	p.s.Ref, p.s.Populated, p.s.Has, p.s.Values = s.Ref, s.Populated, s.Has, s.Values
+	return b
+}
+
+// appendDelta writes s as a delta record against prev: "m" has a bit
+// for each position whose value changed (a change of presence too), "v"
+// the new values of those positions in order (null: no longer
+// measured); "p" and "pop" only when they changed.
+func appendDelta(b []byte, s, prev *governor.Sample) []byte {
+	var mask uint64
+	for sig := governor.Signal(0); sig < governor.NumSignals; sig++ {
+		h := s.Has.Has(sig)
+		if h != prev.Has.Has(sig) || h && math.Float64bits(s.Values[sig]) != math.Float64bits(prev.Values[sig]) {
+			mask |= 1 << sig
+		}
+	}
+	b = append(b, `{"id":`...)
+	b = strconv.AppendUint(b, uint64(s.ID), 10)
+	b = append(b, `,"m":`...)
+	b = strconv.AppendUint(b, mask, 10)
+	if s.Path != prev.Path {
+		b = appendString(append(b, `,"p":`...), s.Path)
+	}
+	if s.Populated != prev.Populated {
+		b = strconv.AppendBool(append(b, `,"pop":`...), s.Populated)
+	}
+	if mask != 0 {
+		b = append(b, `,"v":[`...)
+		first := true
+		for m := mask; m != 0; m &= m - 1 {
+			if !first {
+				b = append(b, ',')
+			}
+			first = false
+			sig := governor.Signal(bits.TrailingZeros64(m))
+			if v, ok := s.Get(sig); ok {
+				b = appendNum(b, v)
+			} else {
+				b = append(b, "null"...)
+			}
+		}
+		b = append(b, ']')
+	}
+	return append(appendBy(b, s), '}')
 }
 
 func appendJSON[T any](b []byte, key string, v []T) []byte {
@@ -238,17 +331,25 @@ func (r *Recorder) flush() {
 	}
 	ticks, first := r.ticks, r.first
 	r.ticks = 0
-	r.zbuf = r.enc.EncodeAll(r.buf, r.zbuf[:0])
+	// The frame goes after room for the header: one buffer, one write.
+	if cap(r.zbuf) < headerLen {
+		r.zbuf = make([]byte, headerLen, 64<<10)
+	}
+	r.zbuf = r.enc.EncodeAll(r.buf, r.zbuf[:headerLen])
 	r.buf = r.buf[:0]
-	var hdr [headerLen]byte
+	hdr, data := r.zbuf[:headerLen], r.zbuf[headerLen:]
 	binary.LittleEndian.PutUint32(hdr[0:], skippableMagic)
 	binary.LittleEndian.PutUint32(hdr[4:], 24)
-	copy(hdr[8:], blockMagic)
-	binary.LittleEndian.PutUint32(hdr[12:], uint32(len(r.zbuf)))
-	binary.LittleEndian.PutUint32(hdr[16:], crc32.Checksum(r.zbuf, crcTable))
+	if r.opt.fullRecords {
+		copy(hdr[8:], blockMagicV1)
+	} else {
+		copy(hdr[8:], blockMagic)
+	}
+	binary.LittleEndian.PutUint32(hdr[12:], uint32(len(data)))
+	binary.LittleEndian.PutUint32(hdr[16:], crc32.Checksum(data, crcTable))
 	binary.LittleEndian.PutUint32(hdr[20:], uint32(ticks))
 	binary.LittleEndian.PutUint64(hdr[24:], uint64(first.UnixNano()))
-	if err := r.write(hdr[:], r.zbuf); err != nil {
+	if err := r.write(r.zbuf); err != nil {
 		if !r.failing {
 			r.log.Warn("flight recorder cannot write; dropping its data until writing works again", "dir", r.opt.Dir, "error", err)
 			r.failing = true
@@ -261,10 +362,10 @@ func (r *Recorder) flush() {
 	}
 }
 
-// write appends one block to the current segment, starting a new segment
+// write appends one block (header and frame) to the current segment, starting a new segment
 // (and removing the oldest ones beyond the size) when it is full.
-func (r *Recorder) write(hdr, data []byte) error {
-	n := int64(len(hdr) + len(data))
+func (r *Recorder) write(block []byte) error {
+	n := int64(len(block))
 	if r.f != nil && r.segSize+n > r.segMax {
 		r.f.Close()
 		r.f = nil
@@ -281,8 +382,7 @@ func (r *Recorder) write(hdr, data []byte) error {
 		r.f, r.segSize = f, 0
 	}
 	// One write: a crash tears at most this block.
-	buf := append(append(make([]byte, 0, n), hdr...), data...)
-	w, err := r.f.Write(buf)
+	w, err := r.f.Write(block)
 	r.segSize += int64(w)
 	if err != nil {
 		// Leave a torn block behind no further blocks: start afresh.
