@@ -62,6 +62,11 @@ protect "critical-memory" {
 # services wait less than 2% for 30 s, give it back step by step.
 suppress "services-first" {
   target = "batch"
+  # With the BPF sensor, squeeze only the jobs that took the services' CPU,
+  # each in proportion to its share (policies/REFERENCE.md, "Blame").
+  # Leave it off while an io condition below should squeeze every job:
+  # a blaming controller squeezes only for CPU preemptions.
+  # blame = "preemption"
 
   when {
     class  = "services"
