@@ -32,6 +32,10 @@ work=${BLAME_WORK:-3ms}
 period=${BLAME_PERIOD:-10ms}
 settle_max=${BLAME_SETTLE_SECONDS:-30}
 floor="10000 100000" # the policies' cpu.max min, 0.1 CPU
+# The scenario itself, and so the governor, the sampler and every poll,
+# runs on CPU 1: CPU 0 is the service's and the culprits' alone, so that
+# other preemptors (the harness) do not dilute the culprits' shares.
+taskset -cp 1 $$ >/dev/null || fail "taskset"
 cg_make blame/service || fail "cgroup"
 for j in 1 2 3 4; do cg_make "blame/job$j" || fail "cgroup"; done
 SVC=$CG/blame/service
@@ -50,10 +54,20 @@ batch_mark() { kill -USR1 "${BATCH_PIDS[@]}"; }
 batch_stop() { kill "${BATCH_PIDS[@]}" 2>/dev/null; wait "${BATCH_PIDS[@]}"; }
 # batch_ops NAME: the jobs' ops/s, summed.
 batch_ops() { cat "$RESULTS"/burn_"$1"_*.txt | sed -n 's/.*ops_per_s=\([0-9]*\).*/\1/p' | awk '{ s += $1 } END { print s + 0 }'; }
-# knobs_of JOB: "cpu.weight/cpu.max" of a job.
-knobs_of() { echo "$(cg_get "blame/$1" cpu.weight)/$(cg_get "blame/$1" cpu.max)"; }
+# knobs_of JOB: "cpu.weight/cpu.max" of a job (read builtin: polling
+# without forking under TCG).
+knobs_of() {
+	local w m
+	read -r w <"$CG/blame/$1/cpu.weight"
+	read -r m <"$CG/blame/$1/cpu.max"
+	echo "$w/$m"
+}
 untouched() { [ "$(knobs_of "$1")" = "100/max 100000" ]; }
-at_floor() { [ "$(cg_get "blame/$1" cpu.max)" = "$floor" ]; }
+at_floor() {
+	local m
+	read -r m <"$CG/blame/$1/cpu.max"
+	[ "$m" = "$floor" ]
+}
 all_untouched() { untouched job1 && untouched job2 && untouched job3 && untouched job4; }
 
 p99() { sed -n 's/.*p99_us=\([0-9]*\).*/\1/p' "$1"; }
@@ -92,25 +106,27 @@ leg_none() {
 leg_gov() {
 	local r=$1 pol=$2 s t0 i ok j squeezed=() settled=no
 	log "round $r: the governor with $pol.hcl"
-	batch_start "${pol}_$r" 300
+	# Started before the batch: loading BPF beside four burners took 17-19 s.
 	governor_start "$VMTEST/policies/blame/$pol.hcl"
 	gl0=$(wc -l <"$RESULTS/governor.log")
+	batch_start "${pol}_$r" 300
 	cg_run blame/service taskset -c 0 vmload latency -period "$period" -work "$work" -for "${settle_max}s" -trace "$RESULTS/lat_settle_${pol}_$r.csv" >"$RESULTS/settle_${pol}_$r.txt"
 	s=$! t0=$(now)
 	# Settled: the jobs this policy squeezes (all under uniform, the
 	# culprits under blame) at the cpu.max floor.
-	for ((i = 0; i < settle_max * 10; i++)); do
+	SECONDS=0
+	while [ "$SECONDS" -lt "$settle_max" ]; do
 		if [ "$pol" = uniform ]; then
 			at_floor job1 && at_floor job2 && at_floor job3 && at_floor job4 && settled=yes && break
 		else
 			at_floor job1 && at_floor job2 && settled=yes && break
 		fi
-		sleep 0.1
+		sleep 0.2
 	done
 	kill "$s" 2>/dev/null
 	wait "$s"
 	spans+=("settle_${pol}_$r|$t0|$(now)")
-	log "round $r: $pol: settled $settled after $((i / 10)) s; weight/cpu.max: job1 $(knobs_of job1), job2 $(knobs_of job2), job3 $(knobs_of job3), job4 $(knobs_of job4)"
+	log "round $r: $pol: settled $settled after $SECONDS s; weight/cpu.max: job1 $(knobs_of job1), job2 $(knobs_of job2), job3 $(knobs_of job3), job4 $(knobs_of job4)"
 	batch_mark
 	service "${pol}_$r" "$leg"
 	for j in 1 2 3 4; do untouched "job$j" || squeezed+=("job$j"); done
