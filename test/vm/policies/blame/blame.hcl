@@ -7,7 +7,7 @@ governor {
 }
 
 class "service" {
-  match     = ["vmtest/blame/service"]
+  match     = ["vmtest-blamesvc"]
   protected = true
 }
 
