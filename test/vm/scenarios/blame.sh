@@ -36,16 +36,34 @@ floor="10000 100000" # the policies' cpu.max min, 0.1 CPU
 # runs on CPU 1: CPU 0 is the service's and the culprits' alone, so that
 # other preemptors (the harness) do not dilute the culprits' shares.
 taskset -cp 1 $$ >/dev/null || fail "taskset"
-# The service's cgroup is top-level, apart from the batch's tree (as
-# system.slice and batch.slice are on a node): with both under one parent,
-# that parent's weight on CPU 0 is split by its load on each CPU, so the
-# innocent jobs' load on CPU 1 (under blame, not under uniform) cut the
-# service's weight on CPU 0 against the root's kernel threads to a third
-# (seen: p99 under blame 2.5x uniform's).
-SVC=$CGROOT/vmtest-blamesvc
-mkdir -p "$SVC" || fail "cgroup $SVC"
-trap 'kill $(cat "$SVC/cgroup.procs") 2>/dev/null; sleep 0.5; rmdir "$SVC" 2>/dev/null' EXIT
-for j in 1 2 3 4; do cg_make "blame/job$j" || fail "cgroup"; done
+# Every cgroup is top-level (vmtest-blame-service, vmtest-blame-jobN), as
+# when every job is a unit of its own at the service's level: by weight
+# job1 and job2 together outweigh the service two to one on CPU 0. Not
+# under one parent: that parent's weight on CPU 0 would be split by its
+# load on each CPU, so the innocent jobs' load on CPU 1 (under blame, not
+# under uniform) changes what the service competes with on CPU 0 (seen:
+# with all five under vmtest/blame, the service's p99 under blame 2.5x
+# uniform's; with only the service apart, the service did not suffer at
+# all without the governor).
+SVC=$CGROOT/vmtest-blame-service
+echo +cpu >"$CGROOT/cgroup.subtree_control" 2>/dev/null
+for d in service job1 job2 job3 job4; do mkdir -p "$CGROOT/vmtest-blame-$d" || fail "cgroup vmtest-blame-$d"; done
+[ -e "$SVC/cpu.weight" ] || fail "no cpu controller in $SVC"
+cleanup() {
+	local d
+	for d in service job1 job2 job3 job4; do
+		echo 1 >"$CGROOT/vmtest-blame-$d/cgroup.kill" 2>/dev/null
+	done
+	sleep 0.5
+	for d in service job1 job2 job3 job4; do rmdir "$CGROOT/vmtest-blame-$d" 2>/dev/null; done
+}
+trap cleanup EXIT
+# top_run NAME COMMAND...: COMMAND in the background in vmtest-blame-NAME.
+top_run() {
+	local name=$1
+	shift
+	(echo "$BASHPID" >"$CGROOT/vmtest-blame-$name/cgroup.procs" && exec "$@") &
+}
 cpu_of() { if [ "$1" -le 2 ]; then echo 0; else echo 1; fi; }
 
 # batch_start NAME SECONDS: one pinned burner per job; reports in burn_NAME_JOB.txt.
@@ -53,7 +71,7 @@ batch_start() {
 	local j
 	BATCH_PIDS=()
 	for j in 1 2 3 4; do
-		cg_run "blame/job$j" taskset -c "$(cpu_of "$j")" vmload burn -threads 1 -for "${2}s" >"$RESULTS/burn_$1_$j.txt"
+		top_run "job$j" taskset -c "$(cpu_of "$j")" vmload burn -threads 1 -for "${2}s" >"$RESULTS/burn_$1_$j.txt"
 		BATCH_PIDS+=($!)
 	done
 }
@@ -65,14 +83,14 @@ batch_ops() { cat "$RESULTS"/burn_"$1"_*.txt | sed -n 's/.*ops_per_s=\([0-9]*\).
 # without forking under TCG).
 knobs_of() {
 	local w m
-	read -r w <"$CG/blame/$1/cpu.weight"
-	read -r m <"$CG/blame/$1/cpu.max"
+	read -r w <"$CGROOT/vmtest-blame-$1/cpu.weight"
+	read -r m <"$CGROOT/vmtest-blame-$1/cpu.max"
 	echo "$w/$m"
 }
 untouched() { [ "$(knobs_of "$1")" = "100/max 100000" ]; }
 at_floor() {
 	local m
-	read -r m <"$CG/blame/$1/cpu.max"
+	read -r m <"$CGROOT/vmtest-blame-$1/cpu.max"
 	[ "$m" = "$floor" ]
 }
 all_untouched() { untouched job1 && untouched job2 && untouched job3 && untouched job4; }
@@ -84,9 +102,9 @@ ms() { echo "$(($1 / 1000)).$(($1 % 1000 / 100))"; }
 
 vmload watch -out "$RESULTS/watch.csv" -every 500ms \
 	svc_cpu_some="$SVC/cpu.pressure" \
-	job1_cpu_max="$CG/blame/job1/cpu.max" job2_cpu_max="$CG/blame/job2/cpu.max" \
-	job3_cpu_max="$CG/blame/job3/cpu.max" job1_weight="$CG/blame/job1/cpu.weight" \
-	job3_weight="$CG/blame/job3/cpu.weight" &
+	job1_cpu_max="$CGROOT/vmtest-blame-job1/cpu.max" job2_cpu_max="$CGROOT/vmtest-blame-job2/cpu.max" \
+	job3_cpu_max="$CGROOT/vmtest-blame-job3/cpu.max" job1_weight="$CGROOT/vmtest-blame-job1/cpu.weight" \
+	job3_weight="$CGROOT/vmtest-blame-job3/cpu.weight" &
 watcher=$!
 spans=()
 
@@ -142,7 +160,7 @@ leg_gov() {
 	log "round $r: $pol: at the end of the leg: job1 $(knobs_of job1), job2 $(knobs_of job2), job3 $(knobs_of job3), job4 $(knobs_of job4)"
 	# Under blame, job3/job4 must never have been written (the log, not
 	# just the end state).
-	touched34=$(tail -n +"$gl0" "$RESULTS/governor.log" | grep -c 'action: .*cgroup=vmtest/blame/job[34] ')
+	touched34=$(tail -n +"$gl0" "$RESULTS/governor.log" | grep -c 'action: .*cgroup=vmtest-blame-job[34] ')
 	batch_stop
 	governor_stop TERM
 	restored=no
@@ -192,16 +210,18 @@ nodata=$(grep -c 'no preemption data' "$RESULTS/governor.log")
 grep 'trigger active; blaming' "$RESULTS/governor.log" | head -3
 blaming=$(grep -m1 'trigger active; blaming' "$RESULTS/governor.log" | sed -n 's/.*blame="\([^"]*\)".*/\1/p')
 # share JOB: the job's share in the first blaming line ("" if not named).
-share() { echo "$blaming" | sed -n "s|.*vmtest/blame/$1 \([0-9]*%\).*|\1|p"; }
-reasons() { grep -c "action: .*cgroup=vmtest/blame/$1 .*blame: vmtest/blame/$1: [0-9]*% of vmtest-blamesvc's preemptions by others" "$RESULTS/governor.log"; }
-grep -m2 'blame: vmtest/blame/job1: ' "$RESULTS/governor.log" | sed 's/.*why=/why=/' | cut -c1-300
+# share JOB: the job's share in the reason of the first write to it ("" if none).
+share() { grep -m1 "action: .*cgroup=vmtest-blame-$1 .*blame: vmtest-blame-$1: [0-9]*% of" "$RESULTS/governor.log" | sed -n "s|.*blame: vmtest-blame-$1: \([0-9]*%\) of.*|\1|p"; }
+reasons() { grep -c "action: .*cgroup=vmtest-blame-$1 .*blame: vmtest-blame-$1: [0-9]*% of vmtest-blame-service's preemptions by others" "$RESULTS/governor.log"; }
+grep -m2 'blame: vmtest-blame-job1: ' "$RESULTS/governor.log" | sed 's/.*why=/why=/' | cut -c1-300
 sq_blame=$(rows blame squeezed | sort -u | tr '\n' ' ')
 w34=$(rows blame job34_writes | awk '{ s += $1 } END { print s + 0 }')
 
 summary "p99_ms none=$(ms "$pn") uniform=$(ms "$pu") blame=$(ms "$pb") p99_blame/uniform=$((p99r100 / 100)).$(printf %02d $((p99r100 % 100))) batch_mops/s none=$((on / 1000000)) uniform=$((ou / 1000000)) blame=$((ob / 1000000)) batch_blame/uniform=$((ratio100 / 100)).$(printf %02d $((ratio100 % 100)))x shares job1=$(share job1) job2=$(share job2) job3=$(share job3) job4=$(share job4) rounds=$rounds leg=${leg}s"
 check "the governor loaded BPF in every governed leg ($bpf_lines of $((2 * rounds)))" test "$bpf_lines" -eq $((2 * rounds))
 check "blaming had preemption data (no \"no preemption data\" fallback)" test "$nodata" -eq 0
-check "the blaming line names job1 and job2 with shares (${blaming:-none})" test -n "$(share job1)" -a -n "$(share job2)"
+check "the governor logged whom it blamed (${blaming:-none})" test -n "$blaming"
+check "it never blamed job3 or job4" test "$(grep 'trigger active; blaming' "$RESULTS/governor.log" | grep -c 'vmtest-blame-job[34]')" = 0
 check "every governed leg settled (the squeezed jobs at the cpu.max floor)" test "$(awk -F, 'NR > 1 && $2 != "none" { print $5 }' "$RESULTS/legs.csv" | sort -u)" = yes
 check "uniform squeezed all four jobs in every round" test "$(rows uniform squeezed | sort -u)" = "job1+job2+job3+job4"
 check "blame squeezed exactly job1 and job2 in every round ($sq_blame)" test "$(rows blame squeezed | sort -u)" = "job1+job2"

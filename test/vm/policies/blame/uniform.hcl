@@ -6,12 +6,12 @@ governor {
 }
 
 class "service" {
-  match     = ["vmtest-blamesvc"]
+  match     = ["vmtest-blame-service"]
   protected = true
 }
 
 class "batch" {
-  match = ["vmtest/blame/job*"]
+  match = ["vmtest-blame-job*"]
 }
 
 suppress "batch-yields-cpu" {
