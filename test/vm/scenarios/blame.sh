@@ -21,7 +21,8 @@
 # uniform's (issue 14 asks 120 %: not met here, see below); the batch
 # keeps at least 1.5x the throughput it keeps under uniform; SIGTERM
 # restores every knob. Figures: p99 and batch throughput per leg (medians
-# over the rounds: with 2, the lower), the ratios and the culprits' shares (first reason).
+# over the rounds: with 2, the lower), the ratios and the culprits' shares
+# (first reason).
 set -u
 . "$VMTEST/lib.sh"
 require_governor
