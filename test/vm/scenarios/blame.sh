@@ -234,7 +234,7 @@ check "action reasons name job2 with its share ($(reasons job2))" test "$(reason
 check "SIGTERM restored every knob in every governed leg" test "$(awk -F, 'NR > 1 && $2 != "none" { print $8 }' "$RESULTS/legs.csv" | sort -u)" = yes
 check "blame cuts the service's p99 at least 10x against no governor ($(ms "$pn") -> $(ms "$pb") ms)" test "$pb" -le $((pn / 10))
 # Issue 14 asks for p99 under blame within 20% of uniform's. Measured
-# 2.0-2.5x in this bed (README.md, blame): under uniform CPU 1 is nearly
+# 2.1-3.0x in this bed (README.md, blame): under uniform CPU 1 is nearly
 # idle, under blame the innocent jobs keep it busy, so everything else
 # that wakes (and, under TCG, the host's time for vCPU 0) lands beside
 # the service. The bound is BLAME_P99_MAX_RATIO (percent, 300 here;
