@@ -41,12 +41,32 @@ import (
 // culprit is given back as after recovery: one full step per cooldown
 // until its original value.
 //
+// Except a culprit held back by the squeeze: squeezing a culprit takes
+// away the very preemptions that blamed it, so its share falls because
+// the squeeze works, not because it stopped. Were it given back, it would
+// preempt again, be blamed again and squeezed again, over and over (seen
+// in the VM scenario blame: the culprits went from 0.1 CPU back to 1.1
+// every few seconds). So a member that was a culprit in this episode
+// (since the trigger became active) keeps its last culprit's share while
+// its own tasks are held back: its cpu.max throttles it (cpu.throttled >=
+// 5%) or its tasks wait for CPU (cpu.some.stall >= 10%). A culprit that
+// stops working is neither, and is given back as above. The episode ends
+// when the trigger goes inactive.
+//
 // Without preemption data (no cgroup at or below a victim has the signal
 // RunqPreemptedByOthers over the window: no BPF sensor, e.g. --no-bpf) the controller squeezes the whole class as
 // without blame, says so once in the log and in explain.
 
 // blameWindow is how many ticks shares are smoothed over.
 const blameWindow = 5
+
+// A culprit's own tasks are held back by the squeeze (see above) when its
+// cpu.max throttles it at least heldThrottledMin percent of the time or
+// they wait for CPU at least heldStallMin percent.
+const (
+	heldThrottledMin = selfThrottledMin
+	heldStallMin     = 10.0
+)
 
 // blameTick is one tick's preemptions of the victims.
 type blameTick struct {
@@ -68,6 +88,12 @@ type blameState struct {
 	share    map[CgroupID]float64 // target members with a share > 0
 	maxShare float64
 	victims  []string // the last tick's victims (paths), for reasons
+
+	// culprit: this episode's culprits, each with its last culprit's
+	// share; held: those among them whose share now is below it but who
+	// keep it (held back by the squeeze), with their share now.
+	culprit map[CgroupID]float64
+	held    map[CgroupID]float64
 }
 
 func newBlameState(kind Blame, minSharePercent float64) *blameState {
@@ -118,7 +144,8 @@ func blameVictims(v *View, t *Trigger, target string, active bool) []*Sample {
 }
 
 // observe records the tick's preemptions of victims and recomputes the
-// shares of target's members.
+// shares of target's members; active: whether the trigger is active (an
+// inactive trigger ends the episode: its culprits are forgotten).
 //
 // Preemption counts are per cgroup, not per subtree: a victim member's
 // count is that of every cgroup at or below it (the nearest victim member
@@ -126,7 +153,7 @@ func blameVictims(v *View, t *Trigger, target string, active bool) []*Sample {
 // cgroups (they are its own doing, as self-preemption is); a preemptor
 // counts for the nearest member of the target at or above it (a slice is
 // blamed for its jobs).
-func (b *blameState) observe(v *View, victims []*Sample, members []*Sample) {
+func (b *blameState) observe(v *View, victims []*Sample, members []*Sample, active bool) {
 	tk := blameTick{by: map[CgroupID]float64{}}
 	names := make([]string, 0, len(victims))
 	victimAt := make(map[string]*Sample, len(victims))
@@ -185,17 +212,43 @@ func (b *blameState) observe(v *View, victims []*Sample, members []*Sample) {
 	}
 	b.noData = !data
 	b.share = map[CgroupID]float64{}
+	b.held = map[CgroupID]float64{}
 	b.maxShare = 0
-	if total <= 0 {
-		return
+	if !active || b.culprit == nil {
+		b.culprit = map[CgroupID]float64{}
 	}
 	for _, m := range members {
-		if x := by[m.ID]; x > 0 {
-			sh := min(x/total, 1)
+		sh := 0.0
+		if x := by[m.ID]; x > 0 && total > 0 {
+			sh = min(x/total, 1)
+		}
+		if sh > 0 && sh >= b.minShare {
+			if active {
+				b.culprit[m.ID] = sh
+			}
+		} else if last, ok := b.culprit[m.ID]; ok {
+			if !heldBack(m) {
+				delete(b.culprit, m.ID)
+			} else {
+				b.held[m.ID] = sh
+				sh = last
+			}
+		}
+		if sh > 0 {
 			b.share[m.ID] = sh
 			b.maxShare = max(b.maxShare, sh)
 		}
 	}
+}
+
+// heldBack reports whether a member's own tasks are held back: throttled
+// by its cpu.max or waiting for CPU (heldThrottledMin, heldStallMin).
+func heldBack(m *Sample) bool {
+	if thr, ok := m.Get(CPUThrottled); ok && thr >= heldThrottledMin {
+		return true
+	}
+	stall, ok := m.Get(CPUSomeStall)
+	return ok && stall >= heldStallMin
 }
 
 // nearest returns the sample in at whose path is path or its nearest
@@ -240,7 +293,11 @@ func (b *blameState) verdict(id CgroupID, path string) (squeeze bool, scale floa
 		return false, 0, fmt.Sprintf("%s is not a culprit: %s of %s, below blame_min_share %s", path, pct(sh), of, pct(b.minShare))
 	}
 	scale = sh / b.maxShare
-	return true, scale, fmt.Sprintf("%s: %s of %s (step × %.2f)", path, pct(sh), of, scale)
+	held := ""
+	if now, ok := b.held[id]; ok {
+		held = fmt.Sprintf("; %s now, held back by the squeeze", pct(now))
+	}
+	return true, scale, fmt.Sprintf("%s: %s of %s (step × %.2f%s)", path, pct(sh), of, scale, held)
 }
 
 // victimsText: "web.service's preemptions by others" or "the preemptions

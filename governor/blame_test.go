@@ -1,6 +1,7 @@
 package governor
 
 import (
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -213,6 +214,87 @@ func TestBlameGiveBack(t *testing.T) {
 	st := h.loop.statusHead()
 	if len(st.Controllers) != 1 || !strings.Contains(st.Controllers[0].Because, "blame: culprits batch/job1 100% of svc/web's preemptions by others") {
 		t.Errorf("status: %+v", st.Controllers)
+	}
+}
+
+// TestBlameHeldBack: squeezing a culprit takes away the preemptions that
+// blamed it. While its own tasks are held back (throttled by its cpu.max,
+// or waiting for CPU) it keeps its share and is squeezed on to the floor,
+// not given back to preempt again (the flapping the VM scenario blame
+// showed); once it is no longer held back it is given back; a new episode
+// starts with no culprits.
+func TestBlameHeldBack(t *testing.T) {
+	h := newHarness(t, blamePolicy(10, Limits{Min: 1}))
+	web := h.src.add(svcWeb, "svc/web")
+	web.Set(CPUSomeAvg10, 30)
+	web.Set(RunqPreemptedByOthers, 100)
+	web.PreemptedBy = []Preemptor{{job1, 50}, {job2, 50}}
+	j1 := h.src.add(job1, "batch/job1")
+	j2 := h.src.add(job2, "batch/job2")
+	h.tick(0)
+	h.tick(time.Second)
+	if h.act.get(job1, CPUWeight) >= 100 || h.act.get(job2, CPUWeight) >= 100 {
+		t.Fatalf("both culprits should be squeezed: job1 %d, job2 %d", h.act.get(job1, CPUWeight), h.act.get(job2, CPUWeight))
+	}
+	// The squeeze works: neither preempts the service any more (others
+	// still do), job1 is throttled by its cpu.max, job2's tasks wait for
+	// CPU.
+	web.Set(RunqPreemptedByOthers, 40)
+	web.PreemptedBy = []Preemptor{{svcDB, 40}}
+	j1.Set(CPUThrottled, 60)
+	j2.Set(CPUSomeStall, 40)
+	last1, last2 := h.act.get(job1, CPUWeight), h.act.get(job2, CPUWeight)
+	for k := 1; k <= 12; k++ {
+		h.tick(time.Second)
+		w1, w2 := h.act.get(job1, CPUWeight), h.act.get(job2, CPUWeight)
+		if w1 > last1 || w2 > last2 {
+			t.Fatalf("tick %d: a culprit held back by the squeeze was given back: job1 %d -> %d, job2 %d -> %d", k, last1, w1, last2, w2)
+		}
+		last1, last2 = w1, w2
+	}
+	if last1 != 1 || last2 != 1 {
+		t.Errorf("culprits held back should reach the floor: job1 %d, job2 %d", last1, last2)
+	}
+	var held *Action
+	for i := range h.actions {
+		if a := &h.actions[i]; a.Cgroup.ID == job1 && strings.Contains(a.Reason, "held back by the squeeze") {
+			held = a
+		}
+	}
+	if held == nil {
+		t.Fatalf("no action says the culprit is held back: %+v", h.actions)
+	}
+	if !regexp.MustCompile(`batch/job1: [1-9][0-9]% of svc/web's preemptions by others \(step × 1\.00; [0-9]% now, held back by the squeeze\)`).MatchString(held.Reason) {
+		t.Errorf("held reason: %q", held.Reason)
+	}
+	// job2 stops working: no longer held back, given back while job1
+	// stays at the floor.
+	j2.Set(CPUSomeStall, 0)
+	for k := 0; k < 12; k++ {
+		h.tick(time.Second)
+	}
+	if w := h.act.get(job2, CPUWeight); w != 100 {
+		t.Errorf("job2, no longer held back, should be given back: %d", w)
+	}
+	if w := h.act.get(job1, CPUWeight); w != 1 {
+		t.Errorf("job1, still held back, should stay at the floor: %d", w)
+	}
+	// The trigger recovers: the episode ends, its culprits are forgotten.
+	web.Set(CPUSomeAvg10, 0)
+	for k := 0; k < 40; k++ {
+		h.tick(time.Second)
+	}
+	if w := h.act.get(job1, CPUWeight); w != 100 {
+		t.Fatalf("job1 not restored after recovery: %d", w)
+	}
+	// A new episode: job1 is still throttled but preempts no one: not a
+	// culprit.
+	web.Set(CPUSomeAvg10, 30)
+	for k := 0; k < 6; k++ {
+		h.tick(time.Second)
+	}
+	if w := h.act.get(job1, CPUWeight); w != 100 {
+		t.Errorf("a new episode blamed job1 for the last one's preemptions: %d", w)
 	}
 }
 

@@ -129,7 +129,7 @@ func (c *knobCtl) observeBlame(l *Loop, v *View) {
 			}
 		}
 	}
-	c.blame.observe(v, blameVictims(v, c.trig.t, c.tgt, active), v.Members[c.tgt])
+	c.blame.observe(v, blameVictims(v, c.trig.t, c.tgt, active), v.Members[c.tgt], active)
 	if active && c.blame.noData {
 		l.warnOnce("blame-nodata:"+c.ctlName, "no preemption data: squeezing the whole class",
 			"controller", c.ctlName, "target", c.tgt, "blame", c.blame.kind.String())

@@ -7,7 +7,7 @@
 # Environment:
 #   SCENARIOS    space-separated scenario names (default: all, in order;
 #                on bullseye the ones its kernel can carry)
-#   COLOC_*, MEMHIGH_*, REACTION_*, RECLAIM_*, RECLAIMANON_*, SELFTHROTTLE_*, STOCKNODE_*
+#   BLAME_*, COLOC_*, MEMHIGH_*, REACTION_*, RECLAIM_*, RECLAIMANON_*, SELFTHROTTLE_*, STOCKNODE_*
 #                passed to the guest's scenarios (leg lengths, runs)
 #   VM_MEM       guest memory (default 2G)     VM_SMP  guest CPUs (default 2)
 #   VM_TIMEOUT   hard limit on the QEMU process in seconds (default 1800)
@@ -116,9 +116,9 @@ cp "$here/guest/vmtest.service" "$ov/etc/systemd/system/"
 ln -s ../vmtest.service "$ov/etc/systemd/system/multi-user.target.wants/vmtest.service"
 echo "$scenario_timeout" >"$ov/opt/vmtest/timeout"
 # The scenarios' own knobs (leg lengths, runs) reach the guest: every
-# variable named COLOC_*, MEMHIGH_*, REACTION_*, RECLAIM_*, RECLAIMANON_*,
+# variable named BLAME_*, COLOC_*, MEMHIGH_*, REACTION_*, RECLAIM_*, RECLAIMANON_*,
 # SELFTHROTTLE_* or STOCKNODE_* in the environment.
-env | grep -E '^(COLOC|MEMHIGH|REACTION|RECLAIM|RECLAIMANON|SELFTHROTTLE|STOCKNODE)_[A-Z0-9_]*=[A-Za-z0-9._-]*$' >"$ov/opt/vmtest/env" || true
+env | grep -E '^(BLAME|COLOC|MEMHIGH|REACTION|RECLAIM|RECLAIMANON|SELFTHROTTLE|STOCKNODE)_[A-Z0-9_]*=[A-Za-z0-9._-]*$' >"$ov/opt/vmtest/env" || true
 [ -s "$ov/opt/vmtest/env" ] && log "scenario knobs: $(tr '\n' ' ' <"$ov/opt/vmtest/env")"
 chmod -R go-w "$ov"
 # pack_initrd SCENARIO...: the image's root plus the overlay, with the

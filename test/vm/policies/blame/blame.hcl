@@ -1,0 +1,46 @@
+# Scenario "blame": while the service waits for CPU, squeeze the batch
+# jobs' cpu.weight and cpu.max (the default policy's suppress, faster) -
+# only the jobs whose tasks preempted the service (blame = "preemption").
+# uniform.hcl is this file without the blame line.
+governor {
+  tick = "1s"
+}
+
+class "service" {
+  match     = ["vmtest-blame-service"]
+  protected = true
+}
+
+class "batch" {
+  match = ["vmtest-blame-job*"]
+}
+
+suppress "batch-yields-cpu" {
+  target          = "batch"
+  blame           = "preemption"
+  blame_min_share = "10%"
+  when {
+    class  = "service"
+    signal = "cpu.some.avg10"
+    above  = "5%"
+    for    = "2s"
+  }
+  recover {
+    class  = "service"
+    signal = "cpu.some.avg10"
+    below  = "1%"
+    for    = "30s"
+  }
+  knob "cpu.weight" {
+    step     = "50%"
+    min      = 1
+    cooldown = "2s"
+  }
+  # An absolute cap: cpu.weight alone does not cut the jobs on CPU 1, which
+  # compete only with each other there.
+  knob "cpu.max" {
+    step     = "50%"
+    min      = 0.1 # CPUs
+    cooldown = "2s"
+  }
+}
