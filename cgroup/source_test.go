@@ -5,6 +5,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -434,7 +435,7 @@ func TestSourceQuietCgroups(t *testing.T) {
 	prev := *b
 	prevPtr := b
 	b = sample()
-	if *prevPtr != prev {
+	if !reflect.DeepEqual(*prevPtr, prev) {
 		t.Error("a sample of the previous snapshot changed")
 	}
 }
