@@ -319,3 +319,40 @@ func TestSegmentRemovedWhileReading(t *testing.T) {
 		t.Errorf("read %d ticks, warnings %q", n, r.Warnings)
 	}
 }
+
+// Blocks lists what the headers say: every tick, every byte on disk, in
+// order; a torn tail ends the list.
+func TestBlocks(t *testing.T) {
+	dir := t.TempDir()
+	recordRun(t, dir, defaultPolicy(t, nil), newScenario(3), 45, Options{BlockTicks: 10})
+	bs, err := Blocks(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ticks int
+	var bytes int64
+	for i, b := range bs {
+		ticks += b.Ticks
+		bytes += b.Bytes
+		if want := 10; i < 4 && b.Ticks != want {
+			t.Errorf("block %d: %d ticks, want %d", i, b.Ticks, want)
+		}
+		if i > 0 && (b.Offset != bs[i-1].Offset+bs[i-1].Bytes || !b.First.After(bs[i-1].First)) {
+			t.Errorf("block %d %+v does not follow %+v", i, b, bs[i-1])
+		}
+	}
+	seg := onlySegment(t, dir)
+	fi, err := os.Stat(seg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(bs) != 5 || ticks != 45 || bytes != fi.Size() {
+		t.Fatalf("%d blocks, %d ticks, %d bytes; want 5, 45, %d", len(bs), ticks, bytes, fi.Size())
+	}
+	if err := os.Truncate(seg, fi.Size()-3); err != nil {
+		t.Fatal(err)
+	}
+	if bs, err := Blocks(seg); err != nil || len(bs) != 4 {
+		t.Fatalf("torn: %d blocks, %v; want 4", len(bs), err)
+	}
+}
