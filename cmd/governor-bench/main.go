@@ -9,13 +9,16 @@
 // Usage (root):
 //
 //	governor-bench scale -bin bin/governor [-ref OTHER_BINARY] [-counts 100,1000,10000]
-//	    [-duration 60s] [-scrape-every 15s] [-out results.json] [-baseline baseline.json -tolerance 3]
+//	    [-duration 60s] [-scrape-every 15s] [-record on|off|both]
+//	    [-out results.json] [-baseline baseline.json -tolerance 3]
 //	governor-bench check -baseline FILE [-tolerance 3] [-write] < go-test-bench-output
 //	governor-bench cleanup [-root DIR] [-all]
 //
 // With -ref, both binaries are measured at each count, alternately, in the
 // same run: on a shared, noisy machine the ratio is the figure that counts.
-// See BENCHMARKS.md.
+// -record both does the same for the flight recorder: each binary runs with
+// it (label "current", "ref") and with --record-size 0 ("current-norec",
+// "ref-norec"). See BENCHMARKS.md.
 package main
 
 import (
@@ -40,6 +43,7 @@ import (
 	"time"
 
 	"github.com/governor-dev/governor/cgroup"
+	"github.com/governor-dev/governor/governor/record"
 )
 
 func main() {
@@ -87,8 +91,18 @@ type Result struct {
 	StepMS         float64 `json:"step_ms"`          // mean step wall time
 	Steps          float64 `json:"steps"`            // steps in the window
 	FirstMS        float64 `json:"first_ms"`         // mean over the first steps (startup walk included)
-	Machine        string  `json:"machine"`          // where it ran
-	Recorded       string  `json:"recorded"`         // when
+	// The flight recorder (off: --record-size 0). Its size per tick is
+	// taken after the daemon stopped (its last block flushed) from the
+	// block headers: bytes over ticks of the blocks holding the full
+	// BlockTicks (a block is flushed every 30 ticks; the partial last
+	// block, cut at SIGTERM, is left out unless there is no full one).
+	Recording       string  `json:"recording,omitempty"`          // "on", "off" ("": runs before -record)
+	RecBytes        int64   `json:"rec_bytes,omitempty"`          // on disk after the daemon stopped
+	RecTicks        int     `json:"rec_ticks,omitempty"`          // ticks recorded in the daemon's life
+	RecBytesPerTick float64 `json:"rec_bytes_per_tick,omitempty"` // over the full blocks
+	RecHours        float64 `json:"rec_hours_256mib,omitempty"`   // hours the default 256 MiB hold at the window's step rate
+	Machine         string  `json:"machine"`                      // where it ran
+	Recorded        string  `json:"recorded"`                     // when
 }
 
 const prefix = "governor-bench-"
@@ -110,6 +124,7 @@ func scaleCmd(args []string) error {
 	repeat := fs.Int("repeat", 1, "measurements of each binary at each count (alternating), on the same cgroups")
 	policy := fs.String("policy", "policies/default.hcl", "default policy the bench classes are added to")
 	bpf := fs.Bool("bpf", false, "let the daemon load its BPF sensors (default --no-bpf: the figures are the loop's)")
+	recMode := fs.String("record", "on", "flight recorder: on (the daemon's default), off (--record-size 0), or both, alternately on the same cgroups")
 	out := fs.String("out", "", "write the results as JSON here")
 	baseline := fs.String("baseline", "", "fail when a figure is worse than this baseline's by more than -tolerance")
 	tol := fs.Float64("tolerance", 3, "regression factor that fails -baseline")
@@ -136,6 +151,37 @@ func scaleCmd(args []string) error {
 	for _, b := range bins {
 		if _, err := os.Stat(b); err != nil {
 			return err
+		}
+	}
+	var recs []bool
+	switch *recMode {
+	case "on":
+		recs = []bool{true}
+	case "off":
+		recs = []bool{false}
+	case "both":
+		recs = []bool{true, false}
+	default:
+		return fmt.Errorf("bad -record %q (on, off or both)", *recMode)
+	}
+	// The variants measured, alternately: each binary with each recorder
+	// setting. The labels with the recorder on are those of the runs
+	// before -record ("current", "ref"): -baseline compares "current".
+	type variant struct {
+		bin, label string
+		rec        bool
+	}
+	var vars []variant
+	for i, b := range bins {
+		for _, rec := range recs {
+			label := "current"
+			if i == 1 {
+				label = "ref"
+			}
+			if !rec {
+				label += "-norec"
+			}
+			vars = append(vars, variant{b, label, rec})
 		}
 	}
 	def, err := os.ReadFile(*policy)
@@ -171,37 +217,50 @@ func scaleCmd(args []string) error {
 			return fmt.Errorf("%d cgroups: %w", n, err)
 		}
 		fmt.Printf("%d cgroups (%s layout): %d hold a task, %d of them waking every %v\n", n, *layout, shape.populated, shape.active, shape.every)
-		var byLabel [2][]Result
+		byLabel := make([][]Result, len(vars))
 		for rep := 0; rep < *repeat; rep++ {
-			for i, b := range bins {
-				label := "current"
-				if i == 1 {
-					label = "ref"
-				}
-				r, err := measure(ctx, fx, b, *dur, *warm, *every, def, *bpf)
+			for i, v := range vars {
+				r, err := measure(ctx, fx, v.bin, *dur, *warm, *every, def, *bpf, v.rec)
 				if err != nil {
 					fx.close()
-					return fmt.Errorf("%s at %d cgroups: %w", b, n, err)
+					return fmt.Errorf("%s (%s) at %d cgroups: %w", v.bin, v.label, n, err)
 				}
-				r.Label, r.Machine, r.Recorded = label, host, time.Now().UTC().Format(time.RFC3339)
+				r.Label, r.Machine, r.Recorded = v.label, host, time.Now().UTC().Format(time.RFC3339)
 				results = append(results, r)
 				byLabel[i] = append(byLabel[i], r)
-				fmt.Printf("%-7s %6d cgroups: step %8.2f ms (first steps %8.2f ms)  cpu %6.3f %% of a core  rss %6.1f MiB before any scrape, %6.1f after %d (peak %6.1f)  [%s, %.0f steps in %.0f s, exposition %d KB]\n",
-					label, n, r.StepMS, r.FirstMS, r.CPUPct, r.RSSNoScrapeMiB, r.RSSMiB, r.Scrapes, r.HWMMiB, b, r.Steps, r.Seconds, r.ScrapeBytes/1000)
+				rec := "recording off"
+				if v.rec {
+					rec = fmt.Sprintf("recording %.0f B/tick (%d B, %d ticks; 256 MiB hold %.1f h)", r.RecBytesPerTick, r.RecBytes, r.RecTicks, r.RecHours)
+				}
+				fmt.Printf("%-13s %6d cgroups: step %8.2f ms (first steps %8.2f ms)  cpu %6.3f %% of a core  rss %6.1f MiB before any scrape, %6.1f after %d (peak %6.1f)  [%s, %.0f steps in %.0f s, exposition %d KB, %s]\n",
+					v.label, n, r.StepMS, r.FirstMS, r.CPUPct, r.RSSNoScrapeMiB, r.RSSMiB, r.Scrapes, r.HWMMiB, v.bin, r.Steps, r.Seconds, r.ScrapeBytes/1000, rec)
 			}
 		}
 		if err := fx.close(); err != nil {
 			return err
 		}
 		if *repeat > 1 {
-			for i := range bins {
-				fmt.Printf("%-7s %6d cgroups over %d runs: %s\n", byLabel[i][0].Label, n, len(byLabel[i]), minMedian(byLabel[i]))
+			for i, v := range vars {
+				fmt.Printf("%-13s %6d cgroups over %d runs: %s\n", v.label, n, len(byLabel[i]), minMedian(byLabel[i]))
 			}
 		}
-		if len(bins) == 2 {
-			c, r := summary(byLabel[0]), summary(byLabel[1])
-			fmt.Printf("ratio current/ref at %d cgroups (medians, same run, alternating): step %s  cpu %s  rss %s (before any scrape %s)\n",
-				n, ratio(c.StepMS, r.StepMS), ratio(c.CPUPct, r.CPUPct), ratio(c.RSSMiB, r.RSSMiB), ratio(c.RSSNoScrapeMiB, r.RSSNoScrapeMiB))
+		// Same recorder setting, the two binaries; same binary, recorder
+		// on and off.
+		for i, a := range vars {
+			for j, b := range vars {
+				if j <= i {
+					continue
+				}
+				c, r := summary(byLabel[i]), summary(byLabel[j])
+				switch {
+				case a.rec == b.rec && a.bin != b.bin:
+					fmt.Printf("ratio %s/%s at %d cgroups (medians, same run, alternating): step %s  cpu %s  rss %s (before any scrape %s)\n",
+						a.label, b.label, n, ratio(c.StepMS, r.StepMS), ratio(c.CPUPct, r.CPUPct), ratio(c.RSSMiB, r.RSSMiB), ratio(c.RSSNoScrapeMiB, r.RSSNoScrapeMiB))
+				case a.label+"-norec" == b.label:
+					fmt.Printf("recording cost of %s at %d cgroups (medians, same run, alternating): cpu %.3f %% of a core vs %.3f without (%+.1f %%), step %.2f vs %.2f ms (%+.1f %%), rss %.1f vs %.1f MiB\n",
+						a.label, n, c.CPUPct, r.CPUPct, pctMore(c.CPUPct, r.CPUPct), c.StepMS, r.StepMS, pctMore(c.StepMS, r.StepMS), c.RSSMiB, r.RSSMiB)
+				}
+			}
 		}
 	}
 	if *out != "" {
@@ -244,6 +303,14 @@ func minMedian(rs []Result) string {
 	m := summary(rs)
 	return fmt.Sprintf("step min %.2f / median %.2f ms, cpu min %.3f / median %.3f %% of a core, rss median %.1f MiB",
 		lo.StepMS, m.StepMS, lo.CPUPct, m.CPUPct, m.RSSMiB)
+}
+
+// pctMore is how much more a is than b, in percent of b.
+func pctMore(a, b float64) float64 {
+	if b == 0 {
+		return 0
+	}
+	return (a/b - 1) * 100
 }
 
 func ratio(a, b float64) string {
@@ -370,9 +437,12 @@ func (fx *fixture) close() error {
 }
 
 // measure runs the daemon on the fixture's cgroups and measures it.
-func measure(ctx context.Context, fx *fixture, bin string, dur, warm, every time.Duration, def []byte, withBPF bool) (res Result, err error) {
+func measure(ctx context.Context, fx *fixture, bin string, dur, warm, every time.Duration, def []byte, withBPF, rec bool) (res Result, err error) {
 	n, root, parent := fx.shape.n, fx.root, fx.parent
-	res = Result{Binary: bin, Cgroups: n, Populated: fx.shape.populated, Active: fx.shape.active, ScrapeEveryS: every.Seconds()}
+	res = Result{Binary: bin, Cgroups: n, Populated: fx.shape.populated, Active: fx.shape.active, ScrapeEveryS: every.Seconds(), Recording: "off"}
+	if rec {
+		res.Recording = "on"
+	}
 	if fx.shape.kube {
 		res.Layout = "kube"
 	}
@@ -390,10 +460,16 @@ func measure(ctx context.Context, fx *fixture, bin string, dur, warm, every time
 		return res, err
 	}
 	sock := filepath.Join(tmp, "metrics.sock")
+	// The recording goes to the state dir's record/ (the daemon's default
+	// for a --state-dir other than its own), its default size.
+	recDir := filepath.Join(tmp, "state", "record")
 	args := []string{"run", "--config", polPath, "--cgroup-root", root, "--state-dir", filepath.Join(tmp, "state"),
 		"--metrics-addr", "unix:" + sock, "--control-socket", "none", "--log-level", "info"}
 	if !withBPF {
 		args = append(args, "--no-bpf")
+	}
+	if !rec {
+		args = append(args, "--record-size", "0")
 	}
 	cmd := exec.CommandContext(ctx, bin, args...)
 	logf, err := os.Create(filepath.Join(tmp, "daemon.log"))
@@ -502,7 +578,51 @@ func measure(ctx context.Context, fx *fixture, bin string, dur, warm, every time
 	if err := stop(); err != nil {
 		return res, fmt.Errorf("daemon did not stop cleanly: %v; log: %s", err, tail(logf.Name()))
 	}
+	if rec {
+		if err := recordingSize(&res, recDir); err != nil {
+			return res, fmt.Errorf("recording: %w; log: %s", err, tail(logf.Name()))
+		}
+	} else if _, err := os.Stat(recDir); err == nil {
+		return res, fmt.Errorf("--record-size 0, yet %s exists", recDir)
+	}
 	return res, nil
+}
+
+// recordingSize sets res's recording figures from the blocks in dir,
+// written by a daemon that has stopped. Bytes per tick are those of the
+// full blocks: each starts with every cgroup in full and meta, then
+// deltas, so a block cut short (the last, at SIGTERM) costs more per tick
+// than the steady state and is left out when there is a full one. Hours
+// in the default 256 MiB are at the window's step rate (the loop runs
+// extra steps when PSI triggers fire, each one recorded).
+func recordingSize(res *Result, dir string) error {
+	bs, err := record.Blocks(dir)
+	if err != nil {
+		return err
+	}
+	if len(bs) == 0 {
+		return errors.New("no blocks recorded")
+	}
+	full := 0
+	for _, b := range bs {
+		res.RecBytes += b.Bytes
+		res.RecTicks += b.Ticks
+		full = max(full, b.Ticks)
+	}
+	var bytes int64
+	var ticks int
+	for _, b := range bs {
+		if b.Ticks == full {
+			bytes += b.Bytes
+			ticks += b.Ticks
+		}
+	}
+	res.RecBytesPerTick = float64(bytes) / float64(ticks)
+	if res.Steps > 0 && res.Seconds > 0 {
+		perHour := res.RecBytesPerTick * res.Steps / res.Seconds * 3600
+		res.RecHours = float64(record.DefaultSize) / perHour
+	}
+	return nil
 }
 
 // leaf is the path (below the bench parent) of leaf cgroup i.
