@@ -17,6 +17,9 @@
 #                <repo>/build/vm-DISTRO for a release other than bookworm)
 #   VM_APPEND    extra kernel command line arguments
 #   VM_TRIES     boots when the guest kernel locks up or panics (default 3)
+#   ARTIFACTS_DIR  where each scenario's results, flight recordings and
+#                their HTML reports are copied, as DISTRO/SCENARIO/
+#                (default <repo>/build/artifacts; see artifacts.sh)
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -273,6 +276,18 @@ for n in $replay_check; do
 	[ "$runs" -gt 0 ] && replayed[$n]="replay=${runs}runs/${actions}actions"
 done
 
+# Reports and artifacts (after the replays, whose outputs they keep):
+# every recording gets its `governor report`
+# (RESULTS/SCENARIO/record/N.report.html); each scenario's results go to
+# ARTIFACTS_DIR/DISTRO/SCENARIO, with the guest's console log. A report
+# that fails fails the run.
+# shellcheck source=artifacts.sh
+. "$here/artifacts.sh"
+art=${ARTIFACTS_DIR:-$repo/build/artifacts}/$distro
+rm -rf "$art"
+vm_artifacts "$res" "$art" "$repo/bin/governor" $list || failed=1
+cp "$console" "$art/console.log"
+
 for n in $list; do
 	r=$(result "$n")
 	case $r in FAIL | XFAIL) ;; *) continue ;; esac
@@ -291,10 +306,11 @@ echo "VM scenarios ($distro, $(cat "$img/kver"), results in $res):"
 printf '  %-12s %-6s %6s  %s\n' SCENARIO RESULT TIME FIGURES
 for n in $list; do
 	printf '  %-12s %-6s %5ss  %s\n' "$n" "$(result "$n")" "$(cut -d' ' -f3 "$res/$n/status" 2>/dev/null || echo -)" \
-		"$(head -1 "$res/$n/summary.txt" 2>/dev/null)${replayed[$n]:+ ${replayed[$n]}}"
+		"$(head -1 "$res/$n/summary.txt" 2>/dev/null)${replayed[$n]:+ ${replayed[$n]}}$([ "${vm_reports[$n]:-0}" = 0 ] || echo " report=${vm_reports[$n]}")"
 done
 for n in $list; do
 	[ "$(result "$n")" = XPASS ] && echo "  note: $n passes but is listed in test/vm/known-failures.txt: remove it there"
 done
+echo "  artifacts (results, recordings, reports, console): $art"
 echo "  image ${t_image}s, boot+scenarios ${t_boot}s, total $(($(date +%s) - t0))s"
 exit $failed
