@@ -81,16 +81,17 @@ type Result struct {
 	Active         int     `json:"active"`           // ... whose task wakes often
 	Layout         string  `json:"layout,omitempty"` // "kube", or "" (flat)
 	Seconds        float64 `json:"seconds"`
-	CPUPct         float64 `json:"cpu_pct"`          // % of one core
-	RSSMiB         float64 `json:"rss_mib"`          // at the end
-	RSSNoScrapeMiB float64 `json:"rss_noscrape_mib"` // before the first metrics scrape
-	HWMMiB         float64 `json:"hwm_mib"`          // peak RSS
-	ScrapeEveryS   float64 `json:"scrape_every_s"`   // metrics scraped this often in the window (0: at its start only)
-	Scrapes        int     `json:"scrapes"`          // scrapes before RSS was read at the end
-	ScrapeBytes    int     `json:"scrape_bytes"`     // size of the last exposition
-	StepMS         float64 `json:"step_ms"`          // mean step wall time
-	Steps          float64 `json:"steps"`            // steps in the window
-	FirstMS        float64 `json:"first_ms"`         // mean over the first steps (startup walk included)
+	CPUPct         float64 `json:"cpu_pct"`                   // % of one core
+	RSSMiB         float64 `json:"rss_mib"`                   // at the end
+	RSSNoScrapeMiB float64 `json:"rss_noscrape_mib"`          // before the first metrics scrape
+	HWMMiB         float64 `json:"hwm_mib"`                   // peak RSS
+	ScrapeEveryS   float64 `json:"scrape_every_s"`            // metrics scraped this often in the window (0: at its start only)
+	Scrapes        int     `json:"scrapes"`                   // scrapes before RSS was read at the end
+	ScrapeBytes    int     `json:"scrape_bytes"`              // size of the last exposition
+	StepMS         float64 `json:"step_ms"`                   // mean step wall time
+	Steps          float64 `json:"steps"`                     // steps in the window
+	FirstMS        float64 `json:"first_ms"`                  // mean over the first steps (startup walk included)
+	CPUMSPerStep   float64 `json:"cpu_ms_per_step,omitempty"` // CPU time over the window's steps: extra steps woken by PSI triggers move CPU %, not this
 	// The flight recorder (off: --record-size 0). Its size per tick is
 	// taken after the daemon stopped (its last block flushed) from the
 	// block headers: bytes over ticks of the blocks holding the full
@@ -257,8 +258,9 @@ func scaleCmd(args []string) error {
 					fmt.Printf("ratio %s/%s at %d cgroups (medians, same run, alternating): step %s  cpu %s  rss %s (before any scrape %s)\n",
 						a.label, b.label, n, ratio(c.StepMS, r.StepMS), ratio(c.CPUPct, r.CPUPct), ratio(c.RSSMiB, r.RSSMiB), ratio(c.RSSNoScrapeMiB, r.RSSNoScrapeMiB))
 				case a.label+"-norec" == b.label:
-					fmt.Printf("recording cost of %s at %d cgroups (medians, same run, alternating): cpu %.3f %% of a core vs %.3f without (%+.1f %%), step %.2f vs %.2f ms (%+.1f %%), rss %.1f vs %.1f MiB\n",
-						a.label, n, c.CPUPct, r.CPUPct, pctMore(c.CPUPct, r.CPUPct), c.StepMS, r.StepMS, pctMore(c.StepMS, r.StepMS), c.RSSMiB, r.RSSMiB)
+					fmt.Printf("recording cost of %s at %d cgroups (medians, same run, alternating): cpu %.3f %% of a core vs %.3f without (%+.1f %%), cpu per step %.3f vs %.3f ms (%+.1f %%; steps %.0f vs %.0f), step %.2f vs %.2f ms (%+.1f %%), rss %.1f vs %.1f MiB\n",
+						a.label, n, c.CPUPct, r.CPUPct, pctMore(c.CPUPct, r.CPUPct), c.CPUMSPerStep, r.CPUMSPerStep, pctMore(c.CPUMSPerStep, r.CPUMSPerStep),
+						c.Steps, r.Steps, c.StepMS, r.StepMS, pctMore(c.StepMS, r.StepMS), c.RSSMiB, r.RSSMiB)
 				}
 			}
 		}
@@ -287,6 +289,8 @@ func summary(rs []Result) Result {
 	}
 	return Result{
 		StepMS:         med(func(r Result) float64 { return r.StepMS }),
+		CPUMSPerStep:   med(func(r Result) float64 { return r.CPUMSPerStep }),
+		Steps:          med(func(r Result) float64 { return r.Steps }),
 		CPUPct:         med(func(r Result) float64 { return r.CPUPct }),
 		RSSMiB:         med(func(r Result) float64 { return r.RSSMiB }),
 		RSSNoScrapeMiB: med(func(r Result) float64 { return r.RSSNoScrapeMiB }),
@@ -298,11 +302,11 @@ func summary(rs []Result) Result {
 func minMedian(rs []Result) string {
 	lo := rs[0]
 	for _, r := range rs {
-		lo.StepMS, lo.CPUPct = min(lo.StepMS, r.StepMS), min(lo.CPUPct, r.CPUPct)
+		lo.StepMS, lo.CPUPct, lo.CPUMSPerStep = min(lo.StepMS, r.StepMS), min(lo.CPUPct, r.CPUPct), min(lo.CPUMSPerStep, r.CPUMSPerStep)
 	}
 	m := summary(rs)
-	return fmt.Sprintf("step min %.2f / median %.2f ms, cpu min %.3f / median %.3f %% of a core, rss median %.1f MiB",
-		lo.StepMS, m.StepMS, lo.CPUPct, m.CPUPct, m.RSSMiB)
+	return fmt.Sprintf("step min %.2f / median %.2f ms, cpu min %.3f / median %.3f %% of a core, cpu per step min %.3f / median %.3f ms, rss median %.1f MiB",
+		lo.StepMS, m.StepMS, lo.CPUPct, m.CPUPct, lo.CPUMSPerStep, m.CPUMSPerStep, m.RSSMiB)
 }
 
 // pctMore is how much more a is than b, in percent of b.
@@ -574,6 +578,7 @@ func measure(ctx context.Context, fx *fixture, bin string, dur, warm, every time
 	res.Steps = m2.count - m1.count
 	if res.Steps > 0 {
 		res.StepMS = (m2.sum - m1.sum) / res.Steps * 1000
+		res.CPUMSPerStep = (cpu1 - cpu0) / res.Steps * 1000
 	}
 	if err := stop(); err != nil {
 		return res, fmt.Errorf("daemon did not stop cleanly: %v; log: %s", err, tail(logf.Name()))
