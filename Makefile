@@ -26,8 +26,13 @@ run: build
 
 # Unit tests (fixture trees, fakes) plus, as root, the tests against this
 # host's cgroup2 hierarchy, PSI and BPF. Without root those skip.
+# What a person should look at afterwards goes to $(ARTIFACTS) (CI keeps
+# build/artifacts): the report the Chromium test rendered and its
+# screenshot (report-chromium.html, .png); vm-test adds DISTRO/SCENARIO/
+# with each scenario's results, flight recordings and their reports.
+ARTIFACTS ?= $(CURDIR)/build/artifacts
 test: deps-test
-	$(GO) test -count=1 ./...
+	GOVERNOR_ARTIFACTS=$(ARTIFACTS) $(GO) test -count=1 ./...
 
 # Tools some tests use when present: promtool (Debian package prometheus)
 # checks the metrics exposition format, lintian the .deb of `make deb`,
@@ -75,13 +80,14 @@ lint:
 
 # Real-kernel tests: a Debian guest under QEMU (TCG), see test/vm/README.md.
 # vm-image builds or reuses the cached guest image under build/vm/;
-# vm-test also runs the scenarios (SCENARIOS="bed reclaim" picks some).
+# vm-test also runs the scenarios (SCENARIOS="bed reclaim" picks some) and
+# leaves their results, recordings and reports in $(ARTIFACTS)/DISTRO/.
 .PHONY: vm-image vm-test
 vm-image:
 	VM_SUITE=$${DISTRO:-bookworm} test/vm/build-image.sh
 
 vm-test:
-	test/vm/run.sh
+	ARTIFACTS_DIR=$(ARTIFACTS) test/vm/run.sh
 
 # DISTRO=bullseye|bookworm|trixie picks the guest's Debian release for
 # vm-test, vm-image and test-bpf-vm (default bookworm; images are cached
@@ -99,8 +105,8 @@ TRIXIE_SCENARIOS = bed lifecycle memhigh runaway systemd stocknode package podma
 BULLSEYE_SCENARIOS = lifecycle memhigh systemd stocknode reclaimanon package
 .PHONY: vm-test-releases
 vm-test-releases:
-	DISTRO=trixie SCENARIOS="$(TRIXIE_SCENARIOS)" $(VM_RELEASE_KNOBS) test/vm/run.sh
-	DISTRO=bullseye SCENARIOS="$(BULLSEYE_SCENARIOS)" $(VM_RELEASE_KNOBS) test/vm/run.sh
+	DISTRO=trixie SCENARIOS="$(TRIXIE_SCENARIOS)" $(VM_RELEASE_KNOBS) ARTIFACTS_DIR=$(ARTIFACTS) test/vm/run.sh
+	DISTRO=bullseye SCENARIOS="$(BULLSEYE_SCENARIOS)" $(VM_RELEASE_KNOBS) ARTIFACTS_DIR=$(ARTIFACTS) test/vm/run.sh
 
 # ---- reliability: fuzzing and churn (docs/RELIABILITY.md) ------------------
 # `fuzz` runs every fuzz target for FUZZTIME each (go test -fuzz takes one

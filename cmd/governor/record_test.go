@@ -256,8 +256,9 @@ func chromium(t *testing.T) string {
 
 // The report is one self-contained file that a real browser renders:
 // Chromium loads it, the page's own script counts the charts and action
-// markers it drew, and a screenshot is kept (in $GOVERNOR_ARTIFACTS if
-// set).
+// markers it drew, and a screenshot is kept: with $GOVERNOR_ARTIFACTS set
+// (`make test` sets it to build/artifacts) the page and its screenshot
+// are written there as report-chromium.html and report-chromium.png.
 func TestReportInChromium(t *testing.T) {
 	rec := makeRecording(t)
 	dir := t.TempDir()
@@ -310,11 +311,17 @@ func TestReportInChromium(t *testing.T) {
 		i := strings.Index(dom, "<body")
 		t.Fatalf("Chromium did not render every chart and marker: want %s in\n%.300s", want, dom[max(i, 0):])
 	}
-	shots := os.Getenv("GOVERNOR_ARTIFACTS")
-	if shots == "" {
-		shots = dir
+	png := filepath.Join(dir, "report.png")
+	if art := os.Getenv("GOVERNOR_ARTIFACTS"); art != "" {
+		if err := os.MkdirAll(art, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(art, "report-chromium.html"), data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		png = filepath.Join(art, "report-chromium.png")
 	}
-	png := filepath.Join(shots, "report.png")
+	os.Remove(png) // an earlier run's must not pass for this one's
 	browse("--screenshot=" + png)
 	if fi, err := os.Stat(png); err != nil || fi.Size() < 10000 {
 		t.Fatalf("screenshot %s: %v", png, err)
