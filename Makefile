@@ -202,13 +202,16 @@ bench-bpf:
 # /proc/PID/stat) and RSS. Fails only on a regression
 # beyond BENCH_TOLERANCE against the committed baselines in
 # cmd/governor-bench/. BENCH_REF=path/to/older/governor measures that binary
-# too, alternately, in the same run. The cgroups are removed on exit, on
+# too, alternately, in the same run; BENCH_RECORD=both measures each with
+# its flight recorder on (the default) and off, alternately (off: the
+# daemon's --record-size 0). The cgroups are removed on exit, on
 # failure and on SIGINT/SIGTERM (and stale ones at the next start).
 .PHONY: bench
 BENCH_COUNTS    ?= 100,1000,10000
 BENCH_SECONDS   ?= 60
 BENCH_TOLERANCE ?= 3
 BENCH_REF       ?=
+BENCH_RECORD    ?= on
 bench: build
 	$(GO) build -o bin/governor-bench ./cmd/governor-bench
 	@set -e; out=$$(mktemp); trap 'rm -f "$$out"' EXIT; \
@@ -216,7 +219,7 @@ bench: build
 	bin/governor-bench check -baseline cmd/governor-bench/baseline-go.json -tolerance $(BENCH_TOLERANCE) <"$$out"
 	@if [ "$$(id -u)" != 0 ]; then echo "bench: not root; skipping the whole-daemon scale runs"; exit 0; fi; \
 	bin/governor-bench scale -bin $(BIN) $(if $(BENCH_REF),-ref $(BENCH_REF)) -counts $(BENCH_COUNTS) \
-	  -duration $(BENCH_SECONDS)s -out bin/bench-scale.json \
+	  -record $(BENCH_RECORD) -duration $(BENCH_SECONDS)s -out bin/bench-scale.json \
 	  -baseline cmd/governor-bench/baseline-scale.json -tolerance $(BENCH_TOLERANCE); \
 	rc=$$?; bin/governor-bench cleanup; exit $$rc
 
