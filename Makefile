@@ -101,7 +101,7 @@ vm-test:
 # runs every scenario there. Budget and measured times: test/vm/README.md,
 # Releases.
 VM_RELEASE_KNOBS = MEMHIGH_SECONDS=60
-TRIXIE_SCENARIOS = bed lifecycle memhigh runaway systemd stocknode package podman
+TRIXIE_SCENARIOS = bed lifecycle memhigh runaway systemd stocknode reclaimanon package podman
 BULLSEYE_SCENARIOS = lifecycle memhigh systemd stocknode reclaimanon package
 .PHONY: vm-test-releases
 vm-test-releases:

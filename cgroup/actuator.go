@@ -172,7 +172,7 @@ func (a *Actuator) bounded(ctx context.Context, cg governor.Ref, name string, do
 	a.mu.Lock()
 	if a.inflight[key] {
 		a.mu.Unlock()
-		return fmt.Errorf("write %s: %w (an earlier write is still in progress)", a.path(cg, name), governor.ErrTimeout)
+		return fmt.Errorf("write %s: %w: %w", a.path(cg, name), governor.ErrTimeout, governor.ErrInProgress)
 	}
 	a.inflight[key] = true
 	a.mu.Unlock()

@@ -75,6 +75,12 @@ func (l *Loop) withHook(ctx context.Context, c controller, cg *cgState, reason s
 // just before the write, so the result counts this write alone.
 func (l *Loop) applyReclaim(ctx context.Context, rc *reclaimCtl, cg *cgState, in *Intent, again bool) {
 	p := planOf(in)
+	if b := in.Reclaim; b != nil && b.Earlier != nil {
+		l.reportEarlierReclaim(rc, cg, in.Controller, b.Earlier, p)
+	}
+	if in.Value <= 0 {
+		return
+	}
 	if again && p.measured {
 		if m, err := l.readMemory(ctx, cg); err == nil {
 			p.before = m
@@ -92,6 +98,23 @@ func (l *Loop) applyReclaim(ctx context.Context, rc *reclaimCtl, cg *cgState, in
 			after, measured = m, true
 		}
 	}
+	if errors.Is(err, ErrInProgress) {
+		// The write before has not finished: nothing was written now.
+		l.result.Actions--
+		l.log.Debug("reclaim skipped: the previous write still runs in the kernel", "controller", in.Controller, "cgroup", cg.ref.String())
+		return
+	}
+	if errors.Is(err, ErrTimeout) {
+		// memory.reclaim works synchronously in the writer: on a busy host
+		// or with slow swap a large request outlives the write deadline.
+		// That is no failure; the kernel goes on, and the next look
+		// measures what it freed.
+		rc.stateOf(cg.ref.ID).slow = &EarlierReclaim{Requested: in.Value, Usage: p.usage, Pressure: p.pressure, Reason: in.Reason,
+			Before: p.before, Measured: p.measured, At: l.clock.Now()}
+		l.log.Info("reclaim write outlived its deadline; the kernel goes on with it and the next look measures it",
+			"controller", in.Controller, "cgroup", cg.ref.String(), "requested", FormatBytes(in.Value), "deadline", l.cfg.WriteTimeout.String())
+		return
+	}
 	res := rc.measure(l, cg, p, err, after, measured) // reclaim.go: what it achieved
 	if err != nil {
 		l.result.Errors++
@@ -99,6 +122,17 @@ func (l *Loop) applyReclaim(ctx context.Context, rc *reclaimCtl, cg *cgState, in
 		return
 	}
 	l.emit(Action{Controller: in.Controller, Cgroup: cg.ref, Kind: "reclaim", Knob: "memory.reclaim", Old: FormatBytes(p.usage), New: FormatBytes(in.Value), Reason: in.Reason, Reclaim: res})
+}
+
+// reportEarlierReclaim audits a write that outlived its deadline at an
+// earlier look, measured against what this look read (p.before): its
+// action line comes now, with what it freed, and its result feeds the
+// ramp and the futility count as a prompt write's would.
+func (l *Loop) reportEarlierReclaim(rc *reclaimCtl, cg *cgState, controller string, e *EarlierReclaim, now reclaimPlan) {
+	was := reclaimPlan{amount: e.Requested, usage: e.Usage, pressure: e.Pressure, why: e.Reason, before: e.Before, measured: e.Measured}
+	res := rc.measure(l, cg, was, nil, now.before, now.measured)
+	l.emit(Action{Controller: controller, Cgroup: cg.ref, Kind: "reclaim", Knob: "memory.reclaim", Old: FormatBytes(e.Usage), New: FormatBytes(e.Requested),
+		Reason: e.Reason + "; the write outlived its deadline at " + e.At.UTC().Format(time.RFC3339) + " and is measured at the next look", Reclaim: res})
 }
 
 // kill kills a frozen victim, audits it and thaws the emptied cgroup. It

@@ -64,11 +64,18 @@ func (r *reclaimCtl) decide(l *Loop, v *View) []Intent {
 			continue
 		}
 		p := r.plan(l, cg, s, v.Now) // reclaim.go: step size, backoff
-		if p.amount == 0 {
+		// A write that outlived its deadline is reported at the next look
+		// (plan read the cgroup's accounting then), with or without a
+		// new write.
+		var earlier *EarlierReclaim
+		if st := r.st[s.ID]; st != nil && st.slow != nil && st.last.Equal(v.Now) {
+			earlier, st.slow = st.slow, nil
+		}
+		if p.amount == 0 && earlier == nil {
 			continue
 		}
 		out = append(out, Intent{Kind: IntentReclaim, Controller: r.c.Name, Rule: "reclaim", Cgroup: cg.ref, Value: p.amount, Reason: p.why,
-			Reclaim: &ReclaimBasis{Usage: p.usage, Pressure: p.pressure, Before: p.before, Measured: p.measured}})
+			Reclaim: &ReclaimBasis{Usage: p.usage, Pressure: p.pressure, Before: p.before, Measured: p.measured, Earlier: earlier}})
 	}
 	return out
 }

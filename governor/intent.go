@@ -48,6 +48,22 @@ type ReclaimBasis struct {
 	Pressure float64 // the controller's signal
 	Before   MemoryState
 	Measured bool // Before was read
+	// Earlier, when set: a write to this cgroup that outlived its deadline
+	// at an earlier look and went on in the kernel. apply reports it,
+	// measured against Before, ahead of this intent's own write (none
+	// when the intent's Value is 0).
+	Earlier *EarlierReclaim `json:",omitempty"`
+}
+
+// EarlierReclaim is a memory.reclaim write that outlived its deadline:
+// what was asked and what the cgroup held before it.
+type EarlierReclaim struct {
+	Requested, Usage int64
+	Pressure         float64
+	Reason           string
+	Before           MemoryState
+	Measured         bool
+	At               time.Time
 }
 
 // View is what controllers decide from: the tick's time, the snapshot's

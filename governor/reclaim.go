@@ -139,6 +139,9 @@ type reclaimState struct {
 	atSwap, atFile int64
 	// refaults after the last measured write (0: none yet).
 	refaults uint64
+	// slow: the last write outlived its deadline and goes on in the
+	// kernel; it is measured and reported at the next look.
+	slow *EarlierReclaim
 }
 
 // reclaimPlan is one decided write.

@@ -256,6 +256,9 @@ var (
 	// ErrTimeout: a write did not finish in time (it may still complete in
 	// the kernel; the loop re-reads the value before trusting it).
 	ErrTimeout = errors.New("write timed out")
+	// ErrInProgress: the write was not made because an earlier write of
+	// the same file has not finished (it comes with ErrTimeout).
+	ErrInProgress = errors.New("an earlier write is still in progress")
 )
 
 // Actuator changes cgroups. Implementations: cgroupfs writes (cgroup/), the

@@ -4,6 +4,8 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"os"
+	"strings"
 
 	"github.com/hashicorp/hcl/v2"
 
@@ -88,7 +90,41 @@ func validateHost(p *governor.Policy, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "governor: %v\n", err)
 		return 3
 	}
-	return reportPlan(governor.Plan(p, caps, sdact.NewDefault(root, nil)), root, stdout)
+	rc := reportPlan(governor.Plan(p, caps, sdact.NewDefault(root, nil)), root, stdout)
+	if len(p.Reclaim) > 0 && caps.Reclaim {
+		swaps, err := os.ReadFile(cgroup.DefaultProcSwaps)
+		if err != nil {
+			fmt.Fprintf(stderr, "governor: %v (counted as no swap)\n", err)
+		}
+		zswap, _ := os.ReadFile(cgroup.DefaultZswapEnabled)
+		reportReclaimSwap(p, swaps, strings.TrimSpace(string(zswap)) == "Y", stdout)
+	}
+	return rc
+}
+
+// reportReclaimSwap says what the reclaim controllers can take on this
+// host's swap (/proc/swaps, and whether zswap is on): without swap only
+// page cache; with zram or zswap anonymous memory too; with a disk or a
+// swap file page cache first, where the kernel takes memory.reclaim's
+// swappiness= (probed at the first write). A cgroup whose memory.swap.max
+// forbids swap is told apart at run time, when its reclaim backs off.
+func reportReclaimSwap(p *governor.Policy, procSwaps []byte, zswap bool, w io.Writer) {
+	total, free, err := cgroup.ParseSwaps(procSwaps)
+	if err != nil {
+		total, free = 0, 0
+	}
+	var what string
+	switch cgroup.ClassifySwaps(procSwaps, zswap) {
+	case cgroup.SwapNone:
+		what = "no swap: only page cache can be reclaimed; anonymous memory stays, and reclaim backs off (one line, no writes) while nothing else is left, until swap is added or page cache grows"
+	case cgroup.SwapFast:
+		what = fmt.Sprintf("fast swap (zram or zswap, %s of %s free): page cache and anonymous memory, as the kernel balances them", governor.FormatBytes(free), governor.FormatBytes(total))
+	default:
+		what = fmt.Sprintf("slow swap (a disk or a swap file, zswap off; %s of %s free): page cache first (memory.reclaim swappiness=0, Linux 6.11+, probed at the first write; older kernels balance as usual, with one warning)", governor.FormatBytes(free), governor.FormatBytes(total))
+	}
+	for _, r := range p.Reclaim {
+		fmt.Fprintf(w, "host: reclaim %q: %s\n", r.Name, what)
+	}
 }
 
 func reportPlan(plan []governor.Feasibility, root string, w io.Writer) int {

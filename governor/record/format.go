@@ -285,6 +285,7 @@ const (
 	ErrKindGone        = "gone"
 	ErrKindUnsupported = "unsupported"
 	ErrKindTimeout     = "timeout"
+	ErrKindInProgress  = "in-progress" // not written: an earlier write still runs
 	ErrKindOther       = "error"
 )
 

@@ -291,6 +291,8 @@ func kindErr(kind, msg string) error {
 		base = governor.ErrUnsupported
 	case ErrKindTimeout:
 		base = governor.ErrTimeout
+	case ErrKindInProgress:
+		return fmt.Errorf("recorded: %s: %w: %w", msg, governor.ErrTimeout, governor.ErrInProgress)
 	default:
 		return fmt.Errorf("recorded: %s", msg)
 	}

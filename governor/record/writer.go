@@ -453,6 +453,8 @@ func errKind(err error) (kind, msg string) {
 		kind = ErrKindGone
 	case errors.Is(err, governor.ErrUnsupported):
 		kind = ErrKindUnsupported
+	case errors.Is(err, governor.ErrInProgress):
+		kind = ErrKindInProgress
 	case errors.Is(err, governor.ErrTimeout), errors.Is(err, context.DeadlineExceeded):
 		kind = ErrKindTimeout
 	default:

@@ -5,8 +5,15 @@
 # of page cache (a file read twice, so it is on the active list) is charged
 # to the slice too.
 #
+# The job works on its hot set without pause and logs its throughput (pages
+# touched per second, vmload anon -ops); it is pinned to CPU 1.
+#
 # Leg 1, zram swap: the cold anonymous memory goes to swap; memory.current
-# must come within 15% above hot + cache (575 MiB) within 5 minutes.
+# must come within 15% above hot + cache (575 MiB) within 5 minutes;
+# memory some avg10 is above the policy's goal (0.1%) for no longer than
+# one interval (6 s). Reported: the job's throughput while the governor
+# reclaims against the 20 s before it started, the footprint every 20 s,
+# requested and reclaimed bytes.
 # Leg 2, no swap: the page cache is reclaimed, the anonymous memory is not
 # touched; the governor backs off after at most 3 futile writes with one
 # "nothing reclaimable" line and writes no more; once zram swap is added it
@@ -23,7 +30,8 @@ SLICE=$CGROOT/batch.slice
 hot=$((300 << 20))
 cache=$((200 << 20))
 leg1_max=${RECLAIMANON_LEG1_SECONDS:-300}
-leg2_time=${RECLAIMANON_LEG2_SECONDS:-100}
+leg2_time=${RECLAIMANON_LEG2_SECONDS:-80}
+base_time=${RECLAIMANON_BASELINE_SECONDS:-20}
 VMLOAD=$(command -v vmload)
 GLOG=$RESULTS/governor.log
 
@@ -34,7 +42,8 @@ dd if=/dev/urandom of=/scratch/cache bs=1M count=200 status=none conv=fsync || f
 start_gov() {
 	local n i
 	n=$(grep -c 'governor: governing' "$GLOG" 2>/dev/null)
-	"$GOVERNOR" run --log-level debug >>"$GLOG" 2>&1 &
+	# shellcheck disable=SC2086 # RECLAIMANON_GOVERNOR_ARGS: extra flags, split
+	"$GOVERNOR" run --log-level debug ${RECLAIMANON_GOVERNOR_ARGS:-} >>"$GLOG" 2>&1 &
 	GOV_PID=$!
 	for ((i = 0; i < 1200; i++)); do
 		kill -0 "$GOV_PID" 2>/dev/null || { tail -20 "$GLOG"; fail "governor exited at start"; }
@@ -46,13 +55,14 @@ start_gov() {
 	log "governor governing (pid $GOV_PID) with the built-in default policy"
 }
 
-# start_workload: the batch service and its page cache; sets A0 (anon) and
-# F0 (file) of batch.slice.
+# start_workload OPS: the batch service and its page cache; sets A0 (anon)
+# and F0 (file) of batch.slice. The job logs its throughput to OPS.
 start_workload() {
 	sync
 	echo 3 >/proc/sys/vm/drop_caches
-	systemd-run --quiet --unit=reclaimanon-job --slice=batch.slice -p MemoryAccounting=yes \
-		"$VMLOAD" anon -size 800M -hot 37.5 || fail "systemd-run job"
+	rm -f "$1"
+	systemd-run --quiet --unit=reclaimanon-job --slice=batch.slice -p MemoryAccounting=yes -p CPUAffinity=1 \
+		"$VMLOAD" anon -size 800M -hot 37.5 -ops "$1" || fail "systemd-run job"
 	# Read twice so the pages are active; charged to batch.slice (the
 	# unit's cgroup goes away, its page cache stays with the slice).
 	# (systemd-run --wait needs the D-Bus system bus, which the guest lacks.)
@@ -82,6 +92,14 @@ stop_workload() {
 }
 
 keyed() { awk -v k="$1" '$1 == k { print $2 }' "$SLICE/memory.stat"; }
+now_ms() { echo $(($(date +%s%N) / 1000000)); }
+
+# ops_rate FILE FROM_MS TO_MS: the job's mean pages touched per second over
+# the seconds logged in [FROM_MS, TO_MS) (the first second after FROM_MS is
+# left out: it may straddle the change).
+ops_rate() {
+	awk -v a="$2" -v b="$3" '$1 >= a + 1000 && $1 < b { s += $2; n++ } END { if (n) printf "%.0f\n", s / n; else print 0 }' "$1"
+}
 
 # audit_check FROM: reads the governor log from line FROM and prints
 # "writes backoffs writes_while_parked futile_before_backoff resumes".
@@ -123,7 +141,7 @@ swapoff -a 2>/dev/null
 if [ ! -e "$SLICE/memory.reclaim" ] && [ ! -e "$CGROOT/system.slice/memory.reclaim" ]; then
 	log "this kernel has no memory.reclaim: the degradation leg"
 	check "zram swap" zram_swap 1536M
-	start_workload
+	start_workload "$RESULTS/ops_degraded.txt"
 	m0=$(cat $SLICE/memory.current)
 	start_gov
 	sleep "${RECLAIMANON_DEGRADED_SECONDS:-30}"
@@ -144,9 +162,12 @@ fi
 
 # ---- Leg 1: zram swap -----------------------------------------------------
 check "zram swap" zram_swap 1536M
-start_workload
+start_workload "$RESULTS/ops_with_swap.txt"
+s0=$(now_ms)
 vmload sample -cgroup "$SLICE" -out "$RESULTS/with_swap.csv" &
 SPID=$!
+sleep "$base_time" # the job without the governor: its baseline throughput
+g0=$(now_ms)
 start_gov
 target=$(((hot + cache) * 115 / 100))
 t0=$(date +%s)
@@ -158,6 +179,7 @@ while [ $(($(date +%s) - t0)) -lt "$leg1_max" ]; do
 	fi
 	sleep 5
 done
+g1=$(now_ms)
 m1=$(cat $SLICE/memory.current)
 s1=$(cat $SLICE/memory.swap.current)
 f1=$(keyed file)
@@ -166,10 +188,23 @@ echo "$metrics" | grep '^governor_reclaim' >"$RESULTS/metrics_with_swap.txt"
 governor_stop TERM
 kill "$SPID" 2>/dev/null
 wait "$SPID" 2>/dev/null
+# Memory some avg10 above the goal (0.1%): the longest run of samples (1 s).
 p_max=$(csv_col "$RESULTS/with_swap.csv" mem_some_avg10 | sort -g | tail -1)
+p_run=$(csv_col "$RESULTS/with_swap.csv" mem_some_avg10 | awk '$1 > 0.1 { n++; if (n > m) m = n; next } { n = 0 } END { print m + 0 }')
 read -r w1 b1 _ _ _ < <(audit_check 1)
-log "with swap: memory.current $(mib "$m1") MiB (target <= $(mib "$target") MiB) after ${reached:-$leg1_max}s, swap $(mib "$s1") MiB, file $(mib "$F0") -> $(mib "$f1") MiB, $w1 writes, memory some avg10 max ${p_max}%"
-summary "swap_leg=${reached:-timeout}s mem=$(mib "$m1")MiB swap=$(mib "$s1")MiB file=$(mib "$F0")->$(mib "$f1")MiB writes=$w1 psi_max=${p_max}%"
+# The job's throughput: before the governor, and while it reclaimed.
+r0=$(ops_rate "$RESULTS/ops_with_swap.txt" "$s0" "$g0")
+r1=$(ops_rate "$RESULTS/ops_with_swap.txt" "$g0" "$g1")
+tput=$(awk -v a="$r0" -v b="$r1" 'BEGIN { if (a > 0) printf "%.1f", 100 * b / a; else print 0 }')
+req=$(awk '/^governor_reclaim_requested_bytes_total/ { s += $NF } END { printf "%.0f", s }' "$RESULTS/metrics_with_swap.txt")
+got=$(awk '/^governor_reclaimed_bytes_total/ { s += $NF } END { printf "%.0f", s }' "$RESULTS/metrics_with_swap.txt")
+# The footprint every 20 s from the governor's start (the sampler began
+# (g0 - s0) ms earlier).
+foot=$(awk -F, -v off="$(((g0 - s0) / 1000))" 'NR > 1 { t = $1 - off; if (t >= next_t) { printf "%s%ds:%dMiB", sep, next_t, $2 / 1048576; sep = " "; next_t += 20 } }' next_t=0 "$RESULTS/with_swap.csv")
+log "with swap: memory.current $(mib "$m1") MiB (target <= $(mib "$target") MiB) after ${reached:-$leg1_max}s, swap $(mib "$s1") MiB, file $(mib "$F0") -> $(mib "$f1") MiB, $w1 writes, requested $(mib "$req") MiB, reclaimed $(mib "$got") MiB, memory some avg10 max ${p_max}% (longest run above 0.1%: ${p_run}s)"
+log "with swap: footprint after the governor's start: $foot"
+log "with swap: the job's throughput $r1 pages/s while reclaimed, $r0 before the governor (${tput}%)"
+summary "swap_leg=${reached:-timeout}s mem=$(mib "$m1")MiB swap=$(mib "$s1")MiB file=$(mib "$F0")->$(mib "$f1")MiB writes=$w1 requested=$(mib "$req")MiB reclaimed=$(mib "$got")MiB psi_max=${p_max}% throughput=${tput}%"
 stop_workload
 swapoff /dev/zram0 && echo 1 >/sys/block/zram0/reset
 # Every write is measured (memory.current and memory.stat before and
@@ -186,6 +221,15 @@ check "with swap: within 15% above hot+cache within ${leg1_max}s" test -n "$reac
 # must have gone, and some of it to swap (anonymous memory was reclaimed).
 check "with swap: cold memory left (swap + page cache dropped >= 300 MiB)" test $((s1 + F0 - f1)) -ge $((300 << 20))
 check "with swap: anonymous memory went to swap (>= 100 MiB)" test "$s1" -ge $((100 << 20))
+# The throughput is a figure, not asserted: under TCG the first ~40 s of
+# reclaim cost the job 30-40 % (63.8-64.8 % in 2026-12-06's runs, with
+# and without the BPF sensors), with memory pressure at 0.00 % throughout,
+# then it ran at its baseline while reclaim went on. Scanning and
+# unmapping a running job's pages sends TLB flushes to its CPU, and TCG
+# refills its software TLB after each; the issue's 5 % bound needs a real
+# CPU to be judged.
+check "with swap: the job's throughput was measured" test "$r0" -gt 0 -a "$r1" -gt 0
+check "with swap: memory some avg10 above the goal for at most one interval (${p_run}s)" test "$p_run" -le 6
 check "with swap: reclaimed bytes exported" grep -q 'governor_reclaimed_bytes_total{cgroup="batch.slice",controller="batch-proactive"} [1-9]' "$RESULTS/metrics_with_swap.txt"
 [ "$b1" -eq 0 ] || log "note: $b1 backoff line(s) in the swap leg (once the cold set is gone, only hot pages are left)"
 check "governor exited cleanly on SIGTERM" test "$GOV_RC" = 0
@@ -193,7 +237,7 @@ check "governor exited cleanly on SIGTERM" test "$GOV_RC" = 0
 # ---- Leg 2: no swap -------------------------------------------------------
 check "no swap" test "$(awk 'NR > 1' /proc/swaps | wc -l)" -eq 0
 from=$(($(wc -l <"$GLOG") + 1))
-start_workload
+start_workload "$RESULTS/ops_without_swap.txt"
 vmload sample -cgroup "$SLICE" -out "$RESULTS/without_swap.csv" &
 SPID=$!
 start_gov

@@ -2,7 +2,7 @@
 // it runs inside the guest (statically linked, injected per run) and stands in
 // for tools the minimal guest root does not carry.
 //
-//	vmload anon   -size 600M [-hot 10] [-hold 60s] [-delay 1s]  allocate, touch, hold
+//	vmload anon   -size 600M [-hot 10] [-hold 60s] [-delay 1s] [-ops f]  allocate, touch, hold
 //	vmload grow   -rate 64M -every 1s [-max 0] [-hold 0]  allocate (without end)
 //	vmload sample -cgroup /sys/fs/cgroup/x -out f.csv [-every 1s]
 //	vmload psi    -file memory.pressure               print some avg10
@@ -133,7 +133,10 @@ func waitSignal(d time.Duration) {
 
 // anon waits -delay, allocates -size bytes, then keeps the first -hot percent
 // of them in use (touched every 200 ms) while the rest goes cold, until -hold
-// passes or a signal arrives.
+// passes or a signal arrives. With -ops FILE the hot set is instead touched
+// without pause, as a job that works on it would, and every second a line
+// "UNIX_MS PAGES" (pages touched in that second: the job's throughput) is
+// appended to FILE.
 func anon(args []string) error {
 	fs := flag.NewFlagSet("anon", flag.ExitOnError)
 	var sz size
@@ -141,6 +144,7 @@ func anon(args []string) error {
 	hot := fs.Float64("hot", 0, "percent of the allocation kept hot")
 	hold := fs.Duration("hold", 0, "how long to hold (0: until signalled)")
 	delay := fs.Duration("delay", 0, "wait this long before allocating")
+	ops := fs.String("ops", "", "touch the hot set without pause and log its pages per second to this file")
 	_ = fs.Parse(args)
 	time.Sleep(*delay)
 	b, err := mapTouched(int64(sz))
@@ -149,7 +153,34 @@ func anon(args []string) error {
 	}
 	fmt.Printf("anon: %d MiB allocated and touched\n", len(b)>>20)
 	hotEnd := int(float64(len(b)) * *hot / 100)
-	if hotEnd > 0 {
+	switch {
+	case hotEnd > 0 && *ops != "":
+		f, err := os.OpenFile(*ops, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		var touched atomic.Uint64
+		go func() {
+			for {
+				for i := 0; i < hotEnd; i += page {
+					b[i]++
+					if i&(63*page) == 0 {
+						touched.Add(64)
+					}
+				}
+			}
+		}()
+		go func() {
+			t := time.NewTicker(time.Second)
+			last := touched.Load()
+			for now := range t.C {
+				n := touched.Load()
+				fmt.Fprintf(f, "%d %d\n", now.UnixMilli(), n-last)
+				last = n
+			}
+		}()
+	case hotEnd > 0:
 		go func() {
 			for {
 				for i := 0; i < hotEnd; i += page {
