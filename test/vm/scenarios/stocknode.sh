@@ -17,6 +17,13 @@
 #     `systemctl stop`: knob files, unit properties (systemctl show), every
 #     cgroup.subtree_control and the runtime drop-ins under /run/systemd
 #     are exactly as before the governor started.
+# Then examples/proactive-reclaim.hcl (a docker-named transient scope in
+# system.slice: cold page cache reclaimed, stall under the goal; see
+# reclaim_leg) and examples/desktop.hcl (a user session's app beside a
+# batch job: batch.slice cpu.idle = 1; see desktop_leg), each with the same
+# nothing-outside and reload / SIGKILL / stop checks. On 5.10 those two
+# must be refused by name (journal, validate --host exit 3).
+# STOCKNODE_LEGS (e.g. reclaim.desktop) runs only some legs.
 set -u
 . "$VMTEST/lib.sh"
 require_governor
