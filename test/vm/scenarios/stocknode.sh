@@ -50,6 +50,7 @@ cleanup() {
 		systemctl stop "user@$duid.service" "user-runtime-dir@$duid.service" 2>/dev/null
 		userdel -r "$duser" 2>/dev/null
 	fi
+	rm -rf "/run/systemd/system/user-runtime-dir@$duid.service.d"
 	rm -rf "$unit" "$unit.d" /etc/systemd/system/$svc /etc/governor /run/governor /usr/local/bin/governor
 	systemctl daemon-reload
 	systemctl reset-failed 2>/dev/null
@@ -371,7 +372,18 @@ desktop_leg() {
 	rm -f /etc/governor/*.hcl
 	install_policy "$ex/desktop.hcl" /etc/governor/desktop.hcl
 	useradd -m -u "$duid" -s /bin/sh "$duser" || fail "$name: useradd"
-	systemctl start "user@$duid.service" || fail "$name: user@$duid.service does not start"
+	# What a login does first: logind has user-runtime-dir@UID.service
+	# make /run/user/UID. Its helper asks logind over D-Bus for the size,
+	# and the guest runs neither, so a runtime drop-in makes the directory
+	# itself; the user manager is the stock one.
+	mkdir -p "/run/systemd/system/user-runtime-dir@$duid.service.d"
+	printf '[Service]\nExecStart=\nExecStart=/bin/sh -c "mkdir -p %s && chown %s:%s %s && chmod 0700 %s"\nExecStop=\nExecStop=/bin/rm -rf %s\n' \
+		"$rdir" "$duid" "$duid" "$rdir" "$rdir" "$rdir" >"/run/systemd/system/user-runtime-dir@$duid.service.d/vmtest.conf"
+	systemctl daemon-reload
+	if ! systemctl start "user@$duid.service"; then
+		journalctl -b --no-pager -o cat -u "user@$duid.service" -u "user-runtime-dir@$duid.service" | tail -20
+		fail "$name: user@$duid.service does not start"
+	fi
 	wait_for 30 test -S "$rdir/systemd/private" || fail "$name: the user manager's socket never appeared"
 	log "$name: user@$duid.service up; root cgroup.subtree_control: $(cat /sys/fs/cgroup/cgroup.subtree_control)"
 	runuser -u "$duser" -- env XDG_RUNTIME_DIR="$rdir" systemd-run --user --quiet --slice=session.slice --unit=$shell \
@@ -422,6 +434,8 @@ desktop_leg() {
 	units=
 	systemctl stop "user@$duid.service" "user-runtime-dir@$duid.service"
 	userdel -r "$duser" 2>/dev/null
+	rm -rf "/run/systemd/system/user-runtime-dir@$duid.service.d"
+	systemctl daemon-reload
 }
 leg desktop && desktop_leg
 log "PASS: the four policies acted in time, touched only their targets and left no trace"
