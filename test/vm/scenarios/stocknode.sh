@@ -50,7 +50,7 @@ cleanup() {
 		systemctl stop "user@$duid.service" "user-runtime-dir@$duid.service" 2>/dev/null
 		userdel -r "$duser" 2>/dev/null
 	fi
-	rm -rf "/run/systemd/system/user-runtime-dir@$duid.service.d"
+	rm -rf "/run/systemd/system/user-runtime-dir@$duid.service.d" "/run/systemd/system/user@$duid.service.d"
 	rm -rf "$unit" "$unit.d" /etc/systemd/system/$svc /etc/governor /run/governor /usr/local/bin/governor
 	systemctl daemon-reload
 	systemctl reset-failed 2>/dev/null
@@ -373,12 +373,14 @@ desktop_leg() {
 	install_policy "$ex/desktop.hcl" /etc/governor/desktop.hcl
 	useradd -m -u "$duid" -s /bin/sh "$duser" || fail "$name: useradd"
 	# What a login does first: logind has user-runtime-dir@UID.service
-	# make /run/user/UID. Its helper asks logind over D-Bus for the size,
-	# and the guest runs neither, so a runtime drop-in makes the directory
-	# itself; the user manager is the stock one.
-	mkdir -p "/run/systemd/system/user-runtime-dir@$duid.service.d"
+	# make /run/user/UID, and pam_systemd gives the user manager
+	# XDG_RUNTIME_DIR. The guest has neither logind (nor D-Bus, which the
+	# directory's helper asks) nor pam_systemd, so two runtime drop-ins do
+	# those two things; the user manager itself is the stock one.
+	mkdir -p "/run/systemd/system/user-runtime-dir@$duid.service.d" "/run/systemd/system/user@$duid.service.d"
 	printf '[Service]\nExecStart=\nExecStart=/bin/sh -c "mkdir -p %s && chown %s:%s %s && chmod 0700 %s"\nExecStop=\nExecStop=/bin/rm -rf %s\n' \
 		"$rdir" "$duid" "$duid" "$rdir" "$rdir" "$rdir" >"/run/systemd/system/user-runtime-dir@$duid.service.d/vmtest.conf"
+	printf '[Service]\nEnvironment=XDG_RUNTIME_DIR=%s\n' "$rdir" >"/run/systemd/system/user@$duid.service.d/vmtest.conf"
 	systemctl daemon-reload
 	if ! systemctl start "user@$duid.service"; then
 		journalctl -b --no-pager -o cat -u "user@$duid.service" -u "user-runtime-dir@$duid.service" | tail -20
@@ -434,7 +436,7 @@ desktop_leg() {
 	units=
 	systemctl stop "user@$duid.service" "user-runtime-dir@$duid.service"
 	userdel -r "$duser" 2>/dev/null
-	rm -rf "/run/systemd/system/user-runtime-dir@$duid.service.d"
+	rm -rf "/run/systemd/system/user-runtime-dir@$duid.service.d" "/run/systemd/system/user@$duid.service.d"
 	systemctl daemon-reload
 }
 leg desktop && desktop_leg
