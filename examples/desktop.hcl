@@ -34,7 +34,9 @@ protect "interactive-memory" {
 # a desktop is after the governor started at boot, and the rule below then
 # only observes (the journal says so at start, and `governor validate
 # --host` exits 3). Turn it on from boot once, persistently:
-#   systemctl set-property batch.slice CPUWeight=100
+#   systemctl set-property system.slice CPUWeight=100
+# (system.slice is always active, so systemd enables cpu at the root at
+# every boot; 100 is the default weight, so nothing else changes.)
 # (Linux 5.15 or later: older kernels have no cpu.idle.)
 #
 # Background work yields the CPU at once when the interactive class waits
