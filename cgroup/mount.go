@@ -52,6 +52,7 @@ func probe(root, kallsyms string) (governor.Capabilities, error) {
 		caps.Controllers[c] = true
 	}
 	caps.Reclaim = exists(filepath.Join(root, "memory.reclaim"))
+	caps.NoCPUIdle = noCPUIdle(root, caps.Controllers["cpu"], kallsyms)
 	if child := someCgroup(root); child != "" {
 		caps.Reclaim = caps.Reclaim || exists(filepath.Join(child, "memory.reclaim"))
 		caps.Freeze = exists(filepath.Join(child, "cgroup.freeze"))
@@ -67,6 +68,29 @@ func probe(root, kallsyms string) (governor.Capabilities, error) {
 	caps.Freeze, caps.Kill = syms[0], syms[1]
 	caps.FeaturesFrom = kallsyms
 	return caps, nil
+}
+
+// noCPUIdle tells whether the kernel lacks cpu.idle (Linux < 5.15): from
+// the root's children when the root enables cpu for them (each has
+// cpu.weight, and cpu.idle where the kernel has it), else from the symbol
+// table: with cpu off nothing shows cpu.idle, which says nothing about the
+// kernel (systemd turns cpu on later, for a unit or a user session).
+// Unknown is false.
+func noCPUIdle(root string, cpuOn bool, kallsyms string) bool {
+	if cpuOn {
+		ents, _ := os.ReadDir(root)
+		for _, e := range ents {
+			p := filepath.Join(root, e.Name())
+			if e.IsDir() && exists(filepath.Join(p, "cpu.weight")) {
+				return !exists(filepath.Join(p, "cpu.idle"))
+			}
+		}
+	}
+	syms, err := kernelSymbols(kallsyms, "cpu_idle_write_s64", "cpu_weight_write_u64")
+	if err != nil || !syms[1] {
+		return false // no symbol table, or one without the cpu controller's
+	}
+	return !syms[0]
 }
 
 func exists(p string) bool {

@@ -115,3 +115,51 @@ func TestKernelProbeWithoutChild(t *testing.T) {
 		t.Errorf("Probe(%s): freeze=%v kill=%v (from %s), want %v %v", root, caps.Freeze, caps.Kill, caps.FeaturesFrom, wantFreeze, wantKill)
 	}
 }
+
+// TestProbeCPUIdle: a kernel without cpu.idle (5.10) is told from a child
+// of the root when the root enables cpu, else from the symbol table; with
+// neither it is not assumed missing.
+func TestProbeCPUIdle(t *testing.T) {
+	dir := t.TempDir()
+	newKernel := filepath.Join(dir, "new")
+	writeFixture(t, newKernel, "0000000000000000 t cpu_weight_write_u64\n0000000000000000 t cpu_idle_write_s64\n")
+	oldKernel := filepath.Join(dir, "old")
+	writeFixture(t, oldKernel, "0000000000000000 t cpu_weight_write_u64\n")
+	for _, tt := range []struct {
+		name     string
+		cpuOn    bool
+		idleFile bool
+		kallsyms string
+		want     bool
+	}{
+		{"cpu on, children have cpu.idle", true, true, oldKernel, false},
+		{"cpu on, children lack cpu.idle", true, false, newKernel, true},
+		{"cpu off, 5.10 symbols", false, false, oldKernel, true},
+		{"cpu off, 6.1 symbols", false, false, newKernel, false},
+		{"cpu off, no symbol table", false, false, "/nonexistent/kallsyms", false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			root := t.TempDir()
+			ctl := "memory\n"
+			if tt.cpuOn {
+				ctl = "cpu memory\n"
+			}
+			mkCgroup(t, root, "", map[string]string{"cgroup.controllers": "cpu memory\n", "cgroup.subtree_control": ctl})
+			files := map[string]string{"cgroup.events": "populated 0\n"}
+			if tt.cpuOn {
+				files["cpu.weight"] = "100\n"
+				if tt.idleFile {
+					files["cpu.idle"] = "0\n"
+				}
+			}
+			mkCgroup(t, root, "batch.slice", files)
+			caps, err := probe(root, tt.kallsyms)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if caps.NoCPUIdle != tt.want {
+				t.Errorf("NoCPUIdle %v, want %v", caps.NoCPUIdle, tt.want)
+			}
+		})
+	}
+}

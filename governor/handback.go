@@ -73,7 +73,7 @@ func (l *Loop) checkManaged(ctx context.Context) {
 			l.dirty = true
 			continue
 		}
-		if m.pending && (s.Value == m.written || s.Value == m.previous) {
+		if m.pending && (landed(key.knob, s.Value, m.written) || s.Value == m.previous) {
 			m.written, m.pending, m.releasing = s.Value, false, false
 			l.dirty = true
 			continue
@@ -86,4 +86,33 @@ func (l *Loop) checkManaged(ctx context.Context) {
 				Old: key.knob.FormatValue(m.written), New: key.knob.FormatValue(s.Value), Reason: "changed by someone else; handed back, left alone (original " + m.orig.Raw + ")"})
 		}
 	}
+}
+
+// landed tells whether got is what a write of want that timed out may have
+// left: want itself, or want as the way there rounds it. A successful write
+// is read back (the loop remembers what the kernel holds); a timed-out one
+// is only known as asked, so a value rounded on the way must not be taken
+// for someone else's: memory limits go to whole pages, and the systemd
+// actuator rounds a unit's cpu.max quota to whole percent of a CPU
+// (systemd keeps CPUQuota= so). Seen on Debian 12: a SetUnitProperties of
+// 0.203cpu timed out during a daemon-reload, 0.2cpu landed, the knob was
+// handed back and never restored.
+func landed(k Knob, got, want int64) bool {
+	if got == want {
+		return true
+	}
+	if got == Unlimited || want == Unlimited {
+		return false
+	}
+	d := got - want
+	if d < 0 {
+		d = -d
+	}
+	switch k {
+	case CPUMax:
+		return d < 10000 // 1 % of a CPU, in µs per second
+	case MemoryHigh, MemoryMax, MemoryLow, MemoryMin:
+		return d < 4096*16 // a page, up to 64 KiB ones
+	}
+	return false
 }

@@ -59,6 +59,11 @@ func Plan(p *Policy, caps Capabilities, act Actuator) []Feasibility {
 // and whether it can only because act enables its controller.
 func knobWhy(k Knob, caps Capabilities, act Actuator) (why string, via bool) {
 	ctl := k.Controller()
+	if k == CPUIdle && caps.NoCPUIdle {
+		// Whether cpu is on or not: no unit property or controller
+		// brings cpu.idle to this kernel.
+		return "the kernel has no cpu.idle (needs Linux 5.15+)", false
+	}
 	if ctl == "" || caps.Controllers == nil || caps.Controllers[ctl] {
 		return "", false
 	}

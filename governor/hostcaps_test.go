@@ -134,3 +134,24 @@ func TestPlan(t *testing.T) {
 		})
 	}
 }
+
+// Debian 11's 5.10 has no cpu.idle: a cpu.idle rule cannot act whether the
+// cpu controller is on or off, and the reason names the kernel, not the
+// controller (turning cpu on would not help). Before, the plan said "the
+// cpu controller is not enabled" (with a hint to enable it) or, with cpu
+// on, nothing at all.
+func TestCPUIdleMissingKernel(t *testing.T) {
+	idle := &knobCtl{ctlName: "background-idle", knobs: []knobMove{{knob: CPUIdle}}}
+	for _, ctls := range []map[string]bool{{"memory": true}, {"memory": true, "cpu": true}} {
+		caps := Capabilities{Root: "/sys/fs/cgroup", Controllers: ctls, NoCPUIdle: true}
+		f := feasibility(idle, caps, enabler{fakeActuator: newFakeActuator(), ctls: map[string]bool{"cpu": true}})
+		if f.Whole != "the kernel has no cpu.idle (needs Linux 5.15+)" {
+			t.Errorf("controllers %v: Whole %q, want the kernel named", ctls, f.Whole)
+		}
+	}
+	// With cpu.idle in the kernel and cpu on, it acts.
+	caps := Capabilities{Root: "/sys/fs/cgroup", Controllers: map[string]bool{"cpu": true}}
+	if f := feasibility(idle, caps, nil); f.Whole != "" || len(f.Off) != 0 {
+		t.Errorf("cpu on, kernel with cpu.idle: %+v", f)
+	}
+}

@@ -827,3 +827,46 @@ func TestSuppressRecoversOnlyWhenWholeClassHas(t *testing.T) {
 		squeezed = h.act.get(batch, CPUWeight)
 	}
 }
+
+// A timed-out write the way there rounds (the systemd actuator: a unit's
+// cpu.max to whole percent) is ours when the rounded value lands: before,
+// 0.2cpu landing for 0.203cpu was handed back as someone else's and not
+// restored on stop (stocknode on Debian 12, a write during daemon-reload).
+func TestWriteTimeoutAcceptsRoundedValue(t *testing.T) {
+	h := newHarness(t, suppressCPUAndIO())
+	w := h.src.add(web, "system.slice/web.service")
+	h.src.add(batch, "batch.slice/job1")
+	w.Set(CPUSomeAvg10, 30)
+	var key knobKey
+	for i := 0; i < 20 && key.knob == 0; i++ {
+		h.tick(time.Second)
+		if m := h.loop.managed[knobKey{batch, CPUMax}]; m != nil {
+			key = knobKey{batch, CPUMax}
+		}
+	}
+	if key.knob == 0 {
+		t.Fatalf("cpu.max never squeezed; writes: %v", h.act.writes)
+	}
+	h.act.fail[key] = fmt.Errorf("write cpu.max: %w", ErrTimeout)
+	for i := 0; i < 20; i++ {
+		h.tick(time.Second)
+		if m := h.loop.managed[key]; m != nil && m.pending {
+			break
+		}
+	}
+	m := h.loop.managed[key]
+	if m == nil || !m.pending {
+		t.Fatalf("no timed-out write pending: %+v", m)
+	}
+	delete(h.act.fail, key)
+	// As for 0.203cpu asked, 0.2cpu landed.
+	h.act.put(batch, CPUMax, m.written-3000)
+	h.tick(time.Second)
+	if m := h.loop.managed[key]; m == nil || m.pending {
+		t.Fatalf("rounded late write not accepted as ours: %+v\n%s", m, h.logText())
+	}
+	h.loop.Close(context.Background())
+	if v := h.act.get(batch, CPUMax); v != Unlimited {
+		t.Errorf("cpu.max not restored: %d", v)
+	}
+}

@@ -289,6 +289,10 @@ type Capabilities struct {
 	Reclaim     bool            // memory.reclaim exists
 	Freeze      bool            // cgroup.freeze exists
 	Kill        bool            // cgroup.kill exists
+	// NoCPUIdle: the kernel has no cpu.idle (before Linux 5.15), known
+	// from a cgroup with the cpu controller or the kernel's symbol table.
+	// False when it has or when that is unknown.
+	NoCPUIdle bool
 	// FeaturesFrom says where Freeze and Kill were detected: a non-root
 	// cgroup's files, the kernel's symbol table, or why neither worked.
 	FeaturesFrom string

@@ -115,6 +115,7 @@ type Meta struct {
 	Reclaim      bool     `json:"reclaim,omitempty"`
 	Freeze       bool     `json:"freeze,omitempty"`
 	Kill         bool     `json:"kill,omitempty"`
+	NoCPUIdle    bool     `json:"no_cpu_idle,omitempty"`
 	SelfPath     string   `json:"self,omitempty"`
 	AllowSystemd []string `json:"allow_systemd,omitempty"`
 	NumCPU       int      `json:"ncpu,omitempty"`

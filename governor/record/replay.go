@@ -102,7 +102,7 @@ func Replay(ctx context.Context, path string, opt ReplayOptions) (*ReplayResult,
 	if m == nil {
 		m = &Meta{}
 	}
-	caps := governor.Capabilities{Root: m.Root, Controllers: m.Controllers, Reclaim: m.Reclaim, Freeze: m.Freeze, Kill: m.Kill}
+	caps := governor.Capabilities{Root: m.Root, Controllers: m.Controllers, Reclaim: m.Reclaim, Freeze: m.Freeze, Kill: m.Kill, NoCPUIdle: m.NoCPUIdle}
 	p.act.enables = m.Enables
 	var loopErr error
 	loop, err := governor.New(governor.Config{

@@ -571,7 +571,7 @@ func (a *recordingActuator) Unwrap() governor.Actuator { return a.act }
 // it: what a replay needs to decide as the live loop did.
 func NewMeta(cfg governor.Config, version string) Meta {
 	m := Meta{Version: version, Root: cfg.Caps.Root, Controllers: cfg.Caps.Controllers, Reclaim: cfg.Caps.Reclaim,
-		Freeze: cfg.Caps.Freeze, Kill: cfg.Caps.Kill, SelfPath: cfg.SelfPath, AllowSystemd: cfg.AllowSystemd,
+		Freeze: cfg.Caps.Freeze, Kill: cfg.Caps.Kill, NoCPUIdle: cfg.Caps.NoCPUIdle, SelfPath: cfg.SelfPath, AllowSystemd: cfg.AllowSystemd,
 		NumCPU: cfg.NumCPU, DryRun: cfg.DryRun}
 	if m.NumCPU <= 0 {
 		m.NumCPU = runtime.NumCPU()
