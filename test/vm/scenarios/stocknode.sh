@@ -253,7 +253,7 @@ run_case() {
 	summary "${name}_avg10=$a0 ${name}_ready_ms=$READY_MS ${name}_squeeze_ms=$d"
 	[ "$d" -le 20000 ] || fail "$name: squeeze took $d ms, want <= 20000 (for = 5 s, tick 1 s, under TCG)"
 
-	sleep 12 # a few cooldowns more
+	sleep 8 # a few cooldowns more
 	nothing_outside "$name" "$re"
 	log "$name: $svc cpu.some avg10 now $(avg10)%"
 	still_squeezed() {
