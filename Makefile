@@ -95,14 +95,15 @@ vm-test:
 # adds to bookworm's full run, one boot per release: on Debian 13 (6.12,
 # systemd 257) and Debian 11 (5.10, systemd 247) the scenarios whose
 # outcome depends on the release (the kernel's cgroup files, systemd's
-# unit handling, the shipped unit and policies, the package, podman; on
-# trixie also reclaimanon, whose swap legs depend on the kernel's reclaim)
-# and not the other ones that measure the engine's control (reclaim, coloc,
-# blame, reaction, selfthrottle), which bookworm runs. `make vm-test DISTRO=trixie` (no SCENARIOS) still
+# unit handling, the shipped unit and policies, the package, podman) and
+# not those that measure the engine's control (reclaim, coloc, blame,
+# reaction, reclaimanon, selfthrottle), which bookworm runs; stocknode
+# there without its self-throttle leg, which bookworm's stocknode and
+# selfthrottle carry (STOCKNODE_LEGS). `make vm-test DISTRO=trixie` (no SCENARIOS) still
 # runs every scenario there. Budget and measured times: test/vm/README.md,
 # Releases.
-VM_RELEASE_KNOBS = MEMHIGH_SECONDS=60
-TRIXIE_SCENARIOS = bed lifecycle memhigh runaway systemd stocknode reclaimanon package podman
+VM_RELEASE_KNOBS = MEMHIGH_SECONDS=60 STOCKNODE_LEGS=default.batchnode.reclaim.desktop
+TRIXIE_SCENARIOS = bed lifecycle memhigh runaway systemd stocknode package podman
 BULLSEYE_SCENARIOS = lifecycle memhigh systemd stocknode reclaimanon package
 .PHONY: vm-test-releases
 vm-test-releases:
