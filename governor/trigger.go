@@ -214,30 +214,68 @@ func (v *View) leftOut(m *Sample, sig Signal, y float64, bad bool) (string, bool
 	return "", false
 }
 
-// selfBelow reports whether m's reading y of sig is explained by a
-// descendant whose own reading is at least selfCover of y and which is
-// self-inflicted (with why) or the governor itself (why "").
+// selfBelow reports whether m's reading y of sig is explained by what
+// waits below it of its own making: descendants that are self-inflicted
+// and the governor's own cgroup, whose readings together come to at least
+// selfCover of y (why names the largest self-inflicted one; "" when it is
+// the governor's alone).
 func (v *View) selfBelow(m *Sample, sig Signal, y float64) (string, bool) {
 	if v.Snap == nil {
 		return "", false
 	}
+	// The stall below m that is explained: the governor's own cgroup's,
+	// and that of each descendant whose stall is of its own making. A
+	// parent waits whenever any of them does, so together they explain it
+	// (on a stock node: system.slice waits while the governor starts up
+	// and while a service its own CPUQuota throttles waits, neither alone
+	// 80 % of it). Nested ones count once, by the highest.
+	type part struct {
+		path string
+		y    float64
+		why  string // "" for the governor's own cgroup
+	}
+	var parts []part
 	prefix := m.Ref.Path + "/"
 	for _, d := range v.Snap.Cgroups {
 		if d == m || (m.Ref.Path != "" && !strings.HasPrefix(d.Ref.Path, prefix)) {
 			continue
 		}
 		dy, ok := d.Get(sig)
-		if !ok || dy < selfCover*y {
+		if !ok || dy <= 0 {
 			continue
 		}
 		if v.isGovernor(d) {
-			return "", true
-		}
-		if why := selfInflicted(d, sig); why != "" {
-			return fmt.Sprintf("%s waits as much as %s below it, which is of its own making: %s", m.Ref.String(), d.Ref.String(), why), true
+			parts = append(parts, part{d.Ref.Path, dy, ""})
+		} else if why := selfInflicted(d, sig); why != "" {
+			parts = append(parts, part{d.Ref.Path, dy, why})
 		}
 	}
-	return "", false
+	var sum float64
+	var first *part
+	for i := range parts {
+		p := &parts[i]
+		nested := false
+		for _, q := range parts {
+			if q.path != p.path && strings.HasPrefix(p.path, q.path+"/") {
+				nested = true
+				break
+			}
+		}
+		if nested {
+			continue
+		}
+		sum += p.y
+		if p.why != "" && (first == nil || p.y > first.y) {
+			first = p
+		}
+	}
+	if len(parts) == 0 || sum < selfCover*y {
+		return "", false
+	}
+	if first == nil {
+		return "", true // the governor's own stall: left out without a word
+	}
+	return fmt.Sprintf("%s waits as much as %s below it, which is of its own making: %s", m.Ref.String(), Ref{Path: first.path}.String(), first.why), true
 }
 
 // condState tracks since when one condition has held.

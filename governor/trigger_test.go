@@ -256,10 +256,19 @@ func TestSelfInflictedBelow(t *testing.T) {
 		{"recover is not kept from holding by the slice", []*Sample{slice, thr, other}, below(CPUSomeAvg10, 2), 1, true, "thr.service"},
 		{"a harmed sibling still counts", []*Sample{slice, thr, harmed, other}, above(CPUSomeAvg10, 10), 25, true, ""},
 		{"the slice's memory stall is its service's at memory.high", []*Sample{slice, atHigh}, above(MemorySomeAvg10, 10), 0, false, "mem.service is held at its own memory.high"},
+		// trixie, 2026-12-06: while the governor started up, system.slice
+		// waited 36 %: its throttled service 25 %, the governor 15 %.
+		{"the throttled service and the governor together explain the slice", []*Sample{mk(10, "system.slice", map[Signal]float64{CPUSomeAvg10: 36}),
+			mk(11, "system.slice/thr.service", map[Signal]float64{CPUSomeAvg10: 25, CPUSomeStall: 30, CPUThrottled: 28}),
+			mk(12, "system.slice/governor.service", map[Signal]float64{CPUSomeAvg10: 15})}, above(CPUSomeAvg10, 10), 0, false, "system.slice waits as much as system.slice/thr.service below it"},
+		{"the governor alone, a nested throttled one counted once", []*Sample{mk(13, "system.slice", map[Signal]float64{CPUSomeAvg10: 40}),
+			mk(14, "system.slice/a.slice", map[Signal]float64{CPUSomeAvg10: 20, CPUSomeStall: 20, CPUThrottled: 20}),
+			mk(15, "system.slice/a.slice/b.service", map[Signal]float64{CPUSomeAvg10: 20, CPUSomeStall: 20, CPUThrottled: 20}),
+			mk(16, "system.slice/governor.service", map[Signal]float64{CPUSomeAvg10: 10})}, above(CPUSomeAvg10, 10), 40, true, ""},
 		{"a descendant waiting far less does not explain the slice", []*Sample{mk(8, "system.slice", map[Signal]float64{CPUSomeAvg10: 78}), mk(9, "system.slice/a.service", map[Signal]float64{CPUSomeAvg10: 20, CPUSomeStall: 20, CPUThrottled: 20})}, above(CPUSomeAvg10, 10), 78, true, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			v := &View{Members: map[string][]*Sample{"svc": tc.members}, Snap: &Snapshot{Cgroups: tc.members}}
+			v := &View{Members: map[string][]*Sample{"svc": tc.members}, Snap: &Snapshot{Cgroups: tc.members}, Deny: &DenyList{Self: "system.slice/governor.service"}}
 			x, holds, self := v.evalGuarded(&tc.cond, nil, "batch")
 			if x != tc.wantX || holds != tc.wantHolds {
 				t.Errorf("value %g holds %v, want %g %v", x, holds, tc.wantX, tc.wantHolds)
