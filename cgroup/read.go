@@ -276,8 +276,11 @@ func (s *Source) readCgroup(n *node, isRoot bool, what int) error {
 		*smp = governor.Sample{Ref: governor.Ref{ID: n.id, Path: n.rel}, Populated: isRoot || smp.Populated}
 		*cur = counters{gen: s.gen, at: now, slow: now}
 	default:
+		// A quiet cgroup's refresh (memory and io): its pressure and cpu
+		// counters stood still as of this tick, as on the ticks it is not
+		// read at all (see sample), so their rates run from now.
 		*cur = *prev
-		cur.gen, cur.slow = s.gen, now
+		cur.gen, cur.at, cur.slow = s.gen, now, now
 		cur.has &^= hasEvents | hasIO | hasMem
 		for _, sig := range slowSignals {
 			smp.Has[sig/64] &^= 1 << (sig % 64)

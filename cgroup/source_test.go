@@ -420,6 +420,22 @@ func TestSourceQuietCgroups(t *testing.T) {
 	if b.Populated {
 		t.Error("a/b populated")
 	}
+	// On to the tick of the next refresh: a stall that starts right after
+	// it must be a rate over one tick, not over two (the refresh reads
+	// memory and io only; the pressure and cpu counters stood still as of
+	// that tick, as on the ticks a/b is not read at all). Until 2026-12-06
+	// the refresh left their time where it was and the stall below read
+	// 12.5 % whenever the refresh fell on the tick before (1 run in 60).
+	for i := 0; ; i++ {
+		before := src.reads
+		sample()
+		if src.reads-before == 4 {
+			break
+		}
+		if i == quietRefresh {
+			t.Fatalf("no refresh of a/b in %d ticks", quietRefresh)
+		}
+	}
 
 	// A task arrives: cgroup.events changes, a/b is read at the next tick
 	// and its stall is a rate over that tick only.
