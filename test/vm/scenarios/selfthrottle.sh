@@ -40,7 +40,15 @@ thr1=$(throttled_ms) st1=$(stall_ms) t1=$(date +%s%N)
 wall_ms=$(((t1 - t0) / 1000000))
 thr_pct=$(((thr1 - thr0) * 100 / wall_ms)) stall_pct=$(((st1 - st0) * 100 / wall_ms))
 log "self-throttled leg: service throttled ${thr_pct}% and stalled ${stall_pct}% of ${wall_ms} ms; job1 cpu.weight $(cg_get selfthr/job1 cpu.weight)"
-"$GOVERNOR" explain vmtest/selfthr/job1 >"$RESULTS/explain.txt" 2>&1
+# explain, up to 5 times a second apart: the guard judges each tick, and
+# a tick where the service's throttling came to less than half its wait
+# (seen once under TCG, 2026-12-06) shows the stall not left out.
+for i in 1 2 3 4 5; do
+	"$GOVERNOR" explain vmtest/selfthr/job1 >"$RESULTS/explain.txt" 2>&1
+	grep -q 'left out: vmtest/selfthr/service is self-throttled' "$RESULTS/explain.txt" && break
+	cp "$RESULTS/explain.txt" "$RESULTS/explain.$i.txt"
+	sleep 1
+done
 lines=$(grep -c 'the stall is self-inflicted' "$RESULTS/governor.log")
 grep 'the stall is self-inflicted' "$RESULTS/governor.log" | head -3
 summary "throttled=${thr_pct}% stall=${stall_pct}% selfinflicted_lines=$lines"
