@@ -58,14 +58,15 @@ cleanup() {
 trap cleanup EXIT
 
 # snap OUT: the state the governor must give back. Knob files and
-# cgroup.subtree_control of every cgroup (the governor's own and the test
-# bed's excluded), the unit properties of every slice and of the test
+# cgroup.subtree_control of every cgroup (the governor's own, the test
+# bed's and the desktop leg's user-runtime-dir@, whose cgroup systemd 247
+# brings back with default values while the leg runs, excluded), the unit properties of every slice and of the test
 # units (and of the leg's own, $units), and the runtime drop-ins.
 snap() {
 	# One process per kind of state: the guest is busy with the batch jobs.
 	(cd /sys/fs/cgroup && find . \( -name cgroup.subtree_control -o -name cpu.weight -o -name cpu.max -o -name cpu.idle \
 		-o -name io.weight -o -name memory.low -o -name memory.min -o -name memory.high -o -name memory.max \) |
-		grep -v '^\./\(vmtest\|system.slice/governor.service\|system.slice/vmtest.service\)' | sort |
+		grep -v '^\./\(vmtest\|system.slice/governor.service\|system.slice/vmtest.service\|user.slice/user-[0-9]*.slice/user-runtime-dir@\)' | sort |
 		xargs awk 'FNR == 1 { if (NR > 1) print ""; printf "%s", FILENAME } { printf " %s", $0 } END { print "" }') >"$1.files"
 	systemctl show -p "Id,$props" -- -.slice system.slice batch.slice $svc $jobs ${units:-} |
 		awk 'BEGIN { RS = ""; FS = "\n" } { u = ""; for (i = 1; i <= NF; i++) if ($i ~ /^Id=/) u = substr($i, 4)
