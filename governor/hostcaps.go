@@ -67,8 +67,9 @@ func knobWhy(k Knob, caps Capabilities, act Actuator) (why string, via bool) {
 	if ctl == "" || caps.Controllers == nil || caps.Controllers[ctl] {
 		return "", false
 	}
-	// cpu.idle has no unit property: systemd never writes it, so it
-	// cannot enable cpu for it either.
+	// cpu.idle of a unit goes through CPUWeight=idle, but only where
+	// systemd knows that value (252+), which the first write finds out:
+	// a plan cannot count on systemd enabling cpu for it.
 	if e, ok := act.(ControllerEnabler); ok && k != CPUIdle && e.EnablesController(ctl) {
 		return "", true
 	}

@@ -79,6 +79,11 @@ type Actuator struct {
 	nextDial time.Time
 	routes   map[governor.CgroupID]route
 	noProp   map[governor.Knob]bool // systemd here does not know the property
+	// idleBase: per unit, its CPUWeight property as last read while not
+	// idle, which cpu.idle 0 gives back (idle.go); idleSet: units the
+	// governor set CPUWeight=idle on.
+	idleBase map[string]uint64
+	idleSet  map[string]bool
 	noFreeze bool
 	warned   map[string]bool
 	// removed counts runtime drop-ins deleted by restores of unset
@@ -95,7 +100,8 @@ type route struct {
 // the cgroup2 hierarchy mounted at root. It does no I/O.
 func New(root string, fs governor.Actuator, opts Options) *Actuator {
 	a := &Actuator{fs: fs, root: root, log: opts.Logger, dial: opts.Dial,
-		routes: make(map[governor.CgroupID]route), noProp: make(map[governor.Knob]bool), warned: make(map[string]bool)}
+		routes: make(map[governor.CgroupID]route), noProp: make(map[governor.Knob]bool), warned: make(map[string]bool),
+		idleBase: make(map[string]uint64), idleSet: make(map[string]bool)}
 	if a.log == nil {
 		a.log = hclog.NewNullLogger()
 	}
@@ -297,7 +303,7 @@ func property(k governor.Knob, v int64) (sddbus.Property, bool) {
 	case governor.IOWeight:
 		name = "IOWeight"
 	default:
-		return sddbus.Property{}, false // cpu.idle: no unit property
+		return sddbus.Property{}, false // cpu.idle: CPUWeight=idle, see idle.go
 	}
 	return sddbus.Property{Name: name, Value: godbus.MakeVariant(u)}, true
 }
@@ -343,6 +349,9 @@ func (a *Actuator) Read(ctx context.Context, ref governor.Ref, k governor.Knob) 
 	s, err := a.fs.Read(ctx, ref, k)
 	if err != nil && !errors.Is(err, governor.ErrUnsupported) {
 		return s, err
+	}
+	if k == governor.CPUIdle && err == nil && a.sd {
+		return a.markIdle(ctx, ref, s), nil
 	}
 	if _, ok := property(k, 0); !ok || !a.sd {
 		return s, err
@@ -400,6 +409,9 @@ var _ governor.ControllerEnabler = (*Actuator)(nil)
 
 // Write implements governor.Actuator.
 func (a *Actuator) Write(ctx context.Context, ref governor.Ref, k governor.Knob, v int64) error {
+	if k == governor.CPUIdle {
+		return a.setIdle(ctx, ref, v, func() error { return a.fs.Write(ctx, ref, k, v) })
+	}
 	if k == governor.CPUMax {
 		v = wholePercentQuota(v)
 	}
@@ -429,6 +441,9 @@ func wholePercentQuota(v int64) int64 {
 // again where no other unit needs it, and the runtime drop-in systemd wrote
 // for it is removed, leaving systemd's state as it was before.
 func (a *Actuator) Restore(ctx context.Context, ref governor.Ref, k governor.Knob, s governor.Setting) error {
+	if k == governor.CPUIdle {
+		return a.restoreIdle(ctx, ref, s)
+	}
 	if s.Raw == RawUnset {
 		if _, ok := unsetDefault(k); ok {
 			return a.reset(ctx, ref, k, s)

@@ -115,6 +115,24 @@ type fakeBus struct {
 	// as drop-ins there, and a reset weight turns its controller off.
 	run     string
 	reloads int
+	// props: unit properties set ("unit Name"); CPUWeight reads unset
+	// (MaxUint64) until set. noIdle: refuse CPUWeight=idle as systemd
+	// before 252 does.
+	props  map[string]uint64
+	noIdle bool
+}
+
+func (b *fakeBus) UnitProperty(_ context.Context, unit, typ, name string) (interface{}, error) {
+	b.log("UnitProperty " + unit + " " + name)
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if v, ok := b.props[unit+" "+name]; ok {
+		return v, nil
+	}
+	if name == "CPUWeight" {
+		return uint64(math.MaxUint64), nil
+	}
+	return nil, godbus.Error{Name: "org.freedesktop.DBus.Error.UnknownProperty", Body: []interface{}{"no " + name}}
 }
 
 func (b *fakeBus) Reload(context.Context) error {
@@ -167,6 +185,33 @@ func (b *fakeBus) SetUnitProperties(_ context.Context, unit string, props ...sdd
 		v := int64(u)
 		if u == math.MaxUint64 {
 			v = governor.Unlimited
+		}
+		if p.Name == "CPUWeight" {
+			if u == 0 && b.noIdle {
+				return godbus.Error{Name: "org.freedesktop.DBus.Error.InvalidArgs", Body: []interface{}{"Value specified in CPUWeight is out of range"}}
+			}
+			b.mu.Lock()
+			if b.props == nil {
+				b.props = map[string]uint64{}
+			}
+			b.props[unit+" CPUWeight"] = u
+			b.mu.Unlock()
+			// systemd 252+ writes cpu.idle from CPUWeight= (and, for
+			// idle, leaves cpu.weight alone).
+			idle := int64(0)
+			if u == 0 {
+				idle = 1
+			}
+			b.applied.Add(1)
+			time.AfterFunc(b.delay, func() { b.fs.put(ref, governor.CPUIdle, idle); b.applied.Done() })
+			if u == 0 {
+				if b.run != "" {
+					d := filepath.Join(b.run, "system.control", unit+".d")
+					os.MkdirAll(d, 0o755)
+					os.WriteFile(filepath.Join(d, "50-CPUWeight.conf"), []byte("[Slice]\nCPUWeight=idle\n"), 0o644)
+				}
+				continue
+			}
 		}
 		if b.run != "" {
 			name, val := p.Name, fmt.Sprint(u)
@@ -358,15 +403,158 @@ func TestWriteGoesThroughSystemdAndWaitsForIt(t *testing.T) {
 			t.Errorf("a unit's cgroup was written directly: %s", c)
 		}
 	}
-	// cpu.idle has no unit property; memory.reclaim is always cgroupfs.
+	// cpu.idle goes through CPUWeight=idle (idle.go); memory.reclaim is
+	// always cgroupfs.
+	fs.put(web, governor.CPUIdle, 0)
 	if err := a.Write(ctx, web, governor.CPUIdle, 1); err != nil {
 		t.Fatal(err)
+	}
+	if !strings.Contains(bus.callLog(), "SetUnitProperties web.service CPUWeight=0") || fs.get(web, governor.CPUIdle) != 1 {
+		t.Errorf("cpu.idle 1 not through CPUWeight=idle:\n%s", bus.callLog())
 	}
 	if err := a.Reclaim(ctx, web, 4096); err != nil {
 		t.Fatal(err)
 	}
-	if got := strings.Join(fs.calls, "\n"); got != "fs write system.slice/web.service cpu.idle=1\nfs reclaim system.slice/web.service 4096" {
+	if got := strings.Join(fs.calls, "\n"); got != "fs reclaim system.slice/web.service 4096" {
 		t.Errorf("direct calls:\n%s", got)
+	}
+}
+
+// systemd 252+ writes cpu.idle from CPUWeight= whenever it applies a unit's
+// settings, daemon-reload included, so a unit's cpu.idle goes through
+// CPUWeight=idle, and back to the CPUWeight= it had: not set (reset, its
+// drop-in removed), or a weight from the unit file.
+func TestCPUIdleThroughCPUWeight(t *testing.T) {
+	root, run := t.TempDir(), t.TempDir()
+	fs := newFakeFS()
+	bus := &fakeBus{fs: fs, delay: 5 * time.Millisecond, run: run, units: map[string]string{"batch.slice": "/batch.slice", "web.service": "/system.slice/web.service"}}
+	dial := func(context.Context) (Bus, error) { return bus, nil }
+	a := New(root, fs, Options{Booted: func() bool { return true }, Dial: dial, RunDir: run})
+	t.Cleanup(func() { bus.applied.Wait() })
+	ctx := context.Background()
+	fs.put(batchS, governor.CPUIdle, 0)
+	fs.put(batchS, governor.CPUWeight, 100)
+
+	orig, err := a.Read(ctx, batchS, governor.CPUIdle)
+	if err != nil || orig.Value != 0 || orig.Raw != "0 (CPUWeight=unset)"+RawNoDropIn {
+		t.Fatalf("Read = %+v, %v; want 0 marked unset, no drop-in", orig, err)
+	}
+	if err := a.Write(ctx, batchS, governor.CPUIdle, 1); err != nil {
+		t.Fatal(err)
+	}
+	if fs.get(batchS, governor.CPUIdle) != 1 || !strings.HasSuffix(bus.callLog(), "SetUnitProperties batch.slice CPUWeight=0") {
+		t.Fatalf("cpu.idle %d after Write 1:\n%s", fs.get(batchS, governor.CPUIdle), bus.callLog())
+	}
+	for _, c := range fs.calls {
+		t.Errorf("a unit's cpu.idle written directly: %s", c)
+	}
+	// While the governor holds it, the per-tick read asks systemd nothing.
+	n := strings.Count(bus.callLog(), "UnitProperty")
+	if s, err := a.Read(ctx, batchS, governor.CPUIdle); err != nil || s.Value != 1 || s.Raw != "1 (CPUWeight=idle)" {
+		t.Errorf("Read while idle = %+v, %v", s, err)
+	}
+	if strings.Count(bus.callLog(), "UnitProperty") != n {
+		t.Errorf("read of the governor's own idle asked systemd:\n%s", bus.callLog())
+	}
+	dropin := filepath.Join(run, "system.control", "batch.slice.d")
+	if _, err := os.Stat(filepath.Join(dropin, "50-CPUWeight.conf")); err != nil {
+		t.Fatalf("fake systemd wrote no drop-in: %v", err)
+	}
+	// A new process (after SIGKILL) restores from the Setting alone.
+	a2 := New(root, fs, Options{Booted: func() bool { return true }, Dial: dial, RunDir: run})
+	if err := a2.Restore(ctx, batchS, governor.CPUIdle, orig); err != nil {
+		t.Fatal(err)
+	}
+	if fs.get(batchS, governor.CPUIdle) != 0 || !strings.HasSuffix(bus.callLog(), fmt.Sprintf("SetUnitProperties batch.slice CPUWeight=%d", uint64(math.MaxUint64))) {
+		t.Errorf("restore must reset CPUWeight (cpu.idle %d):\n%s", fs.get(batchS, governor.CPUIdle), bus.callLog())
+	}
+	if _, err := os.Stat(dropin); !os.IsNotExist(err) {
+		t.Errorf("drop-in left behind: %v", err)
+	}
+	a2.Close()
+	if bus.reloads != 1 {
+		t.Errorf("want one daemon-reload at Close, got %d", bus.reloads)
+	}
+
+	// A weight from the unit file: idle and back gives it back, from the
+	// live process (Write 0) and from the Setting (Restore).
+	bus.props["web.service CPUWeight"] = 200
+	fs.put(web, governor.CPUIdle, 0)
+	orig, _ = a.Read(ctx, web, governor.CPUIdle)
+	if orig.Raw != "0 (CPUWeight=200)"+RawNoDropIn {
+		t.Fatalf("Read = %+v", orig)
+	}
+	a.Write(ctx, web, governor.CPUIdle, 1)
+	if err := a.Write(ctx, web, governor.CPUIdle, 0); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasSuffix(bus.callLog(), "SetUnitProperties web.service CPUWeight=200") || fs.get(web, governor.CPUIdle) != 0 {
+		t.Errorf("cpu.idle 0 must give CPUWeight=200 back:\n%s", bus.callLog())
+	}
+	a.Write(ctx, web, governor.CPUIdle, 1)
+	if err := a.Restore(ctx, web, governor.CPUIdle, orig); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasSuffix(bus.callLog(), "SetUnitProperties web.service CPUWeight=200") {
+		t.Errorf("restore:\n%s", bus.callLog())
+	}
+	if _, err := os.Stat(filepath.Join(run, "system.control", "web.service.d", "50-CPUWeight.conf")); !os.IsNotExist(err) {
+		t.Errorf("drop-in the governor caused left behind: %v", err)
+	}
+	// A cgroup that is not a unit: cgroupfs, as is a Setting without mark.
+	fs.calls = nil
+	if err := a.Write(ctx, job, governor.CPUIdle, 1); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Restore(ctx, web, governor.CPUIdle, governor.Setting{Value: 0, Raw: "0"}); err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(fs.calls, "\n"); got != "fs write batch.slice/job1 cpu.idle=1\nfs restore system.slice/web.service cpu.idle=0" {
+		t.Errorf("direct calls:\n%s", got)
+	}
+}
+
+// systemd before 252 refuses CPUWeight=idle ("out of range"): cpu.idle is
+// written in cgroupfs, and systemd is not asked again.
+func TestCPUIdleOldSystemd(t *testing.T) {
+	a, bus, fs, _ := setup(t)
+	bus.noIdle = true
+	ctx := context.Background()
+	fs.put(batchS, governor.CPUIdle, 0)
+	for range 2 {
+		if err := a.Write(ctx, batchS, governor.CPUIdle, 1); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := strings.Count(bus.callLog(), "SetUnitProperties"); got != 1 {
+		t.Errorf("asked systemd %d times:\n%s", got, bus.callLog())
+	}
+	if got := strings.Join(fs.calls, "\n"); got != "fs write batch.slice cpu.idle=1\nfs write batch.slice cpu.idle=1" {
+		t.Errorf("direct calls:\n%s", got)
+	}
+	if s, _ := a.Read(ctx, batchS, governor.CPUIdle); s.Raw != "1" {
+		t.Errorf("Read marks a cgroupfs cpu.idle: %+v", s)
+	}
+}
+
+func TestIdleMark(t *testing.T) {
+	for _, tc := range []struct {
+		raw, content string
+		w            uint64
+		ok, noDropIn bool
+	}{
+		{"0", "0", 0, false, false},
+		{"0 (CPUWeight=unset)", "0", math.MaxUint64, true, false},
+		{"0 (CPUWeight=250)" + RawNoDropIn, "0", 250, true, true},
+		{"1 (CPUWeight=idle)", "1", 0, true, false},
+		{"0 (CPUWeight=20000)", "0", 0, false, false},
+		{"0 (CPUWeight=x", "0 (CPUWeight=x", 0, false, false},
+		{"0" + RawNoDropIn, "0", 0, false, true},
+	} {
+		c, w, ok, nd := cutIdleMark(tc.raw)
+		if c != tc.content || w != tc.w || ok != tc.ok || nd != tc.noDropIn {
+			t.Errorf("cutIdleMark(%q) = %q %d %v %v", tc.raw, c, w, ok, nd)
+		}
 	}
 }
 

@@ -95,6 +95,14 @@ func (b conn) ControlGroup(ctx context.Context, unit, unitType string) (string, 
 	return s, nil
 }
 
+func (b conn) UnitProperty(ctx context.Context, unit, unitType, name string) (interface{}, error) {
+	p, err := b.c.GetUnitTypePropertyContext(ctx, unit, unitType, name)
+	if err != nil {
+		return nil, err
+	}
+	return p.Value.Value(), nil
+}
+
 func (b conn) SetUnitProperties(ctx context.Context, unit string, props ...sddbus.Property) error {
 	return b.c.SetUnitPropertiesContext(ctx, unit, true, props...)
 }

@@ -431,15 +431,16 @@ desktop_leg() {
 		# While cpu.idle is 1 the kernel shows batch.slice's cpu.weight as 0
 		# (and gives the old weight back when it goes to 0).
 		nothing_outside "$name" '^\./(batch\.slice/(cpu\.idle|cpu\.weight)|user\.slice/.*/(session\.slice|app-[^/]*\.scope)/memory\.low)$'
-		# Known, not fixed (2026-12-06, systemd 252): daemon-reload re-applies
-		# batch.slice's settings and writes its cpu.idle back to 0 (cpu.idle
-		# has no unit property the governor sets; systemd's own is
-		# CPUWeight=idle); the governor takes that for someone else's change
-		# and hands the knob back. Reported here, not failed; the stop checks
-		# below still hold.
+		# systemd 252+ writes a unit's cpu.idle from CPUWeight= on every
+		# daemon-reload (252 set batch.slice's back to 0 when the governor
+		# wrote cgroupfs, and the governor handed the knob back); the
+		# governor sets CPUWeight=idle, so it must survive the reload.
 		reload_idle() {
-			log "$name: known issue: batch.slice cpu.idle $(cat /sys/fs/cgroup/batch.slice/cpu.idle) after daemon-reload (1 before)"
-			summary "${name}_idle_after_reload=$(cat /sys/fs/cgroup/batch.slice/cpu.idle)"
+			local v
+			v=$(cat /sys/fs/cgroup/batch.slice/cpu.idle)
+			summary "${name}_idle_after_reload=$v"
+			log "$name: batch.slice cpu.idle $v after daemon-reload (1 before); CPUWeight=$(systemctl show -P CPUWeight batch.slice)"
+			[ "$v" = 1 ]
 		}
 		give_back "$name" reload_idle
 	fi
