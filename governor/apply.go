@@ -90,6 +90,11 @@ func (l *Loop) applyReclaim(ctx context.Context, rc *reclaimCtl, cg *cgState, in
 	if errors.Is(err, errRefused) {
 		return
 	}
+	if errors.Is(err, ErrInProgress) {
+		// The write before has not finished: nothing was written now.
+		l.log.Debug("reclaim skipped: the previous write still runs in the kernel", "controller", in.Controller, "cgroup", cg.ref.String())
+		return
+	}
 	l.result.Actions++
 	var after MemoryState
 	measured := false
@@ -97,12 +102,6 @@ func (l *Loop) applyReclaim(ctx context.Context, rc *reclaimCtl, cg *cgState, in
 		if m, rerr := l.readMemory(ctx, cg); rerr == nil {
 			after, measured = m, true
 		}
-	}
-	if errors.Is(err, ErrInProgress) {
-		// The write before has not finished: nothing was written now.
-		l.result.Actions--
-		l.log.Debug("reclaim skipped: the previous write still runs in the kernel", "controller", in.Controller, "cgroup", cg.ref.String())
-		return
 	}
 	if errors.Is(err, ErrTimeout) {
 		// memory.reclaim works synchronously in the writer: on a busy host

@@ -10,7 +10,8 @@ import (
 // or io in every ancestor's cgroup.subtree_control as soon as a unit has a
 // property that needs it (CPUWeight=, IOWeight=...). With such an actuator
 // a controller missing from the hierarchy today does not make its knobs
-// impossible.
+// impossible. Asked for "cpu.idle", it tells whether it does so for
+// cpu.idle too (systemd 252+: CPUWeight=idle).
 type ControllerEnabler interface {
 	EnablesController(ctl string) bool
 }
@@ -67,10 +68,10 @@ func knobWhy(k Knob, caps Capabilities, act Actuator) (why string, via bool) {
 	if ctl == "" || caps.Controllers == nil || caps.Controllers[ctl] {
 		return "", false
 	}
-	// cpu.idle of a unit goes through CPUWeight=idle, but only where
-	// systemd knows that value (252+), which the first write finds out:
-	// a plan cannot count on systemd enabling cpu for it.
-	if e, ok := act.(ControllerEnabler); ok && k != CPUIdle && e.EnablesController(ctl) {
+	// cpu.idle of a unit goes through CPUWeight=idle where systemd knows
+	// that value (252+), which enables cpu like any CPUWeight=: the
+	// actuator tells when asked for "cpu.idle".
+	if e, ok := act.(ControllerEnabler); ok && e.EnablesController(ctl) && (k != CPUIdle || e.EnablesController("cpu.idle")) {
 		return "", true
 	}
 	return fmt.Sprintf("the %s controller is not enabled in the cgroup2 hierarchy at %s%s", ctl, caps.Root, enableHint(ctl)), false

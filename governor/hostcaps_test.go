@@ -86,10 +86,18 @@ func TestActuatorThatEnablesControllers(t *testing.T) {
 	if v := act.get(batch, CPUWeight); v >= 100 {
 		t.Errorf("cpu.weight not squeezed (%d); writes: %v", v, act.writes)
 	}
-	// cpu.idle has no unit property: the enabler cannot help it.
-	f := feasibility(&knobCtl{ctlName: "idle", knobs: []knobMove{{knob: CPUIdle}}}, h.cfg.Caps, h.cfg.Actuator)
-	if f.Whole == "" {
-		t.Errorf("cpu.idle counted as enabled by the actuator: %+v", f)
+	// cpu.idle only where the actuator says it enables cpu for it too
+	// (systemd 252+: CPUWeight=idle).
+	idle := &knobCtl{ctlName: "idle", knobs: []knobMove{{knob: CPUIdle}}}
+	if f := feasibility(idle, h.cfg.Caps, h.cfg.Actuator); f.Whole == "" {
+		t.Errorf("cpu.idle counted as enabled by an actuator that does not say so: %+v", f)
+	}
+	both := enabler{fakeActuator: act, ctls: map[string]bool{"cpu": true, "cpu.idle": true}}
+	if f := feasibility(idle, h.cfg.Caps, both); f.Whole != "" || len(f.Via) != 1 || f.Via[0].Knob != CPUIdle {
+		t.Errorf("cpu.idle through systemd's CPUWeight=idle: %+v", f)
+	}
+	if f := feasibility(idle, h.cfg.Caps, enabler{fakeActuator: act, ctls: map[string]bool{"cpu.idle": true}}); f.Whole == "" {
+		t.Errorf("cpu.idle without cpu: %+v", f)
 	}
 	logs := h.logText()
 	for _, want := range []string{"impossible=io.weight", "systemd enables it", `knobs="cpu.weight cpu.max"`} {

@@ -84,6 +84,7 @@ type Actuator struct {
 	// governor set CPUWeight=idle on.
 	idleBase map[string]uint64
 	idleSet  map[string]bool
+	version  int // systemd's, once asked (knowsIdle)
 	noFreeze bool
 	warned   map[string]bool
 	// removed counts runtime drop-ins deleted by restores of unset
@@ -350,7 +351,16 @@ func (a *Actuator) Read(ctx context.Context, ref governor.Ref, k governor.Knob) 
 	if err != nil && !errors.Is(err, governor.ErrUnsupported) {
 		return s, err
 	}
-	if k == governor.CPUIdle && err == nil && a.sd {
+	if k == governor.CPUIdle && a.sd {
+		if err != nil {
+			// No file: the cpu controller is off here. Where systemd
+			// turns it on for CPUWeight=idle, a unit reads as the
+			// kernel's default and its unset CPUWeight.
+			if a.EnablesController(idlePseudo) && a.route(ctx, ref).unit != "" {
+				return a.markIdle(ctx, ref, governor.Setting{Value: 0, Raw: "0"}), nil
+			}
+			return s, err
+		}
 		return a.markIdle(ctx, ref, s), nil
 	}
 	if _, ok := property(k, 0); !ok || !a.sd {
@@ -389,7 +399,14 @@ func unsetDefault(k governor.Knob) (int64, bool) {
 // host, a unit property for cpu or io (CPUWeight=, CPUQuota=, IOWeight=)
 // makes systemd enable that controller from the root down to the unit, if
 // the kernel has it.
+//
+// Asked for "cpu.idle" (not a controller), it reports whether systemd
+// enables cpu for a unit's cpu.idle too: it does for CPUWeight=idle, which
+// systemd 252 and later know (idle.go).
 func (a *Actuator) EnablesController(ctl string) bool {
+	if ctl == idlePseudo {
+		return a.EnablesController("cpu") && a.knowsIdle()
+	}
 	if !a.sd || (ctl != "cpu" && ctl != "io") {
 		return false
 	}

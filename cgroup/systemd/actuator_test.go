@@ -120,6 +120,16 @@ type fakeBus struct {
 	// before 252 does.
 	props  map[string]uint64
 	noIdle bool
+	// version: systemd's, for SystemdVersion (0: 252).
+	version int
+}
+
+func (b *fakeBus) SystemdVersion(context.Context) (int, error) {
+	b.log("SystemdVersion")
+	if b.version == 0 {
+		return 252, nil
+	}
+	return b.version, nil
 }
 
 func (b *fakeBus) UnitProperty(_ context.Context, unit, typ, name string) (interface{}, error) {
@@ -202,8 +212,17 @@ func (b *fakeBus) SetUnitProperties(_ context.Context, unit string, props ...sdd
 			if u == 0 {
 				idle = 1
 			}
+			// With a runtime directory, a reset weight turns cpu off
+			// (no file) where nothing else needs it, as for the others.
+			off := u == math.MaxUint64 && b.run != ""
 			b.applied.Add(1)
-			time.AfterFunc(b.delay, func() { b.fs.put(ref, governor.CPUIdle, idle); b.applied.Done() })
+			time.AfterFunc(b.delay, func() {
+				b.fs.mu.Lock()
+				b.fs.absent[b.fs.key(ref, governor.CPUIdle)] = off
+				b.fs.mu.Unlock()
+				b.fs.put(ref, governor.CPUIdle, idle)
+				b.applied.Done()
+			})
 			if u == 0 {
 				if b.run != "" {
 					d := filepath.Join(b.run, "system.control", unit+".d")
@@ -849,6 +868,71 @@ func TestOnlySetting(t *testing.T) {
 	} {
 		if got := onlySetting(tc.in, "CPUWeight", ""); got != tc.want {
 			t.Errorf("onlySetting(%q) = %v", tc.in, got)
+		}
+	}
+}
+
+// A stock desktop before the first login: nobody enabled cpu, so
+// batch.slice has no cpu.idle. systemd 252+ enables cpu for
+// CPUWeight=idle, so the knob reads as 0 with an unset CPUWeight, the
+// write goes through, and the restore resets CPUWeight (cpu off again,
+// no drop-in). systemd 251 does not know idle: the knob stays impossible.
+func TestCPUIdleControllerOff(t *testing.T) {
+	for _, ver := range []int{252, 251} {
+		root, run := t.TempDir(), t.TempDir()
+		os.WriteFile(filepath.Join(root, "cgroup.controllers"), []byte("cpuset cpu io memory pids\n"), 0o644)
+		fs := newFakeFS()
+		bus := &fakeBus{fs: fs, delay: 5 * time.Millisecond, run: run, version: ver, units: map[string]string{"batch.slice": "/batch.slice"}}
+		a := New(root, fs, Options{Booted: func() bool { return true }, Dial: func(context.Context) (Bus, error) { return bus, nil }, RunDir: run})
+		ctx := context.Background()
+		fs.absent[fs.key(batchS, governor.CPUIdle)] = true
+		fs.absent[fs.key(job, governor.CPUIdle)] = true
+
+		if got := a.EnablesController("cpu.idle"); got != (ver >= 252) {
+			t.Errorf("systemd %d: EnablesController(cpu.idle) = %v", ver, got)
+		}
+		orig, err := a.Read(ctx, batchS, governor.CPUIdle)
+		if ver < 252 {
+			if !errors.Is(err, governor.ErrUnsupported) {
+				t.Errorf("systemd %d: Read of an absent cpu.idle = %+v, %v; want unsupported", ver, orig, err)
+			}
+			bus.applied.Wait()
+			continue
+		}
+		if err != nil || orig.Value != 0 || orig.Raw != "0 (CPUWeight=unset)"+RawNoDropIn {
+			t.Fatalf("Read = %+v, %v", orig, err)
+		}
+		// Not a unit: nobody enables cpu for it.
+		if _, err := a.Read(ctx, job, governor.CPUIdle); !errors.Is(err, governor.ErrUnsupported) {
+			t.Errorf("non-unit read: %v", err)
+		}
+		if err := a.Write(ctx, batchS, governor.CPUIdle, 1); err != nil {
+			t.Fatal(err)
+		}
+		if s, err := a.Read(ctx, batchS, governor.CPUIdle); err != nil || s.Value != 1 {
+			t.Fatalf("after Write: %+v, %v", s, err)
+		}
+		if err := a.Restore(ctx, batchS, governor.CPUIdle, orig); err != nil {
+			t.Fatalf("restore: %v", err)
+		}
+		bus.applied.Wait()
+		if _, err := fs.Read(ctx, batchS, governor.CPUIdle); !errors.Is(err, governor.ErrUnsupported) {
+			t.Errorf("cpu not off again after the reset: %v", err)
+		}
+		if _, err := os.Stat(filepath.Join(run, "system.control", "batch.slice.d")); !os.IsNotExist(err) {
+			t.Errorf("drop-in left behind: %v", err)
+		}
+		if n := strings.Count(bus.callLog(), "SystemdVersion"); n != 1 {
+			t.Errorf("asked for the version %d times", n)
+		}
+	}
+}
+
+func TestParseSystemdVersion(t *testing.T) {
+	for in, want := range map[string]int{`"252.39-1~deb12u2"`: 252, "257.13-1~deb13u1": 257, "v255": 255, "247": 247, "": 0, "abc": 0} {
+		got, err := parseSystemdVersion(in)
+		if got != want || (err != nil) != (want == 0) {
+			t.Errorf("parseSystemdVersion(%q) = %d, %v", in, got, err)
 		}
 	}
 }

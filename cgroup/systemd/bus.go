@@ -103,6 +103,29 @@ func (b conn) UnitProperty(ctx context.Context, unit, unitType, name string) (in
 	return p.Value.Value(), nil
 }
 
+// SystemdVersion asks the manager's Version property. The library's call
+// takes no context, so it runs aside and is given up on when ctx ends.
+func (b conn) SystemdVersion(ctx context.Context) (int, error) {
+	type res struct {
+		v   string
+		err error
+	}
+	done := make(chan res, 1)
+	go func() {
+		v, err := b.c.GetManagerProperty("Version")
+		done <- res{v, err}
+	}()
+	select {
+	case r := <-done:
+		if r.err != nil {
+			return 0, r.err
+		}
+		return parseSystemdVersion(r.v)
+	case <-ctx.Done():
+		return 0, fmt.Errorf("systemd Version: %w", ctx.Err())
+	}
+}
+
 func (b conn) SetUnitProperties(ctx context.Context, unit string, props ...sddbus.Property) error {
 	return b.c.SetUnitPropertiesContext(ctx, unit, true, props...)
 }

@@ -2,10 +2,12 @@ package systemd
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math"
 	"strconv"
 	"strings"
+	"time"
 
 	sddbus "github.com/coreos/go-systemd/v22/dbus"
 	godbus "github.com/godbus/dbus/v5"
@@ -203,7 +205,7 @@ func (a *Actuator) setIdle(ctx context.Context, ref governor.Ref, v int64, direc
 	if !ok {
 		return direct()
 	}
-	pre, err := a.fs.Read(ctx, ref, governor.CPUIdle)
+	pre, err := a.readIdle(ctx, ref)
 	if err != nil {
 		return err
 	}
@@ -249,7 +251,48 @@ func (a *Actuator) setWeightProp(ctx context.Context, ref governor.Ref, unit str
 	a.mu.Lock()
 	a.idleSet[unit] = w == cpuWeightIdle
 	a.mu.Unlock()
-	return a.settle(ctx, ref, governor.CPUIdle, pre, v, unit)
+	return a.settleIdle(ctx, ref, pre, v, unit)
+}
+
+// settleIdle waits until cgroupfs shows cpu.idle v after a CPUWeight=
+// change. For 0 a missing file counts: a reset CPUWeight can leave no unit
+// that needs cpu there, and systemd turns the controller off again.
+func (a *Actuator) settleIdle(ctx context.Context, ref governor.Ref, pre, v int64, unit string) error {
+	if pre == v {
+		return nil
+	}
+	limit := settleTimeout
+	if dl, ok := ctx.Deadline(); ok && time.Until(dl) < limit {
+		limit = time.Until(dl)
+	}
+	end := time.Now().Add(limit)
+	wait := time.Millisecond
+	for {
+		s, err := a.fs.Read(ctx, ref, governor.CPUIdle)
+		switch {
+		case err == nil && s.Value == v:
+			return nil
+		case errors.Is(err, governor.ErrUnsupported):
+			if v == 0 {
+				return nil
+			}
+		case err != nil:
+			return err
+		}
+		if time.Now().Add(wait).After(end) {
+			return fmt.Errorf("systemd accepted CPUWeight= for cpu.idle %d of unit %s but cpu.idle still reads %s: %w", v, unit, s.Raw, governor.ErrTimeout)
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return fmt.Errorf("waiting for systemd to apply cpu.idle to unit %s: %w: %w", unit, governor.ErrTimeout, ctx.Err())
+		}
+		if wait < 50*time.Millisecond {
+			wait *= 2
+		}
+	}
 }
 
 // restoreIdle puts a unit's cpu.idle back through the CPUWeight= its
@@ -265,7 +308,7 @@ func (a *Actuator) restoreIdle(ctx context.Context, ref governor.Ref, s governor
 	if !ok {
 		return direct()
 	}
-	pre, err := a.fs.Read(ctx, ref, governor.CPUIdle)
+	pre, err := a.readIdle(ctx, ref)
 	if err != nil {
 		return err
 	}
@@ -276,4 +319,72 @@ func (a *Actuator) restoreIdle(ctx context.Context, ref governor.Ref, s governor
 		a.removeDropIn(r.unit, "CPUWeight", dropInValue(w))
 	}
 	return nil
+}
+
+// readIdle reads cpu.idle from cgroupfs; while the cpu controller is off
+// for the cgroup (no file) and systemd turns it on with CPUWeight=idle,
+// that is the kernel's default, 0.
+func (a *Actuator) readIdle(ctx context.Context, ref governor.Ref) (governor.Setting, error) {
+	s, err := a.fs.Read(ctx, ref, governor.CPUIdle)
+	if errors.Is(err, governor.ErrUnsupported) && a.EnablesController(idlePseudo) {
+		return governor.Setting{Value: 0, Raw: "0"}, nil
+	}
+	return s, err
+}
+
+// idlePseudo is what EnablesController is asked for cpu.idle: whether
+// systemd enables cpu for CPUWeight=idle (systemd 252+).
+const idlePseudo = "cpu.idle"
+
+// Versioner reports systemd's version (Bus implementations have it).
+type Versioner interface {
+	SystemdVersion(ctx context.Context) (int, error)
+}
+
+// firstIdleVersion is the first systemd that knows CPUWeight=idle and
+// writes cpu.idle.
+const firstIdleVersion = 252
+
+// knowsIdle reports whether this systemd takes CPUWeight=idle: its version
+// (asked once), and no refusal since.
+func (a *Actuator) knowsIdle() bool {
+	a.mu.Lock()
+	refused, ver := a.noProp[governor.CPUIdle], a.version
+	a.mu.Unlock()
+	if refused {
+		return false
+	}
+	if ver == 0 {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		b := a.getBus(ctx)
+		v, ok := b.(Versioner)
+		if b == nil || !ok {
+			return false
+		}
+		n, err := v.SystemdVersion(ctx)
+		if err != nil {
+			a.warnOnce("version", "cannot ask systemd for its version; cpu.idle needs the cpu controller enabled when the governor starts", "error", err)
+			return false
+		}
+		a.mu.Lock()
+		a.version, ver = n, n
+		a.mu.Unlock()
+	}
+	return ver >= firstIdleVersion
+}
+
+// parseSystemdVersion reads the leading number of systemd's Version
+// property ("252.39-1~deb12u2", "257.13-1~deb13u1", "v255").
+func parseSystemdVersion(s string) (int, error) {
+	s = strings.TrimPrefix(strings.Trim(strings.TrimSpace(s), `"`), "v")
+	i := 0
+	for i < len(s) && s[i] >= '0' && s[i] <= '9' {
+		i++
+	}
+	n, err := strconv.Atoi(s[:i])
+	if err != nil || n <= 0 {
+		return 0, fmt.Errorf("systemd version %q: no leading number", s)
+	}
+	return n, nil
 }

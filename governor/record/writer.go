@@ -580,7 +580,7 @@ func NewMeta(cfg governor.Config, version string) Meta {
 		m.Tick = cfg.Policy.Tick.String()
 	}
 	if e, ok := cfg.Actuator.(governor.ControllerEnabler); ok {
-		for _, ctl := range []string{"cpu", "cpuset", "io", "memory", "pids"} {
+		for _, ctl := range []string{"cpu", "cpuset", "io", "memory", "pids", "cpu.idle"} {
 			if e.EnablesController(ctl) {
 				m.Enables = append(m.Enables, ctl)
 			}

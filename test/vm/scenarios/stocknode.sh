@@ -372,6 +372,20 @@ desktop_leg() {
 	local name=desktop job=vmt-job1.service app shell=vmt-shell.service a0 a1 t_job d n rdir=/run/user/$duid
 	rm -f /etc/governor/*.hcl
 	install_policy "$ex/desktop.hcl" /etc/governor/desktop.hcl
+	# Before the first login nobody has enabled cpu (the legs before
+	# restored everything). systemd 252+ enables it for CPUWeight=idle,
+	# which the governor sets for a unit's cpu.idle: a governor started at
+	# boot can act then, and validate --host says so.
+	if ! grep -qw cpu /sys/fs/cgroup/cgroup.subtree_control && grep -qw cpu_idle_write_s64 /proc/kallsyms &&
+		[ "$(systemctl --version | awk 'NR == 1 { print $2 }')" -ge 252 ]; then
+		governor validate --host /etc/governor/desktop.hcl >"$RESULTS/$name.validate-boot" 2>&1
+		n=$?
+		sed 's/^/  validate before login: /' "$RESULTS/$name.validate-boot"
+		[ "$n" = 0 ] || fail "$name: before login (cpu off), validate --host exits $n, want 0: systemd 252+ enables cpu for CPUWeight=idle"
+		grep -q 'background-idle.*cpu.idle needs the cpu controller.*systemd enables it' "$RESULTS/$name.validate-boot" ||
+			fail "$name: before login, validate --host does not say that systemd enables cpu for cpu.idle"
+		log "ok: $name: before login (cpu off at the root) cpu.idle is possible through systemd's CPUWeight=idle"
+	fi
 	useradd -m -u "$duid" -s /bin/sh "$duser" || fail "$name: useradd"
 	# What a login does first: logind has user-runtime-dir@UID.service
 	# make /run/user/UID, and pam_systemd gives the user manager
