@@ -28,12 +28,16 @@ protect "interactive-memory" {
   memory_low = "1GiB"
 }
 
-# cpu.idle needs the cpu controller on at the cgroup root when the governor
-# starts: it plans from the controllers enabled then. On a stock systemd
-# host cpu comes on only when a unit asks for it or a user logs in, which on
-# a desktop is after the governor started at boot, and the rule below then
-# only observes (the journal says so at start, and `governor validate
-# --host` exits 3). Turn it on from boot once, persistently:
+# cpu.idle needs the cpu controller. On a stock systemd host cpu comes on
+# only when a unit asks for it or a user logs in, which on a desktop is
+# after the governor started at boot. With systemd 252 or later that does
+# not matter: the governor sets batch.slice's cpu.idle as CPUWeight=idle,
+# and systemd enables cpu for it then (and drops it again on restore).
+# Older systemd (or background slices that are not system units, such as
+# the user manager's background.slice) need cpu on when the governor starts,
+# which it plans from; otherwise the rule only observes (the journal says
+# so at start, and `governor validate --host` exits 3). Then turn it on from
+# boot once, persistently:
 #   systemctl set-property system.slice CPUWeight=100
 # (system.slice is always active, so systemd enables cpu at the root at
 # every boot; 100 is the default weight, so nothing else changes.)
