@@ -355,6 +355,48 @@ func TestSuppressSelfThrottled(t *testing.T) {
 	checkIntents(t, decideTick(t, h), []Intent{{Kind: IntentWrite, Knob: CPUWeight, Value: 50, Reason: "svc:cpu.some.stall=20.00%"}})
 }
 
+// A service throttled about half of its wait (47 % against 84 %, as in the
+// VM scenario selfthrottle) stays self-throttled once judged so: the
+// judgement does not flicker tick by tick into squeezing its neighbours.
+// It ends when its throttling falls under a quarter of its wait.
+func TestSuppressSelfThrottledHysteresis(t *testing.T) {
+	pol := &Policy{
+		Classes: []Class{{Name: "svc", Match: []string{"svc/*"}, Protected: true}, {Name: "batch", Match: []string{"batch/**"}}},
+		Suppress: []SuppressController{{
+			Name: "squeeze", Target: "batch",
+			Trigger: Trigger{When: []Condition{{Scope: ScopeClass, Class: "svc", Signal: CPUSomeStall, Op: Above, Value: 10}},
+				Recover: []Condition{{Scope: ScopeClass, Class: "svc", Signal: CPUSomeStall, Op: Below, Value: 2}}},
+			Knobs: []SuppressKnob{{Knob: CPUWeight, Step: Step{Percent: 50}, Limits: Limits{Min: 10}}},
+		}},
+	}
+	h := newHarness(t, pol)
+	web := h.src.add(7, "svc/web")
+	web.Set(CPUSomeStall, 84)
+	h.src.add(decideCG, "batch/job")
+	h.act.put(decideCG, CPUWeight, 100)
+	// Whole Steps: the judgement of one tick is the next one's "was".
+	for i, thr := range []float64{47, 38, 40, 30, 22, 45} {
+		web.Set(CPUThrottled, thr)
+		h.tick(time.Second)
+		if w := h.act.get(decideCG, CPUWeight); w != 100 {
+			t.Fatalf("tick %d (throttled %.0f%% of an 84%% stall): batch squeezed to %d for a self-throttled service; writes %v", i, thr, w, h.act.writes)
+		}
+	}
+	// Throttling under a quarter of the wait: something else makes it wait.
+	web.Set(CPUThrottled, 15)
+	h.tick(time.Second)
+	if w := h.act.get(decideCG, CPUWeight); w != 50 {
+		t.Fatalf("throttled 15%% of an 84%% stall: cpu.weight %d, want 50", w)
+	}
+	// Once not self-throttled, it must earn the judgement with half its
+	// wait again: 30 % of 84 % does not stop the squeeze.
+	web.Set(CPUThrottled, 30)
+	h.tick(5 * time.Second)
+	if w := h.act.get(decideCG, CPUWeight); w >= 50 {
+		t.Errorf("throttled 30%% of an 84%% stall, not self-throttled before: cpu.weight %d, want < 50", w)
+	}
+}
+
 // creepClock moves 20 ms on every reading, as the wall clock does while a
 // Step runs; tick sets the time a Step starts at.
 type creepClock struct{ t time.Time }

@@ -80,6 +80,10 @@ type View struct {
 	Deny    *DenyList            // what no controller may act on
 	Knobs   []KnobValue          // knob values read this tick
 	Memory  []MemoryValue        // memory accounting read this tick
+	// SelfThrottled: the cgroups whose CPU stall was of their own making
+	// at the tick before (SelfThrottledSet), which keeps the judgement
+	// from flickering (selfThrottledKeep). nil: none.
+	SelfThrottled map[CgroupID]bool
 }
 
 // KnobValue is a knob's value as read this tick; Err says why it could

@@ -92,6 +92,9 @@ type Loop struct {
 	snap    Snapshot
 	cgs     map[CgroupID]*cgState
 	members map[string][]*Sample
+	// selfPrev: cgroups self-throttled at the tick before (View.
+	// SelfThrottled); selfSpare: the other map, reused.
+	selfPrev, selfSpare map[CgroupID]bool
 	managed map[knobKey]*managedKnob
 	frozen  map[CgroupID]*frozenCG
 	adopt   []StateEntry // from the state file, resolved on the first Step
@@ -376,7 +379,7 @@ func (l *Loop) Step(ctx context.Context) error {
 	}
 	l.checkManaged(ctx)
 
-	v := &View{Now: start, Snap: &l.snap, Members: l.members, Deny: l.deny}
+	v := &View{Now: start, Snap: &l.snap, Members: l.members, Deny: l.deny, SelfThrottled: l.selfPrev}
 	for _, c := range l.ctrls {
 		if _, off := l.disabled[c.name()]; !off {
 			c.observe(l, v)
@@ -389,6 +392,8 @@ func (l *Loop) Step(ctx context.Context) error {
 		}
 	}
 	l.adm.step(l, v)
+	// This tick's judgement is the next tick's "was" (two maps, swapped).
+	l.selfPrev, l.selfSpare = SelfThrottledSet(&l.snap, l.selfPrev, l.selfSpare), l.selfPrev
 	l.apply(ctx)
 	l.releaseUnclaimed(ctx)
 	if l.cfg.Recorder != nil {
