@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -140,8 +141,25 @@ func (a *Actuator) mapErr(op string, cg governor.Ref, name string, err error) er
 			return fmt.Errorf("%s %s: %w: %w", op, p, governor.ErrUnsupported, errno)
 		}
 		return fmt.Errorf("%s %s: %w: %w", op, p, governor.ErrGone, errno)
+	case unix.EACCES:
+		if uid, ok := a.owner(cg, name); ok && int(uid) != os.Geteuid() {
+			return fmt.Errorf("%s %s: %w (the file belongs to uid %d: a subtree delegated to that user, which takes CAP_DAC_OVERRIDE to write and the shipped unit does not grant; govern the unit that delegates it instead, e.g. its user@.service through systemd)", op, p, errno, uid)
+		}
 	}
 	return fmt.Errorf("%s %s: %w", op, p, errno)
+}
+
+// owner returns the uid that owns a cgroup's file.
+func (a *Actuator) owner(cg governor.Ref, name string) (uint32, bool) {
+	dir, err := Resolve(a.root, cg.Path)
+	if err != nil {
+		return 0, false
+	}
+	var st unix.Stat_t
+	if unix.Lstat(filepath.Join(dir, name), &st) != nil {
+		return 0, false
+	}
+	return st.Uid, true
 }
 
 // deadline is the earlier of ctx's deadline and now+d.

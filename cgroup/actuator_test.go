@@ -456,3 +456,27 @@ func TestProbeFixture(t *testing.T) {
 		t.Error("probe of a non-cgroup dir: no error")
 	}
 }
+
+// A write refused on a file of a subtree delegated to another user (a
+// user@UID.service's cgroups, created by the user's manager) says so and
+// what to do, instead of a bare "permission denied" (found with the shipped
+// unit, which has no CAP_DAC_OVERRIDE, and examples/desktop.hcl).
+func TestPermissionDeniedNamesTheOwner(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to chown the fixture")
+	}
+	root, a := actuatorFixture(t)
+	f := filepath.Join(root, "batch/job", "memory.low")
+	if err := os.Chown(f, 1500, 1500); err != nil {
+		t.Fatal(err)
+	}
+	err := a.mapErr("write", job, "memory.low", unix.EACCES)
+	if !errors.Is(err, unix.EACCES) || !strings.Contains(err.Error(), "belongs to uid 1500") || !strings.Contains(err.Error(), "CAP_DAC_OVERRIDE") {
+		t.Errorf("mapErr = %v", err)
+	}
+	// Our own file: the plain error.
+	os.Chown(f, 0, 0)
+	if err := a.mapErr("write", job, "memory.low", unix.EACCES); strings.Contains(err.Error(), "uid") {
+		t.Errorf("mapErr of our own file = %v", err)
+	}
+}

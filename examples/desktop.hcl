@@ -4,7 +4,18 @@
 # Layout assumed (systemd user session): applications run in
 # user.slice/user-UID.slice/user@UID.service/app.slice/app-*.scope, the
 # session's shell and compositor in session.slice below user@UID.service,
-# and background work in background.slice below it or in system batch.slice.
+# and batch work in system batch.slice.
+#
+# Everything below user@UID.service is delegated to the user: its cgroups
+# are made by the user's own systemd and their files belong to the user.
+# The governor reads them (pressure, run-queue latency) but, under the
+# shipped unit, which does not grant CAP_DAC_OVERRIDE, cannot write them
+# (the journal names the owner if a policy tries). So this policy writes
+# only system units: user@UID.service itself (through systemd) and
+# batch.slice. To also idle the user's own background.slice, add
+# CAP_DAC_OVERRIDE to the unit's CapabilityBoundingSet= and
+# AmbientCapabilities= in a drop-in, and "user.slice/**/background.slice"
+# to the background class.
 
 class "interactive" {
   match = [
@@ -14,17 +25,22 @@ class "interactive" {
   protected = true
 }
 
-class "background" {
-  match = [
-    "user.slice/**/background.slice",
-    "batch.slice",
-  ]
+# Each logged-in user's whole session, as the system sees it.
+class "session" {
+  match     = ["user.slice/user-*.slice/user@*.service"]
+  protected = true
 }
 
-# Keep 1 GiB of the interactive apps' memory out of reach of reclaim caused
-# by others; a browser tab switch should not page everything back in.
-protect "interactive-memory" {
-  target     = "interactive"
+class "background" {
+  match = ["batch.slice"]
+}
+
+# Keep 1 GiB of each session's memory out of reach of reclaim caused by
+# others; a browser tab switch should not page everything back in. It is
+# the user manager's unit's MemoryLow=: systemd mounts cgroup2 with
+# memory_recursiveprot, so the session's cgroups share it by their usage.
+protect "session-memory" {
+  target     = "session"
   memory_low = "1GiB"
 }
 

@@ -413,6 +413,23 @@ desktop_leg() {
 	sleep 5 # the app's cpu.some avg10 climbs
 	a0=$(awk '/^some/ { sub("avg10=", "", $2); print $2 }' "$app/cpu.pressure")
 	units="user@$duid.service"
+	# session-memory: 1 GiB memory.low on the user manager's unit, through
+	# systemd (its MemoryLow=), at the first tick; the session's own
+	# cgroups are the user's (not the governor's to write): no write to
+	# them may have failed.
+	session_low() {
+		local u=/sys/fs/cgroup/user.slice/user-$duid.slice/user@$duid.service
+		wait_for 20 grep -qx 1073741824 "$u/memory.low" ||
+			fail "$name: user@$duid.service memory.low $(cat "$u/memory.low"), want 1GiB within 20 s"
+		[ "$(systemctl show -P MemoryLow "user@$duid.service")" = 1073741824 ] ||
+			fail "$name: memory.low not through systemd: MemoryLow=$(systemctl show -P MemoryLow "user@$duid.service")"
+		# This leg's part of the journal only.
+		if journalctl -u governor.service --no-pager -o cat --since "@$(((T_READY - READY_MS) / 1000 - 1))" | grep '"action failed"' >"$RESULTS/$name.failed"; then
+			head -3 "$RESULTS/$name.failed"
+			fail "$name: a write failed"
+		fi
+		log "ok: $name: user@$duid.service MemoryLow=1G through systemd; $(grep -o 'memory_recursiveprot' /proc/mounts | head -1 || echo 'no memory_recursiveprot')"
+	}
 	start_gov "$name"
 	if [ ! -e /sys/fs/cgroup/batch.slice/cpu.idle ] && ! grep -qw cpu_idle_write_s64 /proc/kallsyms; then
 		# Linux < 5.15 (Debian 11): cpu.idle does not exist; it must say so.
@@ -427,7 +444,8 @@ desktop_leg() {
 			fail "$name: the journal does not say that background-idle cannot act: $(grep background-idle "$RESULTS/governor.log" | head -3)"
 		log "ok: $name: no cpu.idle on this kernel: the journal and validate --host (exit 3) say so"
 		summary "${name}_ready_ms=$READY_MS ${name}=no-cpu.idle"
-		nothing_outside "$name" '/(session\.slice|app-[^/]*\.scope)/memory\.low$'
+		session_low
+		nothing_outside "$name" '^\./user\.slice/user-[0-9]*\.slice/user@[0-9]*\.service/memory\.low$'
 		give_back "$name"
 	else
 		idle() { [ "$(cat /sys/fs/cgroup/batch.slice/cpu.idle 2>/dev/null)" = 1 ]; }
@@ -444,7 +462,8 @@ desktop_leg() {
 		[ "$d" -le 20000 ] || fail "$name: cpu.idle took $d ms, want <= 20000 (avg10 > 5% for 2 s, tick 1 s, under TCG; pressure already high)"
 		# While cpu.idle is 1 the kernel shows batch.slice's cpu.weight as 0
 		# (and gives the old weight back when it goes to 0).
-		nothing_outside "$name" '^\./(batch\.slice/(cpu\.idle|cpu\.weight)|user\.slice/.*/(session\.slice|app-[^/]*\.scope)/memory\.low)$'
+		session_low
+		nothing_outside "$name" '^\./(batch\.slice/(cpu\.idle|cpu\.weight)|user\.slice/user-[0-9]*\.slice/user@[0-9]*\.service/memory\.low)$'
 		# systemd 252+ writes a unit's cpu.idle from CPUWeight= on every
 		# daemon-reload (252 set batch.slice's back to 0 when the governor
 		# wrote cgroupfs, and the governor handed the knob back); the
