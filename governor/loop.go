@@ -92,9 +92,11 @@ type Loop struct {
 	snap    Snapshot
 	cgs     map[CgroupID]*cgState
 	members map[string][]*Sample
+
 	// selfPrev: cgroups self-throttled at the tick before (View.
 	// SelfThrottled); selfSpare: the other map, reused.
 	selfPrev, selfSpare map[CgroupID]bool
+
 	managed map[knobKey]*managedKnob
 	frozen  map[CgroupID]*frozenCG
 	adopt   []StateEntry // from the state file, resolved on the first Step
