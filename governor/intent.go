@@ -80,6 +80,13 @@ type View struct {
 	Deny    *DenyList            // what no controller may act on
 	Knobs   []KnobValue          // knob values read this tick
 	Memory  []MemoryValue        // memory accounting read this tick
+
+	expl struct { // see explaining
+		snap *Snapshot
+		n    int
+		done SignalSet
+		by   map[Signal][]*Sample
+	}
 }
 
 // KnobValue is a knob's value as read this tick; Err says why it could

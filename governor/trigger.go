@@ -99,30 +99,45 @@ func guardable(sig Signal) (cpu, mem bool) {
 // selfInflicted says why s's reading of sig is explained by its own limit,
 // or "".
 func selfInflicted(s *Sample, sig Signal) string {
+	if !isSelfInflicted(s, sig) {
+		return ""
+	}
 	cpu, mem := guardable(sig)
 	switch {
 	case cpu:
-		thr, ok := s.Get(CPUThrottled)
-		if !ok || thr < selfThrottledMin {
-			return ""
-		}
-		if stall, ok := s.Get(CPUSomeStall); ok && thr < selfThrottledShare*stall {
-			return ""
-		}
+		thr, _ := s.Get(CPUThrottled)
 		why := fmt.Sprintf("%s is self-throttled: its own cpu.max throttles it %.1f%% of the time", s.Ref.String(), thr)
 		if stall, ok := s.Get(CPUSomeStall); ok {
 			why += fmt.Sprintf(" (cpu.some.stall %.1f%%)", stall)
 		}
 		return why
 	case mem:
-		ratio, ok := s.Get(MemoryHighRatio)
+		ratio, _ := s.Get(MemoryHighRatio)
 		ev, _ := s.Get(MemoryEventsHigh)
-		if !ok || ratio < selfHighRatio || ev <= 0 {
-			return ""
-		}
 		return fmt.Sprintf("%s is held at its own memory.high: memory.current is %.0f%% of it, %.3g memory.high events/s", s.Ref.String(), ratio, ev)
 	}
 	return ""
+}
+
+// isSelfInflicted is selfInflicted's test, without the explanation.
+func isSelfInflicted(s *Sample, sig Signal) bool {
+	cpu, mem := guardable(sig)
+	switch {
+	case cpu:
+		thr, ok := s.Get(CPUThrottled)
+		if !ok || thr < selfThrottledMin {
+			return false
+		}
+		if stall, ok := s.Get(CPUSomeStall); ok && thr < selfThrottledShare*stall {
+			return false
+		}
+		return true
+	case mem:
+		ratio, ok := s.Get(MemoryHighRatio)
+		ev, _ := s.Get(MemoryEventsHigh)
+		return ok && ratio >= selfHighRatio && ev > 0
+	}
+	return false
 }
 
 // evalGuarded is evalCondition for a controller acting on class target: a
@@ -236,14 +251,11 @@ func (v *View) selfBelow(m *Sample, sig Signal, y float64) (string, bool) {
 	}
 	var parts []part
 	prefix := m.Ref.Path + "/"
-	for _, d := range v.Snap.Cgroups {
+	for _, d := range v.explaining(sig) {
 		if d == m || (m.Ref.Path != "" && !strings.HasPrefix(d.Ref.Path, prefix)) {
 			continue
 		}
-		dy, ok := d.Get(sig)
-		if !ok || dy <= 0 {
-			continue
-		}
+		dy, _ := d.Get(sig)
 		if v.isGovernor(d) {
 			parts = append(parts, part{d.Ref.Path, dy, ""})
 		} else if why := selfInflicted(d, sig); why != "" {
@@ -276,6 +288,39 @@ func (v *View) selfBelow(m *Sample, sig Signal, y float64) (string, bool) {
 		return "", true // the governor's own stall: left out without a word
 	}
 	return fmt.Sprintf("%s waits as much as %s below it, which is of its own making: %s", m.Ref.String(), Ref{Path: first.path}.String(), first.why), true
+}
+
+// explaining returns the cgroups of the View's snapshot, in its order,
+// whose reading of sig could explain an ancestor's (selfBelow): above zero,
+// and the governor's own cgroup or self-inflicted. They are few; selfBelow
+// runs for every member whose reading would start a trigger, and scanning
+// the whole snapshot for each made a Step quadratic (250 ms at 10,000
+// cgroups in BenchmarkStep10k, 95 % of it here). Found once per signal
+// and View (a View is one Step's; the snapshot's length is checked).
+func (v *View) explaining(sig Signal) []*Sample {
+	if v.expl.snap != v.Snap || v.expl.n != len(v.Snap.Cgroups) {
+		v.expl.snap, v.expl.n = v.Snap, len(v.Snap.Cgroups)
+		v.expl.done = SignalSet{}
+		clear(v.expl.by)
+	}
+	if v.expl.done.Has(sig) {
+		return v.expl.by[sig]
+	}
+	var out []*Sample
+	for _, d := range v.Snap.Cgroups {
+		if dy, ok := d.Get(sig); !ok || dy <= 0 {
+			continue
+		}
+		if v.isGovernor(d) || isSelfInflicted(d, sig) {
+			out = append(out, d)
+		}
+	}
+	if v.expl.by == nil {
+		v.expl.by = make(map[Signal][]*Sample)
+	}
+	v.expl.by[sig] = out
+	v.expl.done.Add(sig)
+	return out
 }
 
 // condState tracks since when one condition has held.
