@@ -222,3 +222,139 @@ func TestSourceRootWithoutMemoryVouchesForNothing(t *testing.T) {
 		}
 	}
 }
+
+// TestSourceSafetyReadIsMemoryOnly checks the once-in-quietRefresh safety
+// read of carried cgroups (carryWhat): it reads their memory and io files
+// only, never their pressure files or cpu.stat (totals that only grow,
+// vouched for by the parent), and nothing at all where the memory and io
+// files are missing, as on a host without those controllers. What it is
+// for is still seen: one child's memory.current falling by what another's
+// grows, the parent's standing still, is read within quietRefresh ticks.
+func TestSourceSafetyReadIsMemoryOnly(t *testing.T) {
+	for _, withMem := range []bool{true, false} {
+		t.Run(fmt.Sprintf("memory=%v", withMem), func(t *testing.T) {
+			testSafetyRead(t, withMem)
+		})
+	}
+}
+
+func testSafetyRead(t *testing.T, withMem bool) {
+	base := t.TempDir()
+	root, proc := filepath.Join(base, "cg"), filepath.Join(base, "pressure")
+	idle := "some avg10=0.00 avg60=0.00 avg300=0.00 total=100\n" +
+		"full avg10=0.00 avg60=0.00 avg300=0.00 total=0\n"
+	mkCgroup(t, proc, "", map[string]string{"cpu": idle, "memory": idle, "io": idle})
+	files := func(populated bool, mem int) map[string]string {
+		m := map[string]string{"cpu.stat": "usage_usec 1000\nuser_usec 0\nsystem_usec 0\n",
+			"cpu.pressure": idle, "memory.pressure": idle, "io.pressure": idle}
+		if populated {
+			m["cgroup.events"] = "populated 1\nfrozen 0\n"
+		}
+		if withMem && populated {
+			m["memory.current"] = itoa(mem) + "\n"
+			m["memory.events"] = "low 0\nhigh 0\nmax 0\noom 0\noom_kill 0\n"
+		}
+		return m
+	}
+	const kids = 8
+	mkCgroup(t, root, "", files(false, 0)) // the root: no memory files
+	mkCgroup(t, root, "p", files(true, 8000))
+	ids := map[string]governor.CgroupID{"p": inode(t, filepath.Join(root, "p"))}
+	for i := 0; i < kids; i++ {
+		rel := fmt.Sprintf("p/c%d", i)
+		mkCgroup(t, root, rel, files(true, 1000))
+		ids[rel] = inode(t, filepath.Join(root, rel))
+	}
+	clk := &fakeClock{t: time.Unix(1000, 0)}
+	src := NewSource(root, SourceOptions{ProcPressureDir: proc})
+	defer src.Close()
+	src.now = clk.now
+	rootID := inode(t, root)
+	var snap governor.Snapshot
+	// tick samples one second later; it returns the files and pressure
+	// files read, the children whose safety read was due, and whether a
+	// probe for missing files was.
+	tick := func() (reads, psi uint64, refreshed int, probe bool) {
+		t.Helper()
+		g := src.gen + 1
+		for rel, id := range ids {
+			if rel != "p" && (g+uint64(id))%quietRefresh == 0 {
+				refreshed++
+			}
+			probe = probe || (g+uint64(id))%probeEvery == 0
+		}
+		probe = probe || (g+uint64(rootID))%probeEvery == 0
+		clk.t = clk.t.Add(time.Second)
+		snap.Reset(clk.t)
+		r0, p0 := src.fileReads, src.psiRead
+		if err := src.Sample(context.Background(), &snap); err != nil {
+			t.Fatal(err)
+		}
+		return src.fileReads - r0, src.psiRead - p0, refreshed, probe
+	}
+	tick()
+	src.psiGate = true // the fixture is not cgroupfs
+	// The root's cpu.stat and 3 pressure files every tick, p's memory
+	// files (the root has none to vouch for them: memory.current and
+	// memory.events).
+	steady := uint64(4)
+	if withMem {
+		steady += 2
+	}
+	settled := false
+	for i := 0; i < 12 && !settled; i++ {
+		n, _, _, _ := tick()
+		settled = n == steady
+	}
+	if !settled {
+		t.Fatal("idle populated cgroups still read after 12 ticks")
+	}
+	safety := 0
+	for i := 0; i < 2*quietRefresh; i++ {
+		n, psi, refreshed, probe := tick()
+		if probe {
+			continue
+		}
+		if psi != 3 {
+			t.Fatalf("tick %d: %d pressure files read, want 3 (the root's)", i, psi)
+		}
+		want := steady
+		if withMem {
+			// memory.current and memory.events of each child due.
+			want += 2 * uint64(refreshed)
+		}
+		if n != want {
+			t.Fatalf("tick %d: %d files read with %d safety reads due, want %d", i, n, refreshed, want)
+		}
+		safety += refreshed
+	}
+	if safety == 0 {
+		t.Fatal("no safety read was due in 2*quietRefresh ticks")
+	}
+	if !withMem {
+		return
+	}
+	// c1 frees what c2 takes: p's memory.current stands still, so both
+	// are carried until their safety read, which must see the change.
+	writeFixture(t, filepath.Join(root, "p/c1", "memory.current"), "500\n")
+	writeFixture(t, filepath.Join(root, "p/c2", "memory.current"), "1500\n")
+	src.drain()
+	for _, n := range src.tree.children {
+		n.dirty = false
+		for _, c := range n.children {
+			c.dirty = false
+		}
+	}
+	seen := map[string]bool{}
+	for i := 0; i < quietRefresh && len(seen) < 2; i++ {
+		tick()
+		for rel, want := range map[string]float64{"p/c1": 500, "p/c2": 1500} {
+			if v, _ := snap.Lookup(ids[rel]).Get(governor.MemoryCurrent); v == want {
+				seen[rel] = true
+			}
+		}
+	}
+	if len(seen) < 2 {
+		t.Fatalf("memory.current moved between siblings not seen in %d ticks: %v", quietRefresh, seen)
+	}
+}

@@ -53,13 +53,14 @@ func isQuiet(smp *governor.Sample) bool {
 // and its total must have stood still for psiSettle before it: the kernel
 // folds stalls into the averages every 2 s (and on a read once that is
 // due), so a recent stall could still raise them, and non-zero ones decay.
-// Every quietRefresh ticks the file is read anyway (spread by cgroup id),
-// which also notices files hidden since (cgroup.pressure set to 0).
+// There is no periodic read besides: the totals only grow, so a parent's
+// that stood still proves the child's did, and averages at zero stay zero
+// without a stall. A file hidden since (cgroup.pressure set to 0) is a
+// write in n's directory, which inotify reports (n.dirty).
 func (s *Source) psiStill(n *node, prev *counters, r int) bool {
 	p := n.parent
 	bit := uint8(1) << r
 	return s.psiGate && p != nil && !n.dirty && prev != nil && prev.gen+1 == s.gen &&
-		(s.gen+uint64(n.id))%quietRefresh != 0 &&
 		prev.has&(hasPSI0<<(r*2)) != 0 && n.psiZero&bit != 0 &&
 		prev.at.UnixNano()-n.psiMoved[r] >= int64(psiSettle) &&
 		p.stillGen == s.gen && p.still&bit != 0
@@ -105,11 +106,20 @@ func psiCarry(smp *governor.Sample, cur, prev *counters, r int) {
 // one does.
 //
 // A full read happens on n's first read, after a change in its directory,
-// without inotify, off cgroupfs (see psiGate), for the root, and every
-// quietRefresh ticks (spread by cgroup id): the once-a-minute safety read.
+// without inotify, off cgroupfs (see psiGate), and for the root.
+//
+// Every quietRefresh ticks (spread by cgroup id) n's memory and io files
+// are read though its parent's stood still: memory.current is a level, not
+// a total that only grows (one child's can fall by what another's grows,
+// the parent's standing still), and a controller disabled in the parent
+// takes io.stat away. That safety read costs no syscall where those files
+// are known missing (no memory or io controller), until a probe. The
+// pressure totals, cpu.stat usage, io.stat bytes and memory.events counts
+// only grow and are hierarchical: a parent's that stood still proves n's
+// did, so they are not read again (before 2026-12-07 the safety read was a
+// full one, which cost an idle container five opened files a minute).
 func (s *Source) carryWhat(n *node, isRoot bool) int {
-	if !s.psiGate || isRoot || !n.read || n.dirty || s.walkAll || n.prev.gen+1 != s.gen ||
-		(s.gen+uint64(n.id))%quietRefresh == 0 {
+	if !s.psiGate || isRoot || !n.read || n.dirty || s.walkAll || n.prev.gen+1 != s.gen {
 		return rdAll
 	}
 	what := rdAll | rdCarry
@@ -123,6 +133,9 @@ func (s *Source) carryWhat(n *node, isRoot bool) int {
 		if p.still&(1<<gIO) != 0 {
 			what &^= rdIO
 		}
+	}
+	if (s.gen+uint64(n.id))%quietRefresh == 0 && (s.probe || n.absent&slowFiles != slowFiles) {
+		what |= rdMem | rdIO
 	}
 	return what
 }

@@ -66,9 +66,9 @@ type SourceOptions struct {
 //     counts in all its ancestors, so no descendant stalled either), it was
 //     read (or skipped likewise) on the previous tick, and its own total has
 //     stood still and its averages read zero for psiSettle. Its values are
-//     served: averages 0, stall rate 0. Each such file is still read once
-//     every quietRefresh ticks. An idle slice with idle services under it
-//     costs one read of its pressure files per tick, not one per cgroup.
+//     served: averages 0, stall rate 0. An idle slice with idle services
+//     under it costs one read of its pressure files per tick, not one per
+//     cgroup.
 //     See psiStill.
 //   - On cgroupfs, likewise for the other hierarchical counters: a busy
 //     (say, populated) cgroup whose parent's cpu.stat usage, memory.current
@@ -77,7 +77,9 @@ type SourceOptions struct {
 //     (inotify reports its changes). A cgroup whose parent stood still in
 //     everything is not read at all, and its kept files are closed: idle
 //     containers in an idle pod cost about what empty cgroups do. Each
-//     still gets a full read every quietRefresh ticks. See carryWhat.
+//     still has its memory and io files (memory.current can fall as well
+//     as grow) read every quietRefresh ticks, which costs nothing where
+//     they are missing. See carryWhat.
 //   - On cgroupfs the files of a cgroup read every tick (not quiet) stay
 //     open between ticks and are read again with one pread(2) each: a
 //     removed cgroup, or a file removed since (a controller disabled in the

@@ -84,6 +84,13 @@ type View struct {
 	// at the tick before (SelfThrottledSet), which keeps the judgement
 	// from flickering (selfThrottledKeep). nil: none.
 	SelfThrottled map[CgroupID]bool
+
+	expl struct { // see explaining
+		snap *Snapshot
+		n    int
+		done SignalSet
+		by   map[Signal][]*Sample
+	}
 }
 
 // KnobValue is a knob's value as read this tick; Err says why it could

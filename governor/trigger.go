@@ -107,12 +107,12 @@ func guardable(sig Signal) (cpu, mem bool) {
 // or "". was: s was self-throttled at the tick before (View.SelfThrottled),
 // which lowers the share of its stall its throttling must explain.
 func selfInflicted(s *Sample, sig Signal, was bool) string {
+	if !isSelfInflicted(s, sig, was) {
+		return ""
+	}
 	cpu, mem := guardable(sig)
 	switch {
 	case cpu:
-		if !selfThrottled(s, was) {
-			return ""
-		}
 		thr, _ := s.Get(CPUThrottled)
 		why := fmt.Sprintf("%s is self-throttled: its own cpu.max throttles it %.1f%% of the time", s.Ref.String(), thr)
 		if stall, ok := s.Get(CPUSomeStall); ok {
@@ -120,11 +120,8 @@ func selfInflicted(s *Sample, sig Signal, was bool) string {
 		}
 		return why
 	case mem:
-		ratio, ok := s.Get(MemoryHighRatio)
+		ratio, _ := s.Get(MemoryHighRatio)
 		ev, _ := s.Get(MemoryEventsHigh)
-		if !ok || ratio < selfHighRatio || ev <= 0 {
-			return ""
-		}
 		return fmt.Sprintf("%s is held at its own memory.high: memory.current is %.0f%% of it, %.3g memory.high events/s", s.Ref.String(), ratio, ev)
 	}
 	return ""
@@ -164,6 +161,20 @@ func SelfThrottledSet(snap *Snapshot, prev, into map[CgroupID]bool) map[CgroupID
 		}
 	}
 	return into
+}
+
+// isSelfInflicted is selfInflicted's test, without the explanation.
+func isSelfInflicted(s *Sample, sig Signal, was bool) bool {
+	cpu, mem := guardable(sig)
+	switch {
+	case cpu:
+		return selfThrottled(s, was)
+	case mem:
+		ratio, ok := s.Get(MemoryHighRatio)
+		ev, _ := s.Get(MemoryEventsHigh)
+		return ok && ratio >= selfHighRatio && ev > 0
+	}
+	return false
 }
 
 // evalGuarded is evalCondition for a controller acting on class target: a
@@ -277,14 +288,11 @@ func (v *View) selfBelow(m *Sample, sig Signal, y float64) (string, bool) {
 	}
 	var parts []part
 	prefix := m.Ref.Path + "/"
-	for _, d := range v.Snap.Cgroups {
+	for _, d := range v.explaining(sig) {
 		if d == m || (m.Ref.Path != "" && !strings.HasPrefix(d.Ref.Path, prefix)) {
 			continue
 		}
-		dy, ok := d.Get(sig)
-		if !ok || dy <= 0 {
-			continue
-		}
+		dy, _ := d.Get(sig)
 		if v.isGovernor(d) {
 			parts = append(parts, part{d.Ref.Path, dy, ""})
 		} else if why := selfInflicted(d, sig, v.SelfThrottled[d.Ref.ID]); why != "" {
@@ -317,6 +325,39 @@ func (v *View) selfBelow(m *Sample, sig Signal, y float64) (string, bool) {
 		return "", true // the governor's own stall: left out without a word
 	}
 	return fmt.Sprintf("%s waits as much as %s below it, which is of its own making: %s", m.Ref.String(), Ref{Path: first.path}.String(), first.why), true
+}
+
+// explaining returns the cgroups of the View's snapshot, in its order,
+// whose reading of sig could explain an ancestor's (selfBelow): above zero,
+// and the governor's own cgroup or self-inflicted. They are few; selfBelow
+// runs for every member whose reading would start a trigger, and scanning
+// the whole snapshot for each made a Step quadratic (250 ms at 10,000
+// cgroups in BenchmarkStep10k, 95 % of it here). Found once per signal
+// and View (a View is one Step's; the snapshot's length is checked).
+func (v *View) explaining(sig Signal) []*Sample {
+	if v.expl.snap != v.Snap || v.expl.n != len(v.Snap.Cgroups) {
+		v.expl.snap, v.expl.n = v.Snap, len(v.Snap.Cgroups)
+		v.expl.done = SignalSet{}
+		clear(v.expl.by)
+	}
+	if v.expl.done.Has(sig) {
+		return v.expl.by[sig]
+	}
+	var out []*Sample
+	for _, d := range v.Snap.Cgroups {
+		if dy, ok := d.Get(sig); !ok || dy <= 0 {
+			continue
+		}
+		if v.isGovernor(d) || isSelfInflicted(d, sig, v.SelfThrottled[d.Ref.ID]) {
+			out = append(out, d)
+		}
+	}
+	if v.expl.by == nil {
+		v.expl.by = make(map[Signal][]*Sample)
+	}
+	v.expl.by[sig] = out
+	v.expl.done.Add(sig)
+	return out
 }
 
 // condState tracks since when one condition has held.

@@ -280,6 +280,54 @@ func TestSelfInflictedBelow(t *testing.T) {
 	}
 }
 
+// selfBelow finds the explaining descendants once per View and signal
+// (View.explaining). A service that becomes self-throttled is seen at the
+// next tick, whose View is new; one that joins the snapshot of the same
+// View (its length changes) is seen at once; and the list of one signal
+// is not served for another.
+func TestSelfBelowCachePerView(t *testing.T) {
+	mk := func(id CgroupID, path string, sig map[Signal]float64) *Sample {
+		s := &Sample{Ref: Ref{ID: id, Path: path}, Populated: true}
+		for k, v := range sig {
+			s.Set(k, v)
+		}
+		return s
+	}
+	above := Condition{Scope: ScopeClass, Class: "svc", Signal: CPUSomeAvg10, Op: Above, Value: 10}
+	memAbove := Condition{Scope: ScopeClass, Class: "svc", Signal: MemorySomeAvg10, Op: Above, Value: 10}
+	slice := mk(1, "system.slice", map[Signal]float64{CPUSomeAvg10: 60, MemorySomeAvg10: 30})
+	svc := mk(2, "system.slice/thr.service", map[Signal]float64{CPUSomeAvg10: 60, MemorySomeAvg10: 30})
+	members := []*Sample{slice, svc}
+	view := func(cgs []*Sample) *View {
+		return &View{Members: map[string][]*Sample{"svc": members}, Snap: &Snapshot{Cgroups: cgs}}
+	}
+	// Tick 1: thr.service is not throttled: both are victims.
+	v := view([]*Sample{slice, svc})
+	if x, holds, _ := v.evalGuarded(&above, nil, "batch"); !holds || x != 60 {
+		t.Fatalf("tick 1: value %g holds %v, want 60 true", x, holds)
+	}
+	// Tick 2: its own cpu.max throttles it; a new View sees it.
+	svc.Set(CPUThrottled, 55)
+	svc.Set(CPUSomeStall, 60)
+	v = view([]*Sample{slice, svc})
+	// The memory list first (nothing explains a memory stall): it must
+	// not be served for the CPU condition after it.
+	if _, holds, _ := v.evalGuarded(&memAbove, nil, "batch"); !holds {
+		t.Fatal("tick 2: memory stall explained by a CPU throttle")
+	}
+	if x, holds, self := v.evalGuarded(&above, nil, "batch"); holds || self == "" {
+		t.Fatalf("tick 2: value %g holds %v self %q, want the slice left out as self-throttled", x, holds, self)
+	}
+	// A cgroup at its own memory.high joins the same View's snapshot.
+	mem := mk(3, "system.slice/mem.service", map[Signal]float64{MemorySomeAvg10: 30, MemoryHighRatio: 99, MemoryEventsHigh: 4})
+	members = append(members, mem)
+	v.Members["svc"] = []*Sample{slice, mem}
+	v.Snap.Cgroups = append(v.Snap.Cgroups, mem)
+	if x, holds, self := v.evalGuarded(&memAbove, nil, "batch"); holds || self == "" {
+		t.Fatalf("after mem.service joined: value %g holds %v self %q, want none held", x, holds, self)
+	}
+}
+
 // The governor's own cgroup is never a victim, nor its slice for the
 // stall that is the governor's (found on a stock node: the governor's own
 // start-up pushed its cpu.some avg10 to 30 % and the built-in default
