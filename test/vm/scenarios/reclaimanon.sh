@@ -285,7 +285,14 @@ fi
 # memory goes to swap. Contrast leg 1 (zram, fast): 6.1 swaps the cold set
 # first there and the cache stays.
 if leg slowswap; then
-	if ! echo "1 swappiness=0" >"$SLICE/memory.reclaim" 2>/dev/null; then
+	# Probed as the actuator does: only EINVAL says the kernel lacks it
+	# (EAGAIN is a reclaim that fell short).
+	if err=$(sh -c "echo '1M swappiness=0' >$SLICE/memory.reclaim" 2>&1) || ! echo "$err" | grep -q 'Invalid argument'; then
+		swappiness=yes
+	else
+		swappiness=no
+	fi
+	if [ "$swappiness" = no ]; then
 		log "slow swap: memory.reclaim takes no swappiness= on this kernel; the governor says so (leg skipped)"
 		summary "slowswap=no-swappiness"
 	else
