@@ -41,8 +41,10 @@ echo 1 >"$CG/bed/hog/memory.reclaim" 2>/dev/null
 check "memory.reclaim accepts a write" sh -c "echo 1M >$CG/bed/hog/memory.reclaim || [ \$? = 1 ]"
 # memory.reclaim's swappiness= (6.11+), probed as the actuator does: an
 # older kernel rejects the argument with EINVAL, a newer one reclaims (or
-# says EAGAIN).
-if err=$(sh -c "echo '1M swappiness=0' >$CG/bed/hog/memory.reclaim" 2>&1) || ! echo "$err" | grep -q 'Invalid argument'; then
+# says EAGAIN). bash's echo names the errno; dash's says "I/O error" for
+# every failed write (which made this probe say yes on 6.1 until
+# 2026-12-07).
+if err=$( { echo '1M swappiness=0' >"$CG/bed/hog/memory.reclaim"; } 2>&1) || ! echo "$err" | grep -q 'Invalid argument'; then
 	swappiness=yes
 else
 	swappiness=no
