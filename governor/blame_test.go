@@ -393,3 +393,113 @@ func TestRuleBlame(t *testing.T) {
 		t.Fatalf("intents %+v, want job2's cpu.idle to 1", ins)
 	}
 }
+
+// TestBlameEpisodeShare: shares -> knob moves once the squeeze works. A
+// culprit's smoothed share falls as its squeeze takes its preemptions
+// away; while its own tasks are held back it keeps the biggest share it
+// had in the episode, so it is squeezed in proportion to what it did, not
+// to what the squeeze left (before, the biggest culprit on a CPU, squeezed
+// the hardest, fell to a fraction of a step: in the VM scenario blame
+// job1 went from 40% to 10%, step × 0.53, and its cpu.weight came down
+// one unit per cooldown). A culprit not held back moves by its share now.
+func TestBlameEpisodeShare(t *testing.T) {
+	paths := map[CgroupID]string{job1: "batch/job1", job2: "batch/job2"}
+	type want struct {
+		value  int64
+		reason string
+	}
+	cases := []struct {
+		name         string
+		minShare     float64
+		before, then []Preemptor // the service's preemptors (of 100/s by others), 5 ticks each
+		held         bool        // job1's and job2's cpu.max throttle them
+		want         map[CgroupID]want
+	}{
+		{name: "held back: the episode's biggest share",
+			minShare: 5,
+			before:   []Preemptor{{job1, 60}, {job2, 40}},
+			then:     []Preemptor{{job1, 10}, {job2, 30}},
+			held:     true,
+			want: map[CgroupID]want{
+				job1: {50, "batch/job1: 60% of svc/web's preemptions by others (step × 1.00; 10% now, held back by the squeeze)"},
+				job2: {67, "batch/job2: 40% of svc/web's preemptions by others (step × 0.67; 30% now, held back by the squeeze)"},
+			}},
+		{name: "held back below the minimum share: the episode's biggest share, not the last above it",
+			minShare: 10,
+			before:   []Preemptor{{job1, 60}, {job2, 40}},
+			then:     []Preemptor{{job1, 2}, {job2, 30}},
+			held:     true,
+			want: map[CgroupID]want{
+				job1: {50, "batch/job1: 60% of svc/web's preemptions by others (step × 1.00; 2% now, held back by the squeeze)"},
+				job2: {67, "batch/job2: 40% of svc/web's preemptions by others (step × 0.67; 30% now, held back by the squeeze)"},
+			}},
+		{name: "a bigger share later raises it",
+			minShare: 5,
+			before:   []Preemptor{{job1, 20}, {job2, 40}},
+			then:     []Preemptor{{job1, 60}, {job2, 10}},
+			held:     true,
+			want: map[CgroupID]want{
+				job1: {50, "batch/job1: 60% of svc/web's preemptions by others (step × 1.00)"},
+				job2: {67, "batch/job2: 40% of svc/web's preemptions by others (step × 0.67; 10% now, held back by the squeeze)"},
+			}},
+		{name: "not held back: the share now",
+			minShare: 5,
+			before:   []Preemptor{{job1, 60}, {job2, 40}},
+			then:     []Preemptor{{job1, 10}, {job2, 30}},
+			want: map[CgroupID]want{
+				job1: {84, "batch/job1: 10% of svc/web's preemptions by others (step × 0.33)"},
+				job2: {50, "batch/job2: 30% of svc/web's preemptions by others (step × 1.00)"},
+			}},
+		{name: "not held back, below the minimum share: given back",
+			minShare: 10,
+			before:   []Preemptor{{job1, 60}, {job2, 40}},
+			then:     []Preemptor{{job1, 2}, {job2, 30}},
+			want: map[CgroupID]want{
+				job2: {50, "batch/job2: 30% of svc/web's preemptions by others (step × 1.00)"},
+			}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			h := newHarness(t, blamePolicy(tc.minShare, Limits{Min: 1}))
+			web := h.src.add(svcWeb, "svc/web")
+			web.Set(CPUSomeAvg10, 30)
+			web.Set(RunqPreemptedByOthers, 100)
+			for _, id := range []CgroupID{job1, job2} {
+				s := h.src.add(id, paths[id])
+				if tc.held {
+					s.Set(CPUThrottled, 60)
+				}
+				h.act.put(id, CPUWeight, 100)
+			}
+			// Intents are not applied: each tick decides from weight 100.
+			var ins []Intent
+			for k := 0; k < 2*blameWindow; k++ {
+				web.PreemptedBy = tc.before
+				if k >= blameWindow {
+					web.PreemptedBy = tc.then
+				}
+				ins = decideTick(t, h)
+				h.clock.Advance(time.Second)
+			}
+			got := map[CgroupID]Intent{}
+			for _, in := range ins {
+				got[in.Cgroup.ID] = in
+			}
+			for id := range got {
+				if _, ok := tc.want[id]; !ok {
+					t.Errorf("%s: unexpected intent %+v", paths[id], got[id])
+				}
+			}
+			for id, w := range tc.want {
+				in, ok := got[id]
+				if !ok {
+					t.Errorf("%s: no intent, want %d", paths[id], w.value)
+					continue
+				}
+				if in.Kind != IntentWrite || in.Value != w.value || !strings.Contains(in.Reason, w.reason) {
+					t.Errorf("%s: %v %d %q, want %d with %q", paths[id], in.Kind, in.Value, in.Reason, w.value, w.reason)
+				}
+			}
+		})
+	}
+}
