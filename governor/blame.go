@@ -2,6 +2,7 @@ package governor
 
 import (
 	"fmt"
+	"math"
 	"sort"
 	"strings"
 )
@@ -36,10 +37,10 @@ import (
 // Each tick's decision: a member is squeezed while the trigger is active
 // and its share is above zero and at least the minimum share. Its step is
 // the knob's step × share / the biggest share among the target's members
-// (truncated to a whole value of the knob's unit, at least 1), so the
-// biggest culprit moves a full step. A member that is not (or no longer) a
-// culprit is given back as after recovery: one full step per cooldown
-// until its original value.
+// (rounded to a whole value of the knob's unit, at least 1 and at most
+// the full step), so the biggest culprit moves a full step. A member
+// that is not (or no longer) a culprit is given back as after recovery:
+// one full step per cooldown until its original value.
 //
 // Except a culprit held back by the squeeze: squeezing a culprit takes
 // away the very preemptions that blamed it, so its share falls because
@@ -367,16 +368,21 @@ func (b *blameState) culprits(snap *Snapshot) string {
 
 func pct(f float64) string { return fmt.Sprintf("%.0f%%", f*100) }
 
-// scaledStep is stepSize scaled by f (0 < f <= 1): truncated, at least 1.
+// scaledStep is stepSize scaled by f (0 < f <= 1): rounded to the
+// nearest whole value, at least 1 and at most the full step. Rounded, not
+// truncated: near a knob's bottom truncation halved a culprit's step
+// (cpu.weight 5, 50%, × 0.77: 1.93 -> 1 where the full step is 2, so the
+// smaller culprit came down one unit per cooldown).
 func scaledStep(st Step, from int64, f float64) int64 {
+	full := stepSize(st, from)
 	if f >= 1 {
-		return stepSize(st, from)
+		return full
 	}
-	var d int64
+	var x float64
 	if st.Percent != 0 {
-		d = int64(float64(from) * st.Percent / 100 * f)
+		x = float64(from) * st.Percent / 100 * f
 	} else {
-		d = int64(float64(st.Amount) * f)
+		x = float64(st.Amount) * f
 	}
-	return max(d, 1)
+	return min(max(int64(math.Round(x)), 1), max(full, 1))
 }

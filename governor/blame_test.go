@@ -67,6 +67,13 @@ func TestBlameDecide(t *testing.T) {
 				job1: {50, "batch/job1: 90%"},
 				job2: {1, "batch/job2: 10%"},
 			}},
+		{name: "near the bottom a smaller culprit's step is rounded, not truncated",
+			victims: []victim{{id: svcWeb, avg10: 30, others: 100, preempt: []Preemptor{{job1, 50}, {job2, 38}}}},
+			weights: map[CgroupID]int64{job1: 5, job2: 5},
+			want: map[CgroupID]want{
+				job1: {3, "batch/job1: 50% of svc/web's preemptions by others (step × 1.00)"},
+				job2: {3, "batch/job2: 38% of svc/web's preemptions by others (step × 0.76)"},
+			}},
 		{name: "only the members whose condition holds are victims",
 			victims: []victim{
 				{id: svcWeb, avg10: 30, others: 50, preempt: []Preemptor{{job1, 50}}},
@@ -81,7 +88,7 @@ func TestBlameDecide(t *testing.T) {
 			},
 			weights: map[CgroupID]int64{job1: 100, job2: 100},
 			want: map[CgroupID]want{
-				job1: {84, "batch/job1: 25% of the preemptions by others of svc/web, svc/db (step × 0.33)"},
+				job1: {83, "batch/job1: 25% of the preemptions by others of svc/web, svc/db (step × 0.33)"},
 				job2: {50, "batch/job2: 75%"},
 			}},
 		{name: "self-preemption and the CPU going idle are nobody's fault",
@@ -327,6 +334,15 @@ func TestScaledStep(t *testing.T) {
 		{Step{Percent: 50}, 100, 0.001, 1},
 		{Step{Amount: 30}, 100, 0.5, 15},
 		{Step{Amount: 30}, 100, 0.01, 1},
+		// Rounded, not truncated: near the bottom truncation halved the
+		// step of a culprit with 77% of the biggest share.
+		{Step{Percent: 50}, 5, 0.77, 2},
+		{Step{Percent: 50}, 7, 0.77, 3},
+		{Step{Percent: 50}, 100, 1.0 / 3, 17},
+		{Step{Amount: 30}, 100, 0.49, 15},
+		// Never more than the full step (4.95 × 0.99 rounds to 5, the
+		// full step is 4).
+		{Step{Percent: 45}, 11, 0.99, 4},
 	} {
 		if got := scaledStep(tc.st, tc.from, tc.f); got != tc.want {
 			t.Errorf("scaledStep(%+v, %d, %g) = %d, want %d", tc.st, tc.from, tc.f, got, tc.want)
@@ -447,7 +463,7 @@ func TestBlameEpisodeShare(t *testing.T) {
 			before:   []Preemptor{{job1, 60}, {job2, 40}},
 			then:     []Preemptor{{job1, 10}, {job2, 30}},
 			want: map[CgroupID]want{
-				job1: {84, "batch/job1: 10% of svc/web's preemptions by others (step × 0.33)"},
+				job1: {83, "batch/job1: 10% of svc/web's preemptions by others (step × 0.33)"},
 				job2: {50, "batch/job2: 30% of svc/web's preemptions by others (step × 1.00)"},
 			}},
 		{name: "not held back, below the minimum share: given back",
