@@ -2,6 +2,7 @@ package governor
 
 import (
 	"fmt"
+	"math"
 	"sort"
 	"strings"
 )
@@ -36,22 +37,28 @@ import (
 // Each tick's decision: a member is squeezed while the trigger is active
 // and its share is above zero and at least the minimum share. Its step is
 // the knob's step × share / the biggest share among the target's members
-// (truncated to a whole value of the knob's unit, at least 1), so the
-// biggest culprit moves a full step. A member that is not (or no longer) a
-// culprit is given back as after recovery: one full step per cooldown
-// until its original value.
+// (rounded to a whole value of the knob's unit, at least 1 and at most
+// the full step), so the biggest culprit moves a full step. A member
+// that is not (or no longer) a culprit is given back as after recovery:
+// one full step per cooldown until its original value.
 //
 // Except a culprit held back by the squeeze: squeezing a culprit takes
 // away the very preemptions that blamed it, so its share falls because
 // the squeeze works, not because it stopped. Were it given back, it would
 // preempt again, be blamed again and squeezed again, over and over (seen
 // in the VM scenario blame: the culprits went from 0.1 CPU back to 1.1
-// every few seconds). So a member that was a culprit in this episode
-// (since the trigger became active) keeps its last culprit's share while
-// its own tasks are held back: its cpu.max throttles it (cpu.throttled >=
-// 5%) or its tasks wait for CPU (cpu.some.stall >= 10%). A culprit that
-// stops working is neither, and is given back as above. The episode ends
-// when the trigger goes inactive.
+// every few seconds). Nor should its step shrink with it: the culprit
+// squeezed the hardest loses its preemptions first, and its step fell
+// below the others' (seen: the bigger culprit, 40% at first, at 10% and
+// step × 0.53 within 8 s, its cpu.weight then coming down one unit per
+// cooldown). So a member that was a culprit in this episode (since the
+// trigger became active) keeps the biggest share it had in the episode
+// while its share now is smaller and its own tasks are held back: its
+// cpu.max throttles it (cpu.throttled >= 5%) or its tasks wait for CPU
+// (cpu.some.stall >= 10%). That share counts for the biggest share too.
+// A culprit not held back has its share now; one that stops working is
+// not held back, and below the minimum share it is given back as above.
+// The episode ends when the trigger goes inactive.
 //
 // Without preemption data (no cgroup at or below a victim has the signal
 // RunqPreemptedByOthers over the window: no BPF sensor, e.g. --no-bpf) the controller squeezes the whole class as
@@ -89,9 +96,9 @@ type blameState struct {
 	maxShare float64
 	victims  []string // the last tick's victims (paths), for reasons
 
-	// culprit: this episode's culprits, each with its last culprit's
-	// share; held: those among them whose share now is below it but who
-	// keep it (held back by the squeeze), with their share now.
+	// culprit: this episode's culprits, each with the biggest share it
+	// had in the episode; held: those among them whose share now is below
+	// it but who keep it (held back by the squeeze), with their share now.
 	culprit map[CgroupID]float64
 	held    map[CgroupID]float64
 }
@@ -222,17 +229,18 @@ func (b *blameState) observe(v *View, victims []*Sample, members []*Sample, acti
 		if x := by[m.ID]; x > 0 && total > 0 {
 			sh = min(x/total, 1)
 		}
-		if sh > 0 && sh >= b.minShare {
+		peak, was := b.culprit[m.ID]
+		switch {
+		case was && sh < peak && heldBack(m):
+			// Held back by the squeeze: its episode's biggest share.
+			b.held[m.ID] = sh
+			sh = peak
+		case sh > 0 && sh >= b.minShare:
 			if active {
-				b.culprit[m.ID] = sh
+				b.culprit[m.ID] = max(peak, sh)
 			}
-		} else if last, ok := b.culprit[m.ID]; ok {
-			if !heldBack(m) {
-				delete(b.culprit, m.ID)
-			} else {
-				b.held[m.ID] = sh
-				sh = last
-			}
+		case was:
+			delete(b.culprit, m.ID)
 		}
 		if sh > 0 {
 			b.share[m.ID] = sh
@@ -360,16 +368,21 @@ func (b *blameState) culprits(snap *Snapshot) string {
 
 func pct(f float64) string { return fmt.Sprintf("%.0f%%", f*100) }
 
-// scaledStep is stepSize scaled by f (0 < f <= 1): truncated, at least 1.
+// scaledStep is stepSize scaled by f (0 < f <= 1): rounded to the
+// nearest whole value, at least 1 and at most the full step. Rounded, not
+// truncated: near a knob's bottom truncation halved a culprit's step
+// (cpu.weight 5, 50%, × 0.77: 1.93 -> 1 where the full step is 2, so the
+// smaller culprit came down one unit per cooldown).
 func scaledStep(st Step, from int64, f float64) int64 {
+	full := stepSize(st, from)
 	if f >= 1 {
-		return stepSize(st, from)
+		return full
 	}
-	var d int64
+	var x float64
 	if st.Percent != 0 {
-		d = int64(float64(from) * st.Percent / 100 * f)
+		x = float64(from) * st.Percent / 100 * f
 	} else {
-		d = int64(float64(st.Amount) * f)
+		x = float64(st.Amount) * f
 	}
-	return max(d, 1)
+	return min(max(int64(math.Round(x)), 1), max(full, 1))
 }

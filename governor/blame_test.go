@@ -67,6 +67,13 @@ func TestBlameDecide(t *testing.T) {
 				job1: {50, "batch/job1: 90%"},
 				job2: {1, "batch/job2: 10%"},
 			}},
+		{name: "near the bottom a smaller culprit's step is rounded, not truncated",
+			victims: []victim{{id: svcWeb, avg10: 30, others: 100, preempt: []Preemptor{{job1, 50}, {job2, 38}}}},
+			weights: map[CgroupID]int64{job1: 5, job2: 5},
+			want: map[CgroupID]want{
+				job1: {3, "batch/job1: 50% of svc/web's preemptions by others (step × 1.00)"},
+				job2: {3, "batch/job2: 38% of svc/web's preemptions by others (step × 0.76)"},
+			}},
 		{name: "only the members whose condition holds are victims",
 			victims: []victim{
 				{id: svcWeb, avg10: 30, others: 50, preempt: []Preemptor{{job1, 50}}},
@@ -81,7 +88,7 @@ func TestBlameDecide(t *testing.T) {
 			},
 			weights: map[CgroupID]int64{job1: 100, job2: 100},
 			want: map[CgroupID]want{
-				job1: {84, "batch/job1: 25% of the preemptions by others of svc/web, svc/db (step × 0.33)"},
+				job1: {83, "batch/job1: 25% of the preemptions by others of svc/web, svc/db (step × 0.33)"},
 				job2: {50, "batch/job2: 75%"},
 			}},
 		{name: "self-preemption and the CPU going idle are nobody's fault",
@@ -327,6 +334,15 @@ func TestScaledStep(t *testing.T) {
 		{Step{Percent: 50}, 100, 0.001, 1},
 		{Step{Amount: 30}, 100, 0.5, 15},
 		{Step{Amount: 30}, 100, 0.01, 1},
+		// Rounded, not truncated: near the bottom truncation halved the
+		// step of a culprit with 77% of the biggest share.
+		{Step{Percent: 50}, 5, 0.77, 2},
+		{Step{Percent: 50}, 7, 0.77, 3},
+		{Step{Percent: 50}, 100, 1.0 / 3, 17},
+		{Step{Amount: 30}, 100, 0.49, 15},
+		// Never more than the full step (4.95 × 0.99 rounds to 5, the
+		// full step is 4).
+		{Step{Percent: 45}, 11, 0.99, 4},
 	} {
 		if got := scaledStep(tc.st, tc.from, tc.f); got != tc.want {
 			t.Errorf("scaledStep(%+v, %d, %g) = %d, want %d", tc.st, tc.from, tc.f, got, tc.want)
@@ -391,5 +407,115 @@ func TestRuleBlame(t *testing.T) {
 	ins := decideTick(t, h)
 	if len(ins) != 1 || ins[0].Cgroup.ID != job2 || ins[0].Knob != CPUIdle || ins[0].Value != 1 {
 		t.Fatalf("intents %+v, want job2's cpu.idle to 1", ins)
+	}
+}
+
+// TestBlameEpisodeShare: shares -> knob moves once the squeeze works. A
+// culprit's smoothed share falls as its squeeze takes its preemptions
+// away; while its own tasks are held back it keeps the biggest share it
+// had in the episode, so it is squeezed in proportion to what it did, not
+// to what the squeeze left (before, the biggest culprit on a CPU, squeezed
+// the hardest, fell to a fraction of a step: in the VM scenario blame
+// job1 went from 40% to 10%, step × 0.53, and its cpu.weight came down
+// one unit per cooldown). A culprit not held back moves by its share now.
+func TestBlameEpisodeShare(t *testing.T) {
+	paths := map[CgroupID]string{job1: "batch/job1", job2: "batch/job2"}
+	type want struct {
+		value  int64
+		reason string
+	}
+	cases := []struct {
+		name         string
+		minShare     float64
+		before, then []Preemptor // the service's preemptors (of 100/s by others), 5 ticks each
+		held         bool        // job1's and job2's cpu.max throttle them
+		want         map[CgroupID]want
+	}{
+		{name: "held back: the episode's biggest share",
+			minShare: 5,
+			before:   []Preemptor{{job1, 60}, {job2, 40}},
+			then:     []Preemptor{{job1, 10}, {job2, 30}},
+			held:     true,
+			want: map[CgroupID]want{
+				job1: {50, "batch/job1: 60% of svc/web's preemptions by others (step × 1.00; 10% now, held back by the squeeze)"},
+				job2: {67, "batch/job2: 40% of svc/web's preemptions by others (step × 0.67; 30% now, held back by the squeeze)"},
+			}},
+		{name: "held back below the minimum share: the episode's biggest share, not the last above it",
+			minShare: 10,
+			before:   []Preemptor{{job1, 60}, {job2, 40}},
+			then:     []Preemptor{{job1, 2}, {job2, 30}},
+			held:     true,
+			want: map[CgroupID]want{
+				job1: {50, "batch/job1: 60% of svc/web's preemptions by others (step × 1.00; 2% now, held back by the squeeze)"},
+				job2: {67, "batch/job2: 40% of svc/web's preemptions by others (step × 0.67; 30% now, held back by the squeeze)"},
+			}},
+		{name: "a bigger share later raises it",
+			minShare: 5,
+			before:   []Preemptor{{job1, 20}, {job2, 40}},
+			then:     []Preemptor{{job1, 60}, {job2, 10}},
+			held:     true,
+			want: map[CgroupID]want{
+				job1: {50, "batch/job1: 60% of svc/web's preemptions by others (step × 1.00)"},
+				job2: {67, "batch/job2: 40% of svc/web's preemptions by others (step × 0.67; 10% now, held back by the squeeze)"},
+			}},
+		{name: "not held back: the share now",
+			minShare: 5,
+			before:   []Preemptor{{job1, 60}, {job2, 40}},
+			then:     []Preemptor{{job1, 10}, {job2, 30}},
+			want: map[CgroupID]want{
+				job1: {83, "batch/job1: 10% of svc/web's preemptions by others (step × 0.33)"},
+				job2: {50, "batch/job2: 30% of svc/web's preemptions by others (step × 1.00)"},
+			}},
+		{name: "not held back, below the minimum share: given back",
+			minShare: 10,
+			before:   []Preemptor{{job1, 60}, {job2, 40}},
+			then:     []Preemptor{{job1, 2}, {job2, 30}},
+			want: map[CgroupID]want{
+				job2: {50, "batch/job2: 30% of svc/web's preemptions by others (step × 1.00)"},
+			}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			h := newHarness(t, blamePolicy(tc.minShare, Limits{Min: 1}))
+			web := h.src.add(svcWeb, "svc/web")
+			web.Set(CPUSomeAvg10, 30)
+			web.Set(RunqPreemptedByOthers, 100)
+			for _, id := range []CgroupID{job1, job2} {
+				s := h.src.add(id, paths[id])
+				if tc.held {
+					s.Set(CPUThrottled, 60)
+				}
+				h.act.put(id, CPUWeight, 100)
+			}
+			// Intents are not applied: each tick decides from weight 100.
+			var ins []Intent
+			for k := 0; k < 2*blameWindow; k++ {
+				web.PreemptedBy = tc.before
+				if k >= blameWindow {
+					web.PreemptedBy = tc.then
+				}
+				ins = decideTick(t, h)
+				h.clock.Advance(time.Second)
+			}
+			got := map[CgroupID]Intent{}
+			for _, in := range ins {
+				got[in.Cgroup.ID] = in
+			}
+			for id := range got {
+				if _, ok := tc.want[id]; !ok {
+					t.Errorf("%s: unexpected intent %+v", paths[id], got[id])
+				}
+			}
+			for id, w := range tc.want {
+				in, ok := got[id]
+				if !ok {
+					t.Errorf("%s: no intent, want %d", paths[id], w.value)
+					continue
+				}
+				if in.Kind != IntentWrite || in.Value != w.value || !strings.Contains(in.Reason, w.reason) {
+					t.Errorf("%s: %v %d %q, want %d with %q", paths[id], in.Kind, in.Value, in.Reason, w.value, w.reason)
+				}
+			}
+		})
 	}
 }

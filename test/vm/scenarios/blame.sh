@@ -234,11 +234,14 @@ check "action reasons name job2 with its share ($(reasons job2))" test "$(reason
 check "SIGTERM restored every knob in every governed leg" test "$(awk -F, 'NR > 1 && $2 != "none" { print $8 }' "$RESULTS/legs.csv" | sort -u)" = yes
 check "blame cuts the service's p99 at least 10x against no governor ($(ms "$pn") -> $(ms "$pb") ms)" test "$pb" -le $((pn / 10))
 # Issue 14 asks for p99 under blame within 20% of uniform's. Measured
-# 2.1-3.0x in this bed (README.md, blame): under uniform CPU 1 is nearly
+# 1.8-3.4x in this bed (README.md, blame): under uniform CPU 1 is nearly
 # idle, under blame the innocent jobs keep it busy, so everything else
 # that wakes (and, under TCG, the host's time for vCPU 0) lands beside
-# the service. The bound is BLAME_P99_MAX_RATIO (percent, 300 here;
-# 120 is the issue's).
+# the service. The culprits' knobs end each leg the same in both (0.1
+# CPU, cpu.weight 1), and squeezing only job1 and job2 with uniform.hcl
+# gave the same p99 as blame (README.md): the gap is not the blame
+# decision but the innocent jobs left running. The bound is
+# BLAME_P99_MAX_RATIO (percent, 300 here; 120 is the issue's).
 maxr=${BLAME_P99_MAX_RATIO:-300}
 check "the service's p99 under blame is at most ${maxr}% of uniform's ($(ms "$pb") vs $(ms "$pu") ms: ${p99r100}%)" test "$p99r100" -le "$maxr"
 check "the batch keeps at least 1.5x its throughput under uniform ($ratio100%)" test "$ratio100" -ge 150
