@@ -286,19 +286,21 @@ fi
 # stays. A kernel without swappiness= (6.1): the governor must say so once,
 # naming memory.reclaim, and reclaim as before.
 if leg slowswap; then
-	# Probed as the actuator does: only EINVAL says the kernel lacks it
-	# (EAGAIN is a reclaim that fell short); bash's echo names the errno.
-	if err=$( { echo '1M swappiness=0' >"$SLICE/memory.reclaim"; } 2>&1) || ! echo "$err" | grep -q 'Invalid argument'; then
-		swappiness=yes
-	else
-		swappiness=no
-	fi
 	swapoff -a 2>/dev/null
 	[ -e /sys/block/zram0/reset ] && echo 1 >/sys/block/zram0/reset
 	fallocate -l 1G /scratch/swapfile && chmod 600 /scratch/swapfile && mkswap -q /scratch/swapfile >/dev/null &&
 		swapon /scratch/swapfile || fail "swap file"
 	from=$(($(wc -l <"$GLOG") + 1))
 	start_workload "$RESULTS/ops_slowswap.txt"
+	# Probed as the actuator does, once batch.slice exists: only EINVAL
+	# says the kernel lacks it (EAGAIN is a reclaim that fell short);
+	# bash's echo names the errno.
+	if err=$( { echo '1M swappiness=0' >"$SLICE/memory.reclaim"; } 2>&1) || ! echo "$err" | grep -q 'Invalid argument'; then
+		swappiness=yes
+	else
+		swappiness=no
+	fi
+	log "slow swap: memory.reclaim swappiness=: $swappiness (${err:-ok})"
 	vmload sample -cgroup "$SLICE" -out "$RESULTS/slowswap.csv" &
 	SPID=$!
 	start_gov
