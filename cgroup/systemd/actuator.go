@@ -679,6 +679,11 @@ func (a *Actuator) settle(ctx context.Context, ref governor.Ref, k governor.Knob
 	for {
 		s, err := a.fs.Read(ctx, ref, k)
 		if errors.Is(err, governor.ErrUnsupported) {
+			if k == governor.CPUIdle && want == 0 {
+				// A reset CPUWeight= can leave no unit that needs cpu
+				// there: systemd turns it off, and no file is 0.
+				return nil
+			}
 			// systemd has not turned the controller on yet.
 			s, err = governor.Setting{Value: pre, Raw: "(no " + k.String() + " yet)"}, nil
 		}

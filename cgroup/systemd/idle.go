@@ -68,15 +68,13 @@ func parseWeightText(s string) (uint64, bool) {
 	return w, true
 }
 
-// dropInValue is how systemd writes a CPUWeight value in its drop-in.
+// dropInValue is how systemd writes a CPUWeight value in its drop-in:
+// as weightText, but "not set" is empty.
 func dropInValue(w uint64) string {
-	switch w {
-	case math.MaxUint64:
+	if w == math.MaxUint64 {
 		return ""
-	case cpuWeightIdle:
-		return "idle"
 	}
-	return strconv.FormatUint(w, 10)
+	return weightText(w)
 }
 
 // cutIdleMark splits a cpu.idle Raw into the file's content, the CPUWeight
@@ -251,48 +249,7 @@ func (a *Actuator) setWeightProp(ctx context.Context, ref governor.Ref, unit str
 	a.mu.Lock()
 	a.idleSet[unit] = w == cpuWeightIdle
 	a.mu.Unlock()
-	return a.settleIdle(ctx, ref, pre, v, unit)
-}
-
-// settleIdle waits until cgroupfs shows cpu.idle v after a CPUWeight=
-// change. For 0 a missing file counts: a reset CPUWeight can leave no unit
-// that needs cpu there, and systemd turns the controller off again.
-func (a *Actuator) settleIdle(ctx context.Context, ref governor.Ref, pre, v int64, unit string) error {
-	if pre == v {
-		return nil
-	}
-	limit := settleTimeout
-	if dl, ok := ctx.Deadline(); ok && time.Until(dl) < limit {
-		limit = time.Until(dl)
-	}
-	end := time.Now().Add(limit)
-	wait := time.Millisecond
-	for {
-		s, err := a.fs.Read(ctx, ref, governor.CPUIdle)
-		switch {
-		case err == nil && s.Value == v:
-			return nil
-		case errors.Is(err, governor.ErrUnsupported):
-			if v == 0 {
-				return nil
-			}
-		case err != nil:
-			return err
-		}
-		if time.Now().Add(wait).After(end) {
-			return fmt.Errorf("systemd accepted CPUWeight= for cpu.idle %d of unit %s but cpu.idle still reads %s: %w", v, unit, s.Raw, governor.ErrTimeout)
-		}
-		t := time.NewTimer(wait)
-		select {
-		case <-t.C:
-		case <-ctx.Done():
-			t.Stop()
-			return fmt.Errorf("waiting for systemd to apply cpu.idle to unit %s: %w: %w", unit, governor.ErrTimeout, ctx.Err())
-		}
-		if wait < 50*time.Millisecond {
-			wait *= 2
-		}
-	}
+	return a.settle(ctx, ref, governor.CPUIdle, pre, v, unit)
 }
 
 // restoreIdle puts a unit's cpu.idle back through the CPUWeight= its
