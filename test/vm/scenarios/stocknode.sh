@@ -90,6 +90,49 @@ outside() {
 		{ print $0 "   (before: " was ")" }' "$1" "$2"
 }
 
+# same_files BEFORE AFTER: the knob files must be as BEFORE, except in
+# cgroups that came or went on their own while the leg ran (a socket-
+# activated service that exits when idle, such as podman's
+# netavark-dhcp-proxy on trixie): those are left out of the diff and
+# listed on stderr as "gone DIR" and "new DIR". A new cgroup must hold only
+# the kernel's defaults (a line that does not is a difference); a gone one
+# must be a unit that ended by itself (checked by the caller).
+same_files() {
+	awk 'function dir(f) { sub("/[^/]*$", "", f); return f }
+		FNR == NR { before[$1] = $0; bdir[dir($1)] = 1; next }
+		{ after[$1] = $0; adir[dir($1)] = 1; order[++n] = $1 }
+		END {
+			bad = 0
+			for (f in before) {
+				d = dir(f)
+				if (!(d in adir)) { if (!(d in told)) { print "gone " d > "/dev/stderr"; told[d] = 1 }; continue }
+				if (!(f in after)) { print "- " before[f]; bad = 1 }
+				else if (after[f] != before[f]) { print "- " before[f]; print "+ " after[f]; bad = 1 }
+			}
+			for (i = 1; i <= n; i++) {
+				f = order[i]; d = dir(f)
+				if (f in before) continue
+				if (!(d in bdir)) {
+					if (!(d in told)) { print "new " d > "/dev/stderr"; told[d] = 1 }
+					if (after[f] ~ / (100|max 100000|default 100|0|max)$/ || f ~ /cgroup.subtree_control$/) continue
+				}
+				print "+ " after[f]; bad = 1
+			}
+			exit bad
+		}' "$1" "$2"
+}
+
+# ended_by_itself DIR: DIR (./system.slice/x.service) is the cgroup of a
+# unit that is no longer active and whose last run ended with success.
+ended_by_itself() {
+	local u=${1##*/} st
+	case "$u" in *.service | *.scope | *.socket | *.mount) ;; *) return 1 ;; esac
+	st="$(systemctl show -P ActiveState -- "$u") $(systemctl show -P Result -- "$u")"
+	case "$st" in "inactive success" | "failed success") return 0 ;; esac
+	echo "$u: $st" >&2
+	return 1
+}
+
 # wait_for SECONDS COMMAND...: poll until COMMAND succeeds, by the clock
 # (on the busy guest one poll can take far longer than its sleep).
 wait_for() {
@@ -211,7 +254,20 @@ give_back() {
 	systemctl stop governor.service
 	log "$name: systemctl stop took $(($(now_ms) - t0)) ms"
 	snap "$RESULTS/$name.after"
-	for k in files props dropins; do
+	if ! same_files "$RESULTS/$name.before.files" "$RESULTS/$name.after.files" >"$RESULTS/$name.diff.files" 2>"$RESULTS/$name.cameandwent"; then
+		echo "--- $name: knob files differ from before start (- before, + after):"
+		cat "$RESULTS/$name.diff.files"
+		bad=1
+	fi
+	while read -r k d; do
+		if [ "$k" = gone ] && ! ended_by_itself "$d"; then
+			echo "--- $name: $d is gone, and its unit did not end by itself"
+			bad=1
+		else
+			log "$name: $d $k while the leg ran (not the governor's doing), left out of the comparison"
+		fi
+	done <"$RESULTS/$name.cameandwent"
+	for k in props dropins; do
 		if ! diff -u "$RESULTS/$name.before.$k" "$RESULTS/$name.after.$k" >"$RESULTS/$name.diff.$k"; then
 			echo "--- $name: $k differ from before start:"
 			cat "$RESULTS/$name.diff.$k"
