@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math/rand"
 	"os"
+	"runtime"
 	"testing"
 	"time"
 
@@ -284,4 +285,45 @@ func BenchmarkServeIdle(b *testing.B) {
 			os.RemoveAll(dir)
 		}
 	})
+}
+
+// BenchmarkHeap15k runs 90 ticks (three blocks) of 15,000 cgroups, the
+// count governor-bench's kube layout makes for 10,000 containers, one in
+// ten busy and the idle ones in the snapshot, with and without the
+// recorder, and reports the largest heap in use after a tick
+// (HeapInuse, read after each tick without forcing a collection, so it
+// includes what the collector has not reclaimed yet, as the daemon's RSS
+// does) and the live heap after a forced collection at the end, in MiB.
+func BenchmarkHeap15k(b *testing.B) {
+	for _, on := range []bool{false, true} {
+		b.Run(fmt.Sprintf("record=%v", on), func(b *testing.B) {
+			for b.Loop() {
+				dir := ""
+				if on {
+					dir = b.TempDir()
+				}
+				src := newNoisySource(15000, 10)
+				src.serveIdle = true
+				l, clk, rec := benchLoopSrc(b, src, dir)
+				var ms runtime.MemStats
+				var peak uint64
+				for i := 0; i < 3*DefaultBlockTicks; i++ {
+					clk.t = clk.t.Add(time.Second)
+					if err := l.Step(context.Background()); err != nil {
+						b.Fatal(err)
+					}
+					runtime.ReadMemStats(&ms)
+					peak = max(peak, ms.HeapInuse)
+				}
+				runtime.GC()
+				runtime.ReadMemStats(&ms)
+				b.ReportMetric(float64(peak)/(1<<20), "peak-heap-MiB")
+				b.ReportMetric(float64(ms.HeapAlloc)/(1<<20), "live-heap-MiB")
+				if rec != nil {
+					rec.Close()
+				}
+				runtime.KeepAlive(l)
+			}
+		})
+	}
 }

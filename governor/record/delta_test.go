@@ -167,3 +167,42 @@ func TestReplayFullRecords(t *testing.T) {
 		t.Fatalf("not a GVR1 recording: %v", err)
 	}
 }
+
+// The open block is held compressed as its ticks come, not as their JSON
+// lines: at 10,000 containers a block's 30 lines were ~30 MiB held (and
+// up to twice that while the buffer grew) until the block was written.
+// What the recorder holds for an open block of 2,000 cgroups (one in ten
+// busy, the rest idle, as BenchmarkHeap15k) is a fraction of its
+// uncompressed size, and the block reads back whole.
+func TestOpenBlockHeldCompressed(t *testing.T) {
+	src := newNoisySource(2000, 10)
+	src.serveIdle = true
+	dir := t.TempDir()
+	rec, err := Open(Options{Dir: dir, Size: 64 << 20, BlockTicks: 30})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var line int
+	for i := 0; i < 29; i++ {
+		var snap governor.Snapshot
+		if err := src.Sample(context.Background(), &snap); err != nil {
+			t.Fatal(err)
+		}
+		rec.Tick(&governor.TickRecord{Time: time.Unix(int64(1000+i), 0), Snap: &snap})
+		line = max(line, cap(rec.buf))
+	}
+	if rec.ticks != 29 || rec.raw < 1<<20 {
+		t.Fatalf("open block: %d ticks, %d bytes uncompressed; want 29 ticks, over 1 MiB", rec.ticks, rec.raw)
+	}
+	if held := rec.out.Cap() + cap(rec.buf); held > rec.raw*2/3 {
+		t.Fatalf("open block of %d bytes: %d bytes held (compressed %d, line buffer %d)", rec.raw, held, rec.out.Len(), cap(rec.buf))
+	}
+	if line > rec.raw/4 {
+		t.Fatalf("line buffer of %d bytes for a block of %d: one line's, not the block's", line, rec.raw)
+	}
+	rec.Close()
+	ticks, _, err := readAll(t, dir)
+	if err != nil || len(ticks) != 29 || len(ticks[28].Cgroups) != 2000 {
+		t.Fatalf("read back: %d ticks, %v", len(ticks), err)
+	}
+}

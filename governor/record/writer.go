@@ -1,6 +1,7 @@
 package record
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"encoding/json"
@@ -77,7 +78,14 @@ type Recorder struct {
 	seq     int // current segment number
 	f       *os.File
 	segSize int64
-	buf     []byte // uncompressed JSON lines of the open block
+	// buf: the JSON line being built; each tick's goes into enc, which
+	// compresses it into out (behind room for the header) as it comes, so
+	// the open block is held compressed, not as its JSON lines. open: out
+	// holds the open block's frame; raw: its uncompressed bytes so far.
+	buf     []byte
+	out     bytes.Buffer
+	open    bool
+	raw     int
 	ticks   int
 	first   time.Time
 	n       uint64 // ticks recorded
@@ -86,7 +94,6 @@ type Recorder struct {
 	actions []Action
 	mems    []MemRead
 	failing bool
-	zbuf    []byte
 	ctlBuf  []Controller
 	// prev: each cgroup as last written (gen: in which block), what
 	// delta records are against; prevHost the host's.
@@ -229,12 +236,28 @@ func (r *Recorder) Tick(t *governor.TickRecord) {
 	b = appendJSON(b, "act", r.actions)
 	b = appendJSON(b, "mem", r.mems)
 	b = append(b, "}\n"...)
-	r.buf = b
+	r.emit(b)
 	r.reads, r.effects, r.actions, r.mems = r.reads[:0], r.effects[:0], r.actions[:0], r.mems[:0]
 	r.ticks++
-	if r.ticks >= r.opt.BlockTicks || len(r.buf) >= maxFrame/2 {
+	if r.ticks >= r.opt.BlockTicks || r.raw >= maxFrame/2 {
 		r.flush()
 	}
+}
+
+// emit compresses one tick's line into the open block's frame (starting
+// the frame if none is open) and keeps b's array for the next line.
+func (r *Recorder) emit(b []byte) {
+	if !r.open {
+		var room [headerLen]byte
+		r.out.Reset()
+		r.out.Write(room[:])
+		r.enc.Reset(&r.out)
+		r.open, r.raw = true, 0
+	}
+	// A bytes.Buffer takes every write: the encoder cannot fail here.
+	r.enc.Write(b)
+	r.raw += len(b)
+	r.buf = b[:0]
 }
 
 // newBlock starts a block's delta state: the first record of each
@@ -331,13 +354,11 @@ func (r *Recorder) flush() {
 	}
 	ticks, first := r.ticks, r.first
 	r.ticks = 0
-	// The frame goes after room for the header: one buffer, one write.
-	if cap(r.zbuf) < headerLen {
-		r.zbuf = make([]byte, headerLen, 64<<10)
-	}
-	r.zbuf = r.enc.EncodeAll(r.buf, r.zbuf[:headerLen])
-	r.buf = r.buf[:0]
-	hdr, data := r.zbuf[:headerLen], r.zbuf[headerLen:]
+	// The frame follows room for the header: one buffer, one write.
+	r.enc.Close()
+	r.open = false
+	block := r.out.Bytes()
+	hdr, data := block[:headerLen], block[headerLen:]
 	binary.LittleEndian.PutUint32(hdr[0:], skippableMagic)
 	binary.LittleEndian.PutUint32(hdr[4:], 24)
 	if r.opt.fullRecords {
@@ -349,7 +370,7 @@ func (r *Recorder) flush() {
 	binary.LittleEndian.PutUint32(hdr[16:], crc32.Checksum(data, crcTable))
 	binary.LittleEndian.PutUint32(hdr[20:], uint32(ticks))
 	binary.LittleEndian.PutUint64(hdr[24:], uint64(first.UnixNano()))
-	if err := r.write(r.zbuf); err != nil {
+	if err := r.write(block); err != nil {
 		if !r.failing {
 			r.log.Warn("flight recorder cannot write; dropping its data until writing works again", "dir", r.opt.Dir, "error", err)
 			r.failing = true
@@ -431,11 +452,10 @@ func (r *Recorder) Close() error {
 		b = appendJSON(b, "rd", r.reads)
 		b = appendJSON(b, "fx", r.effects)
 		b = appendJSON(b, "act", r.actions)
-		r.buf = append(b, "}\n"...)
+		r.emit(append(b, "}\n"...))
 		r.ticks++
 	}
 	r.flush()
-	r.enc.Close()
 	if r.f != nil {
 		err := r.f.Close()
 		r.f = nil
