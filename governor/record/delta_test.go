@@ -197,8 +197,8 @@ func TestOpenBlockHeldCompressed(t *testing.T) {
 	if held := rec.out.Cap() + cap(rec.buf); held > rec.raw*2/3 {
 		t.Fatalf("open block of %d bytes: %d bytes held (compressed %d, line buffer %d)", rec.raw, held, rec.out.Len(), cap(rec.buf))
 	}
-	if line > rec.raw/4 {
-		t.Fatalf("line buffer of %d bytes for a block of %d: one line's, not the block's", line, rec.raw)
+	if line > 2*lineChunk {
+		t.Fatalf("line buffer of %d bytes for a block of %d: want a piece of a line (%d bytes)", line, rec.raw, lineChunk)
 	}
 	rec.Close()
 	ticks, _, err := readAll(t, dir)

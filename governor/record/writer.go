@@ -49,6 +49,9 @@ const (
 	// reader refuses more: hostile input must not make it allocate
 	// without bound).
 	maxFrame = 64 << 20
+	// lineChunk: a tick's line goes to the encoder in pieces of about
+	// this size, so the line buffer stays this small at any cgroup count.
+	lineChunk = 64 << 10
 )
 
 var crcTable = crc32.MakeTable(crc32.Castagnoli)
@@ -217,6 +220,10 @@ func (r *Recorder) Tick(t *governor.TickRecord) {
 			r.prev[uint64(c.ID)] = p
 		}
 		b = r.appendSample(b, c, p)
+		if len(b) >= lineChunk {
+			r.emit(b)
+			b = r.buf
+		}
 	}
 	b = append(b, ']')
 	r.ctlBuf = r.ctlBuf[:0]
@@ -244,8 +251,9 @@ func (r *Recorder) Tick(t *governor.TickRecord) {
 	}
 }
 
-// emit compresses one tick's line into the open block's frame (starting
-// the frame if none is open) and keeps b's array for the next line.
+// emit compresses b, a tick's line or a piece of it, into the open
+// block's frame (starting the frame if none is open) and keeps b's array
+// for what follows.
 func (r *Recorder) emit(b []byte) {
 	if !r.open {
 		var room [headerLen]byte
