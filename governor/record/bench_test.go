@@ -327,3 +327,52 @@ func BenchmarkHeap15k(b *testing.B) {
 		})
 	}
 }
+
+// stillSource serves n cgroups whose values never change (no pressure,
+// nothing measured but PSI), as the empty containers of governor-bench
+// scale -populated-share 0 read on this host.
+type stillSource struct{ cgs []governor.Sample }
+
+func newStillSource(n int) *stillSource {
+	s := &stillSource{}
+	for i := 0; i < n; i++ {
+		c := governor.Sample{Ref: governor.Ref{ID: governor.CgroupID(100 + i), Path: fmt.Sprintf("kubepods.slice/pod%d.slice/c%d.scope", i/2, i)}, Populated: true}
+		for sig := governor.Signal(0); sig <= governor.IOFullStall; sig++ {
+			c.Set(sig, 0)
+		}
+		s.cgs = append(s.cgs, c)
+	}
+	return s
+}
+
+func (s *stillSource) Name() string { return "still" }
+
+func (s *stillSource) Sample(_ context.Context, snap *governor.Snapshot) error {
+	for i := range s.cgs {
+		snap.Cgroups = append(snap.Cgroups, &s.cgs[i])
+	}
+	return nil
+}
+
+// BenchmarkStill15k is a Step over 15,000 cgroups of which none changes,
+// with and without the recorder: what recording costs a large idle node.
+func BenchmarkStill15k(b *testing.B) {
+	for _, on := range []bool{false, true} {
+		b.Run(fmt.Sprintf("record=%v", on), func(b *testing.B) {
+			dir := ""
+			if on {
+				dir = b.TempDir()
+			}
+			l, clk, rec := benchLoopSrc(b, newStillSource(15000), dir)
+			for b.Loop() {
+				clk.t = clk.t.Add(time.Second)
+				if err := l.Step(context.Background()); err != nil {
+					b.Fatal(err)
+				}
+			}
+			if rec != nil {
+				rec.Close()
+			}
+		})
+	}
+}

@@ -103,6 +103,9 @@ type Recorder struct {
 	prev     map[uint64]*prevSample
 	prevHost prevSample
 	gen      uint64
+	// byPos: prev's entries by position in the last snapshot, which
+	// the next one mostly repeats: a map lookup only where it did not.
+	byPos []*prevSample
 }
 
 type prevSample struct {
@@ -214,12 +217,7 @@ func (r *Recorder) Tick(t *governor.TickRecord) {
 		if i > 0 {
 			b = append(b, ',')
 		}
-		p := r.prev[uint64(c.ID)]
-		if p == nil {
-			p = new(prevSample)
-			r.prev[uint64(c.ID)] = p
-		}
-		b = r.appendSample(b, c, p)
+		b = r.appendSample(b, c, r.prevAt(i, c.ID))
 		if len(b) >= lineChunk {
 			r.emit(b)
 			b = r.buf
@@ -268,6 +266,25 @@ func (r *Recorder) emit(b []byte) {
 	r.buf = b[:0]
 }
 
+// prevAt is prev's entry for cgroup id, at position i of the snapshot
+// (made if there is none).
+func (r *Recorder) prevAt(i int, id governor.CgroupID) *prevSample {
+	if i < len(r.byPos) {
+		if p := r.byPos[i]; p != nil && p.s.ID == id {
+			return p
+		}
+	} else {
+		r.byPos = append(r.byPos, make([]*prevSample, i+1-len(r.byPos))...)
+	}
+	p := r.prev[uint64(id)]
+	if p == nil {
+		p = &prevSample{s: governor.Sample{Ref: governor.Ref{ID: id}}}
+		r.prev[uint64(id)] = p
+	}
+	r.byPos[i] = p
+	return p
+}
+
 // newBlock starts a block's delta state: the first record of each
 // cgroup in a block is in full. Cgroups not seen in the last block are
 // forgotten.
@@ -277,6 +294,7 @@ func (r *Recorder) newBlock() {
 			delete(r.prev, id)
 		}
 	}
+	clear(r.byPos) // it may hold what was just forgotten
 	r.gen++
 }
 
@@ -298,10 +316,13 @@ func (r *Recorder) appendSample(b []byte, s *governor.Sample, p *prevSample) []b
 // the new values of those positions in order (null: no longer
 // measured); "p" and "pop" only when they changed.
 func appendDelta(b []byte, s, prev *governor.Sample) []byte {
-	var mask uint64
-	for sig := governor.Signal(0); sig < governor.NumSignals; sig++ {
-		h := s.Has.Has(sig)
-		if h != prev.Has.Has(sig) || h && math.Float64bits(s.Values[sig]) != math.Float64bits(prev.Values[sig]) {
+	// The signals that came or went, then those present in both whose
+	// value changed (bit for bit: -0 and NaN are changes too). appendSample
+	// writes full records when the signals do not fit one word.
+	mask := s.Has[0] ^ prev.Has[0]
+	for m := s.Has[0] & prev.Has[0]; m != 0; m &= m - 1 {
+		sig := bits.TrailingZeros64(m)
+		if math.Float64bits(s.Values[sig]) != math.Float64bits(prev.Values[sig]) {
 			mask |= 1 << sig
 		}
 	}
