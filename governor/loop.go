@@ -91,6 +91,7 @@ type Loop struct {
 
 	snap    Snapshot
 	cgs     map[CgroupID]*cgState
+	byPos   []*cgState // reconcile's cache of cgs by snapshot position
 	members map[string][]*Sample
 
 	// selfPrev: cgroups self-throttled at the tick before (View.
@@ -167,6 +168,7 @@ type cgState struct {
 	armTried   bool            // arming attempted (not retried every tick)
 	warned     map[string]bool // warn-once flags about this cgroup
 	nArmed     int
+	gone       bool // forgotten: no longer in Loop.cgs (byPos may still hold it)
 }
 
 // New builds a loop. It does no I/O.
@@ -418,8 +420,19 @@ func (l *Loop) reconcile() {
 		clear(s) // no stale pointers past the length keep old snapshots alive
 		l.members[k] = s[:0]
 	}
-	for _, s := range l.snap.Cgroups {
-		cg := l.cgs[s.ID]
+	// byPos: the table's entries by position in the last snapshot, which
+	// the next one mostly repeats (a map lookup only where it does not);
+	// seen: how many entries this snapshot names, so that the sweep for
+	// vanished ones runs only when some are.
+	if n := len(l.snap.Cgroups); len(l.byPos) < n {
+		l.byPos = append(l.byPos, make([]*cgState, n-len(l.byPos))...)
+	}
+	seen := 0
+	for i, s := range l.snap.Cgroups {
+		cg := l.byPos[i]
+		if cg == nil || cg.gone || cg.ref.ID != s.ID {
+			cg = l.cgs[s.ID]
+		}
 		if cg == nil {
 			cg = &cgState{ref: s.Ref}
 			l.classifyCG(cg)
@@ -430,12 +443,20 @@ func (l *Loop) reconcile() {
 			l.classifyCG(cg)
 		}
 		l.arm(cg)
+		l.byPos[i] = cg
 		cg.sample = s
+		if cg.seen != l.tick {
+			seen++
+		}
 		cg.seen = l.tick
 		if cg.class >= 0 {
 			name := l.policy.Classes[cg.class].Name
 			l.members[name] = append(l.members[name], s)
 		}
+	}
+	clear(l.byPos[len(l.snap.Cgroups):])
+	if seen == len(l.cgs) {
+		return
 	}
 	for id, cg := range l.cgs {
 		if cg.seen != l.tick {
@@ -464,6 +485,7 @@ func (l *Loop) forget(id CgroupID, why string) {
 		c.forget(id)
 	}
 	l.disarm(cg)
+	cg.gone = true
 	delete(l.cgs, id)
 	l.log.Debug("forgetting cgroup", "cgroup", cg.ref.String(), "why", why)
 }

@@ -870,3 +870,53 @@ func TestWriteTimeoutAcceptsRoundedValue(t *testing.T) {
 		t.Errorf("cpu.max not restored: %d", v)
 	}
 }
+
+// reconcile finds the table's entries by snapshot position: a cgroup
+// that vanishes and comes back at the same position is a new entry (its
+// managed knobs were restored and forgotten), cgroups that trade places
+// keep their own entries, and a snapshot that names every entry skips
+// the sweep without forgetting any.
+func TestReconcileByPosition(t *testing.T) {
+	h := newHarness(t, suppressPolicy())
+	w := h.src.add(web, "system.slice/web.service")
+	h.src.add(batch, "batch.slice/job1")
+	w.Set(CPUSomeAvg10, 50)
+	for i := 0; i < 7; i++ {
+		h.tick(time.Second)
+	}
+	old := h.loop.cgs[batch]
+	if old == nil || len(h.loop.managed) != 1 {
+		t.Fatalf("setup: batch %v, %d managed", old, len(h.loop.managed))
+	}
+	h.src.remove(batch)
+	h.tick(time.Second)
+	if !old.gone || h.loop.cgs[batch] != nil || len(h.loop.managed) != 0 {
+		t.Fatalf("vanished: gone=%v entry=%v managed=%d", old.gone, h.loop.cgs[batch], len(h.loop.managed))
+	}
+	// Back at the same position (1), by the same id.
+	h.src.add(batch, "batch.slice/job1")
+	h.tick(time.Second)
+	if nu := h.loop.cgs[batch]; nu == nil || nu == old || nu.sample == nil || nu.sample.ID != batch {
+		t.Fatalf("back: entry %p (old %p)", nu, old)
+	}
+	// Trade places.
+	h.src.cgs[0], h.src.cgs[1] = h.src.cgs[1], h.src.cgs[0]
+	h.tick(time.Second)
+	for _, id := range []CgroupID{web, batch} {
+		cg := h.loop.cgs[id]
+		if cg == nil || cg.ref.ID != id || cg.sample.ID != id || cg.seen != h.loop.tick {
+			t.Fatalf("after the swap, cgroup %d: %+v", id, cg)
+		}
+	}
+	if len(h.loop.cgs) != 2 {
+		t.Fatalf("%d entries, want 2", len(h.loop.cgs))
+	}
+	// A new cgroup in the middle and one gone at the end, in one tick.
+	h.src.remove(batch)
+	h.src.add(3, "batch.slice/job3")
+	h.src.cgs[0], h.src.cgs[1] = h.src.cgs[1], h.src.cgs[0]
+	h.tick(time.Second)
+	if len(h.loop.cgs) != 2 || h.loop.cgs[batch] != nil || h.loop.cgs[3] == nil || h.loop.cgs[web] == nil {
+		t.Fatalf("entries after add and remove: %v", h.loop.cgs)
+	}
+}
