@@ -179,7 +179,7 @@ generate-check: bpf-deps
 	@set -e; tmp=$$(mktemp -d bpf/.gencheck.XXXXXX); trap 'rm -rf "$$tmp"' EXIT; \
 	cp -r bpf/c bpf/gen.go "$$tmp"/; \
 	(cd "$$tmp" && $(GO) generate .); \
-	for f in governor_bpfel.go governor_bpfel.o; do \
+	for f in governor_bpfel.go governor_bpfel.o cgmoves_bpfel.go cgmoves_bpfel.o; do \
 	  cmp -s "$$tmp/$$f" "bpf/$$f" || { echo "bpf/$$f is stale: run 'make generate' and commit it" >&2; exit 1; }; \
 	done; echo "bpf: generated files are up to date"
 

@@ -58,6 +58,29 @@ type Preemptor struct {
 	PerSecond float64
 }
 
+// CgroupMove is what a cgroup.MoveSensor reports of one cgroup: values that change
+// whenever the cgroup's pressure totals or cpu.stat usage do (and, rarely,
+// when they do not), read for a whole hierarchy at once.
+type CgroupMove struct {
+	ID CgroupID
+	// PSI holds, for io, memory and cpu, the kernel's per-CPU times in the
+	// "some" and "full" states of the resource, summed (ns, each CPU's
+	// modulo 2^32): the pressure file's totals are these plus the time
+	// since the current state began.
+	PSI [3]uint64
+	// NonIdle is the same sum for the non-idle state (a task of the
+	// subtree running, runnable or stalled): no task used CPU without it
+	// growing.
+	NonIdle uint64
+	// Active: bit r, resource r is stalled now on some CPU; bit 3, some
+	// task of the subtree is non-idle now. Time in a state in effect is
+	// not in the sums yet.
+	Active uint8
+	// Unknown: the sensor has no such data for the cgroup (pressure
+	// accounting off for it): take it as moved.
+	Unknown bool
+}
+
 // MaxPreemptors is how many preemptors a Sample lists at most.
 const MaxPreemptors = 8
 

@@ -1,0 +1,96 @@
+package bpf
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/governor-dev/governor/governor"
+)
+
+// TestMovesKernel reads the cgroup iterator over a subtree of the host's
+// cgroup v2 hierarchy: every cgroup once, parents first; an idle cgroup's
+// record the same at two reads; a cgroup where a task spins, and its
+// parent, moved, its idle sibling not.
+func TestMovesKernel(t *testing.T) {
+	requireBPF(t)
+	base := mkCgroup(t, unifiedRoot, fmt.Sprintf("governor-moves-%d", os.Getpid()))
+	a := mkCgroup(t, base.dir, "a")
+	b := mkCgroup(t, base.dir, "b")
+	deep := mkCgroup(t, b.dir, "deep")
+
+	m, err := OpenMoves(base.dir)
+	if err != nil {
+		t.Fatalf("OpenMoves(%s): %v (the CI kernel, 6.18, has the cgroup iterator)", base.dir, err)
+	}
+	defer m.Close()
+
+	read := func() map[governor.CgroupID]governor.CgroupMove {
+		t.Helper()
+		recs, err := m.Moves(nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(recs) != 4 || recs[0].ID != base.ID {
+			t.Fatalf("records %+v: want base %d first, 4 in all", recs, base.ID)
+		}
+		pos := map[governor.CgroupID]int{}
+		for i, r := range recs {
+			if r.Unknown {
+				t.Errorf("cgroup %d: no pressure data", r.ID)
+			}
+			pos[r.ID] = i
+		}
+		if !(pos[b.ID] < pos[deep.ID]) {
+			t.Errorf("deep (%d) before its parent b (%d): %+v", deep.ID, b.ID, recs)
+		}
+		out := map[governor.CgroupID]governor.CgroupMove{}
+		for _, r := range recs {
+			out[r.ID] = r
+		}
+		return out
+	}
+	r1 := read()
+	time.Sleep(50 * time.Millisecond)
+	r2 := read()
+	for _, c := range []testCgroup{a, b, deep} {
+		if r1[c.ID] != r2[c.ID] {
+			t.Errorf("%s: idle, yet %+v then %+v", c.Path, r1[c.ID], r2[c.ID])
+		}
+	}
+
+	var p procs
+	defer p.stop()
+	p.start(t, "spin", a, 0, nil, nil)
+	time.Sleep(200 * time.Millisecond)
+	r3 := read()
+	moved := func(x, y governor.CgroupMove) bool {
+		return x.NonIdle != y.NonIdle || y.Active&8 != 0
+	}
+	if !moved(r2[a.ID], r3[a.ID]) {
+		t.Errorf("a: a task spins there, yet %+v then %+v", r2[a.ID], r3[a.ID])
+	}
+	if !moved(r2[base.ID], r3[base.ID]) {
+		t.Errorf("base: a task spins below it, yet %+v then %+v", r2[base.ID], r3[base.ID])
+	}
+	if r2[b.ID] != r3[b.ID] || r2[deep.ID] != r3[deep.ID] {
+		t.Errorf("b, deep: idle, yet %+v %+v then %+v %+v", r2[b.ID], r2[deep.ID], r3[b.ID], r3[deep.ID])
+	}
+	// The kernel's own file agrees that the spinner's cgroup used CPU.
+	if st, err := os.ReadFile(filepath.Join(a.dir, "cpu.stat")); err != nil || len(st) == 0 {
+		t.Fatalf("cpu.stat of a: %v", err)
+	}
+}
+
+// TestOpenMovesNotCgroup: a directory outside cgroupfs is refused with a
+// clear error.
+func TestOpenMovesNotCgroup(t *testing.T) {
+	requireBPF(t)
+	_, err := OpenMoves(t.TempDir())
+	if err == nil {
+		t.Fatal("OpenMoves of a plain directory succeeded")
+	}
+	t.Log(err)
+}
