@@ -63,7 +63,7 @@ func (s *Source) psiStill(n *node, prev *counters, r int) bool {
 	return s.psiGate && p != nil && !n.dirty && prev != nil && prev.gen+1 == s.gen &&
 		prev.has&(hasPSI0<<(r*2)) != 0 && n.psiZero&bit != 0 &&
 		prev.at.UnixNano()-n.psiMoved[r] >= int64(psiSettle) &&
-		p.stillGen == s.gen && p.still&bit != 0
+		(p.stillGen == s.gen && p.still&bit != 0 || n.own&bit != 0)
 }
 
 // psiSettle: the kernel's averaging period (PSI_FREQ, 2 s) and a margin.
@@ -133,6 +133,9 @@ func (s *Source) carryWhat(n *node, isRoot bool) int {
 		if p.still&(1<<gIO) != 0 {
 			what &^= rdIO
 		}
+	}
+	if n.own&(1<<gCPU) != 0 {
+		what &^= rdCPU // the MoveSensor saw it stand still (moves.go)
 	}
 	if (s.gen+uint64(n.id))%quietRefresh == 0 && (s.probe || n.absent&slowFiles != slowFiles) {
 		what |= rdMem | rdIO

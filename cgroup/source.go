@@ -116,6 +116,13 @@ type Source struct {
 	reader            // reading files and turning counters into rates (read.go)
 	psiGate   bool    // skip pressure files that cannot have changed (cgroupfs; see psiStill in skip.go)
 
+	// A MoveSensor, if set, and what its scans showed (moves.go).
+	moves   MoveSensor
+	mv      map[governor.CgroupID]moveEntry
+	mvBuf   []governor.CgroupMove
+	mvErr   bool
+	mvScans uint64
+
 	// The host's pressure files (/proc/pressure).
 	host      counters
 	hostSmp   [2]governor.Sample
@@ -153,6 +160,7 @@ type node struct {
 	// (UnixNano) a read last found the total changed.
 	psiZero  uint8
 	still    uint8
+	own      uint8 // this tick: what the MoveSensor's scan shows n's own counters did (bits 1<<gXxx still)
 	stillGen uint64
 	psiMoved [3]int64
 }
@@ -313,6 +321,7 @@ func (s *Source) Sample(ctx context.Context, snap *governor.Snapshot) error {
 	if err := s.update(); err != nil {
 		return err
 	}
+	s.scanMoves()
 	return s.emit(ctx, snap, s.tree)
 }
 
@@ -365,6 +374,7 @@ func (s *Source) sample(n *node, isRoot bool) error {
 		}
 		what = rdMem | rdIO
 	} else {
+		n.own = s.ownStill(n)
 		what = s.carryWhat(n, isRoot)
 		if n.whole && what == rdCarry|rdPSI && s.psiStill(n, &n.prev, 0) && s.psiStill(n, &n.prev, 1) && s.psiStill(n, &n.prev, 2) {
 			// Carried whole again: n.base already holds the carried
