@@ -35,6 +35,7 @@ type runFlags struct {
 	stateDir      string
 	cgroupRoot    string
 	noBPF         bool
+	noCgroupIter  bool
 	bpfStamps     bool
 	allowInsecure bool
 	allowSystemd  stringList
@@ -58,6 +59,7 @@ func runCmd(args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&f.stateDir, "state-dir", "/run/governor", "`DIR` where originals of changed knobs are recorded for crash recovery (and the control socket)")
 	fs.StringVar(&f.cgroupRoot, "cgroup-root", "", "cgroup2 mount point `DIR` (default: found in /proc/self/mountinfo)")
 	fs.BoolVar(&f.noBPF, "no-bpf", false, "do not load the BPF sensors (PSI and cgroup statistics only)")
+	fs.BoolVar(&f.noCgroupIter, "no-cgroup-iter", false, "do not use the BPF cgroup iterator to find the cgroups whose pressure and CPU counters moved (read every busy cgroup's files instead)")
 	fs.BoolVar(&f.bpfStamps, "bpf-wakeup-stamps", false, "time run-queue waits with BPF wakeup stamps instead of the kernel's sched_info accounting (about twice the BPF cost)")
 	fs.Var(&f.allowSystemd, "allow-systemd", "let policies limit this systemd service `UNIT` (e.g. systemd-oomd.service; repeatable): systemd's own services and D-Bus are otherwise never limited, frozen or killed")
 	f.record.register(fs)
@@ -216,7 +218,8 @@ func run(f runFlags, log hclog.Logger, diagOut io.Writer, sig *signals) error {
 	self := selfCgroup()
 
 	var bpfStats func() []bpf.ProgStats
-	sources := []governor.Source{cgroup.NewSource(root, cgroup.SourceOptions{Logger: log.Named("source")})}
+	src := cgroup.NewSource(root, cgroup.SourceOptions{Logger: log.Named("source")})
+	sources := []governor.Source{src}
 	if !f.noBPF {
 		type loaded struct {
 			s   *bpf.Sensor
@@ -237,6 +240,15 @@ func run(f runFlags, log hclog.Logger, diagOut io.Writer, sig *signals) error {
 			log.Info("BPF sensing loaded", "mode", sensor.Mode(), "run_queue_waits", sensor.WaitSource())
 			bpfStats = sensor.Stats
 			sources = append(sources, sensor)
+		}
+		if !f.noCgroupIter {
+			if mv, err := bpf.OpenMoves(root); err != nil {
+				log.Info("BPF cgroup iterator unavailable; each busy cgroup's files are read to see whether they moved", "error", err)
+			} else {
+				defer mv.Close()
+				src.SetMoves(mv)
+				log.Info("BPF cgroup iterator loaded: only cgroups whose pressure or CPU counters moved are read")
+			}
 		}
 	}
 	if ctx.Err() != nil {
