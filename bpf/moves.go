@@ -128,15 +128,23 @@ func openMoves(root string, slots int) (*Moves, error) {
 	m.link = int(fd)
 	unix.CloseOnExec(m.link)
 	// One read now, so a kernel whose pressure data the program cannot
-	// reach says so at start-up rather than on every tick.
+	// reach says so at start-up rather than on every tick. The root of
+	// the hierarchy has none of its own (the kernel's is psi_system, not
+	// reachable from the cgroup): some cgroup below it must have.
 	recs, err := m.Moves(nil)
 	if err != nil {
 		m.Close()
 		return nil, fmt.Errorf("%w: read the cgroup iterator: %w", ErrUnavailable, err)
 	}
-	if len(recs) == 0 || recs[0].Unknown {
+	known := 0
+	for _, r := range recs {
+		if !r.Unknown {
+			known++
+		}
+	}
+	if len(recs) == 0 || known == 0 && len(recs) > 1 {
 		m.Close()
-		return nil, fmt.Errorf("%w: the cgroup iterator finds no pressure data under %s (PSI off?)", ErrUnavailable, root)
+		return nil, fmt.Errorf("%w: the cgroup iterator finds no pressure data in %d cgroups under %s (PSI off?)", ErrUnavailable, len(recs), root)
 	}
 	return m, nil
 }

@@ -1,11 +1,14 @@
 package bpf
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/governor-dev/governor/governor"
 )
@@ -21,10 +24,7 @@ func TestMovesKernel(t *testing.T) {
 	b := mkCgroup(t, base.dir, "b")
 	deep := mkCgroup(t, b.dir, "deep")
 
-	m, err := OpenMoves(base.dir)
-	if err != nil {
-		t.Fatalf("OpenMoves(%s): %v (the CI kernel, 6.18, has the cgroup iterator)", base.dir, err)
-	}
+	m := openMovesOrSkip(t, base.dir)
 	defer m.Close()
 
 	read := func() map[governor.CgroupID]governor.CgroupMove {
@@ -93,4 +93,47 @@ func TestOpenMovesNotCgroup(t *testing.T) {
 		t.Fatal("OpenMoves of a plain directory succeeded")
 	}
 	t.Log(err)
+}
+
+// TestOpenMovesAtRoot: at the hierarchy's root, where the daemon opens
+// it. The root cgroup has no pressure data of its own (the kernel keeps
+// the system's apart), which once made OpenMoves refuse every host.
+func TestOpenMovesAtRoot(t *testing.T) {
+	requireBPF(t)
+	mkCgroup(t, unifiedRoot, fmt.Sprintf("governor-moves-root-%d", os.Getpid()))
+	m := openMovesOrSkip(t, unifiedRoot)
+	defer m.Close()
+	recs, err := m.Moves(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	known := 0
+	for _, r := range recs {
+		if !r.Unknown {
+			known++
+		}
+	}
+	if len(recs) < 2 || known == 0 {
+		t.Errorf("%d records, %d with pressure data, the first %+v", len(recs), known, recs[0])
+	}
+}
+
+// openMovesOrSkip opens the iterator at dir; a kernel before 6.1 (no
+// cgroup iterator) skips the test, any other failure fails it.
+func openMovesOrSkip(t *testing.T, dir string) *Moves {
+	t.Helper()
+	m, err := OpenMoves(dir)
+	if err == nil {
+		return m
+	}
+	var u unix.Utsname
+	var major, minor int
+	if unix.Uname(&u) == nil {
+		fmt.Sscanf(unix.ByteSliceToString(u.Release[:]), "%d.%d", &major, &minor)
+	}
+	if errors.Is(err, ErrUnavailable) && major > 0 && (major < 6 || major == 6 && minor < 1) {
+		t.Skipf("Linux %d.%d has no cgroup iterator: %v", major, minor, err)
+	}
+	t.Fatalf("OpenMoves(%s) on Linux %d.%d (6.1+ has the cgroup iterator): %v", dir, major, minor, err)
+	return nil
 }
