@@ -292,10 +292,16 @@ type Sensor struct {
 	last      time.Time
 	prev      map[uint64]*governorCgStats
 	prevPairs map[governorPairKey]uint64
-	dropSeen  [dropNR]uint64
-	dropLog   time.Time
-	cur       governorCgStats
-	delta     []uint64
+	// Scratch for reading the hash maps a tick (see dumpHash).
+	noBatch  bool
+	idxKeys  []uint64
+	idxSlots []uint32
+	pairKeys []governorPairKey
+	pairVals []uint64
+	dropSeen [dropNR]uint64
+	dropLog  time.Time
+	cur      governorCgStats
+	delta    []uint64
 }
 
 type loadedProg struct {

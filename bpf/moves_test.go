@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cilium/ebpf"
 	"golang.org/x/sys/unix"
 
 	"github.com/governor-dev/governor/governor"
@@ -136,4 +137,49 @@ func openMovesOrSkip(t *testing.T, dir string) *Moves {
 	}
 	t.Fatalf("OpenMoves(%s) on Linux %d.%d (6.1+ has the cgroup iterator): %v", dir, major, minor, err)
 	return nil
+}
+
+// TestDumpHash: the batch read and the iteration it falls back to give
+// the same entries, across several batches and with the map changing
+// between reads.
+func TestDumpHash(t *testing.T) {
+	requireBPF(t)
+	m, err := ebpf.NewMap(&ebpf.MapSpec{Type: ebpf.Hash, KeySize: 8, ValueSize: 4, MaxEntries: 4096})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	for k := uint64(1); k <= 3000; k++ {
+		if err := m.Put(k, uint32(k*7)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	check := func(noBatch bool, want int) {
+		t.Helper()
+		nb := noBatch
+		keys, vals, err := dumpHash(m, &nb, []uint64(nil), []uint32(nil))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if nb != noBatch {
+			t.Errorf("batch reads unsupported on this kernel (5.6+ has them)")
+		}
+		seen := map[uint64]bool{}
+		for i, k := range keys {
+			if vals[i] != uint32(k*7) || seen[k] {
+				t.Fatalf("entry %d: key %d value %d (or seen twice)", i, k, vals[i])
+			}
+			seen[k] = true
+		}
+		if len(seen) != want {
+			t.Errorf("noBatch=%v: %d entries, want %d", noBatch, len(seen), want)
+		}
+	}
+	check(false, 3000)
+	check(true, 3000)
+	for k := uint64(1); k <= 1000; k++ {
+		m.Delete(k)
+	}
+	check(false, 2000)
+	check(true, 2000)
 }

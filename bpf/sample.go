@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"syscall"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/ringbuf"
+	"golang.org/x/sys/unix"
 
 	"github.com/governor-dev/governor/governor"
 	"github.com/governor-dev/governor/internal/procfs"
@@ -137,15 +139,18 @@ func sub64(cur, prev uint64) uint64 {
 
 func (s *Sensor) sampleStats(snap *governor.Snapshot, secs float64) error {
 	var (
-		key   uint64
-		slot  uint32
 		stale []staleSlot
 		cur   = &s.cur
 		nb    = s.hist.n()
 		seen  = make(map[uint64]struct{}, len(s.prev))
 	)
-	it := s.objs.CgIndex.Iterate()
-	for it.Next(&key, &slot) {
+	var err error
+	s.idxKeys, s.idxSlots, err = dumpHash(s.objs.CgIndex, &s.noBatch, s.idxKeys, s.idxSlots)
+	if err != nil {
+		return fmt.Errorf("bpf: reading cg_index: %w", err)
+	}
+	for i, key := range s.idxKeys {
+		slot := s.idxSlots[i]
 		c := snap.Lookup(governor.CgroupID(key))
 		if c == nil {
 			stale = append(stale, staleSlot{key, slot})
@@ -186,9 +191,6 @@ func (s *Sensor) sampleStats(snap *governor.Snapshot, secs float64) error {
 		}
 		*p = *cur
 	}
-	if err := it.Err(); err != nil {
-		return fmt.Errorf("bpf: reading cg_index: %w", err)
-	}
 	// Release the slots of cgroups that are gone: unindex (the kernel then
 	// allocates a new slot if the cgroup shows up again), zero (tasks that
 	// cached the slot see a different owner), free. A program that checked
@@ -224,15 +226,18 @@ type staleSlot struct {
 
 func (s *Sensor) samplePairs(snap *governor.Snapshot, secs float64) error {
 	var (
-		key    governorPairKey
-		n      uint64
 		stale  []governorPairKey
 		seen   = make(map[governorPairKey]struct{}, len(s.prevPairs))
 		top    = map[governor.CgroupID][]Offender{}
 		others = map[*governor.Sample]uint64{}
 	)
-	it := s.objs.PreemptPairs.Iterate()
-	for it.Next(&key, &n) {
+	var err error
+	s.pairKeys, s.pairVals, err = dumpHash(s.objs.PreemptPairs, &s.noBatch, s.pairKeys, s.pairVals)
+	if err != nil {
+		return fmt.Errorf("bpf: reading preempt_pairs: %w", err)
+	}
+	for i, key := range s.pairKeys {
+		n := s.pairVals[i]
 		d := sub64(n, s.prevPairs[key])
 		victim := snap.Lookup(governor.CgroupID(key.Victim))
 		if victim != nil && key.Offender != 0 && key.Offender != key.Victim {
@@ -249,9 +254,6 @@ func (s *Sensor) samplePairs(snap *governor.Snapshot, secs float64) error {
 		}
 		v := governor.CgroupID(key.Victim)
 		top[v] = append(top[v], Offender{Cgroup: governor.CgroupID(key.Offender), Preemptions: d, PerSecond: float64(d) / secs})
-	}
-	if err := it.Err(); err != nil {
-		return fmt.Errorf("bpf: reading preempt_pairs: %w", err)
 	}
 	for c, d := range others {
 		c.Set(governor.RunqPreemptedByOthers, float64(d)/secs)
@@ -413,3 +415,49 @@ func resolvePID(pid uint32, comm string) (governor.CgroupID, string) {
 	}
 	return governor.CgroupID(st.Ino), comm
 }
+
+// dumpHash reads every entry of the hash map m into keys and vals (reused
+// from the previous call): in batches of batchSize (BPF_MAP_LOOKUP_BATCH,
+// Linux 5.6+), a few syscalls for the whole map, or where the kernel has
+// no batch operations (*noBatch, then set for good) by iteration, two
+// syscalls an entry. Like iteration, a batch walk runs while the kernel
+// changes the map: an entry added or removed meanwhile may be missed, and
+// is read on the next tick.
+func dumpHash[K comparable, V any](m *ebpf.Map, noBatch *bool, keys []K, vals []V) ([]K, []V, error) {
+	keys, vals = keys[:0], vals[:0]
+	if !*noBatch {
+		var cur ebpf.MapBatchCursor
+		for {
+			off := len(keys)
+			keys = slices.Grow(keys, batchSize)[:off+batchSize]
+			vals = slices.Grow(vals, batchSize)[:off+batchSize]
+			n, err := m.BatchLookup(&cur, keys[off:], vals[off:], nil)
+			keys, vals = keys[:off+n], vals[:off+n]
+			if errors.Is(err, ebpf.ErrKeyNotExist) {
+				return keys, vals, nil
+			}
+			if errors.Is(err, ebpf.ErrNotSupported) || errors.Is(err, unix.EINVAL) && off == 0 && n == 0 {
+				*noBatch = true
+				keys, vals = keys[:0], vals[:0]
+				break
+			}
+			if err != nil {
+				return keys, vals, err
+			}
+		}
+	}
+	var (
+		k K
+		v V
+	)
+	it := m.Iterate()
+	for it.Next(&k, &v) {
+		keys = append(keys, k)
+		vals = append(vals, v)
+	}
+	return keys, vals, it.Err()
+}
+
+// batchSize is how many entries one BPF_MAP_LOOKUP_BATCH asks for; a
+// hash map returns whole buckets, and fails with ENOSPC if one holds more.
+const batchSize = 1024

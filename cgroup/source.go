@@ -80,6 +80,12 @@ type SourceOptions struct {
 //     still has its memory and io files (memory.current can fall as well
 //     as grow) read every quietRefresh ticks, which costs nothing where
 //     they are missing. See carryWhat.
+//   - With a MoveSensor (SetMoves: the BPF cgroup iterator, Linux 6.1+),
+//     one scan of the whole hierarchy a tick tells, per cgroup, whether
+//     its own pressure totals and cpu.stat usage stood still since the
+//     previous tick's scan; those are served instead of read even when the
+//     parent's moved. A QoS slice whose containers are busy then costs
+//     reads of its pods that moved, not of all of them. See moves.go.
 //   - On cgroupfs the files of a cgroup read every tick (not quiet) stay
 //     open between ticks and are read again with one pread(2) each: a
 //     removed cgroup, or a file removed since (a controller disabled in the

@@ -161,6 +161,9 @@ int dump_moves(struct bpf_iter__cgroup *ctx)
 	unsigned long pcpu;
 	__u32 nonidle = bpf_core_enum_value(enum psi_states, PSI_NONIDLE);
 	__u32 tsz = bpf_core_field_size(((struct psi_group_cpu *)0)->times);
+	__u32 moff = bpf_core_field_offset(((struct psi_group_cpu *)0)->state_mask);
+	__u32 toff = bpf_core_field_offset(((struct psi_group_cpu *)0)->times);
+	bool adjacent = toff == moff + sizeof(__u32);
 	__u32 i, k;
 
 	if (!cg) {
@@ -195,15 +198,24 @@ int dump_moves(struct bpf_iter__cgroup *ctx)
 	}
 	for (i = 0; i < MAX_CPUS && i < nr_cpus; i++) {
 		struct psi_group_cpu *gc;
-		__u32 times[8] = {};
+		__u32 span[9] = {}; /* state_mask and times[], adjacent in every kernel so far */
+		__u32 *times = &span[1];
 		__u32 mask;
 
 		gc = (struct psi_group_cpu *)(pcpu + cpu_off[i]);
-		if (bpf_probe_read_kernel(&mask, sizeof(mask), __builtin_preserve_access_index(&gc->state_mask)) ||
-		    bpf_probe_read_kernel(times, tsz & 63, __builtin_preserve_access_index(&gc->times))) {
+		if (adjacent) {
+			/* One copy per CPU: the 8 words after state_mask are
+			 * times[] and, with 7 states, part of state_start. */
+			if (bpf_probe_read_kernel(span, sizeof(span), (void *)gc + moff)) {
+				m->flags = MOVE_UNKNOWN;
+				break;
+			}
+		} else if (bpf_probe_read_kernel(&span[0], sizeof(span[0]), (void *)gc + moff) ||
+			   bpf_probe_read_kernel(&span[1], tsz & 63, (void *)gc + toff)) {
 			m->flags = MOVE_UNKNOWN;
 			break;
 		}
+		mask = span[0];
 		m->psi[0] += (__u64)times[PSI_IO_SOME] + times[PSI_IO_FULL];
 		m->psi[1] += (__u64)times[PSI_MEM_SOME] + times[PSI_MEM_FULL];
 		m->psi[2] += (__u64)times[PSI_CPU_SOME] + times[PSI_CPU_FULL];
