@@ -98,6 +98,29 @@ func checkShape(name string, src []byte) hcl.Diagnostics {
 	}
 	newline := func(i int) { line, lineStart = line+1, i+1 }
 
+	// HCL's lexer takes a malformed UTF-8 sequence as one token of a
+	// length of its own (a lead byte and the byte after it, say), so past
+	// one its idea of what is string and what is code can differ from this
+	// scan's ("\xdb\"\"%{" hid a template directive inside a string
+	// whose opening quote the lexer had eaten). Policy files are UTF-8
+	// text: refuse the first bad byte, where the parser would have said
+	// the same after the scan.
+	if !utf8.Valid(src) {
+		i := 0
+		for i < len(src) {
+			r, n := utf8.DecodeRune(src[i:])
+			if r == utf8.RuneError && n <= 1 {
+				break
+			}
+			if src[i] == '\n' {
+				newline(i)
+			}
+			i += n
+		}
+		return fail(i, 1, "Invalid character encoding",
+			"Policy files are UTF-8 text; byte 0x%02x here does not begin a valid UTF-8 sequence. Save the file as UTF-8.", src[i])
+	}
+
 	for i := 0; i < len(src); {
 		c := src[i]
 		var top *frame

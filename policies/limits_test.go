@@ -106,6 +106,11 @@ func TestTemplateLoops(t *testing.T) {
 	src := "class \"x\" {\n  match = [\"" + tmpl + "\"]\n}\n"
 	loadWant(t, "nested %{for}", src, "Template directives not allowed", 2, 13)
 	loadWant(t, "%{if}", "class \"x\" {\n  match = [\"%{if true}a%{endif}\"]\n}\n", "Template directives not allowed", 2, 13)
+	// A malformed UTF-8 sequence: HCL's lexer and the scan could part
+	// ways after it (the fuzz corpus's FuzzCheckShape/20db87cf9d9b56c7
+	// hid a directive that way); it is refused where it is, and a valid
+	// multi-byte character before it counts as one column.
+	loadWant(t, "bad UTF-8", "class \"é\" {\n  match = [\"a\xdb\"\"%{if}\"]\n}\n", "Invalid character encoding", 2, 14)
 	loop := "x"
 	for _, v := range []string{"a", "b", "c", "d"} {
 		loop = "[for " + v + " in " + list + " : " + loop + "]"
