@@ -83,7 +83,7 @@ for ((try = 1; try <= tries; try++)); do
 		-accel tcg,thread=multi -cpu max -smp 2 -m 2G \
 		-nographic -no-reboot -nic none -pidfile "$out/qemu.pid" \
 		-kernel "$img/vmlinuz" -initrd "$out/initrd.cpio" \
-		-append "console=ttyS0 rdinit=/sbin/init panic=-1 loglevel=5 mitigations=off systemd.show_status=error" \
+		-append "console=ttyS0 rdinit=/sbin/init panic=-1 loglevel=5 mitigations=off tsc=reliable systemd.show_status=error" \
 		</dev/null 2>&1 | stdbuf -oL tr -d '\r' >"$out/console.log"
 	set -e
 	kill "$watcher" 2>/dev/null || true

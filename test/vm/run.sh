@@ -162,7 +162,7 @@ for ((try = 1; try <= tries; try++)); do
 		-accel tcg,thread=multi -cpu max -smp "$smp" -m "$mem" \
 		-nographic -no-reboot -nic none -pidfile "$vmdir/qemu.pid" \
 		-kernel "$img/vmlinuz" -initrd "$vmdir/initrd.cpio" \
-		-append "console=ttyS0 rdinit=/sbin/init panic=-1 loglevel=5 mitigations=off systemd.show_status=error ${VM_APPEND:-}" \
+		-append "console=ttyS0 rdinit=/sbin/init panic=-1 loglevel=5 mitigations=off tsc=reliable systemd.show_status=error ${VM_APPEND:-}" \
 		-drive "file=$vmdir/results.img,format=raw,if=virtio,cache=unsafe" \
 		-drive "file=$vmdir/scratch.img,format=raw,if=virtio,cache=unsafe" \
 		</dev/null 2>&1 | stdbuf -oL tr -d '\r' | tee "$console" |
