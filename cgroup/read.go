@@ -14,16 +14,18 @@ import (
 // reader is the state of reading one cgroup's files: the shared buffers,
 // the cgroup being read and its open directory.
 type reader struct {
-	buf       []byte          // one reusable read buffer for every file
-	ios       []IOStat        // reusable io.stat parse buffer
-	dirfd     int             // the directory of reading, opened when a file is, -1 not
-	reading   *node           // the cgroup readCgroup is reading
-	probe     bool            // ... and whether to try files known missing
-	reads     uint64          // readCgroup calls (tests)
-	files     uint64          // files asked for (read, or known missing and skipped)
-	fileReads uint64          // files read (kept or opened)
-	old       governor.Sample // the previous sample of a carrying read
-	psiRead   uint64          // pressure files read (tests)
+	buf        []byte          // one reusable read buffer for every file
+	ios        []IOStat        // reusable io.stat parse buffer
+	dirfd      int             // the directory of reading, opened when a file is, -1 not
+	reading    *node           // the cgroup readCgroup is reading
+	probe      bool            // ... and whether to try files known missing
+	reads      uint64          // readCgroup calls (tests)
+	files      uint64          // files asked for (read, or known missing and skipped)
+	fileReads  uint64          // files read (kept or opened)
+	cgReads    uint64          // cgroups at least one file of which was read (tests)
+	timedReads uint64          // ... of them read on the schedule alone (tests)
+	old        governor.Sample // the previous sample of a carrying read
+	psiRead    uint64          // pressure files read (tests)
 }
 
 func (s *Source) readHost(smp *governor.Sample) {

@@ -371,6 +371,10 @@ func (s *Source) sample(n *node, isRoot bool) error {
 	}
 	what := rdAll
 	s.probe = !n.read || n.dirty || s.walkAll || (s.gen+uint64(n.id))%probeEvery == 0
+	// Read on the schedule alone (probe, quiet refresh), not because
+	// anything moved: counted apart (tests).
+	timed := n.read && !n.dirty && !s.walkAll && !isRoot &&
+		((s.gen+uint64(n.id))%probeEvery == 0 || n.quiet && (s.gen+uint64(n.id))%quietRefresh == 0)
 	if n.quiet && !n.dirty && !s.walkAll && !isRoot {
 		if (s.gen+uint64(n.id))%quietRefresh != 0 || (!s.probe && n.absent&slowFiles == slowFiles) {
 			// Nothing can have changed the PSI and cpu counters: they
@@ -407,6 +411,12 @@ func (s *Source) sample(n *node, isRoot bool) error {
 		return err
 	}
 	n.dirty = false
+	if s.fileReads != opened {
+		s.cgReads++
+		if timed {
+			s.timedReads++
+		}
+	}
 	if what&rdPSI != 0 {
 		n.quiet = !isRoot && isQuiet(&n.base)
 	}
