@@ -302,6 +302,8 @@ type Sensor struct {
 	dropLog  time.Time
 	cur      governorCgStats
 	delta    []uint64
+	// slots: cg_slots mapped (nil: read with a lookup each; see readSlot).
+	slots *ebpf.Memory
 }
 
 type loadedProg struct {
@@ -541,6 +543,13 @@ func newSensor(log hclog.Logger, mode Mode, wait WaitSource, sub uint, coll *ebp
 		delta:     make([]uint64, histBuckets),
 	}
 	assignLoaded(coll, reflect.ValueOf(&s.objs).Elem())
+	if s.objs.CgSlots != nil {
+		if mem, err := s.objs.CgSlots.Memory(); err == nil {
+			s.slots = mem
+		} else {
+			log.Debug("cg_slots not mapped: reading each cgroup's slot with a lookup", "error", err)
+		}
+	}
 	return s
 }
 

@@ -156,7 +156,7 @@ func (s *Sensor) sampleStats(snap *governor.Snapshot, secs float64) error {
 			stale = append(stale, staleSlot{key, slot})
 			continue
 		}
-		if err := s.objs.CgSlots.Lookup(&slot, cur); err != nil {
+		if err := s.readSlot(slot, cur); err != nil {
 			return fmt.Errorf("bpf: reading slot %d of cgroup %d: %w", slot, key, err)
 		}
 		if cur.Cgid != key { // being set up by the kernel right now
@@ -217,6 +217,25 @@ func (s *Sensor) sampleStats(snap *governor.Snapshot, secs float64) error {
 		}
 	}
 	return nil
+}
+
+// readSlot copies slot of cg_slots to cur: from the map's memory where it
+// is mapped (no syscall; BPF programs may be adding to the slot as it is
+// copied, as they may during a lookup, which copies without a lock too),
+// else with a lookup.
+func (s *Sensor) readSlot(slot uint32, cur *governorCgStats) error {
+	if s.slots == nil {
+		return s.objs.CgSlots.Lookup(&slot, cur)
+	}
+	if slot >= s.objs.CgSlots.MaxEntries() { // the mapping is whole pages
+		return fmt.Errorf("slot %d of %d", slot, s.objs.CgSlots.MaxEntries())
+	}
+	// An array's elements are value_size rounded up to 8 bytes apart.
+	size := int64(unsafe.Sizeof(*cur))
+	stride := (size + 7) &^ 7
+	b := unsafe.Slice((*byte)(unsafe.Pointer(cur)), size)
+	_, err := s.slots.ReadAt(b, int64(slot)*stride)
+	return err
 }
 
 type staleSlot struct {

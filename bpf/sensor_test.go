@@ -906,3 +906,44 @@ func TestLoadedObjects(t *testing.T) {
 		t.Errorf("attached %d programs (reclaim %v, oom reader %v), want 9 with both", len(s.progs), s.reclaim, s.rb != nil)
 	}
 }
+
+// TestReadSlotMapped: the sensor reads cg_slots from its mapping (every
+// kernel we load on, 5.10+, maps arrays), and a slot read that way is
+// the slot a lookup reads, at every slot position (the stride between
+// elements included): values written from user space into slots no
+// cgroup holds are read back the same both ways.
+func TestReadSlotMapped(t *testing.T) {
+	requireBPF(t)
+	s, err := Load(Options{MaxCgroups: 64})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if s.slots == nil {
+		t.Fatal("cg_slots is not mapped")
+	}
+	// The slots BPF has not taken yet (free_slots is a stack; the
+	// first taken are the last pushed): write the low ones.
+	for _, slot := range []uint32{0, 1, 2, 7} {
+		want := governorCgStats{Cgid: 1<<40 + uint64(slot), WaitNs: 3 * uint64(slot), ReclaimNs: 5, Reclaims: 7}
+		for i := range want.Hist {
+			want.Hist[i] = uint32(i)*11 + slot
+		}
+		if err := s.objs.CgSlots.Update(&slot, &want, ebpf.UpdateAny); err != nil {
+			t.Fatal(err)
+		}
+		var mapped, looked governorCgStats
+		if err := s.readSlot(slot, &mapped); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.objs.CgSlots.Lookup(&slot, &looked); err != nil {
+			t.Fatal(err)
+		}
+		if mapped != want || looked != want {
+			t.Errorf("slot %d: mapped %+v, lookup %+v, want %+v", slot, mapped.Cgid, looked.Cgid, want.Cgid)
+		}
+	}
+	if err := s.readSlot(64, &governorCgStats{}); err == nil {
+		t.Error("slot 64 of 64 read without error")
+	}
+}

@@ -100,10 +100,13 @@ const struct oom_event *unused_oom_event __attribute__((unused));
  * by the verifier); cg_index maps a cgroup id to its slot. free_slots holds
  * the unused slot numbers: the loader fills it, BPF pops a slot for a new
  * cgroup, user space zeroes and pushes back the slots of removed cgroups.
- * max_entries of all three: Options.MaxCgroups.
+ * max_entries of all three: Options.MaxCgroups. cg_slots is
+ * BPF_F_MMAPABLE (5.5+): user space reads the slots of a tick from its
+ * mapping of the array, not with a lookup syscall per cgroup.
  */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(map_flags, 1U << 10);
 	__uint(max_entries, 4096);
 	__type(key, __u32);
 	__type(value, struct cg_stats);

@@ -18,7 +18,7 @@ bookworm) imgdir=${VM_DIR:-$repo/build/vm} ;;
 *) imgdir=${VM_DIR:-$repo/build/vm-$distro} ;;
 esac
 out=$repo/build/bpf-vm
-tests=${TESTS:-RealOOM|Attribution|Probe|Plumbing|MapFull|Moves}
+tests=${TESTS:-RealOOM|Attribution|Probe|Plumbing|MapFull|Moves|ReadSlot}
 vm_timeout=${VM_TIMEOUT:-600}
 test_timeout=${TEST_TIMEOUT:-$((vm_timeout - 120))}
 
