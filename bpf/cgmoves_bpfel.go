@@ -32,6 +32,8 @@ const (
 	cgmovesVarCpuOff      = "cpu_off"
 	cgmovesVarCpuOffReady = "cpu_off_ready"
 	cgmovesVarNrCpus      = "nr_cpus"
+	cgmovesVarSkipBelow   = "skip_below"
+	cgmovesVarSkipped     = "skipped"
 	cgmovesVarWalked      = "walked"
 )
 
@@ -95,6 +97,8 @@ type cgmovesVariableSpecs struct {
 	CpuOff      *ebpf.VariableSpec `ebpf:"cpu_off"`
 	CpuOffReady *ebpf.VariableSpec `ebpf:"cpu_off_ready"`
 	NrCpus      *ebpf.VariableSpec `ebpf:"nr_cpus"`
+	SkipBelow   *ebpf.VariableSpec `ebpf:"skip_below"`
+	Skipped     *ebpf.VariableSpec `ebpf:"skipped"`
 	Walked      *ebpf.VariableSpec `ebpf:"walked"`
 }
 
@@ -136,6 +140,8 @@ type cgmovesVariables struct {
 	CpuOff      *ebpf.Variable `ebpf:"cpu_off"`
 	CpuOffReady *ebpf.Variable `ebpf:"cpu_off_ready"`
 	NrCpus      *ebpf.Variable `ebpf:"nr_cpus"`
+	SkipBelow   *ebpf.Variable `ebpf:"skip_below"`
+	Skipped     *ebpf.Variable `ebpf:"skipped"`
 	Walked      *ebpf.Variable `ebpf:"walked"`
 }
 

@@ -29,7 +29,9 @@ type Moves struct {
 	link  int          // link fd, -1 once closed
 	slots int
 	buf   []byte
-	reads uint64
+	// stood: records the last walk left standing (a still ancestor
+	// vouched for them).
+	stood uint64
 }
 
 // DefaultMoveSlots is how many cgroups one walk records (48 bytes each,
@@ -162,8 +164,9 @@ func (m *Moves) Moves(dst []governor.CgroupMove) ([]governor.CgroupMove, error) 
 		return dst, fmt.Errorf("open the cgroup iterator: %w", errno)
 	}
 	defer unix.Close(int(fd))
-	// The output is the number of cgroups walked (see c/cgmoves.bpf.c).
-	var out [16]byte
+	// The output is the number of cgroups walked and of the records
+	// left standing (see c/cgmoves.bpf.c).
+	var out [24]byte
 	n := 0
 	for {
 		r, err := unix.Read(int(fd), out[n:])
@@ -176,16 +179,16 @@ func (m *Moves) Moves(dst []governor.CgroupMove) ([]governor.CgroupMove, error) 
 		if r == 0 {
 			break
 		}
-		if n += r; n > 8 {
-			return dst, fmt.Errorf("read the cgroup iterator: %d bytes of output, want 8", n)
+		if n += r; n > 16 {
+			return dst, fmt.Errorf("read the cgroup iterator: %d bytes of output, want 16", n)
 		}
 	}
-	if n != 8 {
-		return dst, fmt.Errorf("read the cgroup iterator: %d bytes of output, want 8: %w", n, io.ErrUnexpectedEOF)
+	if n != 16 {
+		return dst, fmt.Errorf("read the cgroup iterator: %d bytes of output, want 16: %w", n, io.ErrUnexpectedEOF)
 	}
-	m.reads++
 	le := binary.LittleEndian
 	walked := min(le.Uint64(out[:]), uint64(m.slots))
+	m.stood = le.Uint64(out[8:])
 	size := int(walked) * moveRecSize
 	if cap(m.buf) < size {
 		m.buf = make([]byte, size)
@@ -204,6 +207,14 @@ func (m *Moves) Moves(dst []governor.CgroupMove) ([]governor.CgroupMove, error) 
 		})
 	}
 	return dst, nil
+}
+
+// Stood is how many records the last walk left as the walk before wrote
+// them, a still ancestor vouching for them (c/cgmoves.bpf.c).
+func (m *Moves) Stood() uint64 {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.stood
 }
 
 // Close detaches and unloads the iterator.

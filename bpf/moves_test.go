@@ -16,8 +16,9 @@ import (
 
 // TestMovesKernel reads the cgroup iterator over a subtree of the host's
 // cgroup v2 hierarchy: every cgroup once, parents first; an idle cgroup's
-// record the same at two reads; a cgroup where a task spins, and its
-// parent, moved, its idle sibling not.
+// record the same at two reads, and left standing below a still parent;
+// a cgroup where a task spins, and its parent, moved, its idle sibling
+// not; a task that starts below a parent whose record stood, seen.
 func TestMovesKernel(t *testing.T) {
 	requireBPF(t)
 	base := mkCgroup(t, unifiedRoot, fmt.Sprintf("governor-moves-%d", os.Getpid()))
@@ -61,6 +62,10 @@ func TestMovesKernel(t *testing.T) {
 			t.Errorf("%s: idle, yet %+v then %+v", c.Path, r1[c.ID], r2[c.ID])
 		}
 	}
+	// base stood still: its descendants' records stand, unread.
+	if n := m.Stood(); n != 3 {
+		t.Errorf("second walk of an idle subtree: %d records left standing, want 3 (a, b, deep)", n)
+	}
 
 	var p procs
 	defer p.stop()
@@ -78,6 +83,21 @@ func TestMovesKernel(t *testing.T) {
 	}
 	if r2[b.ID] != r3[b.ID] || r2[deep.ID] != r3[deep.ID] {
 		t.Errorf("b, deep: idle, yet %+v %+v then %+v %+v", r2[b.ID], r2[deep.ID], r3[b.ID], r3[deep.ID])
+	}
+	// base moved, b did not: deep's record stands.
+	if n := m.Stood(); n != 1 {
+		t.Errorf("a spinning, b idle: %d records left standing, want 1 (deep)", n)
+	}
+	// A task that starts below a parent whose record stood: the parent
+	// moves with it, so the child is measured and seen.
+	p.start(t, "spin", deep, 0, nil, nil)
+	time.Sleep(200 * time.Millisecond)
+	r4 := read()
+	if !moved(r3[deep.ID], r4[deep.ID]) || !moved(r3[b.ID], r4[b.ID]) {
+		t.Errorf("deep, b: a task spins in deep, yet %+v %+v then %+v %+v", r3[deep.ID], r3[b.ID], r4[deep.ID], r4[b.ID])
+	}
+	if n := m.Stood(); n != 0 {
+		t.Errorf("every cgroup moved: %d records left standing", n)
 	}
 	// The kernel's own file agrees that the spinner's cgroup used CPU.
 	if st, err := os.ReadFile(filepath.Join(a.dir, "cpu.stat")); err != nil || len(st) == 0 {

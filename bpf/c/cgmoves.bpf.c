@@ -12,8 +12,8 @@
  * not to the read's output: a cgroup iterator cannot resume a walk across
  * read() calls (it fails with EOPNOTSUPP), and one read returns at most
  * the seq_file buffer, 8 pages, which 48-byte records would fill at ~680
- * cgroups. The read's output is the number of cgroups walked (8 bytes,
- * written at the walk's end).
+ * cgroups. The read's output is the number of cgroups walked and the
+ * number of records left standing (two u64, written at the walk's end).
  *
  * The kernel's pressure accounting keeps, per cgroup and per CPU
  * (struct psi_group_cpu), the time spent in each pressure state
@@ -151,12 +151,10 @@ static __always_inline bool fill_offsets(void)
 	return true;
 }
 
-SEC("iter/cgroup")
-int dump_moves(struct bpf_iter__cgroup *ctx)
+/* measure fills r with cg's pressure-state sums and states in effect (or
+ * MOVE_UNKNOWN). */
+static __always_inline void measure(struct cgroup *cg, struct cg_move *r)
 {
-	struct cgroup *cg = ctx->cgroup;
-	__u64 seq = ctx->meta->seq_num;
-	struct cg_move *m;
 	struct psi_group *g;
 	unsigned long pcpu;
 	__u32 nonidle = bpf_core_enum_value(enum psi_states, PSI_NONIDLE);
@@ -164,37 +162,22 @@ int dump_moves(struct bpf_iter__cgroup *ctx)
 	__u32 moff = bpf_core_field_offset(((struct psi_group_cpu *)0)->state_mask);
 	__u32 toff = bpf_core_field_offset(((struct psi_group_cpu *)0)->times);
 	bool adjacent = toff == moff + sizeof(__u32);
-	__u32 i, k;
+	__u32 i;
 
-	if (!cg) {
-		/* The walk's end: how many cgroups it visited. */
-		bpf_seq_write(ctx->meta->seq, &walked, sizeof(walked));
-		walked = 0;
-		return 0;
-	}
-	walked = seq + 1;
-	if (seq >= 0xffffffff)
-		return 0;
-	k = seq;
-	m = bpf_map_lookup_elem(&moves, &k);
-	if (!m)
-		return 0; /* more cgroups than slots: user space sees the count */
-	__builtin_memset(m, 0, sizeof(*m));
-	m->id = BPF_CORE_READ(cg, kn, id);
 	if (bpf_core_field_size(((struct cgroup___psi *)0)->psi) != sizeof(void *)) {
-		m->flags = MOVE_UNKNOWN;
-		return 0;
+		r->flags = MOVE_UNKNOWN;
+		return;
 	}
 	g = BPF_CORE_READ((struct cgroup___psi *)cg, psi);
 	if (!g || (bpf_core_field_exists(g->enabled) && !BPF_CORE_READ(g, enabled))) {
-		m->flags = MOVE_UNKNOWN;
-		return 0;
+		r->flags = MOVE_UNKNOWN;
+		return;
 	}
 	pcpu = (unsigned long)BPF_CORE_READ(g, pcpu);
 	if (!pcpu || nonidle >= 8 || tsz > 8 * sizeof(__u32) || tsz <= nonidle * sizeof(__u32) ||
 	    (!cpu_off_ready && !fill_offsets())) {
-		m->flags = MOVE_UNKNOWN;
-		return 0;
+		r->flags = MOVE_UNKNOWN;
+		return;
 	}
 	for (i = 0; i < MAX_CPUS && i < nr_cpus; i++) {
 		struct psi_group_cpu *gc;
@@ -207,28 +190,91 @@ int dump_moves(struct bpf_iter__cgroup *ctx)
 			/* One copy per CPU: the 8 words after state_mask are
 			 * times[] and, with 7 states, part of state_start. */
 			if (bpf_probe_read_kernel(span, sizeof(span), (void *)gc + moff)) {
-				m->flags = MOVE_UNKNOWN;
-				break;
+				r->flags = MOVE_UNKNOWN;
+				return;
 			}
 		} else if (bpf_probe_read_kernel(&span[0], sizeof(span[0]), (void *)gc + moff) ||
 			   bpf_probe_read_kernel(&span[1], tsz & 63, (void *)gc + toff)) {
-			m->flags = MOVE_UNKNOWN;
-			break;
+			r->flags = MOVE_UNKNOWN;
+			return;
 		}
 		mask = span[0];
-		m->psi[0] += (__u64)times[PSI_IO_SOME] + times[PSI_IO_FULL];
-		m->psi[1] += (__u64)times[PSI_MEM_SOME] + times[PSI_MEM_FULL];
-		m->psi[2] += (__u64)times[PSI_CPU_SOME] + times[PSI_CPU_FULL];
-		m->nonidle += times[nonidle & 7];
+		r->psi[0] += (__u64)times[PSI_IO_SOME] + times[PSI_IO_FULL];
+		r->psi[1] += (__u64)times[PSI_MEM_SOME] + times[PSI_MEM_FULL];
+		r->psi[2] += (__u64)times[PSI_CPU_SOME] + times[PSI_CPU_FULL];
+		r->nonidle += times[nonidle & 7];
 		if (mask & (1 << PSI_IO_SOME | 1 << PSI_IO_FULL))
-			m->active |= 1;
+			r->active |= 1;
 		if (mask & (1 << PSI_MEM_SOME | 1 << PSI_MEM_FULL))
-			m->active |= 2;
+			r->active |= 2;
 		if (mask & (1 << PSI_CPU_SOME | 1 << PSI_CPU_FULL))
-			m->active |= 4;
+			r->active |= 4;
 		if (mask & (1 << nonidle))
-			m->active |= 8;
+			r->active |= 8;
 	}
+}
+
+/*
+ * A still cgroup vouches for its subtree. Every task state change is
+ * accounted in the pressure groups of the task's cgroup and of each of its
+ * ancestors, on the same CPU, so when a cgroup's sums are those of the
+ * previous walk and no state was in effect at either walk, no task below
+ * it changed state in between: the records of its descendants stand. The
+ * walk is pre-order, so they are the cgroups that follow it at a deeper
+ * level; each is left as the previous walk wrote it where that record is
+ * of the same cgroup (else the tree changed there: it is measured).
+ * A cgroup whose pressure accounting is off (MOVE_UNKNOWN) vouches for
+ * nothing.
+ */
+__s32 skip_below = -1; /* level of the still cgroup whose subtree is being passed, -1 none */
+__u64 skipped;         /* records left standing in the walk under way */
+
+SEC("iter/cgroup")
+int dump_moves(struct bpf_iter__cgroup *ctx)
+{
+	struct cgroup *cg = ctx->cgroup;
+	__u64 seq = ctx->meta->seq_num;
+	struct cg_move *m, r = {};
+	__u64 id;
+	__s32 level;
+	__u32 k;
+
+	if (!cg) {
+		/* The walk's end: how many cgroups it visited, and how many
+		 * records it left standing. */
+		__u64 out[2] = {walked, skipped};
+
+		bpf_seq_write(ctx->meta->seq, out, sizeof(out));
+		walked = 0;
+		skipped = 0;
+		skip_below = -1;
+		return 0;
+	}
+	if (seq == 0) { /* a walk cut short leaves these behind */
+		skipped = 0;
+		skip_below = -1;
+	}
+	walked = seq + 1;
+	if (seq >= 0xffffffff)
+		return 0;
+	k = seq;
+	m = bpf_map_lookup_elem(&moves, &k);
+	if (!m)
+		return 0; /* more cgroups than slots: user space sees the count */
+	id = BPF_CORE_READ(cg, kn, id);
+	level = BPF_CORE_READ(cg, level);
+	if (skip_below >= 0 && level > skip_below && m->id == id) {
+		skipped++;
+		return 0;
+	}
+	skip_below = -1;
+	r.id = id;
+	measure(cg, &r);
+	if (!r.flags && !r.active && m->id == id && !m->flags && !m->active &&
+	    r.psi[0] == m->psi[0] && r.psi[1] == m->psi[1] && r.psi[2] == m->psi[2] &&
+	    r.nonidle == m->nonidle)
+		skip_below = level;
+	*m = r;
 	return 0;
 }
 

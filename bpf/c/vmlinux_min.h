@@ -50,6 +50,7 @@ struct kernfs_node {
 
 struct cgroup {
 	struct kernfs_node *kn;
+	int level;
 } __attribute__((preserve_access_index));
 
 struct css_set {
