@@ -914,7 +914,8 @@ func TestLoadedObjects(t *testing.T) {
 // cgroup holds are read back the same both ways.
 func TestReadSlotMapped(t *testing.T) {
 	requireBPF(t)
-	s, err := Load(Options{MaxCgroups: 64})
+	const slots = 4096
+	s, err := Load(Options{MaxCgroups: slots})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -922,9 +923,10 @@ func TestReadSlotMapped(t *testing.T) {
 	if s.slots == nil {
 		t.Fatal("cg_slots is not mapped")
 	}
-	// The slots BPF has not taken yet (free_slots is a stack; the
-	// first taken are the last pushed): write the low ones.
-	for _, slot := range []uint32{0, 1, 2, 7} {
+	// Slots BPF has not taken (free_slots is a queue, filled from 0:
+	// the high slots go last, after thousands of cgroups with tasks): a
+	// taken one would see the programs add to what is written.
+	for _, slot := range []uint32{slots - 1, slots - 2, slots - 9, slots / 2} {
 		want := governorCgStats{Cgid: 1<<40 + uint64(slot), WaitNs: 3 * uint64(slot), ReclaimNs: 5, Reclaims: 7}
 		for i := range want.Hist {
 			want.Hist[i] = uint32(i)*11 + slot
@@ -940,10 +942,10 @@ func TestReadSlotMapped(t *testing.T) {
 			t.Fatal(err)
 		}
 		if mapped != want || looked != want {
-			t.Errorf("slot %d: mapped %+v, lookup %+v, want %+v", slot, mapped.Cgid, looked.Cgid, want.Cgid)
+			t.Errorf("slot %d: mapped %+v\nlookup %+v\nwant %+v", slot, mapped, looked, want)
 		}
 	}
-	if err := s.readSlot(64, &governorCgStats{}); err == nil {
-		t.Error("slot 64 of 64 read without error")
+	if err := s.readSlot(slots, &governorCgStats{}); err == nil {
+		t.Errorf("slot %d of %d read without error", slots, slots)
 	}
 }
