@@ -124,9 +124,11 @@ func TestKernelSourceMovesReadsOnlyMoved(t *testing.T) {
 	t.Logf("read a tick, fewest of 10 settled ticks: %d cgroups (%d files) without the iterator, %d (%d) with it (%d scans)",
 		least[0], leastFiles[0], least[1], leastFiles[1], sides[1].src.mvScans)
 	// Without: the root, pods, the 20 pods and g00's 50 containers at
-	// least (their parent moved). With: the root, pods, g00 and the busy
+	// least (their parent moved), less those read on the schedule alone
+	// on that tick (the quiet refresh is every 60 ticks by id: one or
+	// two of these 72 a tick, more now and then). With: the root, pods, g00 and the busy
 	// container, and not one idle cgroup more than a couple.
-	if least[0] < 70 {
+	if least[0] < 60 {
 		t.Errorf("without the iterator %d cgroups read a tick: the test does not load the parents as meant", least[0])
 	}
 	if least[1] > 5 {
