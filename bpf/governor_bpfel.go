@@ -13,6 +13,14 @@ import (
 	"github.com/cilium/ebpf"
 )
 
+type governorAlert struct {
+	_       structs.HostLayout
+	Cgid    uint64
+	ValueNs uint64
+	Kind    uint32
+	Pad     uint32
+}
+
 type governorCgStats struct {
 	_         structs.HostLayout
 	Cgid      uint64
@@ -44,10 +52,22 @@ type governorStamp struct {
 	Pcount uint32
 }
 
+type governorWatch struct {
+	_            structs.HostLayout
+	WaitNs       uint64
+	WaitSumNs    uint64
+	ReclaimSumNs uint64
+	WinStart     uint64
+	AccWait      uint64
+	AccReclaim   uint64
+	LastAlert    uint64
+}
+
 // Names of all BPF objects in the ELF.
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
+	governorMapAlerts                 = "alerts"
 	governorMapCgIndex                = "cg_index"
 	governorMapCgSlots                = "cg_slots"
 	governorMapDrops                  = "drops"
@@ -57,6 +77,8 @@ const (
 	governorMapRawStamps              = "raw_stamps"
 	governorMapReclaimStamps          = "reclaim_stamps"
 	governorMapTaskStamps             = "task_stamps"
+	governorMapWatches                = "watches"
+	governorMapWatching               = "watching"
 	governorProgBtfDirectReclaimBegin = "btf_direct_reclaim_begin"
 	governorProgBtfDirectReclaimEnd   = "btf_direct_reclaim_end"
 	governorProgBtfMarkVictim         = "btf_mark_victim"
@@ -75,9 +97,13 @@ const (
 	governorProgRawSchedSwitch        = "raw_sched_switch"
 	governorProgRawSchedWakeup        = "raw_sched_wakeup"
 	governorProgRawSchedWakeupNew     = "raw_sched_wakeup_new"
+	governorVarAlertGapNs             = "alert_gap_ns"
+	governorVarAlertWindowNs          = "alert_window_ns"
 	governorVarHistSubbits            = "hist_subbits"
 	governorVarOomLayout              = "oom_layout"
+	governorVarUnusedAlert            = "unused_alert"
 	governorVarUnusedOomEvent         = "unused_oom_event"
+	governorVarUnusedWatch            = "unused_watch"
 )
 
 // loadGovernor returns the embedded CollectionSpec for governor.
@@ -146,6 +172,7 @@ type governorProgramSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type governorMapSpecs struct {
+	Alerts        *ebpf.MapSpec `ebpf:"alerts"`
 	CgIndex       *ebpf.MapSpec `ebpf:"cg_index"`
 	CgSlots       *ebpf.MapSpec `ebpf:"cg_slots"`
 	Drops         *ebpf.MapSpec `ebpf:"drops"`
@@ -155,15 +182,21 @@ type governorMapSpecs struct {
 	RawStamps     *ebpf.MapSpec `ebpf:"raw_stamps"`
 	ReclaimStamps *ebpf.MapSpec `ebpf:"reclaim_stamps"`
 	TaskStamps    *ebpf.MapSpec `ebpf:"task_stamps"`
+	Watches       *ebpf.MapSpec `ebpf:"watches"`
+	Watching      *ebpf.MapSpec `ebpf:"watching"`
 }
 
 // governorVariableSpecs contains global variables before they are loaded into the kernel.
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type governorVariableSpecs struct {
+	AlertGapNs     *ebpf.VariableSpec `ebpf:"alert_gap_ns"`
+	AlertWindowNs  *ebpf.VariableSpec `ebpf:"alert_window_ns"`
 	HistSubbits    *ebpf.VariableSpec `ebpf:"hist_subbits"`
 	OomLayout      *ebpf.VariableSpec `ebpf:"oom_layout"`
+	UnusedAlert    *ebpf.VariableSpec `ebpf:"unused_alert"`
 	UnusedOomEvent *ebpf.VariableSpec `ebpf:"unused_oom_event"`
+	UnusedWatch    *ebpf.VariableSpec `ebpf:"unused_watch"`
 }
 
 // governorObjects contains all objects after they have been loaded into the kernel.
@@ -186,6 +219,7 @@ func (o *governorObjects) Close() error {
 //
 // It can be passed to loadGovernorObjects or ebpf.CollectionSpec.LoadAndAssign.
 type governorMaps struct {
+	Alerts        *ebpf.Map `ebpf:"alerts"`
 	CgIndex       *ebpf.Map `ebpf:"cg_index"`
 	CgSlots       *ebpf.Map `ebpf:"cg_slots"`
 	Drops         *ebpf.Map `ebpf:"drops"`
@@ -195,10 +229,13 @@ type governorMaps struct {
 	RawStamps     *ebpf.Map `ebpf:"raw_stamps"`
 	ReclaimStamps *ebpf.Map `ebpf:"reclaim_stamps"`
 	TaskStamps    *ebpf.Map `ebpf:"task_stamps"`
+	Watches       *ebpf.Map `ebpf:"watches"`
+	Watching      *ebpf.Map `ebpf:"watching"`
 }
 
 func (m *governorMaps) Close() error {
 	return _GovernorClose(
+		m.Alerts,
 		m.CgIndex,
 		m.CgSlots,
 		m.Drops,
@@ -208,6 +245,8 @@ func (m *governorMaps) Close() error {
 		m.RawStamps,
 		m.ReclaimStamps,
 		m.TaskStamps,
+		m.Watches,
+		m.Watching,
 	)
 }
 
@@ -215,9 +254,13 @@ func (m *governorMaps) Close() error {
 //
 // It can be passed to loadGovernorObjects or ebpf.CollectionSpec.LoadAndAssign.
 type governorVariables struct {
+	AlertGapNs     *ebpf.Variable `ebpf:"alert_gap_ns"`
+	AlertWindowNs  *ebpf.Variable `ebpf:"alert_window_ns"`
 	HistSubbits    *ebpf.Variable `ebpf:"hist_subbits"`
 	OomLayout      *ebpf.Variable `ebpf:"oom_layout"`
+	UnusedAlert    *ebpf.Variable `ebpf:"unused_alert"`
 	UnusedOomEvent *ebpf.Variable `ebpf:"unused_oom_event"`
+	UnusedWatch    *ebpf.Variable `ebpf:"unused_watch"`
 }
 
 // governorPrograms contains all programs after they have been loaded into the kernel.

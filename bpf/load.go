@@ -69,6 +69,12 @@ type Options struct {
 	// MaxRawTPTasks bounds the raw_tp wakeup-stamp map: threads waiting for
 	// a CPU at once (0: default). The tp_btf set uses task local storage.
 	MaxRawTPTasks int
+	// MaxWatches bounds the cgroups the fast path watches (0:
+	// DefaultMaxWatches).
+	MaxWatches int
+	// AlertGap is the least time between two fast-path alerts of one
+	// cgroup (0: DefaultAlertGap).
+	AlertGap time.Duration
 	// EnableStats turns on BPF_ENABLE_STATS(RUN_TIME) while the sensor is
 	// loaded, so Stats reports run time. It costs two clock reads per
 	// program run; leave it off in production unless measuring.
@@ -304,6 +310,9 @@ type Sensor struct {
 	delta    []uint64
 	// slots: cg_slots mapped (nil: read with a lookup each; see readSlot).
 	slots *ebpf.Memory
+
+	alertState
+	watchMu sync.Mutex // Watch and Unwatch
 }
 
 type loadedProg struct {
@@ -522,6 +531,17 @@ func configure(specs *governorSpecs, opts Options, sub uint, oomLayout uint32) e
 	specs.PreemptPairs.MaxEntries = or(opts.MaxPreemptPairs, DefaultMaxPreemptPairs)
 	specs.RawStamps.MaxEntries = or(opts.MaxRawTPTasks, DefaultMaxRawTPTasks)
 	specs.ReclaimStamps.MaxEntries = defaultReclaimThreads
+	specs.Watches.MaxEntries = or(opts.MaxWatches, DefaultMaxWatches)
+	gap := opts.AlertGap
+	if gap <= 0 {
+		gap = DefaultAlertGap
+	}
+	if err := specs.AlertGapNs.Set(uint64(gap)); err != nil {
+		return err
+	}
+	if err := specs.AlertWindowNs.Set(uint64(defaultAlertWindow)); err != nil {
+		return err
+	}
 	if err := specs.HistSubbits.Set(uint32(sub)); err != nil {
 		return err
 	}
@@ -542,6 +562,7 @@ func newSensor(log hclog.Logger, mode Mode, wait WaitSource, sub uint, coll *ebp
 		prevPairs: map[governorPairKey]uint64{},
 		delta:     make([]uint64, histBuckets),
 	}
+	s.wake = make(chan governor.Ref, 1)
 	assignLoaded(coll, reflect.ValueOf(&s.objs).Elem())
 	if s.objs.CgSlots != nil {
 		if mem, err := s.objs.CgSlots.Memory(); err == nil {
@@ -607,6 +628,12 @@ func (s *Sensor) start(want []attachment, opts Options) error {
 		s.rb, s.rbDone = rb, make(chan struct{})
 		go s.readOOM()
 	}
+	rb, err := ringbuf.NewReader(s.objs.Alerts)
+	if err != nil {
+		return fmt.Errorf("alerts ring buffer: %w", err)
+	}
+	s.alerts, s.alertsDone = rb, make(chan struct{})
+	go s.readAlerts()
 	s.last = time.Now()
 	return nil
 }
@@ -656,6 +683,11 @@ func (s *Sensor) Close() error {
 		keep(s.rb.Close())
 		<-s.rbDone
 		s.rb = nil
+	}
+	if s.alerts != nil {
+		keep(s.alerts.Close())
+		<-s.alertsDone
+		s.alerts = nil
 	}
 	for _, l := range s.links {
 		keep(l.Close())

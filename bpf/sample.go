@@ -56,6 +56,7 @@ type Drops struct {
 	Stamps         uint64 // wakeup stamp not stored (task storage / raw_stamps full)
 	ReclaimMapFull uint64 // reclaim_stamps full
 	OOMRingFull    uint64 // OOM event lost: ring buffer full
+	AlertRingFull  uint64 // fast-path alert lost: ring buffer full
 }
 
 // Drop kinds, as enum drop_kind in the C source.
@@ -65,6 +66,7 @@ const (
 	dropStamp
 	dropReclaimFull
 	dropOOMRingbuf
+	dropAlertRingbuf
 	dropNR
 )
 
@@ -346,6 +348,7 @@ func (s *Sensor) checkDrops(now time.Time) {
 		Stamps:         cur[dropStamp],
 		ReclaimMapFull: cur[dropReclaimFull],
 		OOMRingFull:    cur[dropOOMRingbuf],
+		AlertRingFull:  cur[dropAlertRingbuf],
 	}
 	d := s.dropTotal
 	s.mu.Unlock()
@@ -353,7 +356,7 @@ func (s *Sensor) checkDrops(now time.Time) {
 		s.dropLog = now
 		s.log.Warn("BPF maps full, events dropped (totals since load; raise the map sizes)",
 			"cgroup_map_full", d.CgroupMapFull, "pair_map_full", d.PairMapFull,
-			"stamps", d.Stamps, "reclaim_map_full", d.ReclaimMapFull, "oom_ring_full", d.OOMRingFull)
+			"stamps", d.Stamps, "reclaim_map_full", d.ReclaimMapFull, "oom_ring_full", d.OOMRingFull, "alert_ring_full", d.AlertRingFull)
 	}
 	s.dropSeen = cur
 }

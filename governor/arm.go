@@ -31,6 +31,88 @@ type armSpec struct {
 
 var psiResources = [...]string{"cpu", "memory", "io"}
 
+// Watch is what the BPF fast path watches on one cgroup's own tasks (zero
+// fields are off): one run-queue wait of at least Wait, run-queue waits
+// adding up to WaitSum within FastWindow, or reclaim adding up to
+// ReclaimSum within FastWindow wakes the loop.
+type Watch struct {
+	Wait, WaitSum, ReclaimSum time.Duration
+}
+
+// FastWindow is the window the fast path adds waits and reclaim up in.
+const FastWindow = 100 * time.Millisecond
+
+// Watcher is the BPF fast path (bpf/ implements it): in-kernel thresholds
+// on watched cgroups whose crossing wakes the loop through Wake, at most
+// once per cgroup per alert gap (bpf.Options.AlertGap).
+type Watcher interface {
+	Notifier
+	Watch(cg Ref, w Watch) error
+	Unwatch(id CgroupID)
+}
+
+// risingConds calls fn for each condition of the policy that wakes the
+// loop when it rises (Op Above), with the class whose cgroups it reads:
+// the condition's class, or the controller's target for conditions on the
+// acted-on cgroup itself.
+func risingConds(p *Policy, ctrls []controller, fn func(class string, c Condition)) {
+	visit := func(target string, conds []Condition) {
+		for _, c := range conds {
+			if c.Op != Above {
+				continue
+			}
+			switch c.Scope {
+			case ScopeClass:
+				fn(c.Class, c)
+			case ScopeSelf:
+				fn(target, c)
+			}
+		}
+	}
+	for _, c := range ctrls {
+		if tr := c.trigger(); tr != nil {
+			visit(c.target(), tr.t.When)
+		}
+	}
+	if p.Admission != nil {
+		visit("", p.Admission.Trigger.When)
+	}
+}
+
+// fastSpecs derives, per class, the fast path's thresholds: a run-queue
+// quantile condition (runq.p50/p90/p99 above V) watches for one wait of V;
+// a CPU pressure or runq.delay condition above P% for waits adding up to
+// P% of FastWindow; a memory pressure or reclaim.stall condition above P%
+// for reclaim adding up to P% of FastWindow. The lowest threshold wins.
+// Values are the cgroup's own tasks' (BPF counts per cgroup, not per
+// subtree).
+func fastSpecs(p *Policy, ctrls []controller) map[string]Watch {
+	out := make(map[string]Watch)
+	lower := func(d *time.Duration, v time.Duration) {
+		if *d == 0 || v < *d {
+			*d = v
+		}
+	}
+	share := func(pct float64) time.Duration {
+		return max(time.Duration(pct/100*float64(FastWindow)), time.Millisecond)
+	}
+	risingConds(p, ctrls, func(class string, c Condition) {
+		w := out[class]
+		switch {
+		case c.Signal == RunqP50 || c.Signal == RunqP90 || c.Signal == RunqP99:
+			lower(&w.Wait, max(time.Duration(c.Value*float64(time.Second)), 100*time.Microsecond))
+		case c.Signal == RunqDelay || (c.Signal <= IOFullStall && int(c.Signal)/8 == 0 && c.Signal.Unit() == UnitPercent):
+			lower(&w.WaitSum, share(c.Value))
+		case c.Signal == ReclaimStall || (c.Signal <= IOFullStall && int(c.Signal)/8 == 1 && c.Signal.Unit() == UnitPercent):
+			lower(&w.ReclaimSum, share(c.Value))
+		default:
+			return
+		}
+		out[class] = w
+	})
+	return out
+}
+
 // watchSpecs derives, per class, the PSI triggers that wake the loop: one per
 // rising pressure condition (Op Above on a PSI signal) that reads the class,
 // or reads the acted-on cgroup of a controller targeting it. The stall is
@@ -38,8 +120,8 @@ var psiResources = [...]string{"cpu", "memory", "io"}
 // threshold per resource and line winning.
 func watchSpecs(p *Policy, ctrls []controller) map[string][]armSpec {
 	out := make(map[string][]armSpec)
-	add := func(class string, c Condition) {
-		if c.Op != Above || c.Signal > IOFullStall || c.Signal.Unit() != UnitPercent {
+	risingConds(p, ctrls, func(class string, c Condition) {
+		if c.Signal > IOFullStall || c.Signal.Unit() != UnitPercent {
 			return
 		}
 		res := psiResources[int(c.Signal)/8]
@@ -54,34 +136,21 @@ func watchSpecs(p *Policy, ctrls []controller) map[string][]armSpec {
 			}
 		}
 		out[class] = append(specs, armSpec{resource: res, full: full, stall: stall})
-	}
-	visit := func(target string, conds []Condition) {
-		for _, c := range conds {
-			switch c.Scope {
-			case ScopeClass:
-				add(c.Class, c)
-			case ScopeSelf:
-				add(target, c)
-			}
-		}
-	}
-	for _, c := range ctrls {
-		if tr := c.trigger(); tr != nil {
-			visit(c.target(), tr.t.When)
-		}
-	}
-	if p.Admission != nil {
-		visit("", p.Admission.Trigger.When)
-	}
+	})
 	return out
 }
 
-// arm arms the triggers a newly seen cgroup's class calls for.
+// arm arms the PSI triggers and the fast-path watch a newly seen cgroup's
+// class calls for.
 func (l *Loop) arm(cg *cgState) {
-	if l.cfg.Armer == nil || cg.class < 0 || cg.armTried {
+	if cg.class < 0 || cg.armTried {
 		return
 	}
 	cg.armTried = true
+	l.watchFast(cg)
+	if l.cfg.Armer == nil {
+		return
+	}
 	specs := l.watch[l.policy.Classes[cg.class].Name]
 	if len(specs) == 0 {
 		return
@@ -110,8 +179,38 @@ func (l *Loop) arm(cg *cgState) {
 	}
 }
 
-// disarm removes a cgroup's triggers.
+// maxWatches bounds the cgroups the fast path watches (the BPF map's size,
+// bpf.DefaultMaxWatches).
+const maxWatches = 256
+
+// watchFast gives cg to the fast path if its class calls for it.
+func (l *Loop) watchFast(cg *cgState) {
+	if l.cfg.Watcher == nil {
+		return
+	}
+	w, ok := l.fast[l.policy.Classes[cg.class].Name]
+	if !ok {
+		return
+	}
+	if l.watched >= maxWatches {
+		l.warnOnce("watch-limit", "BPF fast path limit reached; further cgroups are seen at the tick only", "limit", maxWatches)
+		return
+	}
+	if err := l.cfg.Watcher.Watch(cg.ref, w); err != nil {
+		l.warnOnceCG(cg, "watch", "cannot watch cgroup on the BPF fast path; relying on the tick", "cgroup", cg.ref.String(), "error", err)
+		return
+	}
+	l.watched++
+	cg.watched = true
+}
+
+// disarm removes a cgroup's triggers and fast-path watch.
 func (l *Loop) disarm(cg *cgState) {
+	if cg.watched {
+		l.cfg.Watcher.Unwatch(cg.ref.ID)
+		l.watched--
+		cg.watched = false
+	}
 	if l.cfg.Armer == nil || !cg.armed {
 		cg.armTried = false
 		return

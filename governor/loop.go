@@ -21,8 +21,12 @@ type Config struct {
 	Actuator Actuator
 	// Notifier, optional, wakes the loop between ticks.
 	Notifier Notifier
-	Clock    Clock
-	Logger   hclog.Logger
+	// Watcher, optional, is the BPF fast path: the loop gives it the
+	// cgroups its run-queue and stall conditions watch, and runs a Step
+	// when it wakes.
+	Watcher Watcher
+	Clock   Clock
+	Logger  hclog.Logger
 	// DryRun logs every action and writes nothing (and keeps no state file).
 	DryRun bool
 	// StatePath is where originals are recorded for crash recovery; "" keeps
@@ -83,11 +87,13 @@ type Loop struct {
 	knobOff map[Knob]string
 	plan    []Feasibility
 	watch   map[string][]armSpec
+	fast    map[string]Watch
 	// protectors are the protect controllers: the only ones allowed to
 	// write (memory.low/min) to protected classes.
 	protectors map[string]bool
 	deny       *DenyList
 	armed      int
+	watched    int
 
 	snap    Snapshot
 	cgs     map[CgroupID]*cgState
@@ -165,6 +171,7 @@ type cgState struct {
 	mem        cachedMem       // memory accounting read for reclaim (prepare)
 	last       *Action         // the last action on this cgroup
 	armed      bool            // PSI triggers armed on it
+	watched    bool            // on the fast path (Config.Watcher)
 	armTried   bool            // arming attempted (not retried every tick)
 	warned     map[string]bool // warn-once flags about this cgroup
 	nArmed     int
@@ -256,6 +263,7 @@ func (l *Loop) setPolicy(p *Policy) {
 		}
 	}
 	l.watch = watchSpecs(p, l.ctrls)
+	l.fast = fastSpecs(p, l.ctrls)
 	l.deny = newDenyList(p, l.cfg.SelfPath, l.cfg.AllowSystemd)
 	l.protectors = make(map[string]bool)
 	for _, c := range l.ctrls {
@@ -278,12 +286,42 @@ func (l *Loop) Policy() *Policy { return l.policy }
 // not restore anything: call Close for that.
 func (l *Loop) Run(ctx context.Context) error {
 	l.reportCapabilities()
-	var wake <-chan Ref
+	var wake, fast <-chan Ref
 	if l.cfg.Notifier != nil {
 		wake = l.cfg.Notifier.Wake()
 	}
+	if l.cfg.Watcher != nil {
+		fast = l.cfg.Watcher.Wake()
+	}
 	t := time.NewTimer(0)
 	defer t.Stop()
+	var (
+		due     = time.Now() // when t fires
+		lastEnd time.Time    // when the last Step returned
+		lastDur time.Duration
+	)
+	// early handles a wake-up: a Step now, unless the last one ended less
+	// than wakeGap (or its own duration) ago, in which case t is brought
+	// forward to that point. Steps woken early thus take at most half the
+	// loop's time, and wake-ups in between are not lost.
+	early := func() bool {
+		now := time.Now()
+		hold := lastEnd.Add(max(wakeGap, lastDur)).Sub(now)
+		if hold <= 0 {
+			return true
+		}
+		if now.Add(hold).Before(due) {
+			if !t.Stop() {
+				select {
+				case <-t.C:
+				default:
+				}
+			}
+			t.Reset(hold)
+			due = now.Add(hold)
+		}
+		return false
+	}
 	for {
 		select {
 		case <-ctx.Done():
@@ -298,8 +336,20 @@ func (l *Loop) Run(ctx context.Context) error {
 			continue
 		case ref := <-wake:
 			l.log.Debug("woken by pressure trigger", "cgroup", ref.String())
+			if !early() {
+				continue
+			}
+		case ref := <-fast:
+			if cg := l.cgs[ref.ID]; cg != nil && ref.Path == "" {
+				ref.Path = cg.ref.Path
+			}
+			l.log.Debug("woken by the BPF fast path", "cgroup", ref.String())
+			if !early() {
+				continue
+			}
 		case <-t.C:
 		}
+		start := time.Now()
 		if err := l.Step(ctx); err != nil {
 			if ctx.Err() != nil {
 				return nil // shutting down in the middle of a Step
@@ -312,9 +362,16 @@ func (l *Loop) Run(ctx context.Context) error {
 			default:
 			}
 		}
+		lastEnd = time.Now()
+		lastDur = lastEnd.Sub(start)
 		t.Reset(l.policy.Tick)
+		due = lastEnd.Add(l.policy.Tick)
 	}
 }
+
+// wakeGap is the least time between the end of a Step and a Step woken
+// early by a notifier.
+const wakeGap = 25 * time.Millisecond
 
 // reportCapabilities logs once per policy which controllers cannot act at
 // all, and, for those that act with some of their knobs, which knobs they

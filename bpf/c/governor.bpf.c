@@ -20,6 +20,11 @@
  *  - reclaim stalls: time between vmscan direct/memcg reclaim begin and end,
  *    charged to the cgroup of the task that stalled (current).
  *  - OOM kills: one ring buffer record per oom:mark_victim.
+ *  - the fast path: for the cgroups user space watches (the loop's
+ *    protected members), thresholds on one run-queue wait and on waits and
+ *    reclaim adding up within a short window; crossing one puts an alert
+ *    on a ring buffer, at most one per cgroup per alert_gap_ns, and the
+ *    loop runs a Step at once instead of waiting for its tick.
  *
  * Everything is aggregated in maps keyed by cgroup id; user space reads
  * deltas once per tick. Two program sets exist: tp_btf (typed arguments,
@@ -51,6 +56,10 @@ volatile const __u32 hist_subbits = 2;
 /* oom:mark_victim arguments: 0 = (struct task_struct *, uid_t) (6.8+),
  * 1 = (int pid) (older kernels). Probed from kernel BTF by the loader. */
 volatile const __u32 oom_layout = 0;
+/* The fast path: the window waits and reclaim add up in, and the least
+ * time between two alerts of one cgroup. */
+volatile const __u64 alert_window_ns = 100000000;
+volatile const __u64 alert_gap_ns = 50000000;
 
 struct cg_stats {
 	__u64 cgid;             /* owner of the slot; 0: free */
@@ -72,6 +81,32 @@ struct oom_event {
 	char comm[16];
 };
 
+/* A watched cgroup's thresholds (user space sets them; 0: off) and the
+ * state the programs keep for it. Races between CPUs on the state can
+ * merge or split a window: an alert is a hint, not a measurement. */
+struct watch {
+	__u64 wait_ns;        /* one run-queue wait this long */
+	__u64 wait_sum_ns;    /* run-queue waits adding up to this in a window */
+	__u64 reclaim_sum_ns; /* reclaim adding up to this in a window */
+	__u64 win_start;
+	__u64 acc_wait;
+	__u64 acc_reclaim;
+	__u64 last_alert;
+};
+
+enum alert_kind {
+	ALERT_WAIT = 1,    /* value: the wait */
+	ALERT_WAIT_SUM,    /* value: waits in the window so far */
+	ALERT_RECLAIM_SUM, /* value: reclaim in the window so far */
+};
+
+struct alert {
+	__u64 cgid;
+	__u64 value_ns;
+	__u32 kind;
+	__u32 pad;
+};
+
 /* Task local storage: the wakeup stamp (stamp programs) or the task's
  * sched_info as of its last switch-out (sched_info program), and the task's
  * cgroup and its slot as last seen, which saves the cg_index lookup while
@@ -89,11 +124,14 @@ enum drop_kind {
 	DROP_STAMP,           /* no stamp storage for a task */
 	DROP_RECLAIM_FULL,    /* reclaim_stamps full */
 	DROP_OOM_RINGBUF,     /* oom_events ring buffer full */
+	DROP_ALERT_RINGBUF,   /* alerts ring buffer full */
 	DROP_NR,
 };
 
 /* Force BTF for the types user space decodes (bpf2go -type). */
 const struct oom_event *unused_oom_event __attribute__((unused));
+const struct watch *unused_watch __attribute__((unused));
+const struct alert *unused_alert __attribute__((unused));
 
 /*
  * Per-cgroup counters live in an array of slots (array lookups are inlined
@@ -170,6 +208,27 @@ struct {
 	__uint(max_entries, 64 * 1024);
 } oom_events SEC(".maps");
 
+/* The fast path's watched cgroups; watching[0] is how many there are, so
+ * that with none an event costs one array load, not a hash lookup. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 256);
+	__type(key, __u64);
+	__type(value, struct watch);
+} watches SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u64);
+} watching SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 16 * 1024);
+} alerts SEC(".maps");
+
 static __always_inline void drop(__u32 kind)
 {
 	__u64 *c = bpf_map_lookup_elem(&drops, &kind);
@@ -199,7 +258,9 @@ static __always_inline __u32 log2_u64(__u64 v)
 	return r;
 }
 
-static __always_inline __u32 bucket(__u64 v)
+/* __u64, not __u32: a 32-bit copy of a small v, bounds-checked on the
+ * 64-bit register, left the verifier without a bound on the copy. */
+static __always_inline __u64 bucket(__u64 v)
 {
 	__u32 s = hist_subbits, l, idx;
 
@@ -289,7 +350,7 @@ static __always_inline struct cg_stats *cg_get_cached(struct stamp *st, __u64 cg
 
 static __always_inline void cg_add_wait(struct cg_stats *s, __u64 delta)
 {
-	__u32 idx = bucket(delta);
+	__u64 idx = bucket(delta);
 
 	__sync_fetch_and_add(&s->wait_ns, delta);
 	if (idx < NBUCKETS)
@@ -325,6 +386,79 @@ static __always_inline void preempt_record(__u64 victim, __u64 offender)
 	} else if (err) {
 		drop(DROP_PAIR_FULL);
 	}
+}
+
+/* ---- the fast path ---- */
+
+/* The watch of cgroup cgid, or 0: one array load while nothing is watched. */
+static __always_inline struct watch *watched(__u64 cgid)
+{
+	__u32 zero = 0;
+	__u64 *n = bpf_map_lookup_elem(&watching, &zero);
+
+	if (!n || !*n)
+		return 0;
+	return bpf_map_lookup_elem(&watches, &cgid);
+}
+
+static __always_inline void alert(struct watch *w, __u64 cgid, __u32 kind, __u64 value, __u64 now)
+{
+	struct alert *a;
+
+	if (now - w->last_alert < alert_gap_ns)
+		return;
+	w->last_alert = now;
+	w->win_start = now;
+	w->acc_wait = 0;
+	w->acc_reclaim = 0;
+	a = bpf_ringbuf_reserve(&alerts, sizeof(*a), 0);
+	if (!a) {
+		drop(DROP_ALERT_RINGBUF);
+		return;
+	}
+	a->cgid = cgid;
+	a->value_ns = value;
+	a->kind = kind;
+	a->pad = 0;
+	bpf_ringbuf_submit(a, 0);
+}
+
+/* Opens a new window in w when the current one is over. */
+static __always_inline void window(struct watch *w, __u64 now)
+{
+	if (now - w->win_start > alert_window_ns) {
+		w->win_start = now;
+		w->acc_wait = 0;
+		w->acc_reclaim = 0;
+	}
+}
+
+static __always_inline void watch_wait(__u64 cgid, __u64 delta)
+{
+	struct watch *w = watched(cgid);
+	__u64 now;
+
+	if (!w)
+		return;
+	now = bpf_ktime_get_ns();
+	window(w, now);
+	w->acc_wait += delta;
+	if (w->wait_ns && delta >= w->wait_ns)
+		alert(w, cgid, ALERT_WAIT, delta, now);
+	else if (w->wait_sum_ns && w->acc_wait >= w->wait_sum_ns)
+		alert(w, cgid, ALERT_WAIT_SUM, w->acc_wait, now);
+}
+
+static __always_inline void watch_reclaim(__u64 cgid, __u64 delta, __u64 now)
+{
+	struct watch *w = watched(cgid);
+
+	if (!w)
+		return;
+	window(w, now);
+	w->acc_reclaim += delta;
+	if (w->reclaim_sum_ns && w->acc_reclaim >= w->reclaim_sum_ns)
+		alert(w, cgid, ALERT_RECLAIM_SUM, w->acc_reclaim, now);
 }
 
 /* ---- tp_btf set: arguments are typed kernel pointers, direct loads. ---- */
@@ -403,6 +537,7 @@ int BPF_PROG(btf_sched_switch, bool preempt, struct task_struct *prev, struct ta
 		s = cg_get_cached(nst, next_cg);
 		if (s)
 			cg_add_wait(s, now - ts);
+		watch_wait(next_cg, now - ts);
 	}
 	return 0;
 }
@@ -421,7 +556,7 @@ int BPF_PROG(btf_sched_switch, bool preempt, struct task_struct *prev, struct ta
 SEC("tp_btf/sched_switch")
 int BPF_PROG(btf_sched_switch_si, bool preempt, struct task_struct *prev, struct task_struct *next)
 {
-	__u64 delay, prev_cg = 0, next_cg = 0;
+	__u64 delay, prev_cg = 0, next_cg = 0, watched_wait = 0;
 	struct cg_stats *s;
 	struct stamp *st;
 	__u32 n, seen;
@@ -446,12 +581,13 @@ int BPF_PROG(btf_sched_switch_si, bool preempt, struct task_struct *prev, struct
 				/* Several waits since the last switch-out (missed
 				 * switch-outs) cannot be split into samples. */
 				if (n - seen == 1) {
-					__u32 idx = bucket(wait);
+					__u64 idx = bucket(wait);
 
 					if (idx < NBUCKETS)
 						__sync_fetch_and_add(&s->hist[idx], 1);
 				}
 			}
+			watched_wait = wait;
 		}
 	}
 	if (preempt || btf_task_state(prev) == TASK_RUNNING) {
@@ -461,6 +597,8 @@ int BPF_PROG(btf_sched_switch_si, bool preempt, struct task_struct *prev, struct
 			next_cg = btf_task_cgid(next);
 		preempt_record(prev_cg, next_cg);
 	}
+	if (watched_wait)
+		watch_wait(prev_cg, watched_wait);
 	return 0;
 }
 
@@ -552,8 +690,10 @@ int raw_sched_switch(struct bpf_raw_tracepoint_args *ctx)
 		raw_set_stamp(prev_key, now);
 		preempt_record(bpf_get_current_cgroup_id(), next_cg);
 	}
-	if (ts && next_cg && now >= ts)
+	if (ts && next_cg && now >= ts) {
 		runq_record(next_cg, now - ts);
+		watch_wait(next_cg, now - ts);
+	}
 	return 0;
 }
 
@@ -578,7 +718,7 @@ static __always_inline int reclaim_begin(__u64 kind)
 static __always_inline int reclaim_end(__u64 kind)
 {
 	__u32 tid = (__u32)bpf_get_current_pid_tgid();
-	__u64 key = tid | kind << 32, *tsp, ts, now;
+	__u64 key = tid | kind << 32, *tsp, ts, now, cgid;
 	struct cg_stats *s;
 
 	if (!tid)
@@ -591,7 +731,9 @@ static __always_inline int reclaim_end(__u64 kind)
 	now = bpf_ktime_get_ns();
 	if (now < ts)
 		return 0;
-	s = cg_get(bpf_get_current_cgroup_id(), 0);
+	cgid = bpf_get_current_cgroup_id();
+	watch_reclaim(cgid, now - ts, now);
+	s = cg_get(cgid, 0);
 	if (!s)
 		return 0;
 	__sync_fetch_and_add(&s->reclaim_ns, now - ts);

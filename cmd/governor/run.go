@@ -217,7 +217,10 @@ func run(f runFlags, log hclog.Logger, diagOut io.Writer, sig *signals) error {
 	logCapabilities(log.Named("cgroup"), caps)
 	self := selfCgroup()
 
-	var bpfStats func() []bpf.ProgStats
+	var (
+		bpfStats func() []bpf.ProgStats
+		watcher  governor.Watcher
+	)
 	src := cgroup.NewSource(root, cgroup.SourceOptions{Logger: log.Named("source")})
 	sources := []governor.Source{src}
 	if !f.noBPF {
@@ -240,6 +243,7 @@ func run(f runFlags, log hclog.Logger, diagOut io.Writer, sig *signals) error {
 			log.Info("BPF sensing loaded", "mode", sensor.Mode(), "run_queue_waits", sensor.WaitSource())
 			bpfStats = sensor.Stats
 			sources = append(sources, sensor)
+			watcher = sensor
 		}
 		if !f.noCgroupIter {
 			if mv, err := bpf.OpenMoves(root); err != nil {
@@ -281,6 +285,9 @@ func run(f runFlags, log hclog.Logger, diagOut io.Writer, sig *signals) error {
 		AfterStep:    ops.afterStep(sd.afterStep),
 		OnAction:     ops.onAction,
 		Hints:        cgroup.XattrHints{Root: root},
+	}
+	if watcher != nil {
+		cfg.Watcher = watcher
 	}
 	if trig != nil {
 		cfg.Notifier = trig

@@ -1,0 +1,156 @@
+package bpf
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"sync/atomic"
+	"time"
+	"unsafe"
+
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/ringbuf"
+	"golang.org/x/sys/unix"
+
+	"github.com/governor-dev/governor/governor"
+)
+
+// The fast path (governor.Watcher): the loop names the cgroups to watch and
+// their thresholds; the programs add each watched cgroup's run-queue waits
+// and reclaim up within a window and, when one crosses its threshold, put
+// an alert on the alerts ring buffer (at most one per cgroup per alert gap,
+// kept in the kernel). A goroutine turns alerts into wake-ups.
+
+// Fast-path defaults.
+const (
+	DefaultMaxWatches  = 256
+	DefaultAlertGap    = 50 * time.Millisecond
+	defaultAlertWindow = governor.FastWindow
+)
+
+// Alert kinds, as enum alert_kind in the C source.
+const (
+	alertWait = 1 + iota
+	alertWaitSum
+	alertReclaimSum
+)
+
+var _ governor.Watcher = (*Sensor)(nil)
+
+// Wake implements governor.Notifier: one Ref per alert read (the cgroup
+// id; the loop knows the path). Sends never block: while a wake-up is
+// pending, more are dropped, as the Step they ask for is coming anyway.
+func (s *Sensor) Wake() <-chan governor.Ref { return s.wake }
+
+// Alerts returns how many alerts the fast path has delivered since Load.
+func (s *Sensor) Alerts() uint64 { return s.alertCount.Load() }
+
+// Watch implements governor.Watcher: it sets (or replaces) cg's
+// thresholds. A cgroup with no threshold set is not watched.
+func (s *Sensor) Watch(cg governor.Ref, w governor.Watch) error {
+	if s.objs.Watches == nil {
+		return errors.New("bpf: the fast path is not loaded")
+	}
+	if w == (governor.Watch{}) {
+		s.Unwatch(cg.ID)
+		return nil
+	}
+	v := governorWatch{
+		WaitNs:       uint64(max(w.Wait, 0)),
+		WaitSumNs:    uint64(max(w.WaitSum, 0)),
+		ReclaimSumNs: uint64(max(w.ReclaimSum, 0)),
+	}
+	id := uint64(cg.ID)
+	s.watchMu.Lock()
+	defer s.watchMu.Unlock()
+	if err := s.objs.Watches.Update(&id, &v, ebpf.UpdateAny); err != nil {
+		if errors.Is(err, unix.E2BIG) {
+			return fmt.Errorf("bpf: watching cgroup %s: %d cgroups watched already (the map's size): %w", cg, s.objs.Watches.MaxEntries(), err)
+		}
+		return fmt.Errorf("bpf: watching cgroup %s: %w", cg, err)
+	}
+	return s.countWatches()
+}
+
+// Unwatch implements governor.Watcher.
+func (s *Sensor) Unwatch(id governor.CgroupID) {
+	if s.objs.Watches == nil {
+		return
+	}
+	k := uint64(id)
+	s.watchMu.Lock()
+	defer s.watchMu.Unlock()
+	if err := s.objs.Watches.Delete(&k); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
+		s.log.Debug("unwatching cgroup", "cgroup_id", k, "error", err)
+	}
+	if err := s.countWatches(); err != nil {
+		s.log.Debug("counting watched cgroups", "error", err)
+	}
+}
+
+// countWatches stores in watching[0] whether any cgroup is watched (the
+// programs skip the hash lookup while none is). Called with watchMu held.
+func (s *Sensor) countWatches() error {
+	var (
+		k    uint64
+		v    governorWatch
+		n    uint64
+		zero uint32
+	)
+	it := s.objs.Watches.Iterate()
+	for it.Next(&k, &v) {
+		n++
+	}
+	if err := it.Err(); err != nil {
+		return fmt.Errorf("bpf: counting watches: %w", err)
+	}
+	return s.objs.Watching.Update(&zero, &n, ebpf.UpdateAny)
+}
+
+// readAlerts turns alerts into wake-ups until the ring buffer is closed.
+func (s *Sensor) readAlerts() {
+	defer close(s.alertsDone)
+	var rec ringbuf.Record
+	for {
+		if err := s.alerts.ReadInto(&rec); err != nil {
+			if errors.Is(err, os.ErrClosed) || errors.Is(err, ringbuf.ErrClosed) {
+				return
+			}
+			s.log.Warn("reading fast-path alerts", "error", err)
+			continue
+		}
+		var a governorAlert
+		if len(rec.RawSample) < int(unsafe.Sizeof(a)) {
+			continue
+		}
+		a = *(*governorAlert)(unsafe.Pointer(&rec.RawSample[0]))
+		s.alertCount.Add(1)
+		if s.log.IsTrace() {
+			s.log.Trace("fast-path alert", "cgroup_id", a.Cgid, "kind", alertName(a.Kind), "value", time.Duration(a.ValueNs))
+		}
+		select {
+		case s.wake <- governor.Ref{ID: governor.CgroupID(a.Cgid)}:
+		default:
+		}
+	}
+}
+
+func alertName(k uint32) string {
+	switch k {
+	case alertWait:
+		return "wait"
+	case alertWaitSum:
+		return "wait_sum"
+	case alertReclaimSum:
+		return "reclaim_sum"
+	}
+	return fmt.Sprint(k)
+}
+
+// alertState is the Sensor's fast-path state.
+type alertState struct {
+	wake       chan governor.Ref
+	alerts     *ringbuf.Reader
+	alertsDone chan struct{}
+	alertCount atomic.Uint64
+}
