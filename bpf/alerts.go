@@ -17,7 +17,7 @@ import (
 
 // The fast path (governor.Watcher): the loop names the cgroups to watch and
 // their thresholds; the programs add each watched cgroup's run-queue waits
-// and reclaim up within a window and, when one crosses its threshold, put
+// and memory stalls up within a window and, when one crosses its threshold, put
 // an alert on the alerts ring buffer (at most one per cgroup per alert gap,
 // kept in the kernel). A goroutine turns alerts into wake-ups.
 
@@ -32,7 +32,7 @@ const (
 const (
 	alertWait = 1 + iota
 	alertWaitSum
-	alertReclaimSum
+	alertMemSum
 )
 
 var _ governor.Watcher = (*Sensor)(nil)
@@ -56,9 +56,9 @@ func (s *Sensor) Watch(cg governor.Ref, w governor.Watch) error {
 		return nil
 	}
 	v := governorWatch{
-		WaitNs:       uint64(max(w.Wait, 0)),
-		WaitSumNs:    uint64(max(w.WaitSum, 0)),
-		ReclaimSumNs: uint64(max(w.ReclaimSum, 0)),
+		WaitNs:    uint64(max(w.Wait, 0)),
+		WaitSumNs: uint64(max(w.WaitSum, 0)),
+		MemSumNs:  uint64(max(w.MemStall, 0)),
 	}
 	id := uint64(cg.ID)
 	s.watchMu.Lock()
@@ -141,8 +141,8 @@ func alertName(k uint32) string {
 		return "wait"
 	case alertWaitSum:
 		return "wait_sum"
-	case alertReclaimSum:
-		return "reclaim_sum"
+	case alertMemSum:
+		return "mem_sum"
 	}
 	return fmt.Sprint(k)
 }

@@ -109,7 +109,7 @@ func TestFastPathReclaimAlert(t *testing.T) {
 		sum  time.Duration
 		want int
 	}{{50 * time.Millisecond, 1}, {200 * time.Millisecond, 0}} {
-		if err := s.Watch(self.Ref, governor.Watch{ReclaimSum: tc.sum}); err != nil {
+		if err := s.Watch(self.Ref, governor.Watch{MemStall: tc.sum}); err != nil {
 			t.Fatal(err)
 		}
 		for edge, p := range []*ebpf.Program{s.objs.RawMemcgReclaimBegin, s.objs.RawMemcgReclaimEnd} {

@@ -31,7 +31,8 @@ import (
 // bpftrace's runqlat.bt (run_time_ns/run_cnt from bpftool), and cross-checks
 // governor's p50/p99 for the cgroup against a bpftrace histogram filtered to
 // the waiting task's cgroup. Set GOVERNOR_BPF_BENCH=1 to run it;
-// GOVERNOR_BPF_BENCH_SECONDS sets the load's duration (default 10).
+// GOVERNOR_BPF_BENCH_SECONDS sets the load's duration (default 10);
+// GOVERNOR_BPF_BENCH_WATCH=0 leaves the fast path unused.
 func TestBenchBPF(t *testing.T) {
 	if os.Getenv("GOVERNOR_BPF_BENCH") == "" {
 		t.Skip("set GOVERNOR_BPF_BENCH=1 (make bench-bpf)")
@@ -309,6 +310,17 @@ func benchMode(t *testing.T, v loadVariant, stockPath string, secs int) {
 	bench := mkCgroup(t, unifiedRoot, fmt.Sprintf("governor-bpf-bench-%d-%s", os.Getpid(), v.name))
 	s := v.load(t, Options{EnableStats: true})
 	defer s.Close()
+	// The fast path as a policy on runq.p99 above 1 ms or cpu.some.stall
+	// above 10 % sets it up: the load's cgroup watched, its alerts
+	// delivered (GOVERNOR_BPF_BENCH_WATCH=0: nothing watched, the programs
+	// pay only the check that nothing is).
+	watch := os.Getenv("GOVERNOR_BPF_BENCH_WATCH") != "0"
+	if watch {
+		if err := s.Watch(bench.Ref, governor.Watch{Wait: time.Millisecond, WaitSum: 10 * time.Millisecond}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	alertsBefore := s.Alerts()
 	idsBefore := progIDs(t)
 	bt := startBpftrace(t, nil, stockScript)
 	btIDs := map[int]bool{}
@@ -383,6 +395,12 @@ func benchMode(t *testing.T, v loadVariant, stockPath string, secs int) {
 		// governor's wait sources): the whole cost per context switch.
 		fmt.Fprintf(&b, "per context switch (%d switches): governor %.1f ns, bpftrace %.1f ns, ratio %.2f\n",
 			switches, float64(ourNs)/float64(switches), float64(btNs)/float64(switches), float64(ourNs)/float64(btNs))
+	}
+	if watch {
+		fmt.Fprintf(&b, "fast path: the cgroup watched (one wait of 1ms, or 10ms of waits in %v), %d alerts (%.1f/s; at most one per %v)\n",
+			defaultAlertWindow, s.Alerts()-alertsBefore, float64(s.Alerts()-alertsBefore)/elapsed.Seconds(), DefaultAlertGap)
+	} else {
+		fmt.Fprintf(&b, "fast path: nothing watched\n")
 	}
 	verdict := "met"
 	if ours > 150 || ours > theirs {

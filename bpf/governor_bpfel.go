@@ -30,6 +30,13 @@ type governorCgStats struct {
 	Hist      [156]uint32
 }
 
+type governorMstall struct {
+	_     structs.HostLayout
+	Ts    uint64
+	Depth uint32
+	Pad   uint32
+}
+
 type governorOomEvent struct {
 	_      structs.HostLayout
 	Cgid   uint64
@@ -53,14 +60,14 @@ type governorStamp struct {
 }
 
 type governorWatch struct {
-	_            structs.HostLayout
-	WaitNs       uint64
-	WaitSumNs    uint64
-	ReclaimSumNs uint64
-	WinStart     uint64
-	AccWait      uint64
-	AccReclaim   uint64
-	LastAlert    uint64
+	_         structs.HostLayout
+	WaitNs    uint64
+	WaitSumNs uint64
+	MemSumNs  uint64
+	WinStart  uint64
+	AccWait   uint64
+	AccMem    uint64
+	LastAlert uint64
 }
 
 // Names of all BPF objects in the ELF.
@@ -72,6 +79,7 @@ const (
 	governorMapCgSlots                = "cg_slots"
 	governorMapDrops                  = "drops"
 	governorMapFreeSlots              = "free_slots"
+	governorMapMemstallStamps         = "memstall_stamps"
 	governorMapOomEvents              = "oom_events"
 	governorMapPreemptPairs           = "preempt_pairs"
 	governorMapRawStamps              = "raw_stamps"
@@ -88,6 +96,8 @@ const (
 	governorProgBtfSchedSwitchSi      = "btf_sched_switch_si"
 	governorProgBtfSchedWakeup        = "btf_sched_wakeup"
 	governorProgBtfSchedWakeupNew     = "btf_sched_wakeup_new"
+	governorProgMemstallEnter         = "memstall_enter"
+	governorProgMemstallLeave         = "memstall_leave"
 	governorProgRawDirectReclaimBegin = "raw_direct_reclaim_begin"
 	governorProgRawDirectReclaimEnd   = "raw_direct_reclaim_end"
 	governorProgRawMarkVictim         = "raw_mark_victim"
@@ -100,6 +110,7 @@ const (
 	governorVarAlertGapNs             = "alert_gap_ns"
 	governorVarAlertWindowNs          = "alert_window_ns"
 	governorVarHistSubbits            = "hist_subbits"
+	governorVarMemstallFentry         = "memstall_fentry"
 	governorVarOomLayout              = "oom_layout"
 	governorVarUnusedAlert            = "unused_alert"
 	governorVarUnusedOomEvent         = "unused_oom_event"
@@ -157,6 +168,8 @@ type governorProgramSpecs struct {
 	BtfSchedSwitchSi      *ebpf.ProgramSpec `ebpf:"btf_sched_switch_si"`
 	BtfSchedWakeup        *ebpf.ProgramSpec `ebpf:"btf_sched_wakeup"`
 	BtfSchedWakeupNew     *ebpf.ProgramSpec `ebpf:"btf_sched_wakeup_new"`
+	MemstallEnter         *ebpf.ProgramSpec `ebpf:"memstall_enter"`
+	MemstallLeave         *ebpf.ProgramSpec `ebpf:"memstall_leave"`
 	RawDirectReclaimBegin *ebpf.ProgramSpec `ebpf:"raw_direct_reclaim_begin"`
 	RawDirectReclaimEnd   *ebpf.ProgramSpec `ebpf:"raw_direct_reclaim_end"`
 	RawMarkVictim         *ebpf.ProgramSpec `ebpf:"raw_mark_victim"`
@@ -172,18 +185,19 @@ type governorProgramSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type governorMapSpecs struct {
-	Alerts        *ebpf.MapSpec `ebpf:"alerts"`
-	CgIndex       *ebpf.MapSpec `ebpf:"cg_index"`
-	CgSlots       *ebpf.MapSpec `ebpf:"cg_slots"`
-	Drops         *ebpf.MapSpec `ebpf:"drops"`
-	FreeSlots     *ebpf.MapSpec `ebpf:"free_slots"`
-	OomEvents     *ebpf.MapSpec `ebpf:"oom_events"`
-	PreemptPairs  *ebpf.MapSpec `ebpf:"preempt_pairs"`
-	RawStamps     *ebpf.MapSpec `ebpf:"raw_stamps"`
-	ReclaimStamps *ebpf.MapSpec `ebpf:"reclaim_stamps"`
-	TaskStamps    *ebpf.MapSpec `ebpf:"task_stamps"`
-	Watches       *ebpf.MapSpec `ebpf:"watches"`
-	Watching      *ebpf.MapSpec `ebpf:"watching"`
+	Alerts         *ebpf.MapSpec `ebpf:"alerts"`
+	CgIndex        *ebpf.MapSpec `ebpf:"cg_index"`
+	CgSlots        *ebpf.MapSpec `ebpf:"cg_slots"`
+	Drops          *ebpf.MapSpec `ebpf:"drops"`
+	FreeSlots      *ebpf.MapSpec `ebpf:"free_slots"`
+	MemstallStamps *ebpf.MapSpec `ebpf:"memstall_stamps"`
+	OomEvents      *ebpf.MapSpec `ebpf:"oom_events"`
+	PreemptPairs   *ebpf.MapSpec `ebpf:"preempt_pairs"`
+	RawStamps      *ebpf.MapSpec `ebpf:"raw_stamps"`
+	ReclaimStamps  *ebpf.MapSpec `ebpf:"reclaim_stamps"`
+	TaskStamps     *ebpf.MapSpec `ebpf:"task_stamps"`
+	Watches        *ebpf.MapSpec `ebpf:"watches"`
+	Watching       *ebpf.MapSpec `ebpf:"watching"`
 }
 
 // governorVariableSpecs contains global variables before they are loaded into the kernel.
@@ -193,6 +207,7 @@ type governorVariableSpecs struct {
 	AlertGapNs     *ebpf.VariableSpec `ebpf:"alert_gap_ns"`
 	AlertWindowNs  *ebpf.VariableSpec `ebpf:"alert_window_ns"`
 	HistSubbits    *ebpf.VariableSpec `ebpf:"hist_subbits"`
+	MemstallFentry *ebpf.VariableSpec `ebpf:"memstall_fentry"`
 	OomLayout      *ebpf.VariableSpec `ebpf:"oom_layout"`
 	UnusedAlert    *ebpf.VariableSpec `ebpf:"unused_alert"`
 	UnusedOomEvent *ebpf.VariableSpec `ebpf:"unused_oom_event"`
@@ -219,18 +234,19 @@ func (o *governorObjects) Close() error {
 //
 // It can be passed to loadGovernorObjects or ebpf.CollectionSpec.LoadAndAssign.
 type governorMaps struct {
-	Alerts        *ebpf.Map `ebpf:"alerts"`
-	CgIndex       *ebpf.Map `ebpf:"cg_index"`
-	CgSlots       *ebpf.Map `ebpf:"cg_slots"`
-	Drops         *ebpf.Map `ebpf:"drops"`
-	FreeSlots     *ebpf.Map `ebpf:"free_slots"`
-	OomEvents     *ebpf.Map `ebpf:"oom_events"`
-	PreemptPairs  *ebpf.Map `ebpf:"preempt_pairs"`
-	RawStamps     *ebpf.Map `ebpf:"raw_stamps"`
-	ReclaimStamps *ebpf.Map `ebpf:"reclaim_stamps"`
-	TaskStamps    *ebpf.Map `ebpf:"task_stamps"`
-	Watches       *ebpf.Map `ebpf:"watches"`
-	Watching      *ebpf.Map `ebpf:"watching"`
+	Alerts         *ebpf.Map `ebpf:"alerts"`
+	CgIndex        *ebpf.Map `ebpf:"cg_index"`
+	CgSlots        *ebpf.Map `ebpf:"cg_slots"`
+	Drops          *ebpf.Map `ebpf:"drops"`
+	FreeSlots      *ebpf.Map `ebpf:"free_slots"`
+	MemstallStamps *ebpf.Map `ebpf:"memstall_stamps"`
+	OomEvents      *ebpf.Map `ebpf:"oom_events"`
+	PreemptPairs   *ebpf.Map `ebpf:"preempt_pairs"`
+	RawStamps      *ebpf.Map `ebpf:"raw_stamps"`
+	ReclaimStamps  *ebpf.Map `ebpf:"reclaim_stamps"`
+	TaskStamps     *ebpf.Map `ebpf:"task_stamps"`
+	Watches        *ebpf.Map `ebpf:"watches"`
+	Watching       *ebpf.Map `ebpf:"watching"`
 }
 
 func (m *governorMaps) Close() error {
@@ -240,6 +256,7 @@ func (m *governorMaps) Close() error {
 		m.CgSlots,
 		m.Drops,
 		m.FreeSlots,
+		m.MemstallStamps,
 		m.OomEvents,
 		m.PreemptPairs,
 		m.RawStamps,
@@ -257,6 +274,7 @@ type governorVariables struct {
 	AlertGapNs     *ebpf.Variable `ebpf:"alert_gap_ns"`
 	AlertWindowNs  *ebpf.Variable `ebpf:"alert_window_ns"`
 	HistSubbits    *ebpf.Variable `ebpf:"hist_subbits"`
+	MemstallFentry *ebpf.Variable `ebpf:"memstall_fentry"`
 	OomLayout      *ebpf.Variable `ebpf:"oom_layout"`
 	UnusedAlert    *ebpf.Variable `ebpf:"unused_alert"`
 	UnusedOomEvent *ebpf.Variable `ebpf:"unused_oom_event"`
@@ -276,6 +294,8 @@ type governorPrograms struct {
 	BtfSchedSwitchSi      *ebpf.Program `ebpf:"btf_sched_switch_si"`
 	BtfSchedWakeup        *ebpf.Program `ebpf:"btf_sched_wakeup"`
 	BtfSchedWakeupNew     *ebpf.Program `ebpf:"btf_sched_wakeup_new"`
+	MemstallEnter         *ebpf.Program `ebpf:"memstall_enter"`
+	MemstallLeave         *ebpf.Program `ebpf:"memstall_leave"`
 	RawDirectReclaimBegin *ebpf.Program `ebpf:"raw_direct_reclaim_begin"`
 	RawDirectReclaimEnd   *ebpf.Program `ebpf:"raw_direct_reclaim_end"`
 	RawMarkVictim         *ebpf.Program `ebpf:"raw_mark_victim"`
@@ -298,6 +318,8 @@ func (p *governorPrograms) Close() error {
 		p.BtfSchedSwitchSi,
 		p.BtfSchedWakeup,
 		p.BtfSchedWakeupNew,
+		p.MemstallEnter,
+		p.MemstallLeave,
 		p.RawDirectReclaimBegin,
 		p.RawDirectReclaimEnd,
 		p.RawMarkVictim,

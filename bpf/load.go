@@ -399,8 +399,30 @@ func schedInfoSupported() error {
 }
 
 // load loads and attaches one program set: the object's specs, trimmed to
-// what this kernel has and the variant needs, sized by opts.
+// what this kernel has and the variant needs, sized by opts. The tp_btf
+// set first tries with the memstall programs (fentry), then without them:
+// fentry can be refused (EPERM, no ftrace trampolines) where tracepoints
+// load.
 func load(opts Options, log hclog.Logger, mode Mode, wait WaitSource, sub uint) (*Sensor, error) {
+	if mode != ModeTPBTF {
+		return loadSet(opts, log, mode, wait, sub, false)
+	}
+	s, err := loadSet(opts, log, mode, wait, sub, true)
+	if err == nil {
+		return s, nil
+	}
+	s, err2 := loadSet(opts, log, mode, wait, sub, false)
+	if err2 != nil {
+		return nil, err2
+	}
+	log.Info("BPF fast path: memory stalls not timed, reclaim episodes stand in", "reason", err)
+	return s, nil
+}
+
+// errNoMemstall wraps why the memstall programs cannot load on this kernel.
+var errNoMemstall = errors.New("no memstall programs")
+
+func loadSet(opts Options, log hclog.Logger, mode Mode, wait WaitSource, sub uint, memstall bool) (*Sensor, error) {
 	kspec, err := btf.LoadKernelSpec()
 	if err != nil {
 		return nil, fmt.Errorf("kernel BTF: %w", err)
@@ -421,8 +443,17 @@ func load(opts Options, log hclog.Logger, mode Mode, wait WaitSource, sub uint) 
 		log.Info("BPF sensor group disabled", "group", group, "reason", why)
 	}
 	want := selectPrograms(&specs.governorProgramSpecs, variant(mode, wait), missing)
+	if memstall {
+		if err := haveMemstall(kspec); err != nil {
+			return nil, fmt.Errorf("%w: %w", errNoMemstall, err)
+		}
+		want = append(want, attachment{specs.MemstallEnter, "psi_memstall_enter"}, attachment{specs.MemstallLeave, "psi_memstall_leave"})
+	}
 	trimSpec(spec, &specs, mode, want, missing["oom"] != nil)
 	if err := configure(&specs, opts, sub, oomLayout); err != nil {
+		return nil, err
+	}
+	if err := specs.MemstallFentry.Set(uint32(b2i(memstall))); err != nil {
 		return nil, err
 	}
 	coll, err := ebpf.NewCollectionWithOptions(spec, ebpf.CollectionOptions{
@@ -440,8 +471,31 @@ func load(opts Options, log hclog.Logger, mode Mode, wait WaitSource, sub uint) 
 		s.Close()
 		return nil, err
 	}
-	log.Info("BPF sensors loaded", "mode", mode, "run_queue_waits", wait, "programs", len(s.progs), "hist_sub_buckets", 1<<sub)
+	stalls := "reclaim"
+	if memstall {
+		stalls = "psi_memstall"
+	}
+	log.Info("BPF sensors loaded", "mode", mode, "run_queue_waits", wait, "fast_path_memory_stalls", stalls, "programs", len(s.progs), "hist_sub_buckets", 1<<sub)
 	return s, nil
+}
+
+// haveMemstall reports whether kernel BTF has psi_memstall_enter and
+// psi_memstall_leave, which the memstall programs attach to (fentry).
+func haveMemstall(kspec *btf.Spec) error {
+	for _, fn := range []string{"psi_memstall_enter", "psi_memstall_leave"} {
+		var f *btf.Func
+		if err := kspec.TypeByName(fn, &f); err != nil {
+			return fmt.Errorf("%s not in kernel BTF: %w", fn, err)
+		}
+	}
+	return nil
+}
+
+func b2i(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 // probeGroups finds the optional groups this kernel cannot run (group: why)
@@ -505,6 +559,9 @@ func trimSpec(spec *ebpf.CollectionSpec, specs *governorSpecs, mode Mode, want [
 	drop := []*ebpf.MapSpec{specs.RawStamps}
 	if mode == ModeRawTP {
 		drop[0] = specs.TaskStamps
+	}
+	if !slices.ContainsFunc(want, func(a attachment) bool { return a.spec == specs.MemstallEnter }) {
+		drop = append(drop, specs.MemstallStamps)
 	}
 	if noOOM {
 		drop = append(drop, specs.OomEvents)

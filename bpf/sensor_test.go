@@ -766,6 +766,10 @@ func TestRealOOMAndReclaim(t *testing.T) {
 	if err := s.Sample(context.Background(), snapshotOf(base, m)); err != nil {
 		t.Fatal(err)
 	}
+	// The fast path sees the reclaim as it happens.
+	if err := s.Watch(m.Ref, governor.Watch{MemStall: time.Millisecond}); err != nil {
+		t.Fatal(err)
+	}
 	var p procs
 	defer p.stop()
 	cmd := p.start(t, "alloc", m, 0, nil, nil)
@@ -793,6 +797,15 @@ func TestRealOOMAndReclaim(t *testing.T) {
 	}
 	if stall <= 0 {
 		t.Errorf("reclaim.stall of m = %v, want > 0 (memcg reclaim before the OOM kill)", stall)
+	}
+	select {
+	case r := <-s.Wake():
+		t.Logf("fast path: %d alerts, first for cgroup %d", s.Alerts(), r.ID)
+		if r.ID != m.ID {
+			t.Errorf("fast-path alert for cgroup %d, want m (%d)", r.ID, m.ID)
+		}
+	default:
+		t.Errorf("no fast-path alert for m's reclaim (watched for 1ms of reclaim in 100ms)")
 	}
 	if v, _ := snap.Cgroups[0].Get(governor.OOMKills); v != 0 {
 		t.Errorf("oom.kills of the parent = %v, want 0 (signals are per cgroup)", v)

@@ -33,13 +33,15 @@ var psiResources = [...]string{"cpu", "memory", "io"}
 
 // Watch is what the BPF fast path watches on one cgroup's own tasks (zero
 // fields are off): one run-queue wait of at least Wait, run-queue waits
-// adding up to WaitSum within FastWindow, or reclaim adding up to
-// ReclaimSum within FastWindow wakes the loop.
+// adding up to WaitSum within FastWindow, or memory stalls adding up to
+// MemStall within FastWindow wakes the loop. Memory stalls are what PSI
+// counts as such (reclaim, throttling above memory.high, swap-in) where
+// the kernel lets BPF time them, else reclaim alone (bpf/README.md).
 type Watch struct {
-	Wait, WaitSum, ReclaimSum time.Duration
+	Wait, WaitSum, MemStall time.Duration
 }
 
-// FastWindow is the window the fast path adds waits and reclaim up in.
+// FastWindow is the window the fast path adds waits and stalls up in.
 const FastWindow = 100 * time.Millisecond
 
 // Watcher is the BPF fast path (bpf/ implements it): in-kernel thresholds
@@ -81,11 +83,16 @@ func risingConds(p *Policy, ctrls []controller, fn func(class string, c Conditio
 
 // fastSpecs derives, per class, the fast path's thresholds: a run-queue
 // quantile condition (runq.p50/p90/p99 above V) watches for one wait of V;
-// a CPU pressure or runq.delay condition above P% for waits adding up to
-// P% of FastWindow; a memory pressure or reclaim.stall condition above P%
-// for reclaim adding up to P% of FastWindow. The lowest threshold wins.
+// a cpu.*.stall or runq.delay condition above P% for waits adding up to
+// P% of FastWindow; a memory.*.stall or reclaim.stall condition above P%
+// for memory stalls adding up to P% of FastWindow. The lowest threshold wins.
 // Values are the cgroup's own tasks' (BPF counts per cgroup, not per
 // subtree).
+//
+// Only conditions a Step woken early can satisfy early are watched: on a
+// signal measured over the time since the previous Step (not the kernel's
+// avg10/60/300, which move every 2 s whenever the loop looks), with a
+// `for` no longer than the tick (a 5 s `for` gains at most a tick).
 func fastSpecs(p *Policy, ctrls []controller) map[string]Watch {
 	out := make(map[string]Watch)
 	lower := func(d *time.Duration, v time.Duration) {
@@ -96,15 +103,22 @@ func fastSpecs(p *Policy, ctrls []controller) map[string]Watch {
 	share := func(pct float64) time.Duration {
 		return max(time.Duration(pct/100*float64(FastWindow)), time.Millisecond)
 	}
+	tick := p.Tick
+	if tick <= 0 {
+		tick = time.Second
+	}
 	risingConds(p, ctrls, func(class string, c Condition) {
+		if c.For > tick {
+			return
+		}
 		w := out[class]
-		switch {
-		case c.Signal == RunqP50 || c.Signal == RunqP90 || c.Signal == RunqP99:
+		switch c.Signal {
+		case RunqP50, RunqP90, RunqP99:
 			lower(&w.Wait, max(time.Duration(c.Value*float64(time.Second)), 100*time.Microsecond))
-		case c.Signal == RunqDelay || (c.Signal <= IOFullStall && int(c.Signal)/8 == 0 && c.Signal.Unit() == UnitPercent):
+		case RunqDelay, CPUSomeStall, CPUFullStall:
 			lower(&w.WaitSum, share(c.Value))
-		case c.Signal == ReclaimStall || (c.Signal <= IOFullStall && int(c.Signal)/8 == 1 && c.Signal.Unit() == UnitPercent):
-			lower(&w.ReclaimSum, share(c.Value))
+		case ReclaimStall, MemorySomeStall, MemoryFullStall:
+			lower(&w.MemStall, share(c.Value))
 		default:
 			return
 		}

@@ -103,16 +103,21 @@ func TestFastSpecs(t *testing.T) {
 		cond(ScopeClass, "web", RunqP90, Above, 0.01),      // lowest quantile threshold wins
 		cond(ScopeClass, "web", CPUSomeStall, Above, 20),   // 20 % of 100 ms of waits
 		cond(ScopeClass, "web", RunqDelay, Above, 50),      // higher than 20 %: loses
-		cond(ScopeClass, "web", MemorySomeAvg10, Above, 5), // 5 ms of reclaim
+		cond(ScopeClass, "web", MemorySomeStall, Above, 5), // 5 ms of reclaim
+		cond(ScopeClass, "web", CPUSomeAvg10, Above, 1),    // a kernel average: no watch
 		cond(ScopeClass, "web", ReclaimStall, Above, 0.1),  // below the 1 ms floor
 		cond(ScopeClass, "web", RunqP50, Below, 0.001),     // falling: no watch
 		cond(ScopeClass, "web", MemoryCurrent, Above, 1e9), // not a stall
 		cond(ScopeClass, "web", IOSomeStall, Above, 10),    // io: BPF does not see it
 		cond(ScopeSelf, "", RunqP99, Above, 0.000001),      // the target (batch), 100 µs floor
 	}
+	long := cond(ScopeClass, "web", RunqP50, Above, 0.001) // a `for` longer than the tick: no watch
+	long.For = 2 * time.Second
+	p.Tick = time.Second
+	p.Suppress[0].Trigger.When = append(p.Suppress[0].Trigger.When, long)
 	got := fastSpecs(p, buildControllers(p))
 	want := map[string]Watch{
-		"web":   {Wait: 10 * time.Millisecond, WaitSum: 20 * time.Millisecond, ReclaimSum: time.Millisecond},
+		"web":   {Wait: 10 * time.Millisecond, WaitSum: 20 * time.Millisecond, MemStall: time.Millisecond},
 		"batch": {Wait: 100 * time.Microsecond},
 	}
 	if fmt.Sprint(got) != fmt.Sprint(want) {
@@ -163,8 +168,9 @@ func TestFastPathWatchFailureIsLoggedOnce(t *testing.T) {
 	}
 }
 
-// A fast-path wake-up runs a Step long before the tick; a storm of them
-// runs Steps no closer than wakeGap apart.
+// A fast-path wake-up runs a Step long before the tick, and another one
+// FastWindow later; a storm of them runs Steps no closer than wakeGap
+// apart.
 func TestFastWakeRunsStep(t *testing.T) {
 	fw := &fakeWatcher{ch: make(chan Ref), watched: map[CgroupID]Watch{}}
 	p := protectPolicy()
@@ -191,6 +197,11 @@ func TestFastWakeRunsStep(t *testing.T) {
 	time.Sleep(2 * wakeGap)
 	fw.ch <- Ref{ID: web}
 	waitSteps(2)
+	waitSteps(3) // the follow-up one FastWindow later (the tick is an hour)
+	time.Sleep(2 * FastWindow)
+	if n := steps.Load(); n != 3 {
+		t.Errorf("%d steps after one wake-up, want 3 (tick, wake-up, follow-up)", n)
+	}
 
 	before := steps.Load()
 	start := time.Now()

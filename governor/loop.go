@@ -322,6 +322,7 @@ func (l *Loop) Run(ctx context.Context) error {
 		}
 		return false
 	}
+	pendingFast := false // a fast-path wake-up is held or due
 	for {
 		select {
 		case <-ctx.Done():
@@ -340,10 +341,12 @@ func (l *Loop) Run(ctx context.Context) error {
 				continue
 			}
 		case ref := <-fast:
-			if cg := l.cgs[ref.ID]; cg != nil && ref.Path == "" {
-				ref.Path = cg.ref.Path
+			if cg := l.cgs[ref.ID]; cg != nil {
+				l.log.Debug("woken by the BPF fast path", "cgroup", cg.ref.String())
+			} else {
+				l.log.Debug("woken by the BPF fast path", "cgroup_id", uint64(ref.ID))
 			}
-			l.log.Debug("woken by the BPF fast path", "cgroup", ref.String())
+			pendingFast = true
 			if !early() {
 				continue
 			}
@@ -364,8 +367,17 @@ func (l *Loop) Run(ctx context.Context) error {
 		}
 		lastEnd = time.Now()
 		lastDur = lastEnd.Sub(start)
-		t.Reset(l.policy.Tick)
-		due = lastEnd.Add(l.policy.Tick)
+		// A Step woken by the fast path a few milliseconds into a stall
+		// sees a window (since the previous Step) that is mostly not the
+		// stall yet: look again one FastWindow later, when the window is
+		// short and mostly the stall, without waiting for another alert.
+		next := l.policy.Tick
+		if pendingFast {
+			next = min(next, FastWindow)
+			pendingFast = false
+		}
+		t.Reset(next)
+		due = lastEnd.Add(next)
 	}
 }
 

@@ -20,11 +20,15 @@
  *  - reclaim stalls: time between vmscan direct/memcg reclaim begin and end,
  *    charged to the cgroup of the task that stalled (current).
  *  - OOM kills: one ring buffer record per oom:mark_victim.
- *  - the fast path: for the cgroups user space watches (the loop's
- *    protected members), thresholds on one run-queue wait and on waits and
- *    reclaim adding up within a short window; crossing one puts an alert
- *    on a ring buffer, at most one per cgroup per alert_gap_ns, and the
- *    loop runs a Step at once instead of waiting for its tick.
+ *  - the fast path: for the cgroups user space watches, thresholds on one
+ *    run-queue wait and on waits and memory stalls adding up within a
+ *    short window; crossing one puts an alert on a ring buffer, at most
+ *    one per cgroup per alert_gap_ns, and the loop runs a Step at once
+ *    instead of waiting for its tick. Memory stalls are timed between
+ *    psi_memstall_enter and psi_memstall_leave (fentry, tp_btf set, where
+ *    kernel BTF has them): every stall PSI counts as memory pressure,
+ *    reclaim, throttling above memory.high and swap-in alike; elsewhere
+ *    reclaim episodes stand in.
  *
  * Everything is aggregated in maps keyed by cgroup id; user space reads
  * deltas once per tick. Two program sets exist: tp_btf (typed arguments,
@@ -60,6 +64,9 @@ volatile const __u32 oom_layout = 0;
  * time between two alerts of one cgroup. */
 volatile const __u64 alert_window_ns = 100000000;
 volatile const __u64 alert_gap_ns = 50000000;
+/* 1: the memstall programs are loaded and time memory stalls for the fast
+ * path; 0: reclaim episodes stand in. */
+volatile const __u32 memstall_fentry = 0;
 
 struct cg_stats {
 	__u64 cgid;             /* owner of the slot; 0: free */
@@ -87,23 +94,31 @@ struct oom_event {
 struct watch {
 	__u64 wait_ns;        /* one run-queue wait this long */
 	__u64 wait_sum_ns;    /* run-queue waits adding up to this in a window */
-	__u64 reclaim_sum_ns; /* reclaim adding up to this in a window */
+	__u64 mem_sum_ns;     /* memory stalls adding up to this in a window */
 	__u64 win_start;
 	__u64 acc_wait;
-	__u64 acc_reclaim;
+	__u64 acc_mem;
 	__u64 last_alert;
 };
 
 enum alert_kind {
 	ALERT_WAIT = 1,    /* value: the wait */
 	ALERT_WAIT_SUM,    /* value: waits in the window so far */
-	ALERT_RECLAIM_SUM, /* value: reclaim in the window so far */
+	ALERT_MEM_SUM,     /* value: memory stalls in the window so far */
 };
 
 struct alert {
 	__u64 cgid;
 	__u64 value_ns;
 	__u32 kind;
+	__u32 pad;
+};
+
+/* A task's memory stall in progress (memstall programs): when the
+ * outermost psi_memstall_enter ran, and how deep the nesting is. */
+struct mstall {
+	__u64 ts;
+	__u32 depth;
 	__u32 pad;
 };
 
@@ -186,6 +201,15 @@ struct {
 	__type(key, int);
 	__type(value, struct stamp);
 } task_stamps SEC(".maps");
+
+/* memstall programs: the task's stall in progress; created only for tasks
+ * of watched cgroups. */
+struct {
+	__uint(type, BPF_MAP_TYPE_TASK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
+	__type(value, struct mstall);
+} memstall_stamps SEC(".maps");
 
 /* raw_tp set: wakeup stamps keyed by task_struct pointer. */
 struct {
@@ -410,7 +434,7 @@ static __always_inline void alert(struct watch *w, __u64 cgid, __u32 kind, __u64
 	w->last_alert = now;
 	w->win_start = now;
 	w->acc_wait = 0;
-	w->acc_reclaim = 0;
+	w->acc_mem = 0;
 	a = bpf_ringbuf_reserve(&alerts, sizeof(*a), 0);
 	if (!a) {
 		drop(DROP_ALERT_RINGBUF);
@@ -429,7 +453,7 @@ static __always_inline void window(struct watch *w, __u64 now)
 	if (now - w->win_start > alert_window_ns) {
 		w->win_start = now;
 		w->acc_wait = 0;
-		w->acc_reclaim = 0;
+		w->acc_mem = 0;
 	}
 }
 
@@ -449,16 +473,16 @@ static __always_inline void watch_wait(__u64 cgid, __u64 delta)
 		alert(w, cgid, ALERT_WAIT_SUM, w->acc_wait, now);
 }
 
-static __always_inline void watch_reclaim(__u64 cgid, __u64 delta, __u64 now)
+static __always_inline void watch_mem(__u64 cgid, __u64 delta, __u64 now)
 {
 	struct watch *w = watched(cgid);
 
 	if (!w)
 		return;
 	window(w, now);
-	w->acc_reclaim += delta;
-	if (w->reclaim_sum_ns && w->acc_reclaim >= w->reclaim_sum_ns)
-		alert(w, cgid, ALERT_RECLAIM_SUM, w->acc_reclaim, now);
+	w->acc_mem += delta;
+	if (w->mem_sum_ns && w->acc_mem >= w->mem_sum_ns)
+		alert(w, cgid, ALERT_MEM_SUM, w->acc_mem, now);
 }
 
 /* ---- tp_btf set: arguments are typed kernel pointers, direct loads. ---- */
@@ -732,7 +756,8 @@ static __always_inline int reclaim_end(__u64 kind)
 	if (now < ts)
 		return 0;
 	cgid = bpf_get_current_cgroup_id();
-	watch_reclaim(cgid, now - ts, now);
+	if (!memstall_fentry)
+		watch_mem(cgid, now - ts, now);
 	s = cg_get(cgid, 0);
 	if (!s)
 		return 0;
@@ -758,6 +783,52 @@ SEC("raw_tp/mm_vmscan_memcg_reclaim_begin")
 int raw_memcg_reclaim_begin(void *ctx) { return reclaim_begin(RECLAIM_MEMCG); }
 SEC("raw_tp/mm_vmscan_memcg_reclaim_end")
 int raw_memcg_reclaim_end(void *ctx) { return reclaim_end(RECLAIM_MEMCG); }
+
+/* ---- memory stalls, for the fast path (tp_btf set; fentry) ---- */
+
+/*
+ * psi_memstall_enter/leave bracket each memory stall PSI counts; nested
+ * pairs (a stall inside a stall: the kernel ignores the inner one) are
+ * counted by depth and only the outermost is timed. A task gets storage
+ * when it enters a stall while its cgroup is watched; once it has some,
+ * its pairs are followed whatever is watched, so depth stays right.
+ */
+SEC("fentry/psi_memstall_enter")
+int BPF_PROG(memstall_enter)
+{
+	struct task_struct *t = bpf_get_current_task_btf();
+	struct mstall *m = bpf_task_storage_get(&memstall_stamps, t, 0, 0);
+
+	if (!m) {
+		if (!watched(bpf_get_current_cgroup_id()))
+			return 0;
+		m = bpf_task_storage_get(&memstall_stamps, t, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
+		if (!m)
+			return 0;
+		m->depth = 0;
+	}
+	if (m->depth == 0)
+		m->ts = bpf_ktime_get_ns();
+	m->depth++;
+	return 0;
+}
+
+SEC("fentry/psi_memstall_leave")
+int BPF_PROG(memstall_leave)
+{
+	struct task_struct *t = bpf_get_current_task_btf();
+	struct mstall *m = bpf_task_storage_get(&memstall_stamps, t, 0, 0);
+	__u64 now;
+
+	if (!m || m->depth == 0)
+		return 0;
+	if (--m->depth)
+		return 0;
+	now = bpf_ktime_get_ns();
+	if (now > m->ts)
+		watch_mem(bpf_get_current_cgroup_id(), now - m->ts, now);
+	return 0;
+}
 
 /* ---- OOM kills: probe reads in both sets (rare event, layout varies). ---- */
 

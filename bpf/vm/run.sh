@@ -18,7 +18,7 @@ bookworm) imgdir=${VM_DIR:-$repo/build/vm} ;;
 *) imgdir=${VM_DIR:-$repo/build/vm-$distro} ;;
 esac
 out=$repo/build/bpf-vm
-tests=${TESTS:-RealOOM|Attribution|Probe|Plumbing|MapFull|Moves|ReadSlot}
+tests=${TESTS:-RealOOM|Attribution|Probe|Plumbing|MapFull|Moves|ReadSlot|FastPath}
 vm_timeout=${VM_TIMEOUT:-600}
 test_timeout=${TEST_TIMEOUT:-$((vm_timeout - 120))}
 

@@ -44,7 +44,9 @@ type ops struct {
 	act   *sdact.Actuator
 	m     *metrics.Metrics
 	bpf   func() []bpf.ProgStats
-	sock  string
+	// alerts: the sensor's fast-path alert count (nil without a sensor).
+	alerts func() uint64
+	sock   string
 }
 
 // progStats converts the sensor's program statistics for metrics (nil
@@ -100,7 +102,7 @@ func (o *ops) onAction(a governor.Action) {
 // to offer ("" and "none" disable them).
 func (o *ops) start(ctx context.Context, loop *governor.Loop) error {
 	via := o.act.Via
-	o.m.SetSource(metrics.Source{Status: loop.Status, Visit: loop.VisitStatus, Admission: loop.Admission, Via: via, BPF: o.progStats})
+	o.m.SetSource(metrics.Source{Status: loop.Status, Visit: loop.VisitStatus, Admission: loop.Admission, Via: via, BPF: o.progStats, Alerts: o.alerts})
 	if o.f.metricsAddr != "" {
 		if _, err := metrics.Serve(ctx, o.f.metricsAddr, o.m.Handler(), o.log.Named("metrics")); err != nil {
 			return fmt.Errorf("cannot serve metrics on %s (--metrics-addr \"\" disables them): %w", o.f.metricsAddr, err)

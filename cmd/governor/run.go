@@ -218,8 +218,9 @@ func run(f runFlags, log hclog.Logger, diagOut io.Writer, sig *signals) error {
 	self := selfCgroup()
 
 	var (
-		bpfStats func() []bpf.ProgStats
-		watcher  governor.Watcher
+		bpfStats  func() []bpf.ProgStats
+		bpfAlerts func() uint64
+		watcher   governor.Watcher
 	)
 	src := cgroup.NewSource(root, cgroup.SourceOptions{Logger: log.Named("source")})
 	sources := []governor.Source{src}
@@ -243,7 +244,7 @@ func run(f runFlags, log hclog.Logger, diagOut io.Writer, sig *signals) error {
 			log.Info("BPF sensing loaded", "mode", sensor.Mode(), "run_queue_waits", sensor.WaitSource())
 			bpfStats = sensor.Stats
 			sources = append(sources, sensor)
-			watcher = sensor
+			watcher, bpfAlerts = sensor, sensor.Alerts
 		}
 		if !f.noCgroupIter {
 			if mv, err := bpf.OpenMoves(root); err != nil {
@@ -270,7 +271,7 @@ func run(f runFlags, log hclog.Logger, diagOut io.Writer, sig *signals) error {
 	sd := newSystemd(log.Named("systemd"))
 	ops := newOps(f.ops, f.stateDir, root, log)
 	defer ops.close()
-	ops.bpf = bpfStats
+	ops.bpf, ops.alerts = bpfStats, bpfAlerts
 	cfg := governor.Config{
 		Policy:    pol,
 		Sources:   sources,

@@ -65,6 +65,8 @@ type Source struct {
 	Via func(governor.Ref) string
 	// BPF returns the sensor's program statistics.
 	BPF func() []ProgStats
+	// Alerts returns how many fast-path alerts the sensor has delivered.
+	Alerts func() uint64
 }
 
 // ProgStats is one BPF program's kernel statistics, as the sensor reports
@@ -336,6 +338,7 @@ const (
 	fStalled
 	fBPFRuns
 	fBPFTime
+	fAlerts
 	nFamilies
 )
 
@@ -402,6 +405,8 @@ var families = [nFamilies]family{
 		"Times a BPF program ran (kernel statistics).", []string{"program", "tracepoint"}},
 	fBPFTime: {"governor_bpf_program_run_seconds_total", counterType,
 		"Total run time of a BPF program (zero unless BPF statistics are enabled).", []string{"program", "tracepoint"}},
+	fAlerts: {"governor_bpf_fast_path_alerts_total", counterType,
+		"Alerts of the BPF fast path: a watched cgroup crossed its in-kernel threshold and the loop was woken.", nil},
 }
 
 // stateCollector reads the loop's status on each scrape.
@@ -527,6 +532,9 @@ func (c *stateCollector) write(e *expo) {
 			e.add(fBPFRuns, float64(p.RunCount), p.Name, p.Tracepoint)
 			e.add(fBPFTime, p.RunTime.Seconds(), p.Name, p.Tracepoint)
 		}
+	}
+	if a := c.src.Alerts; a != nil {
+		e.add(fAlerts, float64(a()))
 	}
 	if c.src.Status == nil && c.src.Visit == nil {
 		e.add(fUp, 0)

@@ -61,6 +61,7 @@ func TestScrapeRunningLoop(t *testing.T) {
 		BPF: func() []ProgStats {
 			return []ProgStats{{Name: "btf_sched_switch", Tracepoint: "sched/sched_switch", RunCount: 1234, RunTime: 150 * time.Microsecond}}
 		},
+		Alerts: func() uint64 { return 17 },
 	})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
@@ -114,6 +115,7 @@ func TestScrapeRunningLoop(t *testing.T) {
 		`governor_build_info{goversion="` + runtime.Version() + `",revision="`,
 		`",version="v1.2.3-test"} 1`,
 		`governor_bpf_program_runs_total{program="btf_sched_switch",tracepoint="sched/sched_switch"} 1234`,
+		"governor_bpf_fast_path_alerts_total 17",
 		"governor_admission_since_timestamp_seconds",
 		`governor_knobs_managed{controller="squeeze"} 2`,
 		"governor_metrics_cgroups_omitted 0",

@@ -13,8 +13,11 @@
 # to the poll that sees the corrective event:
 #   governor leg: memory.high differs from 96 MiB (the governor's write), in
 #     vmtest/reaction/gN, with a memory_high policy on memory.some.stall
-#     above 10% (PSI trigger: 200 ms of stall in its 2 s window wakes the
-#     loop); cross-checked with the governor's "action" log line;
+#     above 10%; cross-checked with the governor's "action" log line. Two
+#     reports wake the loop: the BPF fast path (10 ms of memory stalls by
+#     the cgroup's tasks within 100 ms, timed in the kernel between
+#     psi_memstall_enter and _leave; a second Step 100 ms after the woken
+#     one) and a PSI trigger (200 ms of stall in its 2 s window);
 #   oomd leg: a task of the cgroup starts to exit (SIGKILL), in the transient
 #     service oomdrunN.service in oomdrunN.slice with
 #     ManagedOOMMemoryPressure=kill, ManagedOOMMemoryPressureLimit=0.01% and
@@ -26,8 +29,8 @@
 #     D-Bus API and systemd writes memory.high; the event is the same file
 #     changing, and `systemctl show -P MemoryHigh` must show the new value
 #     (proof that the write went through systemd, not cgroupfs).
-# The legs alternate; the governor runs throughout (without BPF: the
-# signals are PSI), and so does oomd. oomd acts at most once per 15 s (its
+# The legs alternate; the governor runs throughout (with BPF sensing,
+# which the fast path needs), and so does oomd. oomd acts at most once per 15 s (its
 # post-action delay), so an oomd run starts 15 s after the previous kill.
 #
 # Asserts: every governor run (both paths) raised memory.high and the p99 of
@@ -79,7 +82,10 @@ systemctl restart systemd-oomd.service || { journalctl -u systemd-oomd.service -
 check "systemd-oomd active" systemctl is-active -q systemd-oomd.service
 log "systemd $(systemctl --version | awk 'NR == 1 { print $2 }'); oomdrun1.slice: ManagedOOMMemoryPressure=$(systemctl show -P ManagedOOMMemoryPressure oomdrun1.slice) ManagedOOMMemoryPressureLimit=$(systemctl show -P ManagedOOMMemoryPressureLimit oomdrun1.slice); oomd.conf: $(tr '\n' ' ' <"$oomd_conf")"
 
-governor_start "$VMTEST/policies/reaction" --no-bpf
+governor_start "$VMTEST/policies/reaction"
+grep -q 'BPF sensing loaded' "$RESULTS/governor.log" || fail "BPF sensing did not load: no fast path"
+grep -q 'fast_path_memory_stalls=psi_memstall' "$RESULTS/governor.log" ||
+	log "the fast path times reclaim only (no psi_memstall programs): $(grep -m1 'memory stalls not timed' "$RESULTS/governor.log")"
 
 csv=$RESULTS/reaction.csv
 echo "leg,run,event,reaction_ms,onset_unix_ms,event_unix_ms,over_high_ms,stall_ms,max_gap_ms,high0,high1,log_ms" >"$csv"
@@ -117,7 +123,9 @@ gov_run() {
 	ts=$(grep -m1 "action: controller=reaction-high cgroup=vmtest/reaction/g$i knob=memory.high" "$RESULTS/governor.log" | awk '{ print $1 }')
 	[ -n "$ts" ] && ts=$(date -d "$ts" +%s%3N 2>/dev/null)
 	record governor "$i" "$l" "$ts"
-	log "governor run $i: $l${ts:+ (log line at onset+$(tail -1 "$csv" | cut -d, -f12) ms)}"
+	n=$(grep -c "woken by the BPF fast path: cgroup=vmtest/reaction/g$i\$" "$RESULTS/governor.log")
+	echo "$i,$n" >>"$RESULTS/fastpath_wakes.csv"
+	log "governor run $i: $l${ts:+ (log line at onset+$(tail -1 "$csv" | cut -d, -f12) ms)}; $n fast-path wake-ups"
 	cg_wait_empty "reaction/g$i" 30 || log "governor run $i: workload cgroup not empty after 30 s"
 	rmdir "$dir" 2>/dev/null
 }
