@@ -55,14 +55,18 @@ func (s *Sensor) Watch(cg governor.Ref, w governor.Watch) error {
 		s.Unwatch(cg.ID)
 		return nil
 	}
+	s.watchMu.Lock()
+	defer s.watchMu.Unlock()
+	// A new generation: tasks in a stall counted in the watch this one
+	// replaces do not uncount themselves from it.
+	s.watchGen++
 	v := governorWatch{
+		Gen:       s.watchGen,
 		WaitNs:    uint64(max(w.Wait, 0)),
 		WaitSumNs: uint64(max(w.WaitSum, 0)),
 		MemSumNs:  uint64(max(w.MemStall, 0)),
 	}
 	id := uint64(cg.ID)
-	s.watchMu.Lock()
-	defer s.watchMu.Unlock()
 	if err := s.objs.Watches.Update(&id, &v, ebpf.UpdateAny); err != nil {
 		if errors.Is(err, unix.E2BIG) {
 			return fmt.Errorf("bpf: watching cgroup %s: %d cgroups watched already (the map's size): %w", cg, s.objs.Watches.MaxEntries(), err)
@@ -82,6 +86,11 @@ func (s *Sensor) Unwatch(id governor.CgroupID) {
 	defer s.watchMu.Unlock()
 	if err := s.objs.Watches.Delete(&k); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
 		s.log.Debug("unwatching cgroup", "cgroup_id", k, "error", err)
+	}
+	if s.objs.WatchTimers != nil { // deleting the entry cancels its timer
+		if err := s.objs.WatchTimers.Delete(&k); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
+			s.log.Debug("deleting the stall timer of a cgroup", "cgroup_id", k, "error", err)
+		}
 	}
 	if err := s.countWatches(); err != nil {
 		s.log.Debug("counting watched cgroups", "error", err)
@@ -153,4 +162,5 @@ type alertState struct {
 	alerts     *ringbuf.Reader
 	alertsDone chan struct{}
 	alertCount atomic.Uint64
+	watchGen   uint64 // Watch's last generation (watchMu)
 }

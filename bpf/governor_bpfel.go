@@ -31,10 +31,11 @@ type governorCgStats struct {
 }
 
 type governorMstall struct {
-	_     structs.HostLayout
-	Ts    uint64
-	Depth uint32
-	Pad   uint32
+	_       structs.HostLayout
+	Ts      uint64
+	Depth   uint32
+	Counted uint32
+	Gen     uint64
 }
 
 type governorOomEvent struct {
@@ -60,14 +61,25 @@ type governorStamp struct {
 }
 
 type governorWatch struct {
-	_         structs.HostLayout
-	WaitNs    uint64
-	WaitSumNs uint64
-	MemSumNs  uint64
-	WinStart  uint64
-	AccWait   uint64
-	AccMem    uint64
-	LastAlert uint64
+	_          structs.HostLayout
+	WaitNs     uint64
+	WaitSumNs  uint64
+	MemSumNs   uint64
+	Gen        uint64
+	WinStart   uint64
+	AccWait    uint64
+	AccMem     uint64
+	LastAlert  uint64
+	Stalling   int64
+	StallSince uint64
+}
+
+type governorWtimer struct {
+	_ structs.HostLayout
+	T struct {
+		_      structs.HostLayout
+		Opaque [2]uint64
+	}
 }
 
 // Names of all BPF objects in the ELF.
@@ -85,6 +97,7 @@ const (
 	governorMapRawStamps              = "raw_stamps"
 	governorMapReclaimStamps          = "reclaim_stamps"
 	governorMapTaskStamps             = "task_stamps"
+	governorMapWatchTimers            = "watch_timers"
 	governorMapWatches                = "watches"
 	governorMapWatching               = "watching"
 	governorProgBtfDirectReclaimBegin = "btf_direct_reclaim_begin"
@@ -196,6 +209,7 @@ type governorMapSpecs struct {
 	RawStamps      *ebpf.MapSpec `ebpf:"raw_stamps"`
 	ReclaimStamps  *ebpf.MapSpec `ebpf:"reclaim_stamps"`
 	TaskStamps     *ebpf.MapSpec `ebpf:"task_stamps"`
+	WatchTimers    *ebpf.MapSpec `ebpf:"watch_timers"`
 	Watches        *ebpf.MapSpec `ebpf:"watches"`
 	Watching       *ebpf.MapSpec `ebpf:"watching"`
 }
@@ -245,6 +259,7 @@ type governorMaps struct {
 	RawStamps      *ebpf.Map `ebpf:"raw_stamps"`
 	ReclaimStamps  *ebpf.Map `ebpf:"reclaim_stamps"`
 	TaskStamps     *ebpf.Map `ebpf:"task_stamps"`
+	WatchTimers    *ebpf.Map `ebpf:"watch_timers"`
 	Watches        *ebpf.Map `ebpf:"watches"`
 	Watching       *ebpf.Map `ebpf:"watching"`
 }
@@ -262,6 +277,7 @@ func (m *governorMaps) Close() error {
 		m.RawStamps,
 		m.ReclaimStamps,
 		m.TaskStamps,
+		m.WatchTimers,
 		m.Watches,
 		m.Watching,
 	)

@@ -287,6 +287,9 @@ type Sensor struct {
 	rbDone chan struct{}
 	// reclaim: a reclaim begin/end pair is attached.
 	reclaim bool
+	// memstall: the memstall programs time memory stalls for the fast
+	// path (else reclaim episodes stand in).
+	memstall bool
 
 	mu        sync.Mutex
 	oomCounts map[uint64]uint64 // kills per cgroup id since the last Sample
@@ -471,6 +474,7 @@ func loadSet(opts Options, log hclog.Logger, mode Mode, wait WaitSource, sub uin
 		s.Close()
 		return nil, err
 	}
+	s.memstall = memstall
 	stalls := "reclaim"
 	if memstall {
 		stalls = "psi_memstall"
@@ -561,7 +565,7 @@ func trimSpec(spec *ebpf.CollectionSpec, specs *governorSpecs, mode Mode, want [
 		drop[0] = specs.TaskStamps
 	}
 	if !slices.ContainsFunc(want, func(a attachment) bool { return a.spec == specs.MemstallEnter }) {
-		drop = append(drop, specs.MemstallStamps)
+		drop = append(drop, specs.MemstallStamps, specs.WatchTimers)
 	}
 	if noOOM {
 		drop = append(drop, specs.OomEvents)
@@ -589,6 +593,7 @@ func configure(specs *governorSpecs, opts Options, sub uint, oomLayout uint32) e
 	specs.RawStamps.MaxEntries = or(opts.MaxRawTPTasks, DefaultMaxRawTPTasks)
 	specs.ReclaimStamps.MaxEntries = defaultReclaimThreads
 	specs.Watches.MaxEntries = or(opts.MaxWatches, DefaultMaxWatches)
+	specs.WatchTimers.MaxEntries = specs.Watches.MaxEntries
 	gap := opts.AlertGap
 	if gap <= 0 {
 		gap = DefaultAlertGap

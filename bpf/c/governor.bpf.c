@@ -95,10 +95,22 @@ struct watch {
 	__u64 wait_ns;        /* one run-queue wait this long */
 	__u64 wait_sum_ns;    /* run-queue waits adding up to this in a window */
 	__u64 mem_sum_ns;     /* memory stalls adding up to this in a window */
+	__u64 gen;            /* user space's, new with each Watch */
 	__u64 win_start;
 	__u64 acc_wait;
 	__u64 acc_mem;
 	__u64 last_alert;
+	/* memstall programs: the cgroup's tasks in a memory stall now, and
+	 * since when one has been (a stall is added to acc_mem when it ends;
+	 * a timer alerts on one that goes on). */
+	__s64 stalling;
+	__u64 stall_since;
+};
+
+/* The timer that looks at a watched cgroup's stall in progress
+ * (memstall programs; bpf_timer needs 5.15). */
+struct wtimer {
+	struct bpf_timer t;
 };
 
 enum alert_kind {
@@ -119,7 +131,8 @@ struct alert {
 struct mstall {
 	__u64 ts;
 	__u32 depth;
-	__u32 pad;
+	__u32 counted; /* the outermost enter counted in the watch of gen */
+	__u64 gen;
 };
 
 /* Task local storage: the wakeup stamp (stamp programs) or the task's
@@ -210,6 +223,13 @@ struct {
 	__type(key, int);
 	__type(value, struct mstall);
 } memstall_stamps SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 256);
+	__type(key, __u64);
+	__type(value, struct wtimer);
+} watch_timers SEC(".maps");
 
 /* raw_tp set: wakeup stamps keyed by task_struct pointer. */
 struct {
@@ -792,24 +812,81 @@ int raw_memcg_reclaim_end(void *ctx) { return reclaim_end(RECLAIM_MEMCG); }
  * counted by depth and only the outermost is timed. A task gets storage
  * when it enters a stall while its cgroup is watched; once it has some,
  * its pairs are followed whatever is watched, so depth stays right.
+ *
+ * A stall is added to the window when it ends, which for a long one (the
+ * throttling sleep above memory.high lasts up to 2 s) is too late: the
+ * outermost enter also counts the task in the watch's `stalling` and, for
+ * the first such task, starts the cgroup's timer for what the window still
+ * lacks; the timer alerts if a stall is still going on then.
  */
+static int stall_timer(void *map, __u64 *key, struct wtimer *wt)
+{
+	struct watch *w = bpf_map_lookup_elem(&watches, key);
+	__u64 now, ongoing;
+
+	if (!w || w->stalling <= 0 || !w->mem_sum_ns)
+		return 0;
+	now = bpf_ktime_get_ns();
+	window(w, now);
+	ongoing = now > w->stall_since ? now - w->stall_since : 0;
+	if (w->acc_mem + ongoing >= w->mem_sum_ns) {
+		alert(w, *key, ALERT_MEM_SUM, w->acc_mem + ongoing, now);
+		/* Still stalled one gap on: look again then. */
+		bpf_timer_start(&wt->t, alert_gap_ns, 0);
+	} else {
+		bpf_timer_start(&wt->t, w->mem_sum_ns - w->acc_mem - ongoing, 0);
+	}
+	return 0;
+}
+
+static __always_inline void stall_begins(struct watch *w, struct mstall *m, __u64 cgid, __u64 now)
+{
+	struct wtimer *wt, zero = {};
+	__u64 lack;
+
+	m->counted = 1;
+	m->gen = w->gen;
+	if (__sync_fetch_and_add(&w->stalling, 1) > 0)
+		return;
+	w->stall_since = now;
+	if (!w->mem_sum_ns)
+		return;
+	wt = bpf_map_lookup_elem(&watch_timers, &cgid);
+	if (!wt) {
+		/* EEXIST: another CPU made it first; either way, look it up. */
+		bpf_map_update_elem(&watch_timers, &cgid, &zero, BPF_NOEXIST);
+		wt = bpf_map_lookup_elem(&watch_timers, &cgid);
+		if (!wt)
+			return;
+		bpf_timer_init(&wt->t, &watch_timers, CLOCK_MONOTONIC);
+		bpf_timer_set_callback(&wt->t, stall_timer);
+	}
+	window(w, now);
+	lack = w->acc_mem < w->mem_sum_ns ? w->mem_sum_ns - w->acc_mem : 1;
+	bpf_timer_start(&wt->t, lack, 0);
+}
+
 SEC("fentry/psi_memstall_enter")
 int BPF_PROG(memstall_enter)
 {
 	struct task_struct *t = bpf_get_current_task_btf();
 	struct mstall *m = bpf_task_storage_get(&memstall_stamps, t, 0, 0);
+	__u64 cgid = bpf_get_current_cgroup_id();
+	struct watch *w = watched(cgid);
 
 	if (!m) {
-		if (!watched(bpf_get_current_cgroup_id()))
+		if (!w)
 			return 0;
 		m = bpf_task_storage_get(&memstall_stamps, t, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
 		if (!m)
 			return 0;
-		m->depth = 0;
 	}
-	if (m->depth == 0)
-		m->ts = bpf_ktime_get_ns();
-	m->depth++;
+	if (m->depth++ != 0)
+		return 0;
+	m->ts = bpf_ktime_get_ns();
+	m->counted = 0;
+	if (w)
+		stall_begins(w, m, cgid, m->ts);
 	return 0;
 }
 
@@ -818,15 +895,24 @@ int BPF_PROG(memstall_leave)
 {
 	struct task_struct *t = bpf_get_current_task_btf();
 	struct mstall *m = bpf_task_storage_get(&memstall_stamps, t, 0, 0);
-	__u64 now;
+	__u64 now, cgid;
+	struct watch *w;
 
 	if (!m || m->depth == 0)
 		return 0;
 	if (--m->depth)
 		return 0;
 	now = bpf_ktime_get_ns();
+	cgid = bpf_get_current_cgroup_id();
+	w = watched(cgid);
+	if (!w)
+		return 0;
+	/* Uncount first: the window's new total already holds this stall. */
+	if (m->counted && m->gen == w->gen)
+		__sync_fetch_and_add(&w->stalling, -1);
+	m->counted = 0;
 	if (now > m->ts)
-		watch_mem(bpf_get_current_cgroup_id(), now - m->ts, now);
+		watch_mem(cgid, now - m->ts, now);
 	return 0;
 }
 

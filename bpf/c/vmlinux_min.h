@@ -43,6 +43,12 @@ struct bpf_raw_tracepoint_args {
 	__u64 args[0];
 };
 
+/* Opaque to programs (include/uapi/linux/bpf.h); 5.15+. */
+struct bpf_timer {
+	__u64 __opaque[2];
+} __attribute__((aligned(8)));
+#define CLOCK_MONOTONIC 1
+
 /* Kernel types, relocated by CO-RE. */
 struct kernfs_node {
 	__u64 id;
