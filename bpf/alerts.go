@@ -73,7 +73,41 @@ func (s *Sensor) Watch(cg governor.Ref, w governor.Watch) error {
 		}
 		return fmt.Errorf("bpf: watching cgroup %s: %w", cg, err)
 	}
+	// After the watch: a slot the kernel allocates from now on copies it.
+	if err := s.setSlotWatch(id, v.WaitNs, v.WaitSumNs); err != nil {
+		return fmt.Errorf("bpf: watching cgroup %s: %w", cg, err)
+	}
 	return s.countWatches()
+}
+
+// setSlotWatch writes the run-queue thresholds into the cg_slots slot of
+// cgroup id, if it has one: the wait path reads them there. Through the
+// mapping, the two fields alone; else read, modify, write the slot, which
+// can lose the counts the programs add meanwhile (Watch is rare).
+func (s *Sensor) setSlotWatch(id, wait, waitSum uint64) error {
+	var slot uint32
+	if err := s.objs.CgIndex.Lookup(&id, &slot); err != nil {
+		if errors.Is(err, ebpf.ErrKeyNotExist) {
+			return nil // no slot yet: the kernel copies the watch into it
+		}
+		return fmt.Errorf("looking up the slot: %w", err)
+	}
+	var cur governorCgStats
+	if s.slots != nil && slot < s.objs.CgSlots.MaxEntries() {
+		stride := (int64(unsafe.Sizeof(cur)) + 7) &^ 7
+		vals := [2]uint64{wait, waitSum}
+		b := unsafe.Slice((*byte)(unsafe.Pointer(&vals[0])), 16)
+		_, err := s.slots.WriteAt(b, int64(slot)*stride+int64(unsafe.Offsetof(cur.WatchWaitNs)))
+		return err
+	}
+	if err := s.objs.CgSlots.Lookup(&slot, &cur); err != nil {
+		return fmt.Errorf("reading slot %d: %w", slot, err)
+	}
+	if cur.Cgid != id {
+		return nil // released meanwhile
+	}
+	cur.WatchWaitNs, cur.WatchWaitSumNs = wait, waitSum
+	return s.objs.CgSlots.Update(&slot, &cur, ebpf.UpdateExist)
 }
 
 // Unwatch implements governor.Watcher.
@@ -86,6 +120,9 @@ func (s *Sensor) Unwatch(id governor.CgroupID) {
 	defer s.watchMu.Unlock()
 	if err := s.objs.Watches.Delete(&k); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
 		s.log.Debug("unwatching cgroup", "cgroup_id", k, "error", err)
+	}
+	if err := s.setSlotWatch(k, 0, 0); err != nil {
+		s.log.Debug("clearing the run-queue thresholds of a cgroup", "cgroup_id", k, "error", err)
 	}
 	if s.objs.WatchTimers != nil { // deleting the entry cancels its timer
 		if err := s.objs.WatchTimers.Delete(&k); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {

@@ -44,31 +44,45 @@ func testFastPath(t *testing.T, v loadVariant) {
 	s := v.load(t, Options{AlertGap: gap})
 	defer s.Close()
 	base := mkCgroup(t, unifiedRoot, fmt.Sprintf("governor-bpf-fast-%d-%s", os.Getpid(), v.name))
-	a := mkCgroup(t, base.dir, "a") // watched, two hogs on CPU 0
+	a := mkCgroup(t, base.dir, "a") // watched once its hogs run, two on CPU 0
+	d := mkCgroup(t, base.dir, "d") // watched before its two hogs on CPU 0 start
 	b := mkCgroup(t, base.dir, "b") // watched, one hog alone on CPU 1
 	c := mkCgroup(t, base.dir, "c") // not watched, a hog on CPU 0
+	var p procs
+	defer p.stop()
+	p.start(t, "spin", a, 0, nil, nil)
+	p.start(t, "spin", a, 0, nil, nil)
+	time.Sleep(200 * time.Millisecond)
+	if _, ok := histCount(t, s, a.ID); !ok {
+		t.Fatalf("a has no slot yet")
+	}
+	// a has a slot: Watch writes into it. d and b have none: the kernel
+	// copies the watch when it allocates theirs.
 	if err := s.Watch(a.Ref, governor.Watch{WaitSum: 5 * time.Millisecond}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Watch(d.Ref, governor.Watch{Wait: 2 * time.Millisecond}); err != nil {
 		t.Fatal(err)
 	}
 	if err := s.Watch(b.Ref, governor.Watch{Wait: 50 * time.Millisecond, WaitSum: 90 * time.Millisecond}); err != nil {
 		t.Fatal(err)
 	}
-	var p procs
-	defer p.stop()
-	p.start(t, "spin", a, 0, nil, nil)
-	p.start(t, "spin", a, 0, nil, nil)
+	p.start(t, "spin", d, 0, nil, nil)
+	p.start(t, "spin", d, 0, nil, nil)
 	p.start(t, "spin", c, 0, nil, nil)
 	p.start(t, "spin", b, 1, nil, nil)
 	time.Sleep(300 * time.Millisecond)
 	const window = 2 * time.Second
 	got := collectAlerts(s, window)
-	t.Logf("alerts in %v: a %d, b %d, c %d, others %v (total %d)", window, got[a.ID], got[b.ID], got[c.ID], got, s.Alerts())
-	if got[a.ID] == 0 {
-		t.Errorf("no alert for the watched, waiting cgroup a")
-	}
-	// The kernel allows one alert per gap; the wake channel holds one.
-	if max := int(window/gap) + 2; got[a.ID] > max {
-		t.Errorf("%d alerts for a in %v, want at most %d (one per %v)", got[a.ID], window, max, gap)
+	t.Logf("alerts in %v: a %d, d %d, b %d, c %d (total %d)", window, got[a.ID], got[d.ID], got[b.ID], got[c.ID], s.Alerts())
+	for _, w := range []testCgroup{a, d} {
+		if got[w.ID] == 0 {
+			t.Errorf("no alert for the watched, waiting cgroup %s", w.Path)
+		}
+		// The kernel allows one alert per gap; the wake channel holds one.
+		if max := int(window/gap) + 2; got[w.ID] > max {
+			t.Errorf("%d alerts for %s in %v, want at most %d (one per %v)", got[w.ID], w.Path, window, max, gap)
+		}
 	}
 	if got[c.ID] != 0 {
 		t.Errorf("%d alerts for the unwatched cgroup c", got[c.ID])
@@ -80,6 +94,7 @@ func testFastPath(t *testing.T, v loadVariant) {
 	}
 
 	s.Unwatch(a.ID)
+	s.Unwatch(d.ID)
 	s.Unwatch(b.ID)
 	var n uint64
 	var zero uint32

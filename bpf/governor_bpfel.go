@@ -22,12 +22,17 @@ type governorAlert struct {
 }
 
 type governorCgStats struct {
-	_         structs.HostLayout
-	Cgid      uint64
-	WaitNs    uint64
-	ReclaimNs uint64
-	Reclaims  uint64
-	Hist      [156]uint32
+	_              structs.HostLayout
+	Cgid           uint64
+	WaitNs         uint64
+	ReclaimNs      uint64
+	Reclaims       uint64
+	WatchWaitNs    uint64
+	WatchWaitSumNs uint64
+	WatchWinStart  uint64
+	WatchWinWait   uint64
+	WatchLastAlert uint64
+	Hist           [156]uint32
 }
 
 type governorMstall struct {
@@ -67,7 +72,6 @@ type governorWatch struct {
 	MemSumNs   uint64
 	Gen        uint64
 	WinStart   uint64
-	AccWait    uint64
 	AccMem     uint64
 	LastAlert  uint64
 	Stalling   int64

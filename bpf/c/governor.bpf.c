@@ -73,6 +73,14 @@ struct cg_stats {
 	__u64 wait_ns;          /* total run-queue wait */
 	__u64 reclaim_ns;       /* direct + memcg reclaim */
 	__u64 reclaims;         /* reclaim episodes ended */
+	/* The fast path's run-queue thresholds (0: off), copied from the
+	 * cgroup's watch (see watches) so that the wait path needs no other
+	 * lookup, and their window: its start, wait_ns then, the last alert. */
+	__u64 watch_wait_ns;
+	__u64 watch_wait_sum_ns;
+	__u64 watch_win_start;
+	__u64 watch_win_wait;
+	__u64 watch_last_alert;
 	__u32 hist[NBUCKETS];   /* run-queue wait histogram */
 };
 
@@ -92,12 +100,13 @@ struct oom_event {
  * state the programs keep for it. Races between CPUs on the state can
  * merge or split a window: an alert is a hint, not a measurement. */
 struct watch {
+	/* Run-queue thresholds, copied into the cgroup's cg_stats slot,
+	 * where the wait path reads them. */
 	__u64 wait_ns;        /* one run-queue wait this long */
 	__u64 wait_sum_ns;    /* run-queue waits adding up to this in a window */
 	__u64 mem_sum_ns;     /* memory stalls adding up to this in a window */
 	__u64 gen;            /* user space's, new with each Watch */
 	__u64 win_start;
-	__u64 acc_wait;
 	__u64 acc_mem;
 	__u64 last_alert;
 	/* memstall programs: the cgroup's tasks in a memory stall now, and
@@ -319,6 +328,62 @@ static __always_inline __u64 bucket(__u64 v)
 	return idx;
 }
 
+/* A new slot takes the run-queue thresholds of its cgroup's watch. */
+static __always_inline void slot_watch_init(struct cg_stats *s, __u64 cgid)
+{
+	struct watch *w = bpf_map_lookup_elem(&watches, &cgid);
+
+	if (!w)
+		return;
+	s->watch_wait_ns = w->wait_ns;
+	s->watch_wait_sum_ns = w->wait_sum_ns;
+}
+
+/* A run-queue wait of the slot's cgroup, for the fast path: an alert on
+ * one wait of watch_wait_ns or more, or on waits (wait_ns since the window
+ * opened, this one included) adding up to watch_wait_sum_ns; at most one per
+ * alert_gap_ns. now: the caller's clock (the sched_info program passes the
+ * task's last switch-in, the rq clock, to spare a clock read per wait: a
+ * run's length late, which only shifts windows). Differences are signed:
+ * a late clock is not a wrapped one. */
+static __always_inline void slot_watch(struct cg_stats *s, __u64 delta, __u64 now)
+{
+	__u64 sum = s->watch_wait_sum_ns, acc;
+	struct alert *a;
+	__u32 kind;
+
+	if (!s->watch_wait_ns && !sum)
+		return;
+	if ((__s64)(now - s->watch_win_start) > (__s64)alert_window_ns) {
+		s->watch_win_start = now;
+		s->watch_win_wait = s->wait_ns - delta;
+	}
+	acc = s->wait_ns - s->watch_win_wait;
+	if (s->watch_wait_ns && delta >= s->watch_wait_ns) {
+		kind = ALERT_WAIT;
+		acc = delta;
+	} else if (sum && acc >= sum) {
+		kind = ALERT_WAIT_SUM;
+	} else {
+		return;
+	}
+	if ((__s64)(now - s->watch_last_alert) < (__s64)alert_gap_ns)
+		return;
+	s->watch_last_alert = now;
+	s->watch_win_start = now;
+	s->watch_win_wait = s->wait_ns;
+	a = bpf_ringbuf_reserve(&alerts, sizeof(*a), 0);
+	if (!a) {
+		drop(DROP_ALERT_RINGBUF);
+		return;
+	}
+	a->cgid = s->cgid;
+	a->value_ns = acc;
+	a->kind = kind;
+	a->pad = 0;
+	bpf_ringbuf_submit(a, 0);
+}
+
 static __always_inline struct cg_stats *cg_get_indexed(__u64 cgid, __u32 *slotp)
 {
 	__u32 slot, *idx = bpf_map_lookup_elem(&cg_index, &cgid);
@@ -367,6 +432,9 @@ static __always_inline struct cg_stats *cg_get(__u64 cgid, __u32 *slotp)
 		}
 		return cg_get_indexed(cgid, slotp);
 	}
+	/* After the index: user space's Watch writes into the slot of an
+	 * indexed cgroup, or else leaves the thresholds here to be copied. */
+	slot_watch_init(s, cgid);
 	if (slotp)
 		*slotp = slot;
 	return s;
@@ -401,12 +469,14 @@ static __always_inline void cg_add_wait(struct cg_stats *s, __u64 delta)
 		__sync_fetch_and_add(&s->hist[idx], 1);
 }
 
-static __always_inline void runq_record(__u64 cgid, __u64 delta)
+static __always_inline void runq_record(__u64 cgid, __u64 delta, __u64 now)
 {
 	struct cg_stats *s = cg_get(cgid, 0);
 
-	if (s)
+	if (s) {
 		cg_add_wait(s, delta);
+		slot_watch(s, delta, now);
+	}
 }
 
 /* Preemptions are counted only per (victim, offender) pair, self and idle
@@ -453,7 +523,6 @@ static __always_inline void alert(struct watch *w, __u64 cgid, __u32 kind, __u64
 		return;
 	w->last_alert = now;
 	w->win_start = now;
-	w->acc_wait = 0;
 	w->acc_mem = 0;
 	a = bpf_ringbuf_reserve(&alerts, sizeof(*a), 0);
 	if (!a) {
@@ -472,25 +541,8 @@ static __always_inline void window(struct watch *w, __u64 now)
 {
 	if (now - w->win_start > alert_window_ns) {
 		w->win_start = now;
-		w->acc_wait = 0;
-		w->acc_mem = 0;
+			w->acc_mem = 0;
 	}
-}
-
-static __always_inline void watch_wait(__u64 cgid, __u64 delta)
-{
-	struct watch *w = watched(cgid);
-	__u64 now;
-
-	if (!w)
-		return;
-	now = bpf_ktime_get_ns();
-	window(w, now);
-	w->acc_wait += delta;
-	if (w->wait_ns && delta >= w->wait_ns)
-		alert(w, cgid, ALERT_WAIT, delta, now);
-	else if (w->wait_sum_ns && w->acc_wait >= w->wait_sum_ns)
-		alert(w, cgid, ALERT_WAIT_SUM, w->acc_wait, now);
 }
 
 static __always_inline void watch_mem(__u64 cgid, __u64 delta, __u64 now)
@@ -579,9 +631,10 @@ int BPF_PROG(btf_sched_switch, bool preempt, struct task_struct *prev, struct ta
 	}
 	if (ts && nst && now >= ts) {
 		s = cg_get_cached(nst, next_cg);
-		if (s)
+		if (s) {
 			cg_add_wait(s, now - ts);
-		watch_wait(next_cg, now - ts);
+			slot_watch(s, now - ts, now);
+		}
 	}
 	return 0;
 }
@@ -600,7 +653,7 @@ int BPF_PROG(btf_sched_switch, bool preempt, struct task_struct *prev, struct ta
 SEC("tp_btf/sched_switch")
 int BPF_PROG(btf_sched_switch_si, bool preempt, struct task_struct *prev, struct task_struct *next)
 {
-	__u64 delay, prev_cg = 0, next_cg = 0, watched_wait = 0;
+	__u64 delay, prev_cg = 0, next_cg = 0;
 	struct cg_stats *s;
 	struct stamp *st;
 	__u32 n, seen;
@@ -630,8 +683,8 @@ int BPF_PROG(btf_sched_switch_si, bool preempt, struct task_struct *prev, struct
 					if (idx < NBUCKETS)
 						__sync_fetch_and_add(&s->hist[idx], 1);
 				}
+				slot_watch(s, wait, prev->sched_info.last_arrival);
 			}
-			watched_wait = wait;
 		}
 	}
 	if (preempt || btf_task_state(prev) == TASK_RUNNING) {
@@ -641,8 +694,6 @@ int BPF_PROG(btf_sched_switch_si, bool preempt, struct task_struct *prev, struct
 			next_cg = btf_task_cgid(next);
 		preempt_record(prev_cg, next_cg);
 	}
-	if (watched_wait)
-		watch_wait(prev_cg, watched_wait);
 	return 0;
 }
 
@@ -734,10 +785,8 @@ int raw_sched_switch(struct bpf_raw_tracepoint_args *ctx)
 		raw_set_stamp(prev_key, now);
 		preempt_record(bpf_get_current_cgroup_id(), next_cg);
 	}
-	if (ts && next_cg && now >= ts) {
-		runq_record(next_cg, now - ts);
-		watch_wait(next_cg, now - ts);
-	}
+	if (ts && next_cg && now >= ts)
+		runq_record(next_cg, now - ts, now);
 	return 0;
 }
 

@@ -70,6 +70,7 @@ struct css_set {
 struct sched_info {
 	unsigned long pcount;
 	unsigned long long run_delay;
+	unsigned long long last_arrival; /* rq clock when last switched in */
 } __attribute__((preserve_access_index));
 
 struct task_struct {

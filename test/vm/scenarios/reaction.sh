@@ -33,10 +33,14 @@
 # which the fast path needs), and so does oomd. oomd acts at most once per 15 s (its
 # post-action delay), so an oomd run starts 15 s after the previous kill.
 #
-# Asserts: every governor run (both paths) raised memory.high and the p99 of
-# each path is within the trigger window plus 1 s (3 s) of the onset (issue 6: "p99 <= 1 s after
-# the PSI window closes"); oomd was active and killed the workload in every
-# oomd run. p99 is nearest-rank: with fewer than 100 runs, the slowest run.
+# Asserts: every governor run (both paths) raised memory.high; the
+# cgroupfs path's p99 is within 250 ms of the onset (REACTION_FAST_MS;
+# issue 14's fast path, under TCG) with a fast-path wake-up in every run,
+# the D-Bus path's within the trigger window plus 1 s (3 s; issue 6: "p99
+# <= 1 s after the PSI window closes"; systemd's own latency comes on top);
+# the fast path timed memory stalls (psi_memstall programs); oomd was
+# active and killed the workload in every oomd run. p99 is nearest-rank:
+# with fewer than 100 runs, the slowest run.
 set -u
 . "$VMTEST/lib.sh"
 require_governor
@@ -46,6 +50,7 @@ dbus_runs=${REACTION_DBUS_RUNS:-4}
 high=96M
 workload=("$VMTEST/bin/vmload" anon -delay 1s -size 256M -hot 100)
 target_ms=3000   # PSI trigger window (2 s) + 1 s
+fast_ms=${REACTION_FAST_MS:-250} # the fast path (issue 14), under TCG
 oomd_delay_ms=15000
 
 [ -x /lib/systemd/systemd-oomd ] || fail "systemd-oomd is not installed in the image (test/vm/packages.txt)"
@@ -85,7 +90,7 @@ log "systemd $(systemctl --version | awk 'NR == 1 { print $2 }'); oomdrun1.slice
 governor_start "$VMTEST/policies/reaction"
 grep -q 'BPF sensing loaded' "$RESULTS/governor.log" || fail "BPF sensing did not load: no fast path"
 grep -q 'fast_path_memory_stalls=psi_memstall' "$RESULTS/governor.log" ||
-	log "the fast path times reclaim only (no psi_memstall programs): $(grep -m1 'memory stalls not timed' "$RESULTS/governor.log")"
+	fail "the fast path does not time memory stalls (no psi_memstall programs): $(grep -m1 'memory stalls not timed' "$RESULTS/governor.log")"
 
 csv=$RESULTS/reaction.csv
 echo "leg,run,event,reaction_ms,onset_unix_ms,event_unix_ms,over_high_ms,stall_ms,max_gap_ms,high0,high1,log_ms" >"$csv"
@@ -208,12 +213,16 @@ g_logged=$(grep -c 'action: controller=reaction-high cgroup=vmtest/reaction/g[0-
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "-" || b == "-" || b == 0) print "-"; else printf "%.2f", a / b }'; }
 log "governor via D-Bus: p50 ${d50} ms, p99 ${d99} ms ($d_ok/$dbus_runs raised MemoryHigh, $d_shown/$dbus_runs visible in systemctl show)"
 log "governor: p50 ${g50} ms, p99 ${g99} ms ($g_ok/$runs raised memory.high, $g_logged logged); oomd: p50 ${o50} ms, p99 ${o99} ms ($o_ok/$runs killed, $o_journal in its journal); governor/oomd p50 $(ratio "$g50" "$o50"), p99 $(ratio "$g99" "$o99")"
-summary "runs=$runs gov_p50_ms=$g50 gov_p99_ms=$g99 oomd_p50_ms=$o50 oomd_p99_ms=$o99 ratio_p50=$(ratio "$g50" "$o50") ratio_p99=$(ratio "$g99" "$o99") gov_raised=$g_ok/$runs oomd_killed=$o_ok/$runs dbus_p50_ms=$d50 dbus_p99_ms=$d99 dbus_raised=$d_ok/$dbus_runs target_ms=$target_ms gov_start_s=$GOV_START_S"
+wakes=$(cut -d, -f2 "$RESULTS/fastpath_wakes.csv" | sort -n | awk '{ v[NR] = $1; s += $1 } END { printf "%d %d %d", s, v[int((NR + 1) / 2)], v[NR] }')
+read -r wakes_total wakes_p50 wakes_max <<<"$wakes"
+log "fast-path wake-ups of the governor runs' cgroups: $wakes_total in $runs runs, per run median $wakes_p50, max $wakes_max (the kernel allows one per cgroup per 50 ms)"
+summary "runs=$runs gov_p50_ms=$g50 gov_p99_ms=$g99 oomd_p50_ms=$o50 oomd_p99_ms=$o99 ratio_p50=$(ratio "$g50" "$o50") ratio_p99=$(ratio "$g99" "$o99") gov_raised=$g_ok/$runs oomd_killed=$o_ok/$runs dbus_p50_ms=$d50 dbus_p99_ms=$d99 dbus_raised=$d_ok/$dbus_runs target_ms=$target_ms fast_target_ms=$fast_ms fast_wakes=$wakes_total fast_wakes_per_run_p50=$wakes_p50 gov_start_s=$GOV_START_S"
 
 check "the governor raised memory.high in every run" test "$g_ok" = "$runs"
 check "the governor logged every write" test "$g_logged" -ge "$runs"
 within() { [ "$1" != - ] && [ "$1" -le "$2" ]; }
-check "governor p99 ${g99} ms <= ${target_ms} ms (trigger window + 1 s)" within "$g99" "$target_ms"
+check "governor p99 ${g99} ms <= ${fast_ms} ms (the BPF fast path)" within "$g99" "$fast_ms"
+check "the fast path woke the loop in every governor run" test "$(awk -F, '$2 > 0' "$RESULTS/fastpath_wakes.csv" | wc -l)" = "$runs"
 if [ "$dbus_runs" -gt 0 ]; then
 	check "the governor raised MemoryHigh through systemd in every D-Bus run" test "$d_ok" = "$dbus_runs"
 	check "systemctl show has the governor's MemoryHigh in every D-Bus run" test "$d_shown" = "$dbus_runs"
