@@ -422,9 +422,6 @@ func load(opts Options, log hclog.Logger, mode Mode, wait WaitSource, sub uint) 
 	return s, nil
 }
 
-// errNoMemstall wraps why the memstall programs cannot load on this kernel.
-var errNoMemstall = errors.New("no memstall programs")
-
 func loadSet(opts Options, log hclog.Logger, mode Mode, wait WaitSource, sub uint, memstall bool) (*Sensor, error) {
 	kspec, err := btf.LoadKernelSpec()
 	if err != nil {
@@ -448,7 +445,7 @@ func loadSet(opts Options, log hclog.Logger, mode Mode, wait WaitSource, sub uin
 	want := selectPrograms(&specs.governorProgramSpecs, variant(mode, wait), missing)
 	if memstall {
 		if err := haveMemstall(kspec); err != nil {
-			return nil, fmt.Errorf("%w: %w", errNoMemstall, err)
+			return nil, fmt.Errorf("memstall programs: %w", err)
 		}
 		want = append(want, attachment{specs.MemstallEnter, "psi_memstall_enter"}, attachment{specs.MemstallLeave, "psi_memstall_leave"})
 	}

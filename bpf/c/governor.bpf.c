@@ -60,8 +60,9 @@ volatile const __u32 hist_subbits = 2;
 /* oom:mark_victim arguments: 0 = (struct task_struct *, uid_t) (6.8+),
  * 1 = (int pid) (older kernels). Probed from kernel BTF by the loader. */
 volatile const __u32 oom_layout = 0;
-/* The fast path: the window waits and reclaim add up in, and the least
- * time between two alerts of one cgroup. */
+/* The fast path: the window waits and memory stalls add up in, and the
+ * least time between two alerts of one cgroup (per kind: run-queue alerts
+ * are limited in the slot, memory ones in the watch). */
 volatile const __u64 alert_window_ns = 100000000;
 volatile const __u64 alert_gap_ns = 50000000;
 /* 1: the memstall programs are loaded and time memory stalls for the fast
@@ -262,7 +263,8 @@ struct {
 } oom_events SEC(".maps");
 
 /* The fast path's watched cgroups; watching[0] is how many there are, so
- * that with none an event costs one array load, not a hash lookup. */
+ * that while none is, a memory stall costs one array load, not a hash
+ * lookup. */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, 256);
@@ -541,7 +543,7 @@ static __always_inline void window(struct watch *w, __u64 now)
 {
 	if (now - w->win_start > alert_window_ns) {
 		w->win_start = now;
-			w->acc_mem = 0;
+		w->acc_mem = 0;
 	}
 }
 
