@@ -52,9 +52,15 @@ func testFastPath(t *testing.T, v loadVariant) {
 	defer p.stop()
 	p.start(t, "spin", a, 0, nil, nil)
 	p.start(t, "spin", a, 0, nil, nil)
-	time.Sleep(200 * time.Millisecond)
-	if _, ok := histCount(t, s, a.ID); !ok {
-		t.Fatalf("a has no slot yet")
+	// The sched_info program gives a task's first sample at its second
+	// switch-out in the cgroup; a slow guest takes a while.
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if _, ok := histCount(t, s, a.ID); ok {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("a has no slot after 5 s of two hogs")
+		}
 	}
 	// a has a slot: Watch writes into it. d and b have none: the kernel
 	// copies the watch when it allocates theirs.
