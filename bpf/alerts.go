@@ -67,6 +67,15 @@ func (s *Sensor) Watch(cg governor.Ref, w governor.Watch) error {
 		MemSumNs:  uint64(max(w.MemStall, 0)),
 	}
 	id := uint64(cg.ID)
+	if v.MemSumNs > 0 && len(s.memstallLater) > 0 {
+		for _, a := range s.memstallLater {
+			if err := s.attach(a); err != nil {
+				return fmt.Errorf("bpf: watching cgroup %s for memory stalls: %w", cg, err)
+			}
+		}
+		s.memstallLater = nil
+		s.log.Info("BPF fast path: memory stall programs attached", "functions", "psi_memstall_enter, psi_memstall_leave")
+	}
 	if err := s.objs.Watches.Update(&id, &v, ebpf.UpdateAny); err != nil {
 		if errors.Is(err, unix.E2BIG) {
 			return fmt.Errorf("bpf: watching cgroup %s: %d cgroups watched already (the map's size): %w", cg, s.objs.Watches.MaxEntries(), err)

@@ -288,8 +288,10 @@ type Sensor struct {
 	// reclaim: a reclaim begin/end pair is attached.
 	reclaim bool
 	// memstall: the memstall programs time memory stalls for the fast
-	// path (else reclaim episodes stand in).
-	memstall bool
+	// path (else reclaim episodes stand in); memstallLater: they are
+	// loaded, to be attached by the first Watch of memory stalls.
+	memstall      bool
+	memstallLater []attachment
 
 	mu        sync.Mutex
 	oomCounts map[uint64]uint64 // kills per cgroup id since the last Sample
@@ -443,13 +445,20 @@ func loadSet(opts Options, log hclog.Logger, mode Mode, wait WaitSource, sub uin
 		log.Info("BPF sensor group disabled", "group", group, "reason", why)
 	}
 	want := selectPrograms(&specs.governorProgramSpecs, variant(mode, wait), missing)
+	// The memstall programs are loaded now (a kernel that refuses fentry
+	// refuses the load) and attached by the first Watch that needs them:
+	// attaching patches kernel text (an ftrace call site), which a machine
+	// whose policy never watches memory stalls is spared.
+	keep := want
+	var later []attachment
 	if memstall {
 		if err := haveMemstall(kspec); err != nil {
 			return nil, fmt.Errorf("memstall programs: %w", err)
 		}
-		want = append(want, attachment{specs.MemstallEnter, "psi_memstall_enter"}, attachment{specs.MemstallLeave, "psi_memstall_leave"})
+		later = []attachment{{specs.MemstallEnter, "psi_memstall_enter"}, {specs.MemstallLeave, "psi_memstall_leave"}}
+		keep = append(slices.Clip(want), later...)
 	}
-	trimSpec(spec, &specs, mode, want, missing["oom"] != nil)
+	trimSpec(spec, &specs, mode, keep, missing["oom"] != nil)
 	if err := configure(&specs, opts, sub, oomLayout); err != nil {
 		return nil, err
 	}
@@ -471,7 +480,7 @@ func loadSet(opts Options, log hclog.Logger, mode Mode, wait WaitSource, sub uin
 		s.Close()
 		return nil, err
 	}
-	s.memstall = memstall
+	s.memstall, s.memstallLater = memstall, later
 	stalls := "reclaim"
 	if memstall {
 		stalls = "psi_memstall"
@@ -715,8 +724,10 @@ func (s *Sensor) attach(w attachment) error {
 	if err != nil {
 		return fmt.Errorf("attach %s to %s: %w", w.spec.Name, w.tp, err)
 	}
+	s.mu.Lock() // Stats reads progs from other goroutines
 	s.links = append(s.links, l)
 	s.progs = append(s.progs, loadedProg{name: w.spec.Name, tp: w.tp, prog: p})
+	s.mu.Unlock()
 	if p == s.objs.BtfDirectReclaimEnd || p == s.objs.RawDirectReclaimEnd ||
 		p == s.objs.BtfMemcgReclaimEnd || p == s.objs.RawMemcgReclaimEnd {
 		s.reclaim = true
@@ -784,8 +795,11 @@ func (p ProgStats) NsPerRun() float64 {
 // Stats returns run counts and run times of the attached programs (zero for
 // a program whose statistics cannot be read).
 func (s *Sensor) Stats() []ProgStats {
-	out := make([]ProgStats, 0, len(s.progs))
-	for _, p := range s.progs {
+	s.mu.Lock()
+	progs := slices.Clone(s.progs)
+	s.mu.Unlock()
+	out := make([]ProgStats, 0, len(progs))
+	for _, p := range progs {
 		ps := ProgStats{Name: p.name, Tracepoint: p.tp}
 		if st, err := p.prog.Stats(); err == nil {
 			ps.RunCount, ps.RunTime = st.RunCount, st.Runtime

@@ -547,17 +547,29 @@ func TestProbeOOMLayout(t *testing.T) {
 	want := []string{"sched_switch",
 		"mm_vmscan_direct_reclaim_begin", "mm_vmscan_direct_reclaim_end",
 		"mm_vmscan_memcg_reclaim_begin", "mm_vmscan_memcg_reclaim_end", "mark_victim"}
-	// The memstall pair where fentry loads (Debian's 6.1; not this
-	// development host, which refuses fentry with EPERM).
-	if s.memstall {
-		want = append(want, "psi_memstall_enter", "psi_memstall_leave")
-	}
 	t.Logf("fentry memstall programs loaded: %v", s.memstall)
 	if s.WaitSource() != WaitSchedInfo {
 		t.Errorf("run-queue waits from %s, want %s", s.WaitSource(), WaitSchedInfo)
 	}
 	if strings.Join(names, ",") != strings.Join(want, ",") {
 		t.Errorf("attached %v, want %v", names, want)
+	}
+	// The memstall pair, where fentry loads (Debian's 6.1; not this
+	// development host, which refuses fentry with EPERM), is attached by
+	// the first Watch of memory stalls, not before.
+	if s.memstall {
+		if err := s.Watch(governor.Ref{ID: 1}, governor.Watch{MemStall: time.Millisecond}); err != nil {
+			t.Fatal(err)
+		}
+		s.Unwatch(1)
+		names = names[:0]
+		for _, p := range s.Stats() {
+			names = append(names, p.Tracepoint)
+		}
+		want = append(want, "psi_memstall_enter", "psi_memstall_leave")
+		if strings.Join(names, ",") != strings.Join(want, ",") {
+			t.Errorf("attached after a Watch of memory stalls %v, want %v", names, want)
+		}
 	}
 	if s.rb == nil {
 		t.Errorf("no OOM ring buffer reader")
