@@ -3,7 +3,6 @@ package bpf
 import (
 	"errors"
 	"fmt"
-	"os"
 	"sync/atomic"
 	"time"
 	"unsafe"
@@ -164,21 +163,7 @@ func (s *Sensor) countWatches() error {
 
 // readAlerts turns alerts into wake-ups until the ring buffer is closed.
 func (s *Sensor) readAlerts() {
-	defer close(s.alertsDone)
-	var rec ringbuf.Record
-	for {
-		if err := s.alerts.ReadInto(&rec); err != nil {
-			if errors.Is(err, os.ErrClosed) || errors.Is(err, ringbuf.ErrClosed) {
-				return
-			}
-			s.log.Warn("reading fast-path alerts", "error", err)
-			continue
-		}
-		var a governorAlert
-		if len(rec.RawSample) < int(unsafe.Sizeof(a)) {
-			continue
-		}
-		a = *(*governorAlert)(unsafe.Pointer(&rec.RawSample[0]))
+	readRing(s.alerts, s.alertsDone, s.log, "fast-path alerts", func(a *governorAlert) {
 		s.alertCount.Add(1)
 		if s.log.IsTrace() {
 			s.log.Trace("fast-path alert", "cgroup_id", a.Cgid, "kind", alertName(a.Kind), "value", time.Duration(a.ValueNs))
@@ -187,7 +172,7 @@ func (s *Sensor) readAlerts() {
 		case s.wake <- governor.Ref{ID: governor.CgroupID(a.Cgid)}:
 		default:
 		}
-	}
+	})
 }
 
 func alertName(k uint32) string {

@@ -133,14 +133,7 @@ func TestFastPathReclaimAlert(t *testing.T) {
 		if err := s.Watch(self.Ref, governor.Watch{MemStall: tc.sum}); err != nil {
 			t.Fatal(err)
 		}
-		for edge, p := range []*ebpf.Program{s.objs.RawMemcgReclaimBegin, s.objs.RawMemcgReclaimEnd} {
-			if _, err := p.Run(&ebpf.RunOptions{Context: make([]byte, 8)}); err != nil {
-				t.Fatalf("test run: %v", err)
-			}
-			if edge == 0 {
-				time.Sleep(100 * time.Millisecond)
-			}
-		}
+		runReclaim(t, [2]*ebpf.Program{s.objs.RawMemcgReclaimBegin, s.objs.RawMemcgReclaimEnd}, 100*time.Millisecond)
 		got := collectAlerts(s, 200*time.Millisecond)
 		if got[self.ID] != tc.want {
 			t.Errorf("reclaim sum %v: %d alerts for the test's cgroup, want %d (all: %v)", tc.sum, got[self.ID], tc.want, got)

@@ -16,6 +16,7 @@ import (
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/ringbuf"
+	"github.com/hashicorp/go-hclog"
 	"golang.org/x/sys/unix"
 
 	"github.com/governor-dev/governor/governor"
@@ -380,21 +381,7 @@ func (s *Sensor) RecentOOMKills() []OOMKill {
 }
 
 func (s *Sensor) readOOM() {
-	defer close(s.rbDone)
-	var rec ringbuf.Record
-	for {
-		if err := s.rb.ReadInto(&rec); err != nil {
-			if errors.Is(err, os.ErrClosed) || errors.Is(err, ringbuf.ErrClosed) {
-				return
-			}
-			s.log.Warn("reading OOM events", "error", err)
-			continue
-		}
-		var ev governorOomEvent
-		if len(rec.RawSample) < int(unsafe.Sizeof(ev)) {
-			continue
-		}
-		ev = *(*governorOomEvent)(unsafe.Pointer(&rec.RawSample[0]))
+	readRing(s.rb, s.rbDone, s.log, "OOM events", func(ev *governorOomEvent) {
 		k := OOMKill{Time: time.Now(), Cgroup: governor.CgroupID(ev.Cgid), PID: ev.Pid}
 		comm := unsafe.Slice((*byte)(unsafe.Pointer(&ev.Comm[0])), len(ev.Comm))
 		k.Comm = string(bytes.TrimRight(comm, "\x00"))
@@ -409,6 +396,29 @@ func (s *Sensor) readOOM() {
 		}
 		s.recentOOM = append(s.recentOOM, k)
 		s.mu.Unlock()
+	})
+}
+
+// readRing reads records of type T (the C struct a program submits) from r
+// until r is closed, passing each to fn, and closes done when it returns.
+// Records shorter than T are skipped; what names the ring in the log.
+func readRing[T any](r *ringbuf.Reader, done chan struct{}, log hclog.Logger, what string, fn func(*T)) {
+	defer close(done)
+	var rec ringbuf.Record
+	for {
+		if err := r.ReadInto(&rec); err != nil {
+			if errors.Is(err, os.ErrClosed) || errors.Is(err, ringbuf.ErrClosed) {
+				return
+			}
+			log.Warn("reading "+what, "error", err)
+			continue
+		}
+		var v T
+		if len(rec.RawSample) < int(unsafe.Sizeof(v)) {
+			continue
+		}
+		v = *(*T)(unsafe.Pointer(&rec.RawSample[0]))
+		fn(&v)
 	}
 }
 
