@@ -33,10 +33,19 @@
 # which the fast path needs), and so does oomd. oomd acts at most once per 15 s (its
 # post-action delay), so an oomd run starts 15 s after the previous kill.
 #
+# Crossing: the governor legs are also timed from the first poll at which
+# the stall over the trailing 100 ms reached the policy's 10 % (10 ms; the
+# fast path's window, and a sliding window crosses no later than any
+# other): the governor's own latency, without the workload's ramp. A light
+# start (the stall under 10 % for a few hundred ms after the onset, which
+# the governor rightly waits out) counts in the reaction from the onset
+# only.
+#
 # Asserts: every governor run (both paths) raised memory.high; the
-# cgroupfs path's p50 is within 250 ms of the onset and its p99 within 1 s
-# (REACTION_FAST_MS, REACTION_FAST_P99_MS; issue 14's fast path, under
-# TCG) with a fast-path wake-up in every run,
+# cgroupfs path's p50 is within 250 ms of the onset and its p99 within 1 s,
+# and its p99 within 250 ms of the crossing (REACTION_FAST_MS,
+# REACTION_FAST_P99_MS; issue 14's fast path, under TCG) with a fast-path
+# wake-up in every run,
 # the D-Bus path's within the trigger window plus 1 s (3 s; issue 6: "p99
 # <= 1 s after the PSI window closes"; systemd's own latency comes on top);
 # the fast path timed memory stalls (psi_memstall programs); oomd was
@@ -52,13 +61,17 @@ high=96M
 workload=("$VMTEST/bin/vmload" anon -delay 1s -size 256M -hot 100)
 target_ms=3000   # PSI trigger window (2 s) + 1 s
 # The fast path (issue 14), under TCG: p50 within 250 ms of the onset, p99
-# within 1 s. Issue 14 asks 250 ms for the p99 too; the slowest runs are
-# light starts (the stall stays under the policy's 10 % for a few hundred
-# ms after the onset, and the governor rightly waits), so the p99 is
-# reported against 250 ms but asserted against 1 s.
+# within 1 s of it and within 250 ms of the crossing. From the onset the
+# slowest runs are light starts (above), so that p99 is reported against
+# 250 ms but asserted against 1 s.
 fast_ms=${REACTION_FAST_MS:-250}
 fast_p99_ms=${REACTION_FAST_P99_MS:-1000}
 oomd_delay_ms=15000
+# The policy's threshold (memory.some.stall above 10 %) at the finest grain
+# the governor sees it, 10 ms of stall within 100 ms (its fast path's
+# window): vmload react also times the governor legs from the first poll
+# at which the stall over the trailing 100 ms reached it (cross_ms).
+cross=(-cross 10 -cross-window 100ms)
 
 [ -x /lib/systemd/systemd-oomd ] || fail "systemd-oomd is not installed in the image (test/vm/packages.txt)"
 command -v systemd-run >/dev/null || fail "no systemd-run"
@@ -100,7 +113,7 @@ grep -q 'fast_path_memory_stalls=psi_memstall' "$RESULTS/governor.log" ||
 	fail "the fast path does not time memory stalls (no psi_memstall programs): $(grep -m1 'memory stalls not timed' "$RESULTS/governor.log")"
 
 csv=$RESULTS/reaction.csv
-echo "leg,run,event,reaction_ms,onset_unix_ms,event_unix_ms,over_high_ms,stall_ms,max_gap_ms,high0,high1,log_ms" >"$csv"
+echo "leg,run,event,reaction_ms,onset_unix_ms,event_unix_ms,over_high_ms,stall_ms,max_gap_ms,high0,high1,log_ms,cross_ms,crossed_at_ms" >"$csv"
 now_ms() { date +%s%3N; }
 # field LINE KEY: the value of KEY= in a line of key=value.
 field() { tr ' ' '\n' <<<"$1" | sed -n "s/^$2=//p"; }
@@ -109,7 +122,7 @@ record() {
 	local l=$3 onset log_ms=-
 	onset=$(field "$l" onset_unix_ms)
 	[ -n "$4" ] && [ "$onset" != - ] && [ -n "$onset" ] && log_ms=$(($4 - onset))
-	echo "$1,$2,$(field "$l" event),$(field "$l" react_ms),$onset,$(field "$l" event_unix_ms),$(field "$l" over_high_ms),$(field "$l" stall_ms),$(field "$l" max_gap_ms),$(field "$l" high0),$(field "$l" high1),$log_ms" >>"$csv"
+	echo "$1,$2,$(field "$l" event),$(field "$l" react_ms),$onset,$(field "$l" event_unix_ms),$(field "$l" over_high_ms),$(field "$l" stall_ms),$(field "$l" max_gap_ms),$(field "$l" high0),$(field "$l" high1),$log_ms,$(field "$l" cross_ms),$(field "$l" crossed_at_ms)" >>"$csv"
 }
 
 # armed PATH: the governor holds the cgroup's memory.pressure open (its PSI
@@ -121,7 +134,7 @@ gov_run() {
 	cg_make "reaction/g$i" || fail "cgroup"
 	echo "$high" >"$dir/memory.high"
 	out=$RESULTS/react_g$i.txt
-	vmload react -cgroup "$dir" -wait 30s -for 20s >"$out" 2>&1 &
+	vmload react -cgroup "$dir" -wait 30s -for 20s "${cross[@]}" >"$out" 2>&1 &
 	rp=$!
 	for ((n = 0; n < 100; n++)); do armed "$dir/memory.pressure" && break; sleep 0.1; done
 	armed "$dir/memory.pressure" || log "governor run $i: no PSI trigger armed after 10 s (relying on the tick)"
@@ -145,7 +158,7 @@ gov_run() {
 dbus_run() {
 	local i=$1 unit=govdbus$i rp out l ts shown
 	out=$RESULTS/react_d$i.txt
-	vmload react -cgroup "$CGROOT/reactiondbus.slice/$unit.service" -wait 30s -for 20s >"$out" 2>&1 &
+	vmload react -cgroup "$CGROOT/reactiondbus.slice/$unit.service" -wait 30s -for 20s "${cross[@]}" >"$out" 2>&1 &
 	rp=$!
 	# The workload waits 1 s before allocating: time for the governor to
 	# see the new cgroup (inotify) and arm its PSI trigger.
@@ -197,19 +210,26 @@ log "$runs + $runs + $dbus_runs runs in $(($(date +%s) - t0)) s"
 check "systemd-oomd still active" systemctl is-active -q systemd-oomd.service
 governor_stop TERM
 
-# pct LEG P: nearest-rank percentile of the reaction times of one leg's runs
-# that ended in its corrective event.
+# pct LEG P EVENT [COLUMN]: nearest-rank percentile of the reaction times
+# (column 4, or COLUMN) of one leg's runs that ended in its corrective
+# event. A "-" in cross_ms (13: the event came before vmload saw the
+# threshold crossed) counts as 0.
 pct() {
-	awk -F, -v leg="$1" -v ev="$3" '$1 == leg && $3 ~ ev { print $4 }' "$csv" | sort -n |
+	awk -F, -v leg="$1" -v ev="$3" -v c="${4:-4}" '$1 == leg && $3 ~ ev { print ($c == "-" ? 0 : $c) }' "$csv" | sort -n |
 		awk -v p="$2" '{ v[NR] = $1 } END { if (NR == 0) { print "-"; exit } r = int(p / 100 * NR); if (r < p / 100 * NR) r++; if (r < 1) r = 1; print v[r] }'
 }
 count() { awk -F, -v leg="$1" -v ev="$2" '$1 == leg && $3 ~ ev' "$csv" | wc -l; }
 g50=$(pct governor 50 '^high$')
 g99=$(pct governor 99 '^high$')
+gx50=$(pct governor 50 '^high$' 13)
+gx99=$(pct governor 99 '^high$' 13)
+g_early=$(awk -F, '$1 == "governor" && $3 == "high" && $13 == "-"' "$csv" | wc -l)
+cross_at50=$(awk -F, '$1 == "governor" && $3 == "high" && $14 != "-" { print $14 }' "$csv" | sort -n | awk '{ v[NR] = $1 } END { print NR ? v[int((NR + 1) / 2)] : "-" }')
 o50=$(pct oomd 50 '^(exit|empty)$')
 o99=$(pct oomd 99 '^(exit|empty)$')
 d50=$(pct dbus 50 '^high$')
 d99=$(pct dbus 99 '^high$')
+dx99=$(pct dbus 99 '^high$' 13)
 d_ok=$(count dbus '^high$')
 # systemd's MemoryHigh moved off 96 MiB (100663296) in every D-Bus run.
 d_shown=$(awk -F, '$2 != "" && $2 != 100663296 && $2 != "infinity"' "$RESULTS/dbus_memoryhigh.csv" 2>/dev/null | wc -l)
@@ -218,18 +238,20 @@ o_ok=$(count oomd '^(exit|empty)$')
 o_journal=$(journalctl -u systemd-oomd.service --no-pager | grep -c 'Killed .*/oomdrun[0-9]*\.slice/oomdrun[0-9]*\.service')
 g_logged=$(grep -c 'action: controller=reaction-high cgroup=vmtest/reaction/g[0-9]* knob=memory.high' "$RESULTS/governor.log")
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "-" || b == "-" || b == 0) print "-"; else printf "%.2f", a / b }'; }
-log "governor via D-Bus: p50 ${d50} ms, p99 ${d99} ms ($d_ok/$dbus_runs raised MemoryHigh, $d_shown/$dbus_runs visible in systemctl show)"
+log "governor via D-Bus: p50 ${d50} ms, p99 ${d99} ms (from the crossing ${dx99} ms) ($d_ok/$dbus_runs raised MemoryHigh, $d_shown/$dbus_runs visible in systemctl show)"
+log "governor from the threshold crossing (10 ms of stall within 100 ms): p50 ${gx50} ms, p99 ${gx99} ms; the crossing came a median ${cross_at50} ms after the onset; $g_early run(s) acted before vmload saw it (counted as 0)"
 log "governor: p50 ${g50} ms, p99 ${g99} ms ($g_ok/$runs raised memory.high, $g_logged logged); oomd: p50 ${o50} ms, p99 ${o99} ms ($o_ok/$runs killed, $o_journal in its journal); governor/oomd p50 $(ratio "$g50" "$o50"), p99 $(ratio "$g99" "$o99")"
 wakes=$(cut -d, -f2 "$RESULTS/fastpath_wakes.csv" | sort -n | awk '{ v[NR] = $1; s += $1 } END { printf "%d %d %d", s, v[int((NR + 1) / 2)], v[NR] }')
 read -r wakes_total wakes_p50 wakes_max <<<"$wakes"
 log "fast-path wake-ups of the governor runs' cgroups: $wakes_total in $runs runs, per run median $wakes_p50, max $wakes_max (the kernel allows one per cgroup per 50 ms)"
-summary "runs=$runs gov_p50_ms=$g50 gov_p99_ms=$g99 oomd_p50_ms=$o50 oomd_p99_ms=$o99 ratio_p50=$(ratio "$g50" "$o50") ratio_p99=$(ratio "$g99" "$o99") gov_raised=$g_ok/$runs oomd_killed=$o_ok/$runs dbus_p50_ms=$d50 dbus_p99_ms=$d99 dbus_raised=$d_ok/$dbus_runs target_ms=$target_ms fast_target_ms=$fast_ms fast_p99_bound_ms=$fast_p99_ms fast_wakes=$wakes_total fast_wakes_per_run_p50=$wakes_p50 gov_start_s=$GOV_START_S"
+summary "runs=$runs gov_p50_ms=$g50 gov_p99_ms=$g99 gov_cross_p50_ms=$gx50 gov_cross_p99_ms=$gx99 gov_before_cross=$g_early cross_after_onset_p50_ms=$cross_at50 oomd_p50_ms=$o50 oomd_p99_ms=$o99 ratio_p50=$(ratio "$g50" "$o50") ratio_p99=$(ratio "$g99" "$o99") gov_raised=$g_ok/$runs oomd_killed=$o_ok/$runs dbus_p50_ms=$d50 dbus_p99_ms=$d99 dbus_cross_p99_ms=$dx99 dbus_raised=$d_ok/$dbus_runs target_ms=$target_ms fast_target_ms=$fast_ms fast_p99_bound_ms=$fast_p99_ms fast_wakes=$wakes_total fast_wakes_per_run_p50=$wakes_p50 gov_start_s=$GOV_START_S"
 
 check "the governor raised memory.high in every run" test "$g_ok" = "$runs"
 check "the governor logged every write" test "$g_logged" -ge "$runs"
 within() { [ "$1" != - ] && [ "$1" -le "$2" ]; }
 check "governor p50 ${g50} ms <= ${fast_ms} ms (the BPF fast path)" within "$g50" "$fast_ms"
-check "governor p99 ${g99} ms <= ${fast_p99_ms} ms (the BPF fast path; issue 14's target ${fast_ms} ms: $(within "$g99" "$fast_ms" && echo met || echo missed))" within "$g99" "$fast_p99_ms"
+check "governor p99 ${g99} ms <= ${fast_p99_ms} ms from the onset (the BPF fast path; ${fast_ms} ms: $(within "$g99" "$fast_ms" && echo met || echo missed))" within "$g99" "$fast_p99_ms"
+check "governor p99 ${gx99} ms <= ${fast_ms} ms from the threshold crossing (the BPF fast path, issue 14's target)" within "$gx99" "$fast_ms"
 check "the fast path woke the loop in every governor run" test "$(awk -F, '$2 > 0' "$RESULTS/fastpath_wakes.csv" | wc -l)" = "$runs"
 if [ "$dbus_runs" -gt 0 ]; then
 	check "the governor raised MemoryHigh through systemd in every D-Bus run" test "$d_ok" = "$dbus_runs"

@@ -10,8 +10,9 @@
 //	vmload burn   -threads 2 -for 20s                 batch CPU work: ops/s (SIGUSR1 restarts the count, SIGTERM ends)
 //	vmload watch  -out f.csv [-every 500ms] NAME=PATH...  sample cgroup files over time
 //	vmload plot   -out f.svg -series PANEL|LABEL|FILE|COLUMN...  draw time series
-//	vmload react  -cgroup /sys/fs/cgroup/x [-every 10ms] [-wait 10s] [-for 30s]
-//	              time from the onset of memory pressure to a corrective event
+//	vmload react  -cgroup /sys/fs/cgroup/x [-every 10ms] [-wait 10s] [-for 30s] [-cross 10 -cross-window 100ms]
+//	              time from the onset of memory pressure (and from its crossing
+//	              of a stall threshold) to a corrective event
 //	vmload pin-tracepoints [-probes 2]  hold no-op probes on the sensors' tracepoints
 //	              (so attaching the sensors patches no kernel text: see pin.go)
 //
@@ -493,9 +494,15 @@ func react(args []string) error {
 	every := fs.Duration("every", 10*time.Millisecond, "poll period")
 	wait := fs.Duration("wait", 10*time.Second, "how long to wait for the cgroup to exist")
 	limit := fs.Duration("for", 30*time.Second, "give up this long after the start (without onset) or the onset")
+	crossPct := fs.Float64("cross", 0, "also time the reaction from the first moment the stall reached this percentage of -cross-window (0: not)")
+	crossWin := fs.Duration("cross-window", 100*time.Millisecond, "the window of -cross")
 	_ = fs.Parse(args)
 	if *cg == "" {
 		return fmt.Errorf("react: -cgroup is required")
+	}
+	var cross *crossing
+	if *crossPct > 0 {
+		cross = &crossing{window: *crossWin, need: int64(*crossPct / 100 * float64(crossWin.Microseconds()))}
 	}
 	pressure := filepath.Join(*cg, "memory.pressure")
 	events := filepath.Join(*cg, "cgroup.events")
@@ -534,9 +541,16 @@ func react(args []string) error {
 		if !overHigh.IsZero() {
 			over = strconv.FormatInt(overHigh.Sub(onset).Milliseconds(), 10)
 		}
-		fmt.Printf("event=%s onset_unix_ms=%d react_ms=%d event_unix_ms=%d high0=%s high1=%s over_high_ms=%s stall_ms=%d polls=%d max_gap_ms=%d\n",
+		// cross_ms: from the threshold crossing to the event; "-" when the
+		// event came first (or no -cross).
+		crossMs, crossedAt := "-", "-"
+		if cross != nil && !cross.at.IsZero() {
+			crossMs = strconv.FormatInt(at.Sub(cross.at).Milliseconds(), 10)
+			crossedAt = strconv.FormatInt(cross.at.Sub(onset).Milliseconds(), 10)
+		}
+		fmt.Printf("event=%s onset_unix_ms=%d react_ms=%d event_unix_ms=%d high0=%s high1=%s over_high_ms=%s stall_ms=%d polls=%d max_gap_ms=%d cross_ms=%s crossed_at_ms=%s\n",
 			event, onset.UnixMilli(), at.Sub(onset).Milliseconds(), at.UnixMilli(), high0, high1, over,
-			(total-onsetTotal)/1000, polls, maxGap.Milliseconds())
+			(total-onsetTotal)/1000, polls, maxGap.Milliseconds(), crossMs, crossedAt)
 		return nil
 	}
 	t := time.NewTicker(*every)
@@ -555,6 +569,9 @@ func react(args []string) error {
 				return result("noonset", now, total)
 			}
 			return result("empty", now, total)
+		}
+		if cross != nil && perr == nil {
+			cross.add(now, total)
 		}
 		if highBytes > 0 && overHigh.IsZero() {
 			if cur, err := strconv.ParseInt(readTrim(filepath.Join(*cg, "memory.current")), 10, 64); err == nil && cur > highBytes {
