@@ -429,11 +429,13 @@ desktop_leg() {
 	rm -f /etc/governor/*.hcl
 	install_policy "$ex/desktop.hcl" /etc/governor/desktop.hcl
 	# Before the first login nobody has enabled cpu (the legs before
-	# restored everything). systemd 252+ enables it for CPUWeight=idle,
-	# which the governor sets for a unit's cpu.idle: a governor started at
-	# boot can act then, and validate --host says so.
-	if ! grep -qw cpu /sys/fs/cgroup/cgroup.subtree_control && grep -qw cpu_idle_write_s64 /proc/kallsyms &&
-		[ "$(systemctl --version | awk 'NR == 1 { print $2 }')" -ge 252 ]; then
+	# restored everything), unless the VM runner's cfs bandwidth pin did.
+	# systemd 252+ enables it for CPUWeight=idle, which the governor sets
+	# for a unit's cpu.idle: a governor started at boot can act then, and
+	# validate --host says so.
+	if grep -qw cpu /sys/fs/cgroup/cgroup.subtree_control; then
+		log "$name: cpu is on at the root before login (the runner's cfs bandwidth pin, test/vm/README.md): validate --host's cpu-off case not checked"
+	elif grep -qw cpu_idle_write_s64 /proc/kallsyms && [ "$(systemctl --version | awk 'NR == 1 { print $2 }')" -ge 252 ]; then
 		governor validate --host /etc/governor/desktop.hcl >"$RESULTS/$name.validate-boot" 2>&1
 		n=$?
 		sed 's/^/  validate before login: /' "$RESULTS/$name.validate-boot"
