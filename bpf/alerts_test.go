@@ -143,3 +143,58 @@ func TestFastPathReclaimAlert(t *testing.T) {
 	}
 	s.Unwatch(self.ID)
 }
+
+// TestFastPathSlotWatch: Watch's run-queue thresholds reach the slot of a
+// cgroup that has one, through the mapping and through the lookup-update
+// fallback (a kernel that refuses to map cg_slots), and a threshold of 0
+// (Unwatch's) clears them.
+func TestFastPathSlotWatch(t *testing.T) {
+	requireBPF(t)
+	v := loadVariants[0]
+	s := v.load(t, Options{})
+	defer s.Close()
+	a := mkCgroup(t, unifiedRoot, fmt.Sprintf("governor-bpf-slotwatch-%d", os.Getpid()))
+	var p procs
+	defer p.stop()
+	p.start(t, "spin", a, 0, nil, nil)
+	p.start(t, "spin", a, 0, nil, nil)
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if _, ok := histCount(t, s, a.ID); ok {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s has no slot after 5 s of two hogs", a.Path)
+		}
+	}
+	read := func() (uint64, uint64) {
+		var slot uint32
+		id := uint64(a.ID)
+		if err := s.objs.CgIndex.Lookup(&id, &slot); err != nil {
+			t.Fatal(err)
+		}
+		var cur governorCgStats
+		if err := s.objs.CgSlots.Lookup(&slot, &cur); err != nil {
+			t.Fatal(err)
+		}
+		return cur.WatchWaitNs, cur.WatchWaitSumNs
+	}
+	mapped := s.slots
+	for i, path := range []string{"mapping", "lookup-update"} {
+		if path == "mapping" && mapped == nil {
+			t.Logf("cg_slots not mapped here: only the fallback")
+			continue
+		}
+		if path == "lookup-update" {
+			s.slots = nil
+		}
+		for _, want := range [][2]uint64{{uint64(i+1) * 1e6, uint64(i+1) * 5e6}, {0, 0}} {
+			if err := s.setSlotWatch(uint64(a.ID), want[0], want[1]); err != nil {
+				t.Fatalf("%s: %v", path, err)
+			}
+			if w, ws := read(); w != want[0] || ws != want[1] {
+				t.Errorf("%s: slot holds wait %d, wait sum %d; want %d, %d", path, w, ws, want[0], want[1])
+			}
+		}
+		s.slots = mapped
+	}
+}
