@@ -26,6 +26,24 @@ func collectAlerts(s *Sensor, d time.Duration) map[governor.CgroupID]int {
 	}
 }
 
+// hogUntilSlot starts two hogs on CPU 0 in cg and waits until the
+// programs have given cg a cg_slots slot. The sched_info program gives a
+// task's first sample at its second switch-out in the cgroup; a slow
+// guest takes a while.
+func hogUntilSlot(t *testing.T, s *Sensor, p *procs, cg testCgroup) {
+	t.Helper()
+	p.start(t, "spin", cg, 0, nil, nil)
+	p.start(t, "spin", cg, 0, nil, nil)
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if _, ok := histCount(t, s, cg.ID); ok {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s has no slot after 5 s of two hogs", cg.Path)
+		}
+	}
+}
+
 // TestFastPathAlerts: a watched cgroup whose tasks wait for CPU 0 wakes
 // the loop, at most once per alert gap; an unwatched one beside it, a
 // watched one that does not wait, and the first once unwatched do not.
@@ -50,18 +68,7 @@ func testFastPath(t *testing.T, v loadVariant) {
 	c := mkCgroup(t, base.dir, "c") // not watched, a hog on CPU 0
 	var p procs
 	defer p.stop()
-	p.start(t, "spin", a, 0, nil, nil)
-	p.start(t, "spin", a, 0, nil, nil)
-	// The sched_info program gives a task's first sample at its second
-	// switch-out in the cgroup; a slow guest takes a while.
-	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(20 * time.Millisecond) {
-		if _, ok := histCount(t, s, a.ID); ok {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("a has no slot after 5 s of two hogs")
-		}
-	}
+	hogUntilSlot(t, s, &p, a)
 	// a has a slot: Watch writes into it. d and b have none: the kernel
 	// copies the watch when it allocates theirs.
 	if err := s.Watch(a.Ref, governor.Watch{WaitSum: 5 * time.Millisecond}); err != nil {
@@ -156,16 +163,7 @@ func TestFastPathSlotWatch(t *testing.T) {
 	a := mkCgroup(t, unifiedRoot, fmt.Sprintf("governor-bpf-slotwatch-%d", os.Getpid()))
 	var p procs
 	defer p.stop()
-	p.start(t, "spin", a, 0, nil, nil)
-	p.start(t, "spin", a, 0, nil, nil)
-	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(20 * time.Millisecond) {
-		if _, ok := histCount(t, s, a.ID); ok {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s has no slot after 5 s of two hogs", a.Path)
-		}
-	}
+	hogUntilSlot(t, s, &p, a)
 	read := func() (uint64, uint64) {
 		var slot uint32
 		id := uint64(a.ID)
