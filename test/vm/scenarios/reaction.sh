@@ -64,7 +64,7 @@ target_ms=3000   # PSI trigger window (2 s) + 1 s
 # The fast path (issue 14), under TCG: p50 within 250 ms of the onset, p99
 # within 2 s of the onset and of the crossing; both p99s are reported
 # against 250 ms (issue 14's target, not met in every run: one governor
-# run of eight took 282, 850 and 530 ms from the crossing in three runs of
+# run of eight took 272, 841 and 530 ms from the crossing in three runs of
 # 2026-12-07, the others at most 240 ms). The PSI path it would fall back to is caught by p50 and
 # by the fast-path wake-up in every run.
 fast_ms=${REACTION_FAST_MS:-250}
