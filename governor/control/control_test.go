@@ -330,7 +330,7 @@ func TestConnectionSlots(t *testing.T) {
 		t.Fatal(err)
 	}
 	path := filepath.Join(dir, "group.sock")
-	serve(t, Options{Path: path, Group: "65534"}, backend(loop))
+	srv := serve(t, Options{Path: path, Group: "65534"}, backend(loop))
 
 	// nobody, a member of the socket's group, floods it.
 	cmd := exec.Command(bin, "-test.run=^$")
@@ -367,6 +367,10 @@ func TestConnectionSlots(t *testing.T) {
 	if _, err := (Client{Path: path}).Admission(ctx); err != nil {
 		t.Fatalf("root's admission while another user floods the socket: %v", err)
 	}
+	// Its slot is given back when the server reads the client's close,
+	// which may come after the dials below are accepted: wait for it, or
+	// the last of them is turned away and the 17th is served.
+	waitOpen(t, srv, maxPerUID)
 	var mine []net.Conn
 	defer func() {
 		for _, c := range mine {
@@ -380,17 +384,29 @@ func TestConnectionSlots(t *testing.T) {
 		}
 		mine = append(mine, c)
 	}
-	// Let the server account for them (they are accepted in order).
+	// Once the server has accounted for them, the 17th is turned away.
+	waitOpen(t, srv, maxConns)
+	_, err = (Client{Path: path}).Admission(ctx)
+	if err == nil || !strings.HasPrefix(err.Error(), ErrBusy+": ") || !strings.Contains(err.Error(), "16 connections open") {
+		t.Fatalf("17th connection: %v, want a busy error", err)
+	}
+}
+
+// waitOpen waits until s has n connections open.
+func waitOpen(t *testing.T, s *Server, n int) {
+	t.Helper()
 	deadline := time.Now().Add(5 * time.Second)
 	for {
-		_, err := (Client{Path: path}).Admission(ctx)
-		if err != nil && strings.HasPrefix(err.Error(), ErrBusy+": ") && strings.Contains(err.Error(), "16 connections open") {
-			break
+		s.mu.Lock()
+		open := s.open
+		s.mu.Unlock()
+		if open == n {
+			return
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("17th connection: %v, want a busy error", err)
+			t.Fatalf("%d connections open, want %d", open, n)
 		}
-		time.Sleep(20 * time.Millisecond)
+		time.Sleep(5 * time.Millisecond)
 	}
 }
 
