@@ -31,7 +31,8 @@ const (
 const (
 	alertWait = 1 + iota
 	alertWaitSum
-	alertMemSum
+	alertMemSum  // reclaim episodes, where the memstall programs are not loaded
+	alertMemSome // time some task stalled (memstall programs)
 )
 
 var _ governor.Watcher = (*Sensor)(nil)
@@ -168,6 +169,9 @@ func (s *Sensor) readAlerts() {
 		if s.log.IsTrace() {
 			s.log.Trace("fast-path alert", "cgroup_id", a.Cgid, "kind", alertName(a.Kind), "value", time.Duration(a.ValueNs))
 		}
+		if a.Kind == alertMemSome {
+			s.noteStall(a.Cgid, a.ValueNs)
+		}
 		select {
 		case s.wake <- governor.Ref{ID: governor.CgroupID(a.Cgid)}:
 		default:
@@ -183,6 +187,8 @@ func alertName(k uint32) string {
 		return "wait_sum"
 	case alertMemSum:
 		return "mem_sum"
+	case alertMemSome:
+		return "mem_some"
 	}
 	return fmt.Sprint(k)
 }
@@ -194,4 +200,43 @@ type alertState struct {
 	alertsDone chan struct{}
 	alertCount atomic.Uint64
 	watchGen   uint64 // Watch's last generation (watchMu)
+	// stallShare: per cgroup id, the highest memory stall share (%) a
+	// mem_some alert measured since the last Sample (mu).
+	stallShare map[uint64]float64
+}
+
+// noteStall keeps the stall share a mem_some alert measured: value ns of
+// "some" stall of the cgroup's own tasks within at most one alert window
+// before the alert, so value / window is a lower bound of the cgroup's
+// stall share over the window that ended with the alert.
+func (s *Sensor) noteStall(cgid, valueNs uint64) {
+	share := min(float64(valueNs)/float64(defaultAlertWindow), 1) * 100
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.stallShare == nil {
+		s.stallShare = make(map[uint64]float64)
+	}
+	s.stallShare[cgid] = max(s.stallShare[cgid], share)
+}
+
+// raiseStalls gives each cgroup of snap a mem_some alert measured since the
+// last Sample a memory.some.stall of at least the alert's share: a Step
+// woken by the fast path a few milliseconds into a stall would otherwise
+// judge the stall over its whole window since the previous Step, mostly
+// calm, and not act until a later Step's window happens to hold enough of
+// it. Signals the PSI source did not give are left absent.
+func (s *Sensor) raiseStalls(snap *governor.Snapshot) {
+	s.mu.Lock()
+	shares := s.stallShare
+	s.stallShare = nil
+	s.mu.Unlock()
+	for id, share := range shares {
+		c := snap.Lookup(governor.CgroupID(id))
+		if c == nil {
+			continue
+		}
+		if v, ok := c.Get(governor.MemorySomeStall); ok && share > v {
+			c.Set(governor.MemorySomeStall, share)
+		}
+	}
 }

@@ -1,13 +1,19 @@
 package bpf
 
 import (
+	"bytes"
+	"context"
 	"fmt"
 	"os"
+	"path/filepath"
 	"runtime"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/cilium/ebpf"
+	"github.com/hashicorp/go-hclog"
 
 	"github.com/governor-dev/governor/governor"
 )
@@ -194,5 +200,152 @@ func TestFastPathSlotWatch(t *testing.T) {
 			}
 		}
 		s.slots = mapped
+	}
+}
+
+// TestFastPathMemStallShare: three allocators throttled above a small
+// memory.high stall together. The memstall programs add up the time some
+// of them stall (PSI's "some"), not each one's stall: every mem_some
+// alert's value fits in its window, and the values, over windows that do
+// not overlap, add up to no more than the growth of the cgroup's own
+// memory.pressure "some" total. The next Sample raises the cgroup's
+// memory.some.stall to the highest share an alert measured. It needs the
+// memory controller and the memstall programs: the VM test bed's guests
+// from Debian 12 on.
+func TestFastPathMemStallShare(t *testing.T) {
+	requireBPF(t)
+	ctrl, err := os.ReadFile(filepath.Join(unifiedRoot, "cgroup.controllers"))
+	if err != nil || !strings.Contains(" "+string(ctrl)+" ", " memory ") {
+		t.Skip("no memory controller in the cgroup2 hierarchy")
+	}
+	var logs bytes.Buffer
+	s, err := Load(Options{Logger: hclog.New(&hclog.LoggerOptions{Name: "bpf", Level: hclog.Trace, Output: &logs})})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if !s.memstall {
+		t.Skip("the memstall programs are not loaded on this kernel")
+	}
+	base := mkCgroup(t, unifiedRoot, fmt.Sprintf("governor-bpf-memsome-%d", os.Getpid()))
+	if err := os.WriteFile(filepath.Join(base.dir, "cgroup.subtree_control"), []byte("+memory"), 0); err != nil {
+		t.Fatalf("enabling memory: %v", err)
+	}
+	m := mkCgroup(t, base.dir, "m")
+	for knob, v := range map[string]string{"memory.high": "48M", "memory.max": "160M", "memory.swap.max": "0"} {
+		if err := os.WriteFile(filepath.Join(m.dir, knob), []byte(v), 0); err != nil && knob != "memory.swap.max" {
+			t.Fatal(err)
+		}
+	}
+	someTotal := func() time.Duration {
+		t.Helper()
+		b, err := os.ReadFile(filepath.Join(m.dir, "memory.pressure"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		line, _, _ := strings.Cut(string(b), "\n")
+		_, tot, ok := strings.Cut(line, "total=")
+		us, err := strconv.ParseInt(strings.TrimSpace(tot), 10, 64)
+		if !ok || err != nil {
+			t.Fatalf("memory.pressure: %q", b)
+		}
+		return time.Duration(us) * time.Microsecond
+	}
+	if err := s.Watch(m.Ref, governor.Watch{MemStall: 5 * time.Millisecond}); err != nil {
+		t.Fatal(err)
+	}
+	before := someTotal()
+	var p procs
+	defer p.stop()
+	for cpu := range 3 {
+		p.start(t, "alloc", m, cpu%runtime.NumCPU(), nil, nil)
+	}
+	time.Sleep(3 * time.Second)
+	p.stop()
+	s.Unwatch(m.ID)
+	time.Sleep(100 * time.Millisecond) // alerts in flight
+	psi := someTotal() - before
+
+	var sum, most time.Duration
+	n := 0
+	for _, line := range strings.Split(logs.String(), "\n") {
+		if !strings.Contains(line, "fast-path alert") || !strings.Contains(line, "kind=mem_some") ||
+			!strings.Contains(line, fmt.Sprintf("cgroup_id=%d ", m.ID)) {
+			continue
+		}
+		_, v, _ := strings.Cut(line, "value=")
+		d, err := time.ParseDuration(strings.Fields(v)[0])
+		if err != nil {
+			t.Fatalf("alert line %q: %v", line, err)
+		}
+		n++
+		sum += d
+		most = max(most, d)
+	}
+	t.Logf("%d mem_some alerts adding up to %v (largest %v); memory.pressure some grew %v", n, sum, most, psi)
+	if n == 0 {
+		t.Fatalf("no mem_some alert for m; log:\n%s", logs.String())
+	}
+	if most > defaultAlertWindow+defaultAlertWindow/20 {
+		t.Errorf("an alert measured %v of stall in a %v window", most, defaultAlertWindow)
+	}
+	if sum > psi+psi/20+5*time.Millisecond {
+		t.Errorf("alerts add up to %v of stall, more than the %v PSI counted: stalls of tasks stalling together counted twice?", sum, psi)
+	}
+	snap := snapshotOf(m)
+	snap.Cgroups[0].Set(governor.MemorySomeStall, 0)
+	if err := s.Sample(context.Background(), snap); err != nil {
+		t.Fatal(err)
+	}
+	v, _ := snap.Cgroups[0].Get(governor.MemorySomeStall)
+	if want := min(float64(most)/float64(defaultAlertWindow), 1) * 100; v < want*0.999 || v > want*1.001 {
+		t.Errorf("memory.some.stall after Sample: %.2f%%, want the largest alert's share %.2f%%", v, want)
+	}
+	// Drained: the next Sample leaves the PSI source's value alone.
+	snap = snapshotOf(m)
+	snap.Cgroups[0].Set(governor.MemorySomeStall, 0)
+	if err := s.Sample(context.Background(), snap); err != nil {
+		t.Fatal(err)
+	}
+	if v, _ := snap.Cgroups[0].Get(governor.MemorySomeStall); v != 0 {
+		t.Errorf("memory.some.stall after a second Sample: %.2f%%, want the source's 0", v)
+	}
+}
+
+// TestRaiseStalls: the highest share per cgroup is kept, capped at 100%;
+// a Sample raises memory.some.stall where it is lower, never lowers it,
+// and leaves it absent where the PSI source gave none.
+func TestRaiseStalls(t *testing.T) {
+	s := &Sensor{}
+	s.noteStall(1, uint64(defaultAlertWindow/10))  // 10%
+	s.noteStall(1, uint64(defaultAlertWindow/4))   // 25%: kept
+	s.noteStall(1, uint64(defaultAlertWindow/20))  // 5%
+	s.noteStall(2, uint64(defaultAlertWindow/10))  // 10%, below the source's 40%
+	s.noteStall(3, uint64(defaultAlertWindow))     // absent in the source
+	s.noteStall(4, uint64(defaultAlertWindow*3/2)) // capped at 100%
+	s.noteStall(99, uint64(defaultAlertWindow/2))  // not in the snapshot
+	snap := &governor.Snapshot{}
+	for id, v := range map[governor.CgroupID]float64{1: 3, 2: 40, 3: -1, 4: 0} {
+		c := &governor.Sample{Ref: governor.Ref{ID: id}}
+		if v >= 0 {
+			c.Set(governor.MemorySomeStall, v)
+		}
+		snap.Cgroups = append(snap.Cgroups, c)
+	}
+	s.raiseStalls(snap)
+	for id, want := range map[governor.CgroupID]float64{1: 25, 2: 40, 3: -1, 4: 100} {
+		v, ok := snap.Lookup(id).Get(governor.MemorySomeStall)
+		if want < 0 {
+			if ok {
+				t.Errorf("cgroup %d: memory.some.stall %v, want absent", id, v)
+			}
+			continue
+		}
+		if !ok || v < want-1e-9 || v > want+1e-9 {
+			t.Errorf("cgroup %d: memory.some.stall %v (%v), want %v", id, v, ok, want)
+		}
+	}
+	if len(s.stallShare) != 0 {
+		t.Errorf("shares left after raiseStalls: %v", s.stallShare)
 	}
 }

@@ -121,6 +121,8 @@ func (s *Sensor) Sample(ctx context.Context, snap *governor.Snapshot) error {
 		return err
 	}
 
+	s.raiseStalls(snap)
+
 	s.mu.Lock()
 	counts := s.oomCounts
 	s.oomCounts = make(map[uint64]uint64, len(counts))

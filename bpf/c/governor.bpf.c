@@ -126,7 +126,8 @@ struct wtimer {
 enum alert_kind {
 	ALERT_WAIT = 1,    /* value: the wait */
 	ALERT_WAIT_SUM,    /* value: waits in the window so far */
-	ALERT_MEM_SUM,     /* value: memory stalls in the window so far */
+	ALERT_MEM_SUM,     /* value: reclaim episodes in the window so far */
+	ALERT_MEM_SOME,    /* value: time some task stalled in the window so far */
 };
 
 struct alert {
@@ -864,12 +865,28 @@ int raw_memcg_reclaim_end(void *ctx) { return reclaim_end(RECLAIM_MEMCG); }
  * when it enters a stall while its cgroup is watched; once it has some,
  * its pairs are followed whatever is watched, so depth stays right.
  *
+ * What adds up in the window is PSI's "some" for the cgroup's own tasks:
+ * the time at least one of them stalls. The outermost enter counts the task
+ * in the watch's `stalling`; the first one in notes when the stall began,
+ * and the last one out adds the stall's part inside the window. So an
+ * alert's value is stall time within at most one window before it: the
+ * loop takes value / window as a lower bound of the cgroup's stall share
+ * at that grain (bpf/README.md).
+ *
  * A stall is added to the window when it ends, which for a long one (the
  * throttling sleep above memory.high lasts up to 2 s) is too late: the
- * outermost enter also counts the task in the watch's `stalling` and, for
- * the first such task, starts the cgroup's timer for what the window still
+ * first enter also starts the cgroup's timer for what the window still
  * lacks; the timer alerts if a stall is still going on then.
  */
+
+/* The part of a stall going on since `since` that lies in w's window. */
+static __always_inline __u64 in_window(struct watch *w, __u64 since, __u64 now)
+{
+	__u64 from = since > w->win_start ? since : w->win_start;
+
+	return now > from ? now - from : 0;
+}
+
 static int stall_timer(void *map, __u64 *key, struct wtimer *wt)
 {
 	struct watch *w = bpf_map_lookup_elem(&watches, key);
@@ -879,9 +896,9 @@ static int stall_timer(void *map, __u64 *key, struct wtimer *wt)
 		return 0;
 	now = bpf_ktime_get_ns();
 	window(w, now);
-	ongoing = now > w->stall_since ? now - w->stall_since : 0;
+	ongoing = in_window(w, w->stall_since, now);
 	if (w->acc_mem + ongoing >= w->mem_sum_ns) {
-		alert(w, *key, ALERT_MEM_SUM, w->acc_mem + ongoing, now);
+		alert(w, *key, ALERT_MEM_SOME, w->acc_mem + ongoing, now);
 		/* Still stalled one gap on: look again then. */
 		bpf_timer_start(&wt->t, alert_gap_ns, 0);
 	} else {
@@ -948,6 +965,7 @@ int BPF_PROG(memstall_leave)
 	struct mstall *m = bpf_task_storage_get(&memstall_stamps, t, 0, 0);
 	__u64 now, cgid;
 	struct watch *w;
+	bool counted;
 
 	if (!m || m->depth == 0)
 		return 0;
@@ -958,12 +976,19 @@ int BPF_PROG(memstall_leave)
 	w = watched(cgid);
 	if (!w)
 		return 0;
-	/* Uncount first: the window's new total already holds this stall. */
-	if (m->counted && m->gen == w->gen)
-		__sync_fetch_and_add(&w->stalling, -1);
+	counted = m->counted && m->gen == w->gen;
 	m->counted = 0;
-	if (now > m->ts)
-		watch_mem(cgid, now - m->ts, now);
+	/* The last task out ends the cgroup's stall. A task not counted (it
+	 * entered under an older watch) ends only its own, which counts
+	 * unless counted ones are stalling: then it overlaps their stall,
+	 * which counts when they end. Uncount first: the window's new total
+	 * already holds this stall. */
+	if (counted ? __sync_fetch_and_add(&w->stalling, -1) != 1 : w->stalling > 0)
+		return 0;
+	window(w, now);
+	w->acc_mem += in_window(w, counted ? w->stall_since : m->ts, now);
+	if (w->mem_sum_ns && w->acc_mem >= w->mem_sum_ns)
+		alert(w, cgid, ALERT_MEM_SOME, w->acc_mem, now);
 	return 0;
 }
 
