@@ -134,7 +134,7 @@ var signalInfo = [NumSignals]struct {
 	MemorySomeAvg10:       {"memory.some.avg10", UnitPercent, "share of time some tasks stalled on memory, 10 s average"},
 	MemorySomeAvg60:       {"memory.some.avg60", UnitPercent, "as memory.some.avg10, 60 s average"},
 	MemorySomeAvg300:      {"memory.some.avg300", UnitPercent, "as memory.some.avg10, 300 s average"},
-	MemorySomeStall:       {"memory.some.stall", UnitPercent, "share of time some tasks stalled on memory over the last tick"},
+	MemorySomeStall:       {"memory.some.stall", UnitPercent, "share of time some tasks stalled on memory over the last tick (at least what a BPF fast-path alert measured over 100 ms within it)"},
 	MemoryFullAvg10:       {"memory.full.avg10", UnitPercent, "share of time all tasks stalled on memory, 10 s average"},
 	MemoryFullAvg60:       {"memory.full.avg60", UnitPercent, "as memory.full.avg10, 60 s average"},
 	MemoryFullAvg300:      {"memory.full.avg300", UnitPercent, "as memory.full.avg10, 300 s average"},
