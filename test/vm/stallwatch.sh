@@ -14,17 +14,26 @@
 # DONE, the guest counts as locked up too. STALL_START and STALL_DONE name
 # the console lines that open and close that watch (bpf/vm/run.sh's guest
 # prints its own).
+#
+# A guest that said DONE has its results on their disk; if QEMU is still
+# running STALL_POWEROFF seconds (default 90) later, it is stopped and
+# MARKER starts "no power-off" (not a lockup of any scenario: run.sh goes
+# on). On 2026-12-07 a bookworm guest hung for 10 min after DONE, in the
+# shutdown that stopped every unit.
 stall_watch() {
 	local console=$1 pidfile=$2 marker=$3
-	local silence=${STALL_SILENCE:-240}
+	local silence=${STALL_SILENCE:-240} poweroff=${STALL_POWEROFF:-90}
 	local started=${STALL_START:-VMTEST: guest:} done=${STALL_DONE:-VMTEST: DONE}
 	rm -f "$marker"
 	(
-		beats=-1 since=$(date +%s)
+		beats=-1 since=$(date +%s) done_at=
 		while sleep 5; do
 			line=$(grep -aE -m1 'BUG: soft lockup|detected stalls on CPUs' "$console" 2>/dev/null)
-			if [ -z "$line" ] && grep -aqF "$started" "$console" 2>/dev/null &&
-				! grep -aqF "$done" "$console" 2>/dev/null; then
+			if [ -z "$line" ] && grep -aqF "$done" "$console" 2>/dev/null; then
+				done_at=${done_at:-$(date +%s)}
+				[ $(($(date +%s) - done_at)) -ge "$poweroff" ] &&
+					line="no power-off ${poweroff}s after the guest said DONE"
+			elif [ -z "$line" ] && grep -aqF "$started" "$console" 2>/dev/null; then
 				n=$(grep -ac 'VMTEST-ALIVE' "$console" 2>/dev/null)
 				if [ "$n" != "$beats" ]; then
 					beats=$n since=$(date +%s)
@@ -33,7 +42,7 @@ stall_watch() {
 				fi
 			fi
 			[ -n "$line" ] || continue
-			case $line in no\ heartbeat*) ;; *) sleep 20 ;; esac
+			case $line in no\ *) ;; *) sleep 20 ;; esac
 			echo "$line" >"$marker"
 			[ -s "$pidfile" ] && kill "$(cat "$pidfile")" 2>/dev/null
 			exit 0
