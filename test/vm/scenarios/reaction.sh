@@ -42,11 +42,9 @@
 # only.
 #
 # Asserts: every governor run (both paths) raised memory.high; the
-# cgroupfs path's p50 is within 250 ms of the onset and its p99 within 2 s
-# of the onset and of the crossing (REACTION_FAST_MS, REACTION_FAST_P99_MS;
-# issue 14's fast path, under TCG; the log says whether each p99 met
-# issue 14's 250 ms, which one full rehearsal in three missed from the
-# crossing too: 272 ms) with a fast-path wake-up in every run,
+# cgroupfs path's p50 and p99 are within 250 ms of the onset and of the
+# crossing (REACTION_FAST_MS, REACTION_FAST_P99_MS; issue 14's fast path,
+# under TCG) with a fast-path wake-up in every run,
 # the D-Bus path's within the trigger window plus 1 s (3 s; issue 6: "p99
 # <= 1 s after the PSI window closes"; systemd's own latency comes on top);
 # the fast path timed memory stalls (psi_memstall programs); oomd was
@@ -61,14 +59,14 @@ dbus_runs=${REACTION_DBUS_RUNS:-4}
 high=96M
 workload=("$VMTEST/bin/vmload" anon -delay 1s -size 256M -hot 100)
 target_ms=3000   # PSI trigger window (2 s) + 1 s
-# The fast path (issue 14), under TCG: p50 within 250 ms of the onset, p99
-# within 2 s of the onset and of the crossing; both p99s are reported
-# against 250 ms (issue 14's target, not met in every run: one governor
-# run of eight took 272, 841 and 530 ms from the crossing in three runs of
-# 2026-12-07, the others at most 240 ms). The PSI path it would fall back to is caught by p50 and
-# by the fast-path wake-up in every run.
+# The fast path (issue 14), under TCG: p50 and p99 within 250 ms of the
+# onset and of the crossing. Until the Step woken by an alert judged the
+# stall by the alert's 100 ms window (bpf/README.md, "The fast path"),
+# one governor run in eight took 272-841 ms from the crossing in half the
+# runs of this scenario; since, p99 40-49 ms. The PSI path it would fall
+# back to is caught by the fast-path wake-up in every run.
 fast_ms=${REACTION_FAST_MS:-250}
-fast_p99_ms=${REACTION_FAST_P99_MS:-2000}
+fast_p99_ms=${REACTION_FAST_P99_MS:-250}
 oomd_delay_ms=15000
 # The policy's threshold (memory.some.stall above 10 %) at the finest grain
 # the governor sees it, 10 ms of stall within 100 ms (its fast path's
@@ -253,8 +251,8 @@ check "the governor raised memory.high in every run" test "$g_ok" = "$runs"
 check "the governor logged every write" test "$g_logged" -ge "$runs"
 within() { [ "$1" != - ] && [ "$1" -le "$2" ]; }
 check "governor p50 ${g50} ms <= ${fast_ms} ms (the BPF fast path)" within "$g50" "$fast_ms"
-check "governor p99 ${g99} ms <= ${fast_p99_ms} ms from the onset (the BPF fast path; ${fast_ms} ms: $(within "$g99" "$fast_ms" && echo met || echo missed))" within "$g99" "$fast_p99_ms"
-check "governor p99 ${gx99} ms <= ${fast_p99_ms} ms from the threshold crossing (the BPF fast path; issue 14's target ${fast_ms} ms: $(within "$gx99" "$fast_ms" && echo met || echo missed))" within "$gx99" "$fast_p99_ms"
+check "governor p99 ${g99} ms <= ${fast_p99_ms} ms from the onset (the BPF fast path)" within "$g99" "$fast_p99_ms"
+check "governor p99 ${gx99} ms <= ${fast_p99_ms} ms from the threshold crossing (the BPF fast path)" within "$gx99" "$fast_p99_ms"
 check "the fast path woke the loop in every governor run" test "$(awk -F, '$2 > 0' "$RESULTS/fastpath_wakes.csv" | wc -l)" = "$runs"
 if [ "$dbus_runs" -gt 0 ]; then
 	check "the governor raised MemoryHigh through systemd in every D-Bus run" test "$d_ok" = "$dbus_runs"
