@@ -17,7 +17,7 @@ import (
 // The fast path (governor.Watcher): the loop names the cgroups to watch and
 // their thresholds; the programs add each watched cgroup's run-queue waits
 // and memory stalls up within a window and, when one crosses its threshold, put
-// an alert on the alerts ring buffer (at most one per cgroup per alert gap,
+// an alert on the alerts ring buffer (at most one per cgroup and kind per alert gap,
 // kept in the kernel). A goroutine turns alerts into wake-ups.
 
 // Fast-path defaults.
@@ -68,12 +68,14 @@ func (s *Sensor) Watch(cg governor.Ref, w governor.Watch) error {
 	}
 	id := uint64(cg.ID)
 	if v.MemSumNs > 0 && len(s.memstallLater) > 0 {
-		for _, a := range s.memstallLater {
-			if err := s.attach(a); err != nil {
+		// One at a time, leave first: after a failure, the next Watch
+		// attaches only what is missing.
+		for len(s.memstallLater) > 0 {
+			if err := s.attach(s.memstallLater[0]); err != nil {
 				return fmt.Errorf("bpf: watching cgroup %s for memory stalls: %w", cg, err)
 			}
+			s.memstallLater = s.memstallLater[1:]
 		}
-		s.memstallLater = nil
 		s.log.Info("BPF fast path: memory stall programs attached", "functions", "psi_memstall_enter, psi_memstall_leave")
 	}
 	if err := s.objs.Watches.Update(&id, &v, ebpf.UpdateAny); err != nil {
@@ -84,6 +86,8 @@ func (s *Sensor) Watch(cg governor.Ref, w governor.Watch) error {
 	}
 	// After the watch: a slot the kernel allocates from now on copies it.
 	if err := s.setSlotWatch(id, v.WaitNs, v.WaitSumNs); err != nil {
+		// The loop counts the cgroup as not watched: neither is it here.
+		_ = s.objs.Watches.Delete(&id)
 		return fmt.Errorf("bpf: watching cgroup %s: %w", cg, err)
 	}
 	return s.countWatches()

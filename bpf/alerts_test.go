@@ -5,10 +5,12 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"runtime"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -209,16 +211,18 @@ func TestFastPathSlotWatch(t *testing.T) {
 // alert's value fits in its window, and the values, over windows that do
 // not overlap, add up to no more than the growth of the cgroup's own
 // memory.pressure "some" total. The next Sample raises the cgroup's
-// memory.some.stall to the highest share an alert measured. It needs the
-// memory controller and the memstall programs: the VM test bed's guests
-// from Debian 12 on.
+// memory.some.stall to the highest share an alert measured. A task moved
+// to another cgroup in the middle of a stall ends it in the watch that
+// counted it: once the others are gone, no stall is left counted. It
+// needs the memory controller and the memstall programs: the VM test
+// bed's guests from Debian 12 on.
 func TestFastPathMemStallShare(t *testing.T) {
 	requireBPF(t)
 	ctrl, err := os.ReadFile(filepath.Join(unifiedRoot, "cgroup.controllers"))
 	if err != nil || !strings.Contains(" "+string(ctrl)+" ", " memory ") {
 		t.Skip("no memory controller in the cgroup2 hierarchy")
 	}
-	var logs bytes.Buffer
+	var logs lockedBuffer // the alert reader's goroutine writes, the test reads
 	s, err := Load(Options{Logger: hclog.New(&hclog.LoggerOptions{Name: "bpf", Level: hclog.Trace, Output: &logs})})
 	if err != nil {
 		t.Fatal(err)
@@ -232,6 +236,7 @@ func TestFastPathMemStallShare(t *testing.T) {
 		t.Fatalf("enabling memory: %v", err)
 	}
 	m := mkCgroup(t, base.dir, "m")
+	n := mkCgroup(t, base.dir, "n") // no limit: a moved task's stall ends there
 	for knob, v := range map[string]string{"memory.high": "48M", "memory.max": "160M", "memory.swap.max": "0"} {
 		if err := os.WriteFile(filepath.Join(m.dir, knob), []byte(v), 0); err != nil && knob != "memory.swap.max" {
 			t.Fatal(err)
@@ -257,18 +262,45 @@ func TestFastPathMemStallShare(t *testing.T) {
 	before := someTotal()
 	var p procs
 	defer p.stop()
+	var cmds []*exec.Cmd
 	for cpu := range 3 {
-		p.start(t, "alloc", m, cpu%runtime.NumCPU(), nil, nil)
+		cmds = append(cmds, p.start(t, "alloc", m, cpu%runtime.NumCPU(), nil, nil))
 	}
 	time.Sleep(3 * time.Second)
+	psi := someTotal() - before
+	time.Sleep(100 * time.Millisecond) // alerts in flight
+	alerted := logs.String()
+
+	// The first allocator, most likely in its throttling sleep, moves to
+	// n; the others are killed. m's watch must count no stall then.
+	if err := os.WriteFile(filepath.Join(n.dir, "cgroup.procs"), []byte(strconv.Itoa(cmds[0].Process.Pid)), 0); err != nil {
+		t.Fatalf("moving an allocator to n: %v", err)
+	}
+	time.Sleep(200 * time.Millisecond)
+	for _, c := range cmds[1:] {
+		_ = c.Process.Kill()
+		_ = c.Wait()
+	}
+	var w governorWatch
+	key := uint64(m.ID)
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		if err := s.objs.Watches.Lookup(&key, &w); err != nil {
+			t.Fatalf("m's watch: %v", err)
+		}
+		if w.Stalling == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Errorf("m's watch counts %d tasks in a stall 5 s after its tasks moved out or died", w.Stalling)
+			break
+		}
+	}
 	p.stop()
 	s.Unwatch(m.ID)
-	time.Sleep(100 * time.Millisecond) // alerts in flight
-	psi := someTotal() - before
 
 	var sum, most time.Duration
-	n := 0
-	for _, line := range strings.Split(logs.String(), "\n") {
+	nalerts := 0
+	for _, line := range strings.Split(alerted, "\n") {
 		if !strings.Contains(line, "fast-path alert") || !strings.Contains(line, "kind=mem_some") ||
 			!strings.Contains(line, fmt.Sprintf("cgroup_id=%d ", m.ID)) {
 			continue
@@ -278,12 +310,12 @@ func TestFastPathMemStallShare(t *testing.T) {
 		if err != nil {
 			t.Fatalf("alert line %q: %v", line, err)
 		}
-		n++
+		nalerts++
 		sum += d
 		most = max(most, d)
 	}
-	t.Logf("%d mem_some alerts adding up to %v (largest %v); memory.pressure some grew %v", n, sum, most, psi)
-	if n == 0 {
+	t.Logf("%d mem_some alerts adding up to %v (largest %v); memory.pressure some grew %v", nalerts, sum, most, psi)
+	if nalerts == 0 {
 		t.Fatalf("no mem_some alert for m; log:\n%s", logs.String())
 	}
 	if most > defaultAlertWindow+defaultAlertWindow/20 {
@@ -348,4 +380,23 @@ func TestRaiseStalls(t *testing.T) {
 	if len(s.stallShare) != 0 {
 		t.Errorf("shares left after raiseStalls: %v", s.stallShare)
 	}
+}
+
+// lockedBuffer is a bytes.Buffer safe for one goroutine writing while
+// another reads.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }

@@ -41,6 +41,7 @@ type governorMstall struct {
 	Depth   uint32
 	Counted uint32
 	Gen     uint64
+	Cgid    uint64
 }
 
 type governorOomEvent struct {
@@ -66,16 +67,17 @@ type governorStamp struct {
 }
 
 type governorWatch struct {
-	_          structs.HostLayout
-	WaitNs     uint64
-	WaitSumNs  uint64
-	MemSumNs   uint64
-	Gen        uint64
-	WinStart   uint64
-	AccMem     uint64
-	LastAlert  uint64
-	Stalling   int64
-	StallSince uint64
+	_            structs.HostLayout
+	WaitNs       uint64
+	WaitSumNs    uint64
+	MemSumNs     uint64
+	Gen          uint64
+	WinStart     uint64
+	AccMem       uint64
+	LastAlert    uint64
+	Stalling     int64
+	StallSince   uint64
+	CoveredUntil uint64
 }
 
 type governorWtimer struct {

@@ -455,7 +455,10 @@ func loadSet(opts Options, log hclog.Logger, mode Mode, wait WaitSource, sub uin
 		if err := haveMemstall(kspec); err != nil {
 			return nil, fmt.Errorf("memstall programs: %w", err)
 		}
-		later = []attachment{{specs.MemstallEnter, "psi_memstall_enter"}, {specs.MemstallLeave, "psi_memstall_leave"}}
+		// Leave first: a task that entered a stall before enter was
+		// attached has no storage and its leave does nothing; with enter
+		// first, one that left in between would keep depth 1 for ever.
+		later = []attachment{{specs.MemstallLeave, "psi_memstall_leave"}, {specs.MemstallEnter, "psi_memstall_enter"}}
 		keep = append(slices.Clip(want), later...)
 	}
 	trimSpec(spec, &specs, mode, keep, missing["oom"] != nil)

@@ -566,7 +566,7 @@ func TestProbeOOMLayout(t *testing.T) {
 		for _, p := range s.Stats() {
 			names = append(names, p.Tracepoint)
 		}
-		want = append(want, "psi_memstall_enter", "psi_memstall_leave")
+		want = append(want, "psi_memstall_leave", "psi_memstall_enter")
 		if strings.Join(names, ",") != strings.Join(want, ",") {
 			t.Errorf("attached after a Watch of memory stalls %v, want %v", names, want)
 		}

@@ -23,7 +23,8 @@
  *  - the fast path: for the cgroups user space watches, thresholds on one
  *    run-queue wait and on waits and memory stalls adding up within a
  *    short window; crossing one puts an alert on a ring buffer, at most
- *    one per cgroup per alert_gap_ns, and the loop runs a Step at once
+ *    one per cgroup and kind (run-queue, memory) per alert_gap_ns, and
+ *    the loop runs a Step at once
  *    instead of waiting for its tick. Memory stalls are timed between
  *    psi_memstall_enter and psi_memstall_leave (fentry, tp_btf set, where
  *    kernel BTF has them): every stall PSI counts as memory pressure,
@@ -115,6 +116,9 @@ struct watch {
 	 * a timer alerts on one that goes on). */
 	__s64 stalling;
 	__u64 stall_since;
+	/* The end of the last stall added to acc_mem: what is added later
+	 * starts no earlier, so no stretch of time counts twice. */
+	__u64 covered_until;
 };
 
 /* The timer that looks at a watched cgroup's stall in progress
@@ -126,7 +130,7 @@ struct wtimer {
 enum alert_kind {
 	ALERT_WAIT = 1,    /* value: the wait */
 	ALERT_WAIT_SUM,    /* value: waits in the window so far */
-	ALERT_MEM_SUM,     /* value: reclaim episodes in the window so far */
+	ALERT_MEM_SUM,     /* value: reclaim time in the window so far */
 	ALERT_MEM_SOME,    /* value: time some task stalled in the window so far */
 };
 
@@ -144,6 +148,7 @@ struct mstall {
 	__u32 depth;
 	__u32 counted; /* the outermost enter counted in the watch of gen */
 	__u64 gen;
+	__u64 cgid;    /* whose watch counted it (the task may move meanwhile) */
 };
 
 /* Task local storage: the wakeup stamp (stamp programs) or the task's
@@ -365,7 +370,8 @@ static __always_inline void slot_watch(struct cg_stats *s, __u64 delta, __u64 no
 	if (s->watch_wait_ns && delta >= s->watch_wait_ns) {
 		kind = ALERT_WAIT;
 		acc = delta;
-	} else if (sum && acc >= sum) {
+	} else if (sum && (__s64)acc >= (__s64)sum) {
+		/* Signed: CPUs racing on the window can make acc "negative". */
 		kind = ALERT_WAIT_SUM;
 	} else {
 		return;
@@ -879,11 +885,14 @@ int raw_memcg_reclaim_end(void *ctx) { return reclaim_end(RECLAIM_MEMCG); }
  * lacks; the timer alerts if a stall is still going on then.
  */
 
-/* The part of a stall going on since `since` that lies in w's window. */
+/* The part of a stall going on since `since` that lies in w's window
+ * and after what acc_mem holds already. */
 static __always_inline __u64 in_window(struct watch *w, __u64 since, __u64 now)
 {
 	__u64 from = since > w->win_start ? since : w->win_start;
 
+	if (from < w->covered_until)
+		from = w->covered_until;
 	return now > from ? now - from : 0;
 }
 
@@ -914,6 +923,7 @@ static __always_inline void stall_begins(struct watch *w, struct mstall *m, __u6
 
 	m->counted = 1;
 	m->gen = w->gen;
+	m->cgid = cgid;
 	if (__sync_fetch_and_add(&w->stalling, 1) > 0)
 		return;
 	w->stall_since = now;
@@ -972,10 +982,14 @@ int BPF_PROG(memstall_leave)
 	if (--m->depth)
 		return 0;
 	now = bpf_ktime_get_ns();
-	cgid = bpf_get_current_cgroup_id();
+	/* A counted stall ends in the watch that counted it, even if the
+	 * task moved to another cgroup meanwhile. */
+	cgid = m->counted ? m->cgid : bpf_get_current_cgroup_id();
 	w = watched(cgid);
-	if (!w)
+	if (!w) {
+		m->counted = 0;
 		return 0;
+	}
 	counted = m->counted && m->gen == w->gen;
 	m->counted = 0;
 	/* The last task out ends the cgroup's stall. A task not counted (it
@@ -987,6 +1001,7 @@ int BPF_PROG(memstall_leave)
 		return 0;
 	window(w, now);
 	w->acc_mem += in_window(w, counted ? w->stall_since : m->ts, now);
+	w->covered_until = now;
 	if (w->mem_sum_ns && w->acc_mem >= w->mem_sum_ns)
 		alert(w, cgid, ALERT_MEM_SOME, w->acc_mem, now);
 	return 0;
