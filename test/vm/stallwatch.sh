@@ -28,12 +28,16 @@ stall_watch() {
 	(
 		beats=-1 since=$(date +%s) done_at=
 		while sleep 5; do
-			line=$(grep -aE -m1 'BUG: soft lockup|detected stalls on CPUs' "$console" 2>/dev/null)
-			if [ -z "$line" ] && grep -aqF "$done" "$console" 2>/dev/null; then
+			line=
+			# After DONE only the power-off counts: a lockup report
+			# then costs no scenario its results.
+			if grep -aqF "$done" "$console" 2>/dev/null; then
 				done_at=${done_at:-$(date +%s)}
 				[ $(($(date +%s) - done_at)) -ge "$poweroff" ] &&
 					line="no power-off ${poweroff}s after the guest said DONE"
-			elif [ -z "$line" ] && grep -aqF "$started" "$console" 2>/dev/null; then
+			elif line=$(grep -aE -m1 'BUG: soft lockup|detected stalls on CPUs' "$console" 2>/dev/null); then
+				:
+			elif grep -aqF "$started" "$console" 2>/dev/null; then
 				n=$(grep -ac 'VMTEST-ALIVE' "$console" 2>/dev/null)
 				if [ "$n" != "$beats" ]; then
 					beats=$n since=$(date +%s)

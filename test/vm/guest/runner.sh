@@ -24,7 +24,9 @@ finish() {
 	say "packing results"
 	pack
 	say "DONE"
-	echo 1 >/proc/sys/kernel/sysrq 2>/dev/null && echo o >/proc/sysrq-trigger 2>/dev/null
+	# sysrq o queues the power-off: give it time before the fallback,
+	# which would start stopping units.
+	echo 1 >/proc/sys/kernel/sysrq 2>/dev/null && echo o >/proc/sysrq-trigger 2>/dev/null && sleep 30
 	systemctl poweroff --no-block
 }
 trap finish EXIT
