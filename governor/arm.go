@@ -46,7 +46,8 @@ const FastWindow = 100 * time.Millisecond
 
 // Watcher is the BPF fast path (bpf/ implements it): in-kernel thresholds
 // on watched cgroups whose crossing wakes the loop through Wake, at most
-// once per cgroup per alert gap (bpf.Options.AlertGap).
+// once per cgroup and kind (run queue, memory) per alert gap
+// (bpf.Options.AlertGap).
 type Watcher interface {
 	Notifier
 	Watch(cg Ref, w Watch) error

@@ -8,7 +8,10 @@ import "time"
 // need. With window 100 ms and need 10 ms that is "memory.some.stall above
 // 10%" at the finest grain the governor can see it (its fast path counts
 // stalls over 100 ms). A sliding window crosses no later than any aligned
-// one, so a reaction timed from here is never flattered.
+// one of the same data; but this data is PSI's total, polled every 10 ms,
+// which weights CPUs by their non-idle time and can trail the kernel's
+// own stall accounting that the fast path reads, so the governor may act
+// before this crossing (react counts that as 0).
 type crossing struct {
 	window  time.Duration
 	need    int64 // µs of stall within window
