@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // A hand-written decoder for the cgroup lists, which are nearly all of a
@@ -219,8 +220,11 @@ func (p *parser) str() (string, error) {
 			continue
 		case c == '"':
 			p.i++
-			if plain {
-				return string(p.b[start+1 : p.i-1]), nil
+			// Invalid UTF-8 goes the slow way too: encoding/json reads
+			// each bad byte as U+FFFD, and so must we (a forged line; the
+			// writer never writes one).
+			if raw := p.b[start+1 : p.i-1]; plain && utf8.Valid(raw) {
+				return string(raw), nil
 			}
 			var s string
 			if err := json.Unmarshal(p.b[start:p.i], &s); err != nil {
