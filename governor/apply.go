@@ -157,7 +157,7 @@ func (l *Loop) kill(ctx context.Context, cg *cgState, in *Intent) bool {
 // read returns a knob's current value, at most one read per cgroup, knob
 // and tick.
 func (l *Loop) read(ctx context.Context, cg *cgState, k Knob) (Setting, error) {
-	r := &cg.reads[k]
+	r := &cg.cached().reads[k]
 	if r.tick == l.tick {
 		return r.s, r.err
 	}
@@ -333,7 +333,7 @@ func (l *Loop) apply(ctx context.Context) {
 			if !l.cfg.DryRun {
 				// The kernel rounds some values (memory to pages, cpu.max
 				// to whole microseconds of quota): remember what it holds.
-				p.cg.reads[p.knob].tick = 0
+				p.cg.cached().reads[p.knob].tick = 0
 				if s, rerr := l.read(ctx, p.cg, p.knob); rerr == nil && s.Value != m.written {
 					m.written = s.Value
 					l.dirty = true

@@ -167,8 +167,7 @@ type cgState struct {
 	// held it; no last resort freezes or kills it until its trigger is
 	// quiet again (lastResortCtl.handedBack).
 	freezeBack bool
-	reads      [NumKnobs]cachedRead
-	mem        cachedMem       // memory accounting read for reclaim (prepare)
+	cache      *cgCache        // this tick's reads; nil until the first (most cgroups are never read)
 	last       *Action         // the last action on this cgroup
 	armed      bool            // PSI triggers armed on it
 	watched    bool            // on the fast path (Config.Watcher)

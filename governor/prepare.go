@@ -21,6 +21,20 @@ type cachedMem struct {
 	err  error
 }
 
+// cgCache holds what was read of a cgroup (at most once a tick).
+type cgCache struct {
+	reads [NumKnobs]cachedRead
+	mem   cachedMem // memory accounting read for reclaim (prepare)
+}
+
+// cached returns cg's read cache, made on first use.
+func (cg *cgState) cached() *cgCache {
+	if cg.cache == nil {
+		cg.cache = new(cgCache)
+	}
+	return cg.cache
+}
+
 // wants collects what the controllers will read this tick, and keeps the
 // View's slices of what was read for reuse.
 type wants struct {
@@ -68,14 +82,14 @@ func (l *Loop) prepare(ctx context.Context, v *View) {
 		v.Knobs = append(v.Knobs, kv)
 	}
 	for _, cg := range w.mems {
-		if cg.mem.tick == l.tick {
+		if c := cg.cached(); c.mem.tick == l.tick {
 			continue
 		}
 		m, err := l.readMemory(ctx, cg)
 		if errors.Is(err, errNoMemoryReader) || errors.Is(err, ErrUnsupported) {
 			continue
 		}
-		cg.mem = cachedMem{tick: l.tick, m: m, err: err}
+		cg.cache.mem = cachedMem{tick: l.tick, m: m, err: err}
 		mv := MemoryValue{Cgroup: cg.ref.ID, State: m}
 		if err != nil {
 			mv.Err = err.Error()
@@ -96,7 +110,10 @@ func (l *Loop) current(cg *cgState, k Knob) (int64, bool) {
 	if m := l.managed[knobKey{cg.ref.ID, k}]; m != nil {
 		return m.written, true
 	}
-	if r := &cg.reads[k]; r.tick == l.tick && r.err == nil {
+	if cg.cache == nil {
+		return 0, false
+	}
+	if r := &cg.cache.reads[k]; r.tick == l.tick && r.err == nil {
 		return r.s.Value, true
 	}
 	return 0, false
@@ -104,7 +121,10 @@ func (l *Loop) current(cg *cgState, k Knob) (int64, bool) {
 
 // memoryRead returns the memory accounting prepare read for cg this tick.
 func (l *Loop) memoryRead(cg *cgState) (MemoryState, bool) {
-	if r := &cg.mem; r.tick == l.tick && r.err == nil {
+	if cg.cache == nil {
+		return MemoryState{}, false
+	}
+	if r := &cg.cache.mem; r.tick == l.tick && r.err == nil {
 		return r.m, true
 	}
 	return MemoryState{}, false
