@@ -168,8 +168,11 @@ static __always_inline void measure(struct cgroup *cg, struct cg_move *r)
 		r->flags = MOVE_UNKNOWN;
 		return;
 	}
-	g = BPF_CORE_READ((struct cgroup___psi *)cg, psi);
-	if (!g || (bpf_core_field_exists(g->enabled) && !BPF_CORE_READ(g, enabled))) {
+	/* Direct loads: cg is the iterator's (BTF) pointer, and so is g;
+	 * the verifier makes them fault-safe loads, far cheaper than
+	 * bpf_probe_read_kernel calls. */
+	g = ((struct cgroup___psi *)cg)->psi;
+	if (!g || (bpf_core_field_exists(g->enabled) && !g->enabled)) {
 		r->flags = MOVE_UNKNOWN;
 		return;
 	}
@@ -261,8 +264,8 @@ int dump_moves(struct bpf_iter__cgroup *ctx)
 	m = bpf_map_lookup_elem(&moves, &k);
 	if (!m)
 		return 0; /* more cgroups than slots: user space sees the count */
-	id = BPF_CORE_READ(cg, kn, id);
-	level = BPF_CORE_READ(cg, level);
+	id = cg->kn->id; /* direct loads, as in measure */
+	level = cg->level;
 	if (skip_below >= 0 && level > skip_below && m->id == id) {
 		skipped++;
 		return 0;
