@@ -639,3 +639,46 @@ func wantStalled(t *testing.T, s *governor.Sample, r, l int, want uint64) {
 		t.Errorf("%s: stall total [%d][%d] = %d (read %v), want %d", s.Ref, r, l, got, ok, want)
 	}
 }
+
+// TestSourceServesItsOwnValues: other writers change the snapshot's
+// samples after Sample (the BPF sensor adds its signals and raises
+// memory.some.stall to what its alerts measured; the loop keeps
+// pointers). A cgroup whose files are not read on the next tick is
+// served what the Source itself read, not those changes.
+func TestSourceServesItsOwnValues(t *testing.T) {
+	root, proc := sourceFixture(t)
+	clk := &fakeClock{t: time.Unix(1000, 0)}
+	src := NewSource(root, SourceOptions{ProcPressureDir: proc})
+	defer src.Close()
+	src.now = clk.now
+	var snap governor.Snapshot
+	sample := func() *governor.Sample {
+		t.Helper()
+		clk.t = clk.t.Add(time.Second)
+		snap.Reset(clk.t)
+		if err := src.Sample(context.Background(), &snap); err != nil {
+			t.Fatal(err)
+		}
+		return snap.Lookup(inode(t, filepath.Join(root, "a/b")))
+	}
+	sample()
+	b := sample() // quiet from now: not read on the next ticks
+	own := *b
+	for i := 0; i < 3; i++ {
+		before := src.reads
+		b.Set(governor.MemorySomeStall, 42)
+		b.Set(governor.CPUSomeStall, 42)
+		b.Set(governor.RunqDelay, 7)
+		b.PreemptedBy = []governor.Preemptor{{Cgroup: 1, PerSecond: 3}}
+		b = sample()
+		if src.reads-before != 3 {
+			continue // a/b's refresh tick: read, not served
+		}
+		if !reflect.DeepEqual(*b, own) {
+			ms, _ := b.Get(governor.MemorySomeStall)
+			rq, _ := b.Get(governor.RunqDelay)
+			t.Fatalf("tick %d: a/b served other writers' values (memory.some.stall %v, runq.delay %v, preempted by %v), want only what the Source read",
+				i, ms, rq, b.PreemptedBy)
+		}
+	}
+}
