@@ -374,25 +374,33 @@ func TestSourceFollowsChanges(t *testing.T) {
 // A cgroup without tasks whose pressure stands at zero is not read again
 // until something in its directory changes (or its refresh comes round);
 // its last values are served meanwhile.
-func TestSourceQuietCgroups(t *testing.T) {
-	root, proc := sourceFixture(t)
-	// A memory file for the quiet a/b to refresh (without one it is
-	// refreshed only when missing files are probed for again).
-	writeFixture(t, filepath.Join(root, "a/b", "memory.current"), "4096\n")
+// tickingSource returns a Source over the fixture at root on a fake clock,
+// and a function that samples one second after the previous sample and
+// returns the sample of cgroup rel.
+func tickingSource(t *testing.T, root, proc, rel string) (*Source, func() *governor.Sample) {
+	t.Helper()
 	clk := &fakeClock{t: time.Unix(1000, 0)}
 	src := NewSource(root, SourceOptions{ProcPressureDir: proc})
-	defer src.Close()
+	t.Cleanup(func() { src.Close() })
 	src.now = clk.now
 	var snap governor.Snapshot
-	sample := func() *governor.Sample {
+	return src, func() *governor.Sample {
 		t.Helper()
 		clk.t = clk.t.Add(time.Second)
 		snap.Reset(clk.t)
 		if err := src.Sample(context.Background(), &snap); err != nil {
 			t.Fatal(err)
 		}
-		return snap.Lookup(inode(t, filepath.Join(root, "a/b")))
+		return snap.Lookup(inode(t, filepath.Join(root, rel)))
 	}
+}
+
+func TestSourceQuietCgroups(t *testing.T) {
+	root, proc := sourceFixture(t)
+	// A memory file for the quiet a/b to refresh (without one it is
+	// refreshed only when missing files are probed for again).
+	writeFixture(t, filepath.Join(root, "a/b", "memory.current"), "4096\n")
+	src, sample := tickingSource(t, root, proc, "a/b")
 	sample()
 	b := sample() // second read: rates present, all zero: quiet from now
 	wantSig(t, b, governor.CPUSomeStall, 0)
@@ -647,20 +655,7 @@ func wantStalled(t *testing.T, s *governor.Sample, r, l int, want uint64) {
 // served what the Source itself read, not those changes.
 func TestSourceServesItsOwnValues(t *testing.T) {
 	root, proc := sourceFixture(t)
-	clk := &fakeClock{t: time.Unix(1000, 0)}
-	src := NewSource(root, SourceOptions{ProcPressureDir: proc})
-	defer src.Close()
-	src.now = clk.now
-	var snap governor.Snapshot
-	sample := func() *governor.Sample {
-		t.Helper()
-		clk.t = clk.t.Add(time.Second)
-		snap.Reset(clk.t)
-		if err := src.Sample(context.Background(), &snap); err != nil {
-			t.Fatal(err)
-		}
-		return snap.Lookup(inode(t, filepath.Join(root, "a/b")))
-	}
+	src, sample := tickingSource(t, root, proc, "a/b")
 	sample()
 	b := sample() // quiet from now: not read on the next ticks
 	own := *b
